@@ -1,0 +1,1 @@
+//! Benchmarks of `bms-core`; see `benches/`.

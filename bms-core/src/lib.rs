@@ -1,0 +1,32 @@
+//! # bms-core
+//!
+//! A hardware-agnostic, sans-I/O battery management core for 8..20-series Li-ion, LFP and
+//! LTO packs: protection, state of charge, passive balancing and the wire protocols
+//! (J1939, the CAN 2.0A inverter protocol, the ANT-compatible serial protocol).
+//!
+//! ## Layers
+//! - **Units and time** ([`units`], [`time`]): integer newtypes; no FPU on the control path.
+//! - **Model** ([`measure`], [`telemetry`]): one validated snapshot in, one report out.
+//! - **Logic** ([`protect`]): pure functions of configuration, measurements and time.
+//!
+//! ## Guarantees
+//! `#![no_std]`, no heap, `#![forbid(unsafe_code)]`; no decoder panics on any input.
+//! Current is positive for discharge, negative for charge, everywhere inside the core.
+//!
+//! ## Minimum supported Rust version
+//! Rust 1.85 (edition 2021). Raising it is a minor-version change.
+#![cfg_attr(not(any(test, feature = "std")), no_std)]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod measure;
+pub mod protect;
+pub mod telemetry;
+pub mod time;
+pub mod units;
+
+pub use measure::{Measurements, MAX_CELLS};
+pub use protect::{Fault, FaultSet};
+pub use telemetry::{Limits, PowerMode, Telemetry};
+pub use time::{Duration, Instant};
+pub use units::{DeciCelsius, MilliAmpHours, MilliAmpMillis, MilliAmps, MilliVolts, Permille, Soc};

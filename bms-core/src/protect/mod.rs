@@ -1,0 +1,5 @@
+//! Protection: fault detectors, the MOSFET decision, pre-charge and power modes.
+
+mod fault;
+
+pub use fault::{Fault, FaultSet};

@@ -1,0 +1,160 @@
+//! Time as an argument: [`Instant`] and [`Duration`] in milliseconds.
+//!
+//! The core never reads a clock. Every function that depends on time takes `now: Instant`
+//! from the caller, which makes each decision a pure function of configuration,
+//! measurements and time, and makes every test and replay deterministic.
+//!
+//! # Examples
+//! ```
+//! use bms_core::time::{Duration, Instant};
+//! let t0 = Instant::from_millis(1_000);
+//! let t1 = t0 + Duration::from_secs(2);
+//! assert_eq!(t1.duration_since(t0), Duration::from_millis(2_000));
+//! assert_eq!(t0.duration_since(t1), Duration::ZERO); // saturates, never wraps
+//! ```
+
+use core::fmt;
+use core::ops::{Add, AddAssign, Sub};
+
+/// A point in monotonic time, milliseconds since an arbitrary epoch (usually boot).
+///
+/// 64 bits so that it never wraps in the life of a pack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Instant {
+    millis: u64,
+}
+
+impl Instant {
+    /// The epoch.
+    pub const ZERO: Instant = Instant { millis: 0 };
+
+    /// An instant `millis` milliseconds after the epoch.
+    pub const fn from_millis(millis: u64) -> Self {
+        Instant { millis }
+    }
+
+    /// Milliseconds since the epoch.
+    pub const fn as_millis(self) -> u64 {
+        self.millis
+    }
+
+    /// Time elapsed from `earlier` to `self`; zero if `earlier` is later (never wraps).
+    pub const fn duration_since(self, earlier: Instant) -> Duration {
+        let d = self.millis.saturating_sub(earlier.millis);
+        Duration::from_millis(if d > u32::MAX as u64 {
+            u32::MAX
+        } else {
+            d as u32
+        })
+    }
+
+    /// `self + d`, saturating at the end of time.
+    pub const fn saturating_add(self, d: Duration) -> Instant {
+        Instant::from_millis(self.millis.saturating_add(d.as_millis() as u64))
+    }
+}
+
+impl Add<Duration> for Instant {
+    type Output = Instant;
+    fn add(self, rhs: Duration) -> Instant {
+        self.saturating_add(rhs)
+    }
+}
+
+impl AddAssign<Duration> for Instant {
+    fn add_assign(&mut self, rhs: Duration) {
+        *self = *self + rhs;
+    }
+}
+
+impl Sub<Instant> for Instant {
+    type Output = Duration;
+    fn sub(self, rhs: Instant) -> Duration {
+        self.duration_since(rhs)
+    }
+}
+
+impl fmt::Display for Instant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{:03}s", self.millis / 1000, self.millis % 1000)
+    }
+}
+
+/// A span of time in milliseconds, at most about 49.7 days (`u32`).
+///
+/// Delays of protection rules, rest times and message periods are all `Duration`s:
+/// a unit mistake such as seconds for milliseconds cannot compile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(transparent)
+)]
+pub struct Duration {
+    millis: u32,
+}
+
+impl Duration {
+    /// No time.
+    pub const ZERO: Duration = Duration { millis: 0 };
+    /// The longest representable span.
+    pub const MAX: Duration = Duration { millis: u32::MAX };
+
+    /// A span of `millis` milliseconds.
+    pub const fn from_millis(millis: u32) -> Self {
+        Duration { millis }
+    }
+
+    /// A span of `secs` seconds, saturating.
+    pub const fn from_secs(secs: u32) -> Self {
+        Duration {
+            millis: secs.saturating_mul(1000),
+        }
+    }
+
+    /// A span of `mins` minutes, saturating.
+    pub const fn from_mins(mins: u32) -> Self {
+        Duration {
+            millis: mins.saturating_mul(60_000),
+        }
+    }
+
+    /// Whole milliseconds.
+    pub const fn as_millis(self) -> u32 {
+        self.millis
+    }
+
+    /// Whole seconds (truncated).
+    pub const fn as_secs(self) -> u32 {
+        self.millis / 1000
+    }
+
+    /// `self + rhs`, saturating.
+    pub const fn saturating_add(self, rhs: Duration) -> Duration {
+        Duration {
+            millis: self.millis.saturating_add(rhs.millis),
+        }
+    }
+
+    /// `self - rhs`, or zero.
+    pub const fn saturating_sub(self, rhs: Duration) -> Duration {
+        Duration {
+            millis: self.millis.saturating_sub(rhs.millis),
+        }
+    }
+}
+
+impl Add for Duration {
+    type Output = Duration;
+    fn add(self, rhs: Duration) -> Duration {
+        self.saturating_add(rhs)
+    }
+}
+
+impl fmt::Display for Duration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ms", self.millis)
+    }
+}

@@ -1,0 +1,1 @@
+//! Mock ports over a simulated battery pack, with fault injection.

@@ -1,0 +1,1 @@
+//! Host examples of `bms-core`; see the `examples/` targets.
