@@ -20,12 +20,14 @@
 #![deny(missing_docs)]
 
 pub mod measure;
+pub mod ports;
 pub mod protect;
 pub mod telemetry;
 pub mod time;
 pub mod units;
 
 pub use measure::{Measurements, MAX_CELLS};
+pub use ports::FetState;
 pub use protect::{Fault, FaultSet};
 pub use telemetry::{Limits, PowerMode, Telemetry};
 pub use time::{Duration, Instant};
