@@ -537,7 +537,8 @@ mod test {
     #[test]
     fn rejects_each_inconsistency() {
         let base = preset(Chemistry::Lfp);
-        let cases: [(fn(&mut PackConfig), ConfigError); 12] = [
+        type Edit = fn(&mut PackConfig);
+        let cases: [(Edit, ConfigError); 12] = [
             (|c| c.cells = 7, ConfigError::CellCount(7)),
             (|c| c.cells = 21, ConfigError::CellCount(21)),
             (
