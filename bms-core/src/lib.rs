@@ -19,6 +19,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod bms;
 pub mod config;
 pub mod measure;
 pub mod ports;
@@ -27,6 +28,7 @@ pub mod telemetry;
 pub mod time;
 pub mod units;
 
+pub use bms::{Bms, Event, Outputs, TimedEvent};
 pub use measure::{Measurements, MAX_CELLS};
 pub use ports::FetState;
 pub use protect::{Fault, FaultSet};
