@@ -1,6 +1,8 @@
 //! Protection behaviour per fault: trips after its delay and not before, releases with
 //! hysteresis after its release delay, latches as configured.
 
+#![allow(clippy::unwrap_used)] // Test helpers panic on broken fixtures by design.
+
 use bms_core::config::{Chemistry, PackConfig, Variant};
 use bms_core::protect::{Action, Direction, Fault, Latch};
 use bms_core::{Bms, DeciCelsius, Instant, Measurements, MilliAmps, MilliVolts};
