@@ -21,6 +21,7 @@
 
 pub mod bms;
 pub mod config;
+pub mod controller;
 pub mod measure;
 pub mod ports;
 pub mod protect;
@@ -29,6 +30,7 @@ pub mod time;
 pub mod units;
 
 pub use bms::{Bms, Event, Outputs, TimedEvent};
+pub use controller::Controller;
 pub use measure::{Measurements, MAX_CELLS};
 pub use ports::FetState;
 pub use protect::{Fault, FaultSet};
