@@ -299,7 +299,7 @@ mod test {
         let out = c.run_once();
         assert!(out.fets.charge && out.fets.discharge);
         assert_eq!(c.board().fets, out.fets);
-        assert_eq!(c.bms().telemetry().cells()[15].as_mv(), 3_315);
+        assert_eq!(c.bms().telemetry().cells()[15].as_mv(), 3_316);
         assert_eq!(c.bms().telemetry().current.as_ma(), 3_000);
     }
 
