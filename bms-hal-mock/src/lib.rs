@@ -10,16 +10,20 @@
 //! - [`rng`]: the seeded generator behind noise, spreads and fault draws.
 //! - [`config_file`]: the TOML configuration contract (`bms-sim config` / `--config`).
 //! - [`replay`]: `bms-sim replay`, one core step per recorded row.
+//! - [`scenario`], [`sim`], [`plot`]: `bms-sim run`, the closed loop and its files.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod config_file;
 pub mod faults;
 pub mod pack;
+pub mod plot;
 pub mod ports;
 pub mod profile;
 pub mod replay;
 pub mod rng;
+pub mod scenario;
+pub mod sim;
 
 pub use faults::{FaultInjector, Injection};
 pub use pack::{Charger, Chemistry, PackParams, Request, SimPack};
