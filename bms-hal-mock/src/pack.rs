@@ -675,7 +675,9 @@ impl SimPack {
         } else if tied < 0.0 {
             self.fets.charge
         } else {
-            self.fets.discharge || self.fets.charge
+            // With no current the load side follows the pack only through a closed discharge
+            // FET; through the charge FET alone (discharge body diode blocking) it floats.
+            self.fets.discharge
         };
 
         let current;
