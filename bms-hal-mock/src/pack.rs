@@ -32,6 +32,7 @@
 
 use core::fmt;
 
+use bms_core::measure::MAX_CELLS;
 use bms_core::ports::FetState;
 use bms_core::time::{Duration, Instant};
 
@@ -184,6 +185,10 @@ pub struct PackParams {
     pub load_cutoff_v: f64,
     /// Initial temperature of every thermal node, °C.
     pub initial_temp_c: f64,
+    /// Longest internal integration step, ms (1..=60000). Every model part is integrated
+    /// exactly for a constant input or has time constants of tens of seconds, so 100 ms is
+    /// accurate; raise it for months-long storage runs.
+    pub max_substep_ms: u32,
     /// Seed for the capacity and SOC spread.
     pub seed: u64,
 }
@@ -216,6 +221,7 @@ impl PackParams {
             load_bleed_ohm: 10_000.0,
             load_cutoff_v: 20.0,
             initial_temp_c: 25.0,
+            max_substep_ms: 100,
             seed: 1,
         }
     }
@@ -256,7 +262,7 @@ impl PackParams {
             ("precharge_resistor_ohm", self.precharge_resistor_ohm),
             ("load_bleed_ohm", self.load_bleed_ohm),
         ];
-        if !(8..=20).contains(&self.cells) {
+        if !(8..=MAX_CELLS).contains(&self.cells) {
             return Err(ParamError("cells"));
         }
         for (name, v) in positive {
@@ -281,6 +287,9 @@ impl PackParams {
         }
         if !(0.0..=1.0).contains(&self.initial_soc) {
             return Err(ParamError("initial_soc"));
+        }
+        if !(1..=60_000).contains(&self.max_substep_ms) {
+            return Err(ParamError("max_substep_ms"));
         }
         if !(-40.0..=100.0).contains(&self.initial_temp_c) {
             return Err(ParamError("initial_temp_c"));
@@ -357,9 +366,6 @@ struct Cell {
     /// Bleed current of the last step, A.
     bleed_a: f64,
 }
-
-/// Longest internal integration step, ms.
-const MAX_SUBSTEP_MS: u32 = 10;
 
 /// The simulated pack. See the [module docs](self).
 #[derive(Clone, Debug)]
@@ -636,7 +642,7 @@ impl SimPack {
         self.ambient_c = request.ambient_c;
         let mut left = dt.as_millis();
         while left > 0 {
-            let h = left.min(MAX_SUBSTEP_MS);
+            let h = left.min(self.params.max_substep_ms.max(1));
             self.substep(f64::from(h) / 1000.0, request);
             left -= h;
         }
@@ -648,16 +654,27 @@ impl SimPack {
         let p = &self.params;
         let r_fet = p.fet_rds_on_mohm / 1000.0;
         // Cell EMFs and resistances at the start of the step.
+        // Per cell: OCV, R0, R1 at the start of the step.
+        let mut start = [(0.0, 0.0, 0.0); MAX_CELLS];
         let mut emf = 0.0;
         let mut r_cells = 0.0;
-        for c in &self.cells {
-            emf += self.ocv(c) - c.v1;
-            r_cells += self.r0(c);
+        for (c, slot) in self.cells.iter().zip(start.iter_mut()) {
+            let arr = arrhenius(p.resistance_activation_k, c.temp_c);
+            let ocv = p.chemistry.ocv(c.charge_as / c.capacity_as, c.temp_c);
+            *slot = (ocv, p.r0_mohm / 1000.0 * arr, p.r1_mohm / 1000.0 * arr);
+            emf += ocv - c.v1;
+            r_cells += slot.1;
         }
         let r_path = r_cells + r_fet;
 
         // The load draws (or feeds back) only above its lockout voltage.
-        let load = if self.load_v >= p.load_cutoff_v {
+        // Through a closed discharge FET the load sees the pack at once.
+        let v_seen = if self.fets.discharge {
+            emf
+        } else {
+            self.load_v
+        };
+        let load = if v_seen >= p.load_cutoff_v {
             req.load_a
         } else {
             0.0
@@ -737,19 +754,13 @@ impl SimPack {
         self.throughput_as += current * h;
 
         // Cells: charge, RC pair, bleed, heat.
-        let act = p.resistance_activation_k;
         let r_bal = p.balance_resistor_ohm;
         let tau1 = p.tau1_s;
         let (c_th, g_th) = (p.cell_heat_capacity_j_per_k, p.cell_cooling_w_per_k);
         let amb = req.ambient_c;
-        let chem = p.chemistry.clone();
         let mut board_heat = 0.0;
         let decay1 = (-h / tau1).exp();
-        for (i, c) in self.cells.iter_mut().enumerate() {
-            let arr = arrhenius(act, c.temp_c);
-            let r0 = p.r0_mohm / 1000.0 * arr;
-            let r1 = p.r1_mohm / 1000.0 * arr;
-            let ocv = chem.ocv(c.charge_as / c.capacity_as, c.temp_c);
+        for (i, (c, &(ocv, r0, r1))) in self.cells.iter_mut().zip(start.iter()).enumerate() {
             c.bleed_a = if self.balance_mask & (1 << i) != 0 {
                 ((ocv - c.v1 - current * r0) / (r_bal + r0)).max(0.0)
             } else {
