@@ -65,6 +65,8 @@ pub const SOC_MAX: f64 = 1.05;
 const OVERCHARGE_SLOPE_V: f64 = 8.0;
 /// Voltage fall below the 0 % table point per unit of SOC below 0 % (V): 200 mV per %.
 const OVERDISCHARGE_SLOPE_V: f64 = 20.0;
+/// Seconds in the 30-day month of [`PackParams::self_discharge_per_month`].
+const SECONDS_PER_MONTH: f64 = 30.0 * 86_400.0;
 /// Highest cell voltage the model produces (V).
 const CELL_V_CEILING: f64 = 5.0;
 
@@ -147,6 +149,11 @@ pub struct PackParams {
     pub initial_soc: f64,
     /// Standard deviation of the initial cell SOC (0.01 = 1 point), seeded.
     pub soc_spread: f64,
+    /// Mean self-discharge per cell, fraction of capacity per 30 days (0.03 = 3 %/month);
+    /// a constant leak current inside each cell, invisible to the current sensor.
+    pub self_discharge_per_month: f64,
+    /// Relative standard deviation of the self-discharge between cells, seeded.
+    pub self_discharge_spread: f64,
     /// Series resistance R0 per cell at 25 °C, mΩ.
     pub r0_mohm: f64,
     /// RC-pair resistance R1 per cell at 25 °C, mΩ.
@@ -203,6 +210,8 @@ impl PackParams {
             capacity_spread: 0.01,
             initial_soc: 0.5,
             soc_spread: 0.005,
+            self_discharge_per_month: 0.0,
+            self_discharge_spread: 0.3,
             r0_mohm: 0.5,
             r1_mohm: 0.3,
             tau1_s: 30.0,
@@ -273,6 +282,8 @@ impl PackParams {
         let non_negative = [
             ("capacity_spread", self.capacity_spread),
             ("soc_spread", self.soc_spread),
+            ("self_discharge_per_month", self.self_discharge_per_month),
+            ("self_discharge_spread", self.self_discharge_spread),
             ("resistance_activation_k", self.resistance_activation_k),
             ("cell_cooling_w_per_k", self.cell_cooling_w_per_k),
             ("body_diode_v", self.body_diode_v),
@@ -365,6 +376,8 @@ struct Cell {
     temp_c: f64,
     /// Bleed current of the last step, A.
     bleed_a: f64,
+    /// Self-discharge current, A.
+    leak_a: f64,
 }
 
 /// The simulated pack. See the [module docs](self).
@@ -386,6 +399,18 @@ pub struct SimPack {
     now: Instant,
 }
 
+/// A thermal node after `h` seconds with constant heat input `heat` (W), conductance `g`
+/// (W/K) to `ambient` and heat capacity `c` (J/K): exact for a constant input, so stable
+/// for any step length.
+fn relax(temp: f64, ambient: f64, heat: f64, g: f64, c: f64, h: f64) -> f64 {
+    if g > 0.0 {
+        let target = ambient + heat / g;
+        target + (temp - target) * (-h * g / c).exp()
+    } else {
+        temp + h * heat / c
+    }
+}
+
 /// Arrhenius factor of a resistance at `temp_c` relative to 25 °C.
 fn arrhenius(activation_k: f64, temp_c: f64) -> f64 {
     let t = (temp_c + 273.15).max(150.0);
@@ -401,7 +426,7 @@ impl SimPack {
     pub fn new(params: PackParams) -> Result<Self, ParamError> {
         params.validate()?;
         let mut rng = XorShift64::new(params.seed);
-        let cells = (0..params.cells)
+        let mut cells: Vec<Cell> = (0..params.cells)
             .map(|_| {
                 let cap =
                     params.capacity_ah * 3600.0 * (1.0 + params.capacity_spread * rng.gauss());
@@ -413,9 +438,16 @@ impl SimPack {
                     v1: 0.0,
                     temp_c: params.initial_temp_c,
                     bleed_a: 0.0,
+                    leak_a: 0.0,
                 }
             })
             .collect();
+        // Drawn after the spreads above, so adding self-discharge keeps a seed's pack.
+        for c in &mut cells {
+            let rate = params.self_discharge_per_month
+                * (1.0 + params.self_discharge_spread * rng.gauss()).max(0.0);
+            c.leak_a = rate * c.capacity_as / SECONDS_PER_MONTH;
+        }
         Ok(SimPack {
             fet_temp_c: params.initial_temp_c,
             board_temp_c: params.initial_temp_c,
@@ -527,7 +559,8 @@ impl SimPack {
     }
 
     /// Integral of [`SimPack::current_a`] over time since creation, A·s (positive = net
-    /// discharge).
+    /// discharge). Every cell's charge changes by exactly this, plus its own bleed,
+    /// quiescent and self-discharge currents.
     pub fn throughput_as(&self) -> f64 {
         self.throughput_as
     }
@@ -629,6 +662,11 @@ impl SimPack {
     /// Ambient temperature of the last step, °C.
     pub fn ambient_c(&self) -> f64 {
         self.ambient_c
+    }
+
+    /// Self-discharge current of cell `index`, A.
+    pub fn cell_self_discharge_a(&self, index: usize) -> Option<f64> {
+        self.cells.get(index).map(|c| c.leak_a)
     }
 
     /// Bleed current of cell `index` during the last step, A.
@@ -767,16 +805,28 @@ impl SimPack {
                 0.0
             };
             board_heat += c.bleed_a * c.bleed_a * r_bal;
-            let i_cell = current + c.bleed_a + self.quiescent_a;
+            let i_cell = current + c.bleed_a + self.quiescent_a + c.leak_a;
             c.charge_as =
                 (c.charge_as - i_cell * h).clamp(SOC_MIN * c.capacity_as, SOC_MAX * c.capacity_as);
             let heat = i_cell * i_cell * r0 + c.v1 * c.v1 / r1;
             c.v1 = i_cell * r1 + (c.v1 - i_cell * r1) * decay1;
-            c.temp_c += h * (heat - g_th * (c.temp_c - amb)) / c_th;
+            c.temp_c = relax(c.temp_c, amb, heat, g_th, c_th, h);
         }
-        self.fet_temp_c += h * (fet_heat - p.fet_cooling_w_per_k * (self.fet_temp_c - amb))
-            / p.fet_heat_capacity_j_per_k;
-        self.board_temp_c += h * (board_heat - p.board_cooling_w_per_k * (self.board_temp_c - amb))
-            / p.board_heat_capacity_j_per_k;
+        self.fet_temp_c = relax(
+            self.fet_temp_c,
+            amb,
+            fet_heat,
+            p.fet_cooling_w_per_k,
+            p.fet_heat_capacity_j_per_k,
+            h,
+        );
+        self.board_temp_c = relax(
+            self.board_temp_c,
+            amb,
+            board_heat,
+            p.board_cooling_w_per_k,
+            p.board_heat_capacity_j_per_k,
+            h,
+        );
     }
 }

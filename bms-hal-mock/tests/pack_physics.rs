@@ -394,3 +394,41 @@ fn short_circuit_flows_through_closed_fets() {
     let v = pack.cell_voltage_v(0).unwrap();
     assert!(v < 2.5, "cells sag under 2000 A: {v}");
 }
+
+/// The BMS's own supply and the cells' self-discharge drain the cells, invisibly to the
+/// terminal current; long internal steps stay stable for storage runs.
+#[test]
+fn quiescent_and_self_discharge_in_storage() {
+    let mut pack = SimPack::new(PackParams {
+        self_discharge_per_month: 0.03,
+        max_substep_ms: 60_000,
+        ..PackParams::lfp(16)
+    })
+    .unwrap();
+    pack.set_quiescent_ma(10.0);
+    let before: Vec<f64> = (0..16).map(|i| pack.cell_charge_as(i).unwrap()).collect();
+    let days = 30;
+    for _ in 0..days * 24 {
+        pack.step(Duration::from_secs(3600), &Request::rest(10.0));
+    }
+    let secs = f64::from(days) * 86_400.0;
+    let mut losses = Vec::new();
+    for (i, b) in before.iter().enumerate() {
+        let lost = b - pack.cell_charge_as(i).unwrap();
+        let expect = (0.010 + pack.cell_self_discharge_a(i).unwrap()) * secs;
+        assert!((lost - expect).abs() < 1e-6 * expect, "cell {i}");
+        losses.push(lost / (pack.cell_capacity_ah(i).unwrap() * 3600.0));
+    }
+    let mean = losses.iter().sum::<f64>() / 16.0;
+    // 3 %/month plus 10 mA * 720 h = 7.2 Ah = 7.2 % of 100 Ah.
+    assert!((mean - 0.102).abs() < 0.01, "{mean}");
+    // The spread makes the cells drift apart.
+    let (lo, hi) = losses
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(l, h), x| (l.min(*x), h.max(*x)));
+    assert!(hi - lo > 0.005);
+    assert_eq!(pack.throughput_as(), 0.0);
+    // Thermal nodes settled at the ambient, no oscillation from the one-hour steps.
+    assert!((pack.fet_temp_c() - 10.0).abs() < 1e-6);
+    assert!((pack.cell_temp_c(0).unwrap() - 10.0).abs() < 1e-3);
+}
