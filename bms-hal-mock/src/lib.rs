@@ -15,7 +15,7 @@ pub mod ports;
 pub mod profile;
 pub mod rng;
 
-pub use faults::{FaultInjector, Injection};
+pub use faults::{FaultInjector, FaultyAfe, Injection};
 pub use pack::{Charger, Chemistry, PackParams, Request, SimPack};
 pub use ports::{MockBoard, MockError, SensorConfig, SharedSim, Sim};
 pub use profile::{Load, Profile, Segment, Until, World};

@@ -368,3 +368,35 @@ fn same_seed_same_readings() {
     assert_ne!(a, trace(12));
     assert!(a.iter().any(|r| r.cells.is_err()));
 }
+
+/// The generic wrapper applies its own schedule over any monitor, here the mock one.
+#[test]
+fn faulty_afe_wraps_a_monitor_and_follows_its_clock() {
+    use bms_hal_mock::faults::{AfeFailure, FaultInjector, FaultyAfe, FaultyAfeError};
+    use bms_hal_mock::ports::{MockAfe, MockClock};
+    let b = board(SensorConfig::ideal());
+    let sim = b.sim();
+    let mut faults = FaultInjector::new(3);
+    faults.inject_at(
+        Instant::from_millis(1_000),
+        Injection::AfeTimeout { probability: 1.0 },
+        Duration::from_millis(500),
+    );
+    let mut afe = FaultyAfe::new(
+        MockAfe::new(sim.clone()),
+        MockClock::new(sim.clone()),
+        faults,
+    );
+    let mut cells = [MilliVolts::ZERO; CELLS];
+    for k in 1..=20u64 {
+        sim.borrow_mut()
+            .step(Duration::from_millis(100), &Request::rest(25.0));
+        let r = afe.read_cells(&mut cells);
+        if (10..15).contains(&k) {
+            assert_eq!(r, Err(FaultyAfeError::Injected(AfeFailure::Timeout)), "{k}");
+        } else {
+            assert_eq!(r, Ok(()), "{k}");
+            assert!(cells.iter().all(|c| c.as_mv() > 3_000));
+        }
+    }
+}
