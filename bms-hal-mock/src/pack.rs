@@ -187,8 +187,11 @@ pub struct PackParams {
     pub precharge_resistor_ohm: f64,
     /// Bleed resistance across the load capacitance (discharges it when the FETs open), Ω.
     pub load_bleed_ohm: f64,
-    /// The load draws its demanded current only when the load voltage is at least this, V
-    /// (an inverter's under-voltage lockout). Regeneration also needs it.
+    /// The load (an inverter) starts drawing or feeding back only once its side is at
+    /// least this fraction of the pack EMF (its DC bus is charged; always true through a
+    /// closed discharge FET), so a load demand does not stall pre-charge.
+    pub load_enable_fraction: f64,
+    /// The load stops below this voltage (its under-voltage lockout), V.
     pub load_cutoff_v: f64,
     /// Initial temperature of every thermal node, °C.
     pub initial_temp_c: f64,
@@ -228,6 +231,7 @@ impl PackParams {
             load_capacitance_uf: 4_700.0,
             precharge_resistor_ohm: 100.0,
             load_bleed_ohm: 10_000.0,
+            load_enable_fraction: 0.97,
             load_cutoff_v: 20.0,
             initial_temp_c: 25.0,
             max_substep_ms: 100,
@@ -295,6 +299,9 @@ impl PackParams {
             if !(v.is_finite() && v >= 0.0) {
                 return Err(ParamError(name));
             }
+        }
+        if !(0.0..=1.0).contains(&self.load_enable_fraction) {
+            return Err(ParamError("load_enable_fraction"));
         }
         if !(0.0..=1.0).contains(&self.initial_soc) {
             return Err(ParamError("initial_soc"));
@@ -390,6 +397,7 @@ pub struct SimPack {
     fet_temp_c: f64,
     board_temp_c: f64,
     load_v: f64,
+    load_enabled: bool,
     current_a: f64,
     charger_current_a: f64,
     ambient_c: f64,
@@ -458,6 +466,7 @@ impl SimPack {
             fets: FetState::OPEN,
             balance_mask: 0,
             load_v: 0.0,
+            load_enabled: false,
             current_a: 0.0,
             charger_current_a: 0.0,
             quiescent_a: 0.0,
@@ -705,18 +714,19 @@ impl SimPack {
         }
         let r_path = r_cells + r_fet;
 
-        // The load draws (or feeds back) only above its lockout voltage.
-        // Through a closed discharge FET the load sees the pack at once.
+        // The load switches on once its side is charged (at once through a closed discharge
+        // FET) and off below its lockout voltage.
         let v_seen = if self.fets.discharge {
             emf
         } else {
             self.load_v
         };
-        let load = if v_seen >= p.load_cutoff_v {
-            req.load_a
-        } else {
-            0.0
-        };
+        if v_seen >= p.load_enable_fraction * emf {
+            self.load_enabled = true;
+        } else if v_seen < p.load_cutoff_v {
+            self.load_enabled = false;
+        }
+        let load = if self.load_enabled { req.load_a } else { 0.0 };
 
         // Tied case: the load node is the battery through closed FETs.
         let charger = req.charger.map(|ch| {

@@ -289,17 +289,48 @@ fn precharge_follows_the_rc_curve_and_open_load_decays() {
     assert!((ratio - (-1.0f64).exp()).abs() < 0.005, "{ratio}");
 }
 
-/// A load that draws while pre-charging keeps the load side down: pre-charge cannot finish.
+/// A load demand present from the start waits for its side to charge: pre-charge reaches
+/// 90 % of the pack, then the closed discharge FET carries the load. If the discharge FET
+/// is never closed, the load switches on at 97 %, collapses its side and the cycle repeats,
+/// while the battery never delivers more than the pre-charge resistor passes.
 #[test]
-fn precharge_cannot_finish_into_a_drawing_load() {
-    let mut pack = SimPack::new(PackParams::lfp(16)).unwrap();
-    pack.set_fets(FetState {
+fn precharge_with_a_load_waiting() {
+    let p = PackParams::lfp(16);
+    let r_pre = p.precharge_resistor_ohm;
+    let mut pack = SimPack::new(p).unwrap();
+    let pre = FetState {
         charge: true,
         discharge: false,
         precharge: true,
-    });
-    run(&mut pack, &load(10.0), Duration::from_secs(10), ms(100));
-    assert!(pack.load_voltage_v() < 0.5 * pack.pack_voltage_v());
+    };
+    pack.set_fets(pre);
+    let v_pack = pack.pack_voltage_v();
+    let mut reached = None;
+    for k in 0..300 {
+        pack.step(ms(10), &load(10.0));
+        assert!(pack.current_a() <= v_pack / r_pre + 1e-9);
+        if pack.load_voltage_v() >= 0.9 * v_pack {
+            reached = Some(k);
+            break;
+        }
+    }
+    assert!(reached.is_some(), "pre-charge stalled");
+    pack.set_fets(CLOSED);
+    pack.step(ms(10), &load(10.0));
+    assert_eq!(pack.current_a(), 10.0);
+
+    // Never closing the discharge FET: the load hiccups.
+    let mut pack = SimPack::new(PackParams::lfp(16)).unwrap();
+    pack.set_fets(pre);
+    let (mut high, mut collapsed_after_high) = (false, false);
+    for _ in 0..1000 {
+        pack.step(ms(10), &load(10.0));
+        assert!(pack.current_a() <= v_pack / r_pre + 1e-9);
+        let v = pack.load_voltage_v();
+        high |= v >= 0.95 * v_pack;
+        collapsed_after_high |= high && v < 0.5 * v_pack;
+    }
+    assert!(collapsed_after_high);
 }
 
 /// A balancing resistor bleeds its cell at V/R and nothing else; the board warms up.
