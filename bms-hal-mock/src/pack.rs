@@ -419,6 +419,18 @@ fn relax(temp: f64, ambient: f64, heat: f64, g: f64, c: f64, h: f64) -> f64 {
     }
 }
 
+/// An RC node from `v0` towards `v_inf` with time constant `tau` over `h` seconds:
+/// `(voltage at the end, mean voltage over the step)`, both exact.
+fn rc_step(v0: f64, v_inf: f64, tau: f64, h: f64) -> (f64, f64) {
+    if h <= 0.0 {
+        return (v0, v0);
+    }
+    let decay = (-h / tau).exp();
+    let end = v_inf + (v0 - v_inf) * decay;
+    let mean = v_inf + (v0 - v_inf) * tau / h * (1.0 - decay);
+    (end, mean)
+}
+
 /// Arrhenius factor of a resistance at `temp_c` relative to 25 °C.
 fn arrhenius(activation_k: f64, temp_c: f64) -> f64 {
     let t = (temp_c + 273.15).max(150.0);
@@ -775,19 +787,36 @@ impl SimPack {
                 }
                 _ => {
                     let mut g = 1.0 / p.load_bleed_ohm;
-                    let mut j = -load.max(0.0);
+                    let mut j = 0.0;
                     if pre {
                         g += 1.0 / r_pre;
                         j += emf / r_pre;
                     }
-                    let v_inf = j / g;
                     let tau = c_load / g;
                     let v0 = self.load_v;
-                    let decay = (-h / tau).exp();
-                    self.load_v = (v_inf + (v0 - v_inf) * decay).max(0.0);
+                    let draw = load.max(0.0);
                     self.charger_current_a = 0.0;
-                    // Exact mean of the exponential over the step, for the pre-charge current.
-                    v_inf + (v0 - v_inf) * tau / h * (1.0 - decay)
+                    // With the load drawing, the node falls towards (j - draw) / g; when it
+                    // crosses the lockout the load stops and the rest of the step runs
+                    // without it. Both pieces are exact exponentials.
+                    let v_inf_on = (j - draw) / g;
+                    let (v_end, mean) = rc_step(v0, v_inf_on, tau, h);
+                    if draw > 0.0 && v_end < p.load_cutoff_v {
+                        let t1 = if v0 > p.load_cutoff_v {
+                            tau * ((v0 - v_inf_on) / (p.load_cutoff_v - v_inf_on)).ln()
+                        } else {
+                            0.0
+                        };
+                        let t1 = t1.clamp(0.0, h);
+                        let (_, mean1) = rc_step(v0, v_inf_on, tau, t1);
+                        let (v2, mean2) = rc_step(v0.min(p.load_cutoff_v), j / g, tau, h - t1);
+                        self.load_enabled = false;
+                        self.load_v = v2.max(0.0);
+                        (mean1 * t1 + mean2 * (h - t1)) / h
+                    } else {
+                        self.load_v = v_end.max(0.0);
+                        mean
+                    }
                 }
             };
             // The pre-charge path conducts discharge current only.

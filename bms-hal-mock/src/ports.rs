@@ -279,7 +279,7 @@ impl Sim {
         for (i, v) in mv.iter_mut().enumerate() {
             let truth = self.pack.cell_sense_v(i).unwrap_or(0.0) * 1000.0;
             let x = truth + self.noisy(self.sensors.cell_noise_mv);
-            *v = quantise(x, self.sensors.cell_resolution_mv).clamp(0.0, 6_553.5) as u32;
+            *v = quantise(x, self.sensors.cell_resolution_mv).max(0.0) as u32;
         }
         self.faults.distort_cells(self.pack.now(), &mut mv);
         for (i, o) in out.iter_mut().enumerate() {
