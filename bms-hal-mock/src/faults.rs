@@ -18,8 +18,12 @@
 //! assert_eq!(f.active(Instant::from_millis(15_000)).count(), 0);
 //! ```
 
+use core::fmt;
+
+use bms_core::measure::NTC_COUNT;
+use bms_core::ports::{CellMonitor, Clock};
 use bms_core::time::{Duration, Instant};
-use bms_core::units::DeciCelsius;
+use bms_core::units::{DeciCelsius, MilliVolts};
 
 use crate::rng::XorShift64;
 
@@ -289,6 +293,141 @@ pub enum AfeFailure {
     Comm,
     /// The device did not answer in time.
     Timeout,
+}
+
+/// Error of a [`FaultyAfe`]: the wrapped monitor's own error, or an injected one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultyAfeError<E> {
+    /// The wrapped cell monitor failed.
+    Inner(E),
+    /// An injected [`Injection::AfeError`] or [`Injection::AfeTimeout`].
+    Injected(AfeFailure),
+}
+
+impl<E: fmt::Debug> fmt::Display for FaultyAfeError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FaultyAfeError::Inner(e) => write!(f, "cell monitor: {e:?}"),
+            FaultyAfeError::Injected(k) => write!(f, "injected cell monitor failure: {k:?}"),
+        }
+    }
+}
+
+impl<E: fmt::Debug> std::error::Error for FaultyAfeError<E> {}
+
+/// Wraps any [`CellMonitor`] (a mock, or a real driver over a mocked bus) and applies the
+/// cell-monitor injections of its own [`FaultInjector`] at the time `clock` tells:
+/// communication failures, stuck and forced readings, open wires, NTC faults.
+///
+/// # Examples
+/// ```
+/// use bms_core::ports::{CellMonitor, Clock};
+/// use bms_core::time::{Duration, Instant};
+/// use bms_core::units::{DeciCelsius, MilliVolts};
+/// use bms_hal_mock::faults::{FaultInjector, FaultyAfe, Injection};
+///
+/// struct Fixed; // a monitor that always reads 3300 mV
+/// impl CellMonitor for Fixed {
+///     type Error = ();
+///     fn read_cells(&mut self, out: &mut [MilliVolts]) -> Result<(), ()> {
+///         out.fill(MilliVolts::from_mv(3_300));
+///         Ok(())
+///     }
+///     fn read_temperatures(&mut self, out: &mut [Option<DeciCelsius>; 2]) -> Result<(), ()> {
+///         *out = [Some(DeciCelsius::from_celsius(25)); 2];
+///         Ok(())
+///     }
+///     fn check_open_wire(&mut self) -> Result<u32, ()> { Ok(0) }
+///     fn set_balancing(&mut self, _: u32) -> Result<(), ()> { Ok(()) }
+/// }
+/// struct At(u64);
+/// impl Clock for At { fn now(&mut self) -> Instant { Instant::from_millis(self.0) } }
+///
+/// let mut faults = FaultInjector::new(1);
+/// faults.inject_at(Instant::ZERO, Injection::OpenWire { cell: 0 }, Duration::MAX);
+/// let mut afe = FaultyAfe::new(Fixed, At(0), faults);
+/// let mut cells = [MilliVolts::ZERO; 3];
+/// afe.read_cells(&mut cells).unwrap();
+/// assert_eq!(cells.map(|c| c.as_mv()), [66, 6_534, 3_300]);
+/// assert_eq!(afe.check_open_wire().unwrap(), 1);
+/// ```
+#[derive(Clone, Debug)]
+pub struct FaultyAfe<A, C> {
+    inner: A,
+    clock: C,
+    faults: FaultInjector,
+}
+
+impl<A: CellMonitor, C: Clock> FaultyAfe<A, C> {
+    /// Wraps `inner`, reading time from `clock`, injecting from `faults`.
+    pub fn new(inner: A, clock: C, faults: FaultInjector) -> Self {
+        FaultyAfe {
+            inner,
+            clock,
+            faults,
+        }
+    }
+
+    /// The schedule, to add injections.
+    pub fn faults_mut(&mut self) -> &mut FaultInjector {
+        &mut self.faults
+    }
+
+    /// Gives back the wrapped monitor and the clock.
+    pub fn destroy(self) -> (A, C) {
+        (self.inner, self.clock)
+    }
+
+    fn check(&mut self) -> Result<Instant, FaultyAfeError<A::Error>> {
+        let now = self.clock.now();
+        match self.faults.afe_failure(now) {
+            Some(k) => Err(FaultyAfeError::Injected(k)),
+            None => Ok(now),
+        }
+    }
+}
+
+impl<A: CellMonitor, C: Clock> CellMonitor for FaultyAfe<A, C> {
+    type Error = FaultyAfeError<A::Error>;
+
+    fn read_cells(&mut self, out: &mut [MilliVolts]) -> Result<(), Self::Error> {
+        let now = self.check()?;
+        self.inner.read_cells(out).map_err(FaultyAfeError::Inner)?;
+        let mut mv: Vec<u32> = out.iter().map(|v| v.as_mv()).collect();
+        self.faults.distort_cells(now, &mut mv);
+        for (o, v) in out.iter_mut().zip(mv) {
+            *o = MilliVolts::from_mv(v);
+        }
+        Ok(())
+    }
+
+    fn read_temperatures(
+        &mut self,
+        out: &mut [Option<DeciCelsius>; NTC_COUNT],
+    ) -> Result<(), Self::Error> {
+        let now = self.check()?;
+        self.inner
+            .read_temperatures(out)
+            .map_err(FaultyAfeError::Inner)?;
+        self.faults.distort_ntcs(now, out);
+        Ok(())
+    }
+
+    fn check_open_wire(&mut self) -> Result<u32, Self::Error> {
+        let now = self.check()?;
+        let m = self
+            .inner
+            .check_open_wire()
+            .map_err(FaultyAfeError::Inner)?;
+        Ok(m | self.faults.open_wire_mask(now, 32))
+    }
+
+    fn set_balancing(&mut self, mask: u32) -> Result<(), Self::Error> {
+        self.check()?;
+        self.inner
+            .set_balancing(mask)
+            .map_err(FaultyAfeError::Inner)
+    }
 }
 
 #[cfg(test)]

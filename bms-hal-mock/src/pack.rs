@@ -32,6 +32,7 @@
 
 use core::fmt;
 
+use bms_core::measure::MAX_CELLS;
 use bms_core::ports::FetState;
 use bms_core::time::{Duration, Instant};
 
@@ -64,6 +65,8 @@ pub const SOC_MAX: f64 = 1.05;
 const OVERCHARGE_SLOPE_V: f64 = 8.0;
 /// Voltage fall below the 0 % table point per unit of SOC below 0 % (V): 200 mV per %.
 const OVERDISCHARGE_SLOPE_V: f64 = 20.0;
+/// Seconds in the 30-day month of [`PackParams::self_discharge_per_month`].
+const SECONDS_PER_MONTH: f64 = 30.0 * 86_400.0;
 /// Highest cell voltage the model produces (V).
 const CELL_V_CEILING: f64 = 5.0;
 
@@ -146,6 +149,11 @@ pub struct PackParams {
     pub initial_soc: f64,
     /// Standard deviation of the initial cell SOC (0.01 = 1 point), seeded.
     pub soc_spread: f64,
+    /// Mean self-discharge per cell, fraction of capacity per 30 days (0.03 = 3 %/month);
+    /// a constant leak current inside each cell, invisible to the current sensor.
+    pub self_discharge_per_month: f64,
+    /// Relative standard deviation of the self-discharge between cells, seeded.
+    pub self_discharge_spread: f64,
     /// Series resistance R0 per cell at 25 °C, mΩ.
     pub r0_mohm: f64,
     /// RC-pair resistance R1 per cell at 25 °C, mΩ.
@@ -179,11 +187,18 @@ pub struct PackParams {
     pub precharge_resistor_ohm: f64,
     /// Bleed resistance across the load capacitance (discharges it when the FETs open), Ω.
     pub load_bleed_ohm: f64,
-    /// The load draws its demanded current only when the load voltage is at least this, V
-    /// (an inverter's under-voltage lockout). Regeneration also needs it.
+    /// The load (an inverter) starts drawing or feeding back only once its side is at
+    /// least this fraction of the pack EMF (its DC bus is charged; always true through a
+    /// closed discharge FET), so a load demand does not stall pre-charge.
+    pub load_enable_fraction: f64,
+    /// The load stops below this voltage (its under-voltage lockout), V.
     pub load_cutoff_v: f64,
     /// Initial temperature of every thermal node, °C.
     pub initial_temp_c: f64,
+    /// Longest internal integration step, ms (1..=60000). Every model part is integrated
+    /// exactly for a constant input or has time constants of tens of seconds, so 100 ms is
+    /// accurate; raise it for months-long storage runs.
+    pub max_substep_ms: u32,
     /// Seed for the capacity and SOC spread.
     pub seed: u64,
 }
@@ -198,6 +213,8 @@ impl PackParams {
             capacity_spread: 0.01,
             initial_soc: 0.5,
             soc_spread: 0.005,
+            self_discharge_per_month: 0.0,
+            self_discharge_spread: 0.3,
             r0_mohm: 0.5,
             r1_mohm: 0.3,
             tau1_s: 30.0,
@@ -214,8 +231,10 @@ impl PackParams {
             load_capacitance_uf: 4_700.0,
             precharge_resistor_ohm: 100.0,
             load_bleed_ohm: 10_000.0,
+            load_enable_fraction: 0.97,
             load_cutoff_v: 20.0,
             initial_temp_c: 25.0,
+            max_substep_ms: 100,
             seed: 1,
         }
     }
@@ -256,7 +275,7 @@ impl PackParams {
             ("precharge_resistor_ohm", self.precharge_resistor_ohm),
             ("load_bleed_ohm", self.load_bleed_ohm),
         ];
-        if !(8..=20).contains(&self.cells) {
+        if !(8..=MAX_CELLS).contains(&self.cells) {
             return Err(ParamError("cells"));
         }
         for (name, v) in positive {
@@ -267,6 +286,8 @@ impl PackParams {
         let non_negative = [
             ("capacity_spread", self.capacity_spread),
             ("soc_spread", self.soc_spread),
+            ("self_discharge_per_month", self.self_discharge_per_month),
+            ("self_discharge_spread", self.self_discharge_spread),
             ("resistance_activation_k", self.resistance_activation_k),
             ("cell_cooling_w_per_k", self.cell_cooling_w_per_k),
             ("body_diode_v", self.body_diode_v),
@@ -279,8 +300,14 @@ impl PackParams {
                 return Err(ParamError(name));
             }
         }
+        if !(0.0..=1.0).contains(&self.load_enable_fraction) {
+            return Err(ParamError("load_enable_fraction"));
+        }
         if !(0.0..=1.0).contains(&self.initial_soc) {
             return Err(ParamError("initial_soc"));
+        }
+        if !(1..=60_000).contains(&self.max_substep_ms) {
+            return Err(ParamError("max_substep_ms"));
         }
         if !(-40.0..=100.0).contains(&self.initial_temp_c) {
             return Err(ParamError("initial_temp_c"));
@@ -356,10 +383,9 @@ struct Cell {
     temp_c: f64,
     /// Bleed current of the last step, A.
     bleed_a: f64,
+    /// Self-discharge current, A.
+    leak_a: f64,
 }
-
-/// Longest internal integration step, ms.
-const MAX_SUBSTEP_MS: u32 = 10;
 
 /// The simulated pack. See the [module docs](self).
 #[derive(Clone, Debug)]
@@ -371,6 +397,7 @@ pub struct SimPack {
     fet_temp_c: f64,
     board_temp_c: f64,
     load_v: f64,
+    load_enabled: bool,
     current_a: f64,
     charger_current_a: f64,
     ambient_c: f64,
@@ -378,6 +405,30 @@ pub struct SimPack {
     quiescent_a: f64,
     throughput_as: f64,
     now: Instant,
+}
+
+/// A thermal node after `h` seconds with constant heat input `heat` (W), conductance `g`
+/// (W/K) to `ambient` and heat capacity `c` (J/K): exact for a constant input, so stable
+/// for any step length.
+fn relax(temp: f64, ambient: f64, heat: f64, g: f64, c: f64, h: f64) -> f64 {
+    if g > 0.0 {
+        let target = ambient + heat / g;
+        target + (temp - target) * (-h * g / c).exp()
+    } else {
+        temp + h * heat / c
+    }
+}
+
+/// An RC node from `v0` towards `v_inf` with time constant `tau` over `h` seconds:
+/// `(voltage at the end, mean voltage over the step)`, both exact.
+fn rc_step(v0: f64, v_inf: f64, tau: f64, h: f64) -> (f64, f64) {
+    if h <= 0.0 {
+        return (v0, v0);
+    }
+    let decay = (-h / tau).exp();
+    let end = v_inf + (v0 - v_inf) * decay;
+    let mean = v_inf + (v0 - v_inf) * tau / h * (1.0 - decay);
+    (end, mean)
 }
 
 /// Arrhenius factor of a resistance at `temp_c` relative to 25 °C.
@@ -395,7 +446,7 @@ impl SimPack {
     pub fn new(params: PackParams) -> Result<Self, ParamError> {
         params.validate()?;
         let mut rng = XorShift64::new(params.seed);
-        let cells = (0..params.cells)
+        let mut cells: Vec<Cell> = (0..params.cells)
             .map(|_| {
                 let cap =
                     params.capacity_ah * 3600.0 * (1.0 + params.capacity_spread * rng.gauss());
@@ -407,9 +458,16 @@ impl SimPack {
                     v1: 0.0,
                     temp_c: params.initial_temp_c,
                     bleed_a: 0.0,
+                    leak_a: 0.0,
                 }
             })
             .collect();
+        // Drawn after the spreads above, so adding self-discharge keeps a seed's pack.
+        for c in &mut cells {
+            let rate = params.self_discharge_per_month
+                * (1.0 + params.self_discharge_spread * rng.gauss()).max(0.0);
+            c.leak_a = rate * c.capacity_as / SECONDS_PER_MONTH;
+        }
         Ok(SimPack {
             fet_temp_c: params.initial_temp_c,
             board_temp_c: params.initial_temp_c,
@@ -420,6 +478,7 @@ impl SimPack {
             fets: FetState::OPEN,
             balance_mask: 0,
             load_v: 0.0,
+            load_enabled: false,
             current_a: 0.0,
             charger_current_a: 0.0,
             quiescent_a: 0.0,
@@ -521,7 +580,8 @@ impl SimPack {
     }
 
     /// Integral of [`SimPack::current_a`] over time since creation, A·s (positive = net
-    /// discharge).
+    /// discharge). Every cell's charge changes by exactly this, plus its own bleed,
+    /// quiescent and self-discharge currents.
     pub fn throughput_as(&self) -> f64 {
         self.throughput_as
     }
@@ -625,6 +685,11 @@ impl SimPack {
         self.ambient_c
     }
 
+    /// Self-discharge current of cell `index`, A.
+    pub fn cell_self_discharge_a(&self, index: usize) -> Option<f64> {
+        self.cells.get(index).map(|c| c.leak_a)
+    }
+
     /// Bleed current of cell `index` during the last step, A.
     pub fn cell_bleed_a(&self, index: usize) -> Option<f64> {
         self.cells.get(index).map(|c| c.bleed_a)
@@ -636,7 +701,7 @@ impl SimPack {
         self.ambient_c = request.ambient_c;
         let mut left = dt.as_millis();
         while left > 0 {
-            let h = left.min(MAX_SUBSTEP_MS);
+            let h = left.min(self.params.max_substep_ms.max(1));
             self.substep(f64::from(h) / 1000.0, request);
             left -= h;
         }
@@ -648,20 +713,32 @@ impl SimPack {
         let p = &self.params;
         let r_fet = p.fet_rds_on_mohm / 1000.0;
         // Cell EMFs and resistances at the start of the step.
+        // Per cell: OCV, R0, R1 at the start of the step.
+        let mut start = [(0.0, 0.0, 0.0); MAX_CELLS];
         let mut emf = 0.0;
         let mut r_cells = 0.0;
-        for c in &self.cells {
-            emf += self.ocv(c) - c.v1;
-            r_cells += self.r0(c);
+        for (c, slot) in self.cells.iter().zip(start.iter_mut()) {
+            let arr = arrhenius(p.resistance_activation_k, c.temp_c);
+            let ocv = p.chemistry.ocv(c.charge_as / c.capacity_as, c.temp_c);
+            *slot = (ocv, p.r0_mohm / 1000.0 * arr, p.r1_mohm / 1000.0 * arr);
+            emf += ocv - c.v1;
+            r_cells += slot.1;
         }
         let r_path = r_cells + r_fet;
 
-        // The load draws (or feeds back) only above its lockout voltage.
-        let load = if self.load_v >= p.load_cutoff_v {
-            req.load_a
+        // The load switches on once its side is charged (at once through a closed discharge
+        // FET) and off below its lockout voltage.
+        let v_seen = if self.fets.discharge {
+            emf
         } else {
-            0.0
+            self.load_v
         };
+        if v_seen >= p.load_enable_fraction * emf {
+            self.load_enabled = true;
+        } else if v_seen < p.load_cutoff_v {
+            self.load_enabled = false;
+        }
+        let load = if self.load_enabled { req.load_a } else { 0.0 };
 
         // Tied case: the load node is the battery through closed FETs.
         let charger = req.charger.map(|ch| {
@@ -675,7 +752,9 @@ impl SimPack {
         } else if tied < 0.0 {
             self.fets.charge
         } else {
-            self.fets.discharge || self.fets.charge
+            // With no current the load side follows the pack only through a closed discharge
+            // FET; through the charge FET alone (discharge body diode blocking) it floats.
+            self.fets.discharge
         };
 
         let current;
@@ -708,19 +787,36 @@ impl SimPack {
                 }
                 _ => {
                     let mut g = 1.0 / p.load_bleed_ohm;
-                    let mut j = -load.max(0.0);
+                    let mut j = 0.0;
                     if pre {
                         g += 1.0 / r_pre;
                         j += emf / r_pre;
                     }
-                    let v_inf = j / g;
                     let tau = c_load / g;
                     let v0 = self.load_v;
-                    let decay = (-h / tau).exp();
-                    self.load_v = (v_inf + (v0 - v_inf) * decay).max(0.0);
+                    let draw = load.max(0.0);
                     self.charger_current_a = 0.0;
-                    // Exact mean of the exponential over the step, for the pre-charge current.
-                    v_inf + (v0 - v_inf) * tau / h * (1.0 - decay)
+                    // With the load drawing, the node falls towards (j - draw) / g; when it
+                    // crosses the lockout the load stops and the rest of the step runs
+                    // without it. Both pieces are exact exponentials.
+                    let v_inf_on = (j - draw) / g;
+                    let (v_end, mean) = rc_step(v0, v_inf_on, tau, h);
+                    if draw > 0.0 && v_end < p.load_cutoff_v {
+                        let t1 = if v0 > p.load_cutoff_v {
+                            tau * ((v0 - v_inf_on) / (p.load_cutoff_v - v_inf_on)).ln()
+                        } else {
+                            0.0
+                        };
+                        let t1 = t1.clamp(0.0, h);
+                        let (_, mean1) = rc_step(v0, v_inf_on, tau, t1);
+                        let (v2, mean2) = rc_step(v0.min(p.load_cutoff_v), j / g, tau, h - t1);
+                        self.load_enabled = false;
+                        self.load_v = v2.max(0.0);
+                        (mean1 * t1 + mean2 * (h - t1)) / h
+                    } else {
+                        self.load_v = v_end.max(0.0);
+                        mean
+                    }
                 }
             };
             // The pre-charge path conducts discharge current only.
@@ -735,35 +831,41 @@ impl SimPack {
         self.throughput_as += current * h;
 
         // Cells: charge, RC pair, bleed, heat.
-        let act = p.resistance_activation_k;
         let r_bal = p.balance_resistor_ohm;
         let tau1 = p.tau1_s;
         let (c_th, g_th) = (p.cell_heat_capacity_j_per_k, p.cell_cooling_w_per_k);
         let amb = req.ambient_c;
-        let chem = p.chemistry.clone();
         let mut board_heat = 0.0;
         let decay1 = (-h / tau1).exp();
-        for (i, c) in self.cells.iter_mut().enumerate() {
-            let arr = arrhenius(act, c.temp_c);
-            let r0 = p.r0_mohm / 1000.0 * arr;
-            let r1 = p.r1_mohm / 1000.0 * arr;
-            let ocv = chem.ocv(c.charge_as / c.capacity_as, c.temp_c);
+        for (i, (c, &(ocv, r0, r1))) in self.cells.iter_mut().zip(start.iter()).enumerate() {
             c.bleed_a = if self.balance_mask & (1 << i) != 0 {
                 ((ocv - c.v1 - current * r0) / (r_bal + r0)).max(0.0)
             } else {
                 0.0
             };
             board_heat += c.bleed_a * c.bleed_a * r_bal;
-            let i_cell = current + c.bleed_a + self.quiescent_a;
+            let i_cell = current + c.bleed_a + self.quiescent_a + c.leak_a;
             c.charge_as =
                 (c.charge_as - i_cell * h).clamp(SOC_MIN * c.capacity_as, SOC_MAX * c.capacity_as);
             let heat = i_cell * i_cell * r0 + c.v1 * c.v1 / r1;
             c.v1 = i_cell * r1 + (c.v1 - i_cell * r1) * decay1;
-            c.temp_c += h * (heat - g_th * (c.temp_c - amb)) / c_th;
+            c.temp_c = relax(c.temp_c, amb, heat, g_th, c_th, h);
         }
-        self.fet_temp_c += h * (fet_heat - p.fet_cooling_w_per_k * (self.fet_temp_c - amb))
-            / p.fet_heat_capacity_j_per_k;
-        self.board_temp_c += h * (board_heat - p.board_cooling_w_per_k * (self.board_temp_c - amb))
-            / p.board_heat_capacity_j_per_k;
+        self.fet_temp_c = relax(
+            self.fet_temp_c,
+            amb,
+            fet_heat,
+            p.fet_cooling_w_per_k,
+            p.fet_heat_capacity_j_per_k,
+            h,
+        );
+        self.board_temp_c = relax(
+            self.board_temp_c,
+            amb,
+            board_heat,
+            p.board_cooling_w_per_k,
+            p.board_heat_capacity_j_per_k,
+            h,
+        );
     }
 }

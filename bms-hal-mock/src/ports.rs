@@ -186,12 +186,26 @@ impl Sim {
         }
     }
 
-    /// Advances the physics by `dt` under `request`, with the load shorts that are active
-    /// at the start of the step added to the load demand.
+    /// Advances the physics by `dt` under `request`, with the active load shorts added to
+    /// the load demand. The step is split at the edges of load-short windows, so a short
+    /// flows exactly from its scheduled time.
     pub fn step(&mut self, dt: Duration, request: &Request) {
-        let mut req = *request;
-        req.load_a += self.faults.load_short_a(self.pack.now());
-        self.pack.step(dt, &req);
+        let end = self.pack.now() + dt;
+        while self.pack.now() < end {
+            let now = self.pack.now();
+            let edge = self
+                .faults
+                .schedule()
+                .iter()
+                .filter(|s| matches!(s.injection, Injection::LoadShort { .. }))
+                .flat_map(|s| [s.at, s.until])
+                .filter(|t| *t > now && *t < end)
+                .min()
+                .unwrap_or(end);
+            let mut req = *request;
+            req.load_a += self.faults.load_short_a(now);
+            self.pack.step(edge.duration_since(now), &req);
+        }
     }
 
     /// Simulated time.
@@ -265,7 +279,7 @@ impl Sim {
         for (i, v) in mv.iter_mut().enumerate() {
             let truth = self.pack.cell_sense_v(i).unwrap_or(0.0) * 1000.0;
             let x = truth + self.noisy(self.sensors.cell_noise_mv);
-            *v = quantise(x, self.sensors.cell_resolution_mv).clamp(0.0, 6_553.5) as u32;
+            *v = quantise(x, self.sensors.cell_resolution_mv).max(0.0) as u32;
         }
         self.faults.distort_cells(self.pack.now(), &mut mv);
         for (i, o) in out.iter_mut().enumerate() {
