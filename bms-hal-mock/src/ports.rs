@@ -352,7 +352,19 @@ impl Sim {
 
     fn load_voltage(&mut self) -> Result<MilliVolts, MockError> {
         self.sensor_check(Sensor::LoadVoltage)?;
-        let v = self.pack.load_voltage_v();
+        // Load detect: with the discharge path open, the board biases the output through a
+        // high-value resistor. An open output (nothing drawing, no short) floats up to the
+        // pack voltage; a connected load or a short holds it at the load capacitor's voltage.
+        let fets = self.pack.fets();
+        let open_output = !fets.discharge
+            && !fets.precharge
+            && self.pack.request().load_a <= 0.0
+            && self.faults.load_short_a(self.pack.now()) <= 0.0;
+        let v = if open_output {
+            self.pack.pack_voltage_v()
+        } else {
+            self.pack.load_voltage_v()
+        };
         Ok(self.voltage_reading(v))
     }
 

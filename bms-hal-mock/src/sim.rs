@@ -189,13 +189,7 @@ pub fn run(sc: Scenario, opts: &RunOptions) -> Result<RunSummary, String> {
             let s = shared.borrow();
             world.request(now, s.pack())
         };
-        let Some(mut request) = request else { break };
-        // The load's controller follows the BMS's ready signal (the discharge MOSFET, as
-        // a load-enable output would report it): it draws nothing until pre-charge is done
-        // and stops when the BMS opens discharge. Injected shorts ignore it.
-        if !ctl.bms().outputs().fets.discharge {
-            request.load_a = request.load_a.min(0.0);
-        }
+        let Some(request) = request else { break };
         let dt = if ctl.bms().outputs().mode == PowerMode::Sleep {
             SLEEP_STEP
         } else {
