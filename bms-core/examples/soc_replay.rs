@@ -194,6 +194,17 @@ fn main() -> Result<(), Box<dyn Error>> {
             .map(|e| e.1.abs())
             .collect();
         let mae2 = half.iter().sum::<f64>() / half.len() as f64;
+        if args.iter().any(|a| a == "--trace") {
+            for e in errs.iter().step_by(300) {
+                println!("  {name} t={:6.0} err={:+.2}", e.0, e.1);
+            }
+            let worst =
+                errs.iter().fold(
+                    (0.0, 0.0),
+                    |w, e| if e.1.abs() > f64::abs(w.1) { *e } else { w },
+                );
+            println!("  {name} worst at t={:.0}: {:+.2}", worst.0, worst.1);
+        }
         println!("{name:28} {mx:6.2} {rmse:6.2} {mae2:6.2}");
         if wrong != 0 {
             // Error after the first rest of rest_time: report the first time it drops below 5.

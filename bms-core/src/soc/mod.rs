@@ -239,7 +239,8 @@ pub struct SocEstimator {
     cells_n: usize,
     /// Filtered cell voltages, mV << FILTER_SHIFT.
     cell_filt: [i64; MAX_CELLS],
-    cell_delta: [i16; MAX_CELLS],
+    /// Each cell's SOC minus the mean at the last rest, ppm.
+    cell_delta: [i32; MAX_CELLS],
     cv_seen: bool,
     full_latched: bool,
     empty_latched: bool,
@@ -564,11 +565,15 @@ impl SocEstimator {
         );
 
         let f = fuse(rc.prior, rc.prior_sigma, mean, meas_sigma);
+        // A refinement replaces the previous one; keep it between the present SOC and the
+        // voltage's, so that no step moves the SOC away from what the cells say.
         let target = f.soc - mul_div(rc.moved, PPM_FULL, self.full_mams());
+        let now_ppm = self.soc_ppm();
+        let target = target.clamp(now_ppm.min(mean), now_ppm.max(mean));
         self.set_ppm(target);
         self.reanchor(f.sigma);
         for (d, p) in self.cell_delta.iter_mut().zip(&cell_ppm[..n]) {
-            *d = ((p - mean) / 1_000).clamp(-1_000, 1_000) as i16;
+            *d = (p - mean).clamp(-PPM_FULL, PPM_FULL) as i32;
         }
         if !rc.applied {
             rc.applied = true;
@@ -745,18 +750,19 @@ impl SocEstimator {
         let d = &self.cell_delta[..n];
         let lo = d.iter().copied().min().unwrap_or(0);
         let hi = d.iter().copied().max().unwrap_or(0);
-        let mean = self.soc();
-        let shift =
-            |x: i16| Soc::from_permille_clamped(i32::from(mean.as_permille()) + i32::from(x));
-        (shift(lo), mean, shift(hi))
+        (self.shifted(lo), self.soc(), self.shifted(hi))
+    }
+
+    /// The pack SOC moved by `delta` ppm, rounded to permille.
+    fn shifted(&self, delta: i32) -> Soc {
+        let ppm = self.soc_ppm() + i64::from(delta);
+        Soc::from_permille_clamped(((ppm + 500).div_euclid(1_000)).clamp(-1, 1_001) as i32)
     }
 
     /// SOC of cell `index` (0 = cell 1), as in [`cell_soc_range`](Self::cell_soc_range).
     pub fn cell_soc(&self, index: usize) -> Option<Soc> {
         let d = *self.cell_delta.get(..self.cells_n)?.get(index)?;
-        Some(Soc::from_permille_clamped(
-            i32::from(self.soc().as_permille()) + i32::from(d),
-        ))
+        Some(self.shifted(d))
     }
 
     /// Equivalent full cycles (discharged charge over full capacity).
@@ -766,9 +772,8 @@ impl SocEstimator {
 
     /// Learned current-sensor offset (subtracted from every reading).
     pub fn current_offset(&self) -> MilliAmps {
-        MilliAmps::from_ma(
-            (self.offset_fx >> FILTER_SHIFT).clamp(i32::MIN.into(), i32::MAX.into()) as i32,
-        )
+        let rounded = (self.offset_fx + (1 << (FILTER_SHIFT - 1))) >> FILTER_SHIFT;
+        MilliAmps::from_ma(rounded.clamp(i32::MIN.into(), i32::MAX.into()) as i32)
     }
 
     /// `true` when the last step was a rest.
