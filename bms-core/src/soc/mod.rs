@@ -241,6 +241,8 @@ pub struct SocEstimator {
     cell_filt: [i64; MAX_CELLS],
     /// Each cell's SOC minus the mean at the last rest, ppm.
     cell_delta: [i32; MAX_CELLS],
+    /// SOC the cells implied at the last rest refinement, ppm.
+    last_ocv: Option<i64>,
     cv_seen: bool,
     full_latched: bool,
     empty_latched: bool,
@@ -303,6 +305,7 @@ impl SocEstimator {
             cells_n: 0,
             cell_filt: [0; MAX_CELLS],
             cell_delta: [0; MAX_CELLS],
+            last_ocv: None,
             cv_seen: false,
             full_latched: false,
             empty_latched: false,
@@ -568,6 +571,7 @@ impl SocEstimator {
         // A refinement replaces the previous one; keep it between the present SOC and the
         // voltage's, so that no step moves the SOC away from what the cells say.
         let target = f.soc - mul_div(rc.moved, PPM_FULL, self.full_mams());
+        self.last_ocv = Some(mean);
         let now_ppm = self.soc_ppm();
         let target = target.clamp(now_ppm.min(mean), now_ppm.max(mean));
         self.set_ppm(target);
@@ -774,6 +778,13 @@ impl SocEstimator {
     pub fn current_offset(&self) -> MilliAmps {
         let rounded = (self.offset_fx + (1 << (FILTER_SHIFT - 1))) >> FILTER_SHIFT;
         MilliAmps::from_ma(rounded.clamp(i32::MIN.into(), i32::MAX.into()) as i32)
+    }
+
+    /// The SOC the relaxed cell voltages implied at the last rest calibration (mean of the
+    /// cells, temperature-corrected), before weighing it against the count.
+    pub fn ocv_soc(&self) -> Option<Soc> {
+        self.last_ocv
+            .map(|p| Soc::from_permille_clamped(((p + 500) / 1_000) as i32))
     }
 
     /// `true` when the last step was a rest.
