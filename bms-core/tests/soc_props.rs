@@ -153,7 +153,7 @@ proptest! {
             }
         }
         // The rest lasted past the 30-minute rest time: a calibration must have happened.
-        prop_assert!(calibrated || k < 30 * 6);
+        prop_assert!(calibrated || k <= 30 * 6);
     }
 
     /// After a full rest the SOC sits between where it was and what a steady voltage says.
