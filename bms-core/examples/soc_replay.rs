@@ -8,7 +8,8 @@
 //! ```
 //! `--wrong` starts from the true SOC shifted by that many permille (set after the first
 //! step, as a user would with a wrong manual setting), `--dt-ms` feeds every row
-//! repeatedly at that step so the 100 ms cadence of the closed loop can be checked.
+//! repeatedly at that step so the 100 ms cadence of the closed loop can be checked;
+//! `--add-ma MA` and `--gain-ppm PPM` add current-sensor errors on top of the recorded ones.
 
 use std::error::Error;
 use std::fs::File;
@@ -121,6 +122,12 @@ fn main() -> Result<(), Box<dyn Error>> {
         .transpose()?
         .unwrap_or(1_000);
     let show_events = args.iter().any(|a| a == "--events");
+    // Extra sensor error on top of the recorded one: `--add-ma` offset, `--gain-ppm` gain.
+    let add_ma: i32 = opt("--add-ma").map(|s| s.parse()).transpose()?.unwrap_or(0);
+    let gain_ppm: i64 = opt("--gain-ppm")
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(0);
 
     let mut names: Vec<String> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
@@ -150,7 +157,10 @@ fn main() -> Result<(), Box<dyn Error>> {
             loop {
                 let input = SocInput {
                     now: Instant::from_millis(t),
-                    current: MilliAmps::from_ma(r.current_ma),
+                    current: MilliAmps::from_ma(
+                        (i64::from(r.current_ma) * (1_000_000 + gain_ppm) / 1_000_000) as i32
+                            + add_ma,
+                    ),
                     cells: &r.cells,
                     temperature: Some(DeciCelsius::from_deci(r.temp_dc)),
                     current_path_open: false,

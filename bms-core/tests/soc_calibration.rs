@@ -253,6 +253,15 @@ fn offset_is_learned_while_the_path_is_open() {
 }
 
 #[test]
+fn a_large_current_with_the_path_said_open_is_still_counted() {
+    let mut r = Rig::new(SocConfig::nmc(), Some(stored(500)));
+    r.run_cells(1, 10_000, &[3_700; 16], true);
+    r.run_cells(3_600, 20_000, &[3_700; 16], true);
+    assert_eq!(r.soc(), 300);
+    assert_eq!(r.est.current_offset().as_ma(), 0);
+}
+
+#[test]
 fn an_absurd_gap_is_capped() {
     let mut r = Rig::new(SocConfig::nmc(), Some(stored(500)));
     let cells = [MilliVolts::from_mv(3_700); 16];

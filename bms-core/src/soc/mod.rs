@@ -371,8 +371,13 @@ impl SocEstimator {
         let measured = input.current.as_ma();
 
         // Current: offset learning while the path is open, dead band otherwise.
-        let corrected = if input.current_path_open {
-            let target = i64::from(measured.clamp(-self.rest_ma, self.rest_ma)) << FILTER_SHIFT;
+        // With the path open, a reading within the rest threshold is offset and is learned;
+        // a larger one is a real current after all (body diode, pre-charge path, a stale
+        // switch state) and is counted like any other.
+        let path_open =
+            input.current_path_open && measured.unsigned_abs() <= self.rest_ma.unsigned_abs();
+        let corrected = if path_open {
+            let target = i64::from(measured) << FILTER_SHIFT;
             self.offset_fx += (target - self.offset_fx) * dt_ms / (OFFSET_TAU_MS + dt_ms);
             0
         } else {
@@ -383,8 +388,7 @@ impl SocEstimator {
         } else {
             corrected
         };
-        let resting =
-            input.current_path_open || corrected.unsigned_abs() < self.rest_ma.unsigned_abs();
+        let resting = path_open || corrected.unsigned_abs() < self.rest_ma.unsigned_abs();
         self.at_rest = resting;
 
         // Coulomb counting, lossless.
