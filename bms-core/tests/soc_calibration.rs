@@ -319,3 +319,82 @@ impl Rig {
             .set_soc(Soc::from_permille_clamped(permille.into()));
     }
 }
+
+#[test]
+fn a_cold_pack_rests_longer_before_its_voltage_is_believed() {
+    let mut r = Rig::new(SocConfig::nmc(), Some(stored(500)));
+    r.run(1, 50_000, 3_700);
+    r.set(800);
+    let cells = [MilliVolts::from_mv(3_620); 16];
+    // At 0 °C the rest time is 30 min x 4.
+    for k in 0..(2 * 3_600) {
+        let input = SocInput {
+            now: Instant::from_millis(10_000 + k * 1_000),
+            current: MilliAmps::ZERO,
+            cells: &cells,
+            temperature: Some(DeciCelsius::from_celsius(0)),
+            current_path_open: false,
+        };
+        r.est.update(&input);
+    }
+    assert_eq!(r.soc(), 800);
+    for k in 0..(3_600) {
+        let input = SocInput {
+            now: Instant::from_millis(10_000 + (2 * 3_600 + k) * 1_000),
+            current: MilliAmps::ZERO,
+            cells: &cells,
+            temperature: Some(DeciCelsius::from_celsius(0)),
+            current_path_open: false,
+        };
+        r.est.update(&input);
+    }
+    assert!(r.soc() < 300, "{}", r.soc());
+}
+
+#[test]
+fn hold_skips_the_time_without_a_current_reading() {
+    let mut r = Rig::new(SocConfig::nmc(), Some(stored(500)));
+    r.run(10, 50_000, 3_700);
+    let before = r.est.remaining_charge();
+    // The last step was at r.t - 1 s; no current reading for the next 30 s.
+    r.est.hold(Instant::from_millis(r.t + 29_000));
+    r.t += 30_000;
+    r.run(1, 50_000, 3_700);
+    // Only the step after the hold (1 s at 50 A) is counted.
+    assert_eq!((before - r.est.remaining_charge()).as_raw(), 50_000 * 1_000);
+}
+
+#[test]
+fn missing_cells_keep_counting_and_keep_the_cell_offsets() {
+    let mut cells = [3_755u32; 16];
+    cells[0] = 3_620;
+    let mut r = Rig::new(SocConfig::nmc(), None);
+    r.run_cells(60, 0, &cells, false);
+    let (lo, _, _) = r.est.cell_soc_range();
+    let before = r.soc();
+    r.run_cells(360, 10_000, &[], false); // 1 Ah
+    assert_eq!(r.soc(), before - 10);
+    let (lo2, _, _) = r.est.cell_soc_range();
+    assert_eq!(
+        i32::from(lo.as_permille()) - 10,
+        i32::from(lo2.as_permille())
+    );
+}
+
+#[test]
+fn input_from_measurements() {
+    use bms_core::measure::Measurements;
+    let mut m = Measurements::uniform(16, MilliVolts::from_mv(3_300), Instant::from_millis(5));
+    m.cell_temps = [Some(DeciCelsius::from_deci(200)), None];
+    m.current = Some(MilliAmps::from_amps(3));
+    let i = SocInput::from_measurements(&m, true).expect("current present");
+    assert_eq!(i.now, Instant::from_millis(5));
+    assert_eq!(i.temperature, Some(DeciCelsius::from_deci(200)));
+    assert!(i.current_path_open);
+    m.afe_ok = false;
+    assert!(SocInput::from_measurements(&m, false)
+        .map(|i| i.cells.is_empty())
+        .unwrap_or(false));
+    m.current = None;
+    assert!(SocInput::from_measurements(&m, false).is_none());
+}

@@ -47,7 +47,7 @@ pub use config::{SocConfig, SocConfigError, OCV_POINTS};
 
 use heapless::Deque;
 
-use crate::measure::MAX_CELLS;
+use crate::measure::{Measurements, MAX_CELLS};
 use crate::time::{Duration, Instant};
 use crate::units::{
     DeciCelsius, MilliAmpHours, MilliAmpMillis, MilliAmps, MilliVolts, Permille, Soc,
@@ -90,6 +90,41 @@ pub struct SocInput<'a> {
 }
 
 impl<'a> SocInput<'a> {
+    /// The input for one [`Measurements`] snapshot: its timestamp, current, valid cells
+    /// (none if the cell monitor did not answer) and the mean of its readable cell NTCs.
+    ///
+    /// `None` when there is no current reading: call [`SocEstimator::hold`] instead.
+    ///
+    /// # Examples
+    /// ```
+    /// use bms_core::measure::Measurements;
+    /// use bms_core::soc::SocInput;
+    /// use bms_core::{Instant, MilliVolts};
+    /// let m = Measurements::uniform(16, MilliVolts::from_mv(3_300), Instant::ZERO);
+    /// let input = SocInput::from_measurements(&m, false).expect("current present");
+    /// assert_eq!(input.cells.len(), 16);
+    /// assert_eq!(input.temperature.map(|t| t.as_deci()), Some(250));
+    /// ```
+    pub fn from_measurements(m: &'a Measurements, current_path_open: bool) -> Option<Self> {
+        let current = m.current?;
+        let cells = if m.afe_ok { m.cells() } else { &[] };
+        let (sum, count) = m
+            .cell_temps
+            .iter()
+            .flatten()
+            .fold((0i32, 0i32), |(s, c), t| {
+                (s + i32::from(t.as_deci()), c + 1)
+            });
+        let temperature = (count > 0).then(|| DeciCelsius::from_deci((sum / count.max(1)) as i16));
+        Some(SocInput {
+            now: m.timestamp,
+            current,
+            cells,
+            temperature,
+            current_path_open,
+        })
+    }
+
     /// An input at `now` with the path closed and the temperature unknown.
     pub const fn new(now: Instant, current: MilliAmps, cells: &'a [MilliVolts]) -> Self {
         SocInput {
@@ -410,14 +445,20 @@ impl SocEstimator {
             }
         }
 
-        // Cell voltages: filtered while resting.
-        if n != self.cells_n {
+        // Cell voltages: filtered while resting. No cells (monitor not answering) leaves
+        // the voltage side as it was; only the count goes on.
+        if n > 0 && n != self.cells_n {
             self.cells_n = n;
             self.cell_delta = [0; MAX_CELLS];
             self.rest_since = None;
             self.rest_cal = None;
         }
-        if resting && self.rest_since.is_some() {
+        if n == 0 {
+            if !resting {
+                self.rest_since = None;
+                self.rest_cal = None;
+            }
+        } else if resting && self.rest_since.is_some() {
             for (f, v) in self.cell_filt.iter_mut().zip(cells) {
                 let target = i64::from(v.as_mv()) << FILTER_SHIFT;
                 *f += (target - *f) * dt_ms / (CELL_FILTER_TAU_MS + dt_ms);
@@ -434,7 +475,8 @@ impl SocEstimator {
             }
         }
 
-        if !self.booted {
+        // Boot needs cell voltages unless a stored SOC is at hand.
+        if !self.booted && (n > 0 || self.stored.is_some()) {
             self.booted = true;
             self.boot(input, corrected, resting);
         }
@@ -522,7 +564,7 @@ impl SocEstimator {
         };
         let rested = now.duration_since(since);
         if self.rest_cal.is_none() {
-            if rested < self.cfg.rest_time_ms {
+            if rested < self.rest_time(temperature) {
                 return;
             }
             self.rest_cal = Some(RestCal {
@@ -694,6 +736,23 @@ impl SocEstimator {
             old: MilliAmpHours::from_mah(old as u32),
             new: MilliAmpHours::from_mah(self.full_mah),
         });
+    }
+
+    /// The rest time in effect at `temperature`: `rest_time_ms` at 15 °C and above, doubled
+    /// for every 10 K below (diffusion, hence relaxation, slows about that much), at most 8x.
+    fn rest_time(&self, temperature: Option<DeciCelsius>) -> Duration {
+        let t = temperature.map_or(250, |t| i32::from(t.as_deci()));
+        let doublings = ((150 - t).max(0) + 99) / 100;
+        let factor = 1u32 << doublings.min(3);
+        Duration::from_millis(self.cfg.rest_time_ms.as_millis().saturating_mul(factor))
+    }
+
+    /// Advances the clock without a current reading (sensor fault): nothing is integrated
+    /// for the time up to `now`, and the rest in progress, if any, is abandoned.
+    pub fn hold(&mut self, now: Instant) {
+        self.last = Some(now);
+        self.rest_since = None;
+        self.rest_cal = None;
     }
 
     /// Overrides the SOC (e.g. set by the user over the serial protocol). It is trusted as
