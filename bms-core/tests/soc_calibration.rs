@@ -338,7 +338,7 @@ fn a_cold_pack_rests_longer_before_its_voltage_is_believed() {
         r.est.update(&input);
     }
     assert_eq!(r.soc(), 800);
-    for k in 0..(3_600) {
+    for k in 0..3_600 {
         let input = SocInput {
             now: Instant::from_millis(10_000 + (2 * 3_600 + k) * 1_000),
             current: MilliAmps::ZERO,
