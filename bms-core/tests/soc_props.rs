@@ -41,10 +41,10 @@ struct Step {
 
 fn step() -> impl Strategy<Value = Step> {
     (
-        0u32..120_000,
-        -400_000i32..400_000,
+        prop_oneof![0u32..120_000, Just(u32::MAX)],
+        prop_oneof![-400_000i32..400_000, any::<i32>()],
         prop::collection::vec(0u32..5_000, 0..24),
-        prop::option::of(-400i16..900),
+        prop::option::of(any::<i16>()),
         any::<bool>(),
     )
         .prop_map(|(dt_ms, ma, cells, temp, open)| Step {
@@ -64,10 +64,14 @@ proptest! {
     fn outputs_stay_bounded(
         chem in 0usize..3,
         st in prop::option::of(0u16..=1000),
-        cap in 1u32..2_000_000,
+        cap in prop_oneof![1u32..2_000_000, Just(u32::MAX)],
+        uncapped in any::<bool>(),
         steps in prop::collection::vec(step(), 1..300),
     ) {
-        let cfg = [SocConfig::lfp(), SocConfig::nmc(), SocConfig::lto()][chem].clone();
+        let mut cfg = [SocConfig::lfp(), SocConfig::nmc(), SocConfig::lto()][chem].clone();
+        if uncapped {
+            cfg.max_step_ms = bms_core::time::Duration::MAX;
+        }
         let mut est = SocEstimator::new(cfg, MilliAmpHours::from_mah(cap), st.map(stored));
         let mut t = 0u64;
         for s in &steps {

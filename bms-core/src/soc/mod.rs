@@ -294,6 +294,13 @@ fn per_ah(rate: u16, capacity_mah: u32) -> i32 {
     (u64::from(rate) * u64::from(capacity_mah) / 1_000).min(i32::MAX as u64) as i32
 }
 
+/// One step of a first-order low-pass filter with time constant `tau_ms`.
+fn approach(x: i64, target: i64, dt_ms: i64, tau_ms: i64) -> i64 {
+    let step = i128::from(target.saturating_sub(x)) * i128::from(dt_ms)
+        / i128::from(tau_ms + dt_ms).max(1);
+    x.saturating_add(step.clamp(i64::MIN.into(), i64::MAX.into()) as i64)
+}
+
 fn mul_div(a: i64, b: i64, c: i64) -> i64 {
     if c == 0 {
         return 0;
@@ -413,7 +420,7 @@ impl SocEstimator {
             input.current_path_open && measured.unsigned_abs() <= self.rest_ma.unsigned_abs();
         let corrected = if path_open {
             let target = i64::from(measured) << FILTER_SHIFT;
-            self.offset_fx += (target - self.offset_fx) * dt_ms / (OFFSET_TAU_MS + dt_ms);
+            self.offset_fx = approach(self.offset_fx, target, dt_ms, OFFSET_TAU_MS);
             0
         } else {
             measured.saturating_sub(self.current_offset().as_ma())
@@ -429,15 +436,15 @@ impl SocEstimator {
         // Coulomb counting, lossless.
         let dq = i64::from(effective) * dt_ms;
         if dq != 0 {
-            self.charge = (self.charge - dq).clamp(0, self.full_mams());
-            self.raw += dq;
-            self.throughput += dq.abs();
+            self.charge = self.charge.saturating_sub(dq).clamp(0, self.full_mams());
+            self.raw = self.raw.saturating_add(dq);
+            self.throughput = self.throughput.saturating_add(dq.saturating_abs());
             self.active_ms += dt as u64;
             if let Some(rc) = self.rest_cal.as_mut() {
-                rc.moved += dq;
+                rc.moved = rc.moved.saturating_add(dq);
             }
             if dq > 0 {
-                self.cycle_acc += dq;
+                self.cycle_acc = self.cycle_acc.saturating_add(dq);
                 if self.cycle_acc >= self.full_mams() {
                     self.cycle_acc -= self.full_mams();
                     self.cycles = self.cycles.saturating_add(1);
@@ -460,12 +467,12 @@ impl SocEstimator {
             }
         } else if resting && self.rest_since.is_some() {
             for (f, v) in self.cell_filt.iter_mut().zip(cells) {
-                let target = i64::from(v.as_mv()) << FILTER_SHIFT;
-                *f += (target - *f) * dt_ms / (CELL_FILTER_TAU_MS + dt_ms);
+                let target = i64::from(v.as_mv().min(u32::from(u16::MAX))) << FILTER_SHIFT;
+                *f = approach(*f, target, dt_ms, CELL_FILTER_TAU_MS);
             }
         } else {
             for (f, v) in self.cell_filt.iter_mut().zip(cells) {
-                *f = i64::from(v.as_mv()) << FILTER_SHIFT;
+                *f = i64::from(v.as_mv().min(u32::from(u16::MAX))) << FILTER_SHIFT;
             }
             if resting {
                 self.rest_since = Some(now);
@@ -588,14 +595,16 @@ impl SocEstimator {
         // Temperature: reference the reading to 25 °C and widen its uncertainty.
         let t_deci = temperature.map_or(250, |t| i32::from(t.as_deci()));
         let dt_deci = t_deci - 250;
-        let tc_x16 = i32::from(self.cfg.ocv_temp_coeff_uv_per_k) * dt_deci * 16 / 10_000;
+        let tc_x16 = (i64::from(self.cfg.ocv_temp_coeff_uv_per_k) * i64::from(dt_deci) * 16
+            / 10_000)
+            .clamp(-(1 << 20), 1 << 20) as i32;
 
         let n = self.cells_n;
         let mut cell_ppm = [0i64; MAX_CELLS];
         let mut sum = 0i64;
         for (p, f) in cell_ppm.iter_mut().zip(&self.cell_filt[..n]) {
             let mv16 = (f >> (FILTER_SHIFT - 4)).clamp(0, i64::from(i32::MAX)) as i32;
-            *p = soc_from_ocv(&self.cfg.ocv_mv, mv16 - tc_x16);
+            *p = soc_from_ocv(&self.cfg.ocv_mv, mv16.saturating_sub(tc_x16));
             sum += *p;
         }
         let mean = sum / n.max(1) as i64;
@@ -673,7 +682,7 @@ impl SocEstimator {
         self.full_since = None;
         self.push(SocEvent::Full { before });
         if let Some(Anchor::Empty(at)) = self.anchor {
-            self.learn_capacity(at - self.raw);
+            self.learn_capacity(at.saturating_sub(self.raw));
         }
         self.anchor = Some(Anchor::Full(self.raw));
     }
@@ -707,7 +716,7 @@ impl SocEstimator {
         self.empty_since = None;
         self.push(SocEvent::Empty { before });
         if let Some(Anchor::Full(at)) = self.anchor {
-            self.learn_capacity(self.raw - at);
+            self.learn_capacity(self.raw.saturating_sub(at));
         }
         self.anchor = Some(Anchor::Empty(self.raw));
     }
@@ -728,7 +737,8 @@ impl SocEstimator {
         let old = i64::from(self.full_mah);
         let step_limit = (nominal / 20) as i64;
         let step = ((i64::from(measured) - old) / 4).clamp(-step_limit, step_limit);
-        let new = (old + step).clamp((nominal / 2) as i64, (nominal * 11 / 10) as i64) as u32;
+        let upper = (nominal * 11 / 10).min(u64::from(u32::MAX)) as i64;
+        let new = (old + step).clamp((nominal / 2) as i64, upper) as u32;
         let ppm = self.soc_ppm();
         self.full_mah = new.max(1);
         self.set_ppm(ppm);
