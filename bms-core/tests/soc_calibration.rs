@@ -101,6 +101,20 @@ fn boot_under_load_without_stored_compensates_the_ir_drop() {
 }
 
 #[test]
+fn boot_under_load_is_corrected_quickly_once_at_rest() {
+    // Booted at 100 A with the IR drop badly underestimated (cells sag to 3500 mV), then
+    // resting at the 50 % point: corrected after relax_tau (5 min), not after 30.
+    let mut r = Rig::new(SocConfig::nmc(), None);
+    r.run(1, 100_000, 3_450);
+    let booted = r.soc();
+    assert!(booted < 400, "{booted}");
+    r.run(4 * 60, 0, 3_755);
+    assert_eq!(r.soc(), booted);
+    r.run(2 * 60, 0, 3_755);
+    assert!((r.soc() - 500).abs() <= 20, "{}", r.soc());
+}
+
+#[test]
 fn boot_at_rest_on_the_lfp_plateau_keeps_most_of_the_stored_soc() {
     // Stored 60 %; the cells read the 40 % point of the plateau, 16 mV lower.
     let cfg = SocConfig::lfp();

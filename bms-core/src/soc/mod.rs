@@ -70,6 +70,9 @@ const REFINE_EVERY: Duration = Duration::from_secs(1);
 const ANCHOR_SIGMA_PPM: u32 = 10_000;
 /// Uncertainty of an SOC derived under load from the OCV with IR compensation, floor, ppm.
 const LOADED_BOOT_SIGMA_PPM: u32 = 100_000;
+/// A count this uncertain (ppm; a boot under load with nothing stored) is corrected after
+/// `relax_tau_ms` of rest already.
+const QUICK_REST_SIGMA_PPM: u32 = LOADED_BOOT_SIGMA_PPM;
 /// At most this many calibration events wait to be polled; older ones are dropped.
 const EVENT_QUEUE: usize = 8;
 
@@ -571,7 +574,11 @@ impl SocEstimator {
         };
         let rested = now.duration_since(since);
         if self.rest_cal.is_none() {
-            if rested < self.rest_time(temperature) {
+            // A poor count (booted under load, set by hand, long without an anchor) does not
+            // wait for full relaxation: the relaxation term of the voltage's uncertainty
+            // keeps an early reading's weight honest.
+            let quick = self.sigma_ppm() >= QUICK_REST_SIGMA_PPM && rested >= self.cfg.relax_tau_ms;
+            if rested < self.rest_time(temperature) && !quick {
                 return;
             }
             self.rest_cal = Some(RestCal {
