@@ -9,7 +9,8 @@
 //! `--wrong` starts from the true SOC shifted by that many permille (set after the first
 //! step, as a user would with a wrong manual setting), `--dt-ms` feeds every row
 //! repeatedly at that step so the 100 ms cadence of the closed loop can be checked;
-//! `--add-ma MA` and `--gain-ppm PPM` add current-sensor errors on top of the recorded ones.
+//! `--add-ma MA` and `--gain-ppm PPM` add current-sensor errors on top of the recorded ones;
+//! `--skip-s S` boots the estimator S seconds into the recording (e.g. under load).
 
 use std::error::Error;
 use std::fs::File;
@@ -128,6 +129,8 @@ fn main() -> Result<(), Box<dyn Error>> {
         .map(|s| s.parse())
         .transpose()?
         .unwrap_or(0);
+    // Boot part-way through the recording (e.g. under load), scoring only from there.
+    let skip_s: u64 = opt("--skip-s").map(|s| s.parse()).transpose()?.unwrap_or(0);
 
     let mut names: Vec<String> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
@@ -141,8 +144,10 @@ fn main() -> Result<(), Box<dyn Error>> {
     for name in names {
         let base = Path::new(dir);
         let (chem, cap, ocv) = read_meta(&base.join(format!("{name}.json")))?;
-        let rows = read_rows(&base.join(format!("{name}.m.csv.gz")))?;
-        let truth = read_truth(&base.join(format!("{name}.truth.csv.gz")))?;
+        let mut rows = read_rows(&base.join(format!("{name}.m.csv.gz")))?;
+        let mut truth = read_truth(&base.join(format!("{name}.truth.csv.gz")))?;
+        rows.retain(|r| r.time_ms >= skip_s * 1_000);
+        truth.retain(|t| t.0 >= skip_s as f64);
         let mut cfg = match chem.as_str() {
             "lfp" => SocConfig::lfp(),
             "lto" => SocConfig::lto(),

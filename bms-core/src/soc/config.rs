@@ -95,7 +95,8 @@ const fn base(ocv_mv: [u16; OCV_POINTS]) -> SocConfig {
         ocv_temp_sigma_uv_per_k: 200,
         gain_sigma_permille: 15,
         stored_sigma_permille: 50,
-        resistance_mohm_ah: 150,
+        // Typical 10 s DC resistance of an energy-type NMC cell: 30-40 mΩ at 5 Ah.
+        resistance_mohm_ah: 200,
         full_cell_mv: None,
         tail_current_ma_per_ah: 50,
         empty_cell_mv: None,
@@ -117,7 +118,8 @@ impl SocConfig {
         ]);
         c.ocv_sigma_mv = 8;
         c.ocv_temp_coeff_uv_per_k = -50;
-        c.resistance_mohm_ah = 100;
+        // LFP cells: 10-20 mΩ at 2.5 Ah, 0.3-0.5 mΩ at 100 Ah.
+        c.resistance_mohm_ah = 50;
         c
     }
 
@@ -138,7 +140,8 @@ impl SocConfig {
             2_290, 2_300, 2_315, 2_330, 2_350, 2_375, 2_410, 2_470, 2_650,
         ]);
         c.ocv_temp_coeff_uv_per_k = -50;
-        c.resistance_mohm_ah = 60;
+        // LTO cells: about 0.5-1 mΩ at 20-40 Ah.
+        c.resistance_mohm_ah = 30;
         c
     }
 
