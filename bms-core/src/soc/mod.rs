@@ -23,6 +23,19 @@
 //! Everything is integer arithmetic; SOC is kept as remaining charge in mA·ms, so no
 //! rounding accumulates however small the step.
 //!
+//! # Calling it from a control loop
+//! 1. At start-up: `SocEstimator::new(pack.soc.clone(), pack.capacity, stored)` where
+//!    `stored` is the last [`StoredSoc`] read back from flash (or `None`).
+//! 2. Every step: `SocInput::from_measurements(&m, fets_both_off)`; with `Some(input)`
+//!    call [`update`](SocEstimator::update), with `None` (no current reading) call
+//!    [`hold`](SocEstimator::hold). Then drain [`poll_event`](SocEstimator::poll_event)
+//!    into the event log.
+//! 3. Report [`soc`](SocEstimator::soc), [`soh`](SocEstimator::soh),
+//!    [`remaining`](SocEstimator::remaining) and [`cycles`](SocEstimator::cycles) in the
+//!    telemetry; [`cell_soc_range`](SocEstimator::cell_soc_range) for balancing and limits.
+//! 4. Persist [`stored`](SocEstimator::stored) now and then (e.g. on every calibration
+//!    event and before sleep).
+//!
 //! # Examples
 //! ```
 //! use bms_core::soc::{SocConfig, SocEstimator, SocInput};
