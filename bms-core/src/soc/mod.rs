@@ -12,7 +12,8 @@
 //!   on the steep ends it is nearly complete. The count's uncertainty grows with the charge
 //!   moved since the last anchor (sensor gain) and the time spent under load (offset).
 //! - **Full**: at the end of a CV charge (current tapered below the tail current with the
-//!   highest cell at the charge voltage) the SOC is 100 %.
+//!   highest cell at the charge voltage) the SOC is what the table gives for the cells'
+//!   voltage less the small IR drop: 100 % when the charge voltage is the table's top.
 //! - **Empty**: at cut-off (lowest cell at the empty voltage under a small load) it is 0 %.
 //! - **Capacity**: the charge counted between a full and an empty calibration (either
 //!   order) is the usable capacity; it is learned slowly and within bounds, SOH is its
@@ -212,10 +213,13 @@ pub enum SocEvent {
         /// Weight given to the voltage (1000 = fully).
         weight: Permille,
     },
-    /// End of charge reached: SOC set to 100 %.
+    /// End of charge reached: SOC set from the charge voltage (100 % when it reaches the
+    /// top of the OCV table).
     Full {
         /// SOC before.
         before: Soc,
+        /// SOC after.
+        after: Soc,
     },
     /// Cut-off reached: SOC set to 0 %.
     Empty {
@@ -258,8 +262,15 @@ struct RestCal {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Anchor {
-    Full(i64),
-    Empty(i64),
+    /// Counted discharge and SOC (ppm) at the calibration.
+    Full {
+        raw: i64,
+        ppm: i64,
+    },
+    Empty {
+        raw: i64,
+        ppm: i64,
+    },
 }
 
 /// The SOC / SOH estimator. See the [module docs](self).
@@ -694,17 +705,35 @@ impl SocEstimator {
         if now.duration_since(since) < self.cfg.calibration_hold_ms {
             return;
         }
+        // At the end of the taper the cells sit at the charge voltage with a small current:
+        // their OCV is that voltage less the IR drop, which the table turns into the SOC
+        // (100 % only if the charge voltage reaches the table's top).
+        let n = cells.len().max(1) as i64;
+        let mean_mv = cells.iter().map(|v| i64::from(v.as_mv())).sum::<i64>() / n;
+        let ir_mv = mul_div(
+            i64::from(current.unsigned_abs()),
+            i64::from(self.cfg.resistance_mohm_ah),
+            i64::from(self.nominal_mah),
+        );
+        let ocv16 = ((mean_mv - ir_mv) * 16).clamp(0, i64::from(i32::MAX)) as i32;
+        let full_ppm = soc_from_ocv(&self.cfg.ocv_mv, ocv16);
         let before = self.soc();
-        self.charge = self.full_mams();
+        self.set_ppm(full_ppm);
         self.reanchor(ANCHOR_SIGMA_PPM);
         self.rest_cal = None;
         self.full_latched = true;
         self.full_since = None;
-        self.push(SocEvent::Full { before });
-        if let Some(Anchor::Empty(at)) = self.anchor {
-            self.learn_capacity(at.saturating_sub(self.raw));
+        self.push(SocEvent::Full {
+            before,
+            after: self.soc(),
+        });
+        if let Some(Anchor::Empty { raw, ppm }) = self.anchor {
+            self.learn_capacity(raw.saturating_sub(self.raw), full_ppm - ppm);
         }
-        self.anchor = Some(Anchor::Full(self.raw));
+        self.anchor = Some(Anchor::Full {
+            raw: self.raw,
+            ppm: full_ppm,
+        });
     }
 
     fn cut_off(&mut self, now: Instant, current: i32, cells: &[MilliVolts]) {
@@ -735,16 +764,24 @@ impl SocEstimator {
         self.empty_latched = true;
         self.empty_since = None;
         self.push(SocEvent::Empty { before });
-        if let Some(Anchor::Full(at)) = self.anchor {
-            self.learn_capacity(self.raw.saturating_sub(at));
+        if let Some(Anchor::Full { raw, ppm }) = self.anchor {
+            self.learn_capacity(self.raw.saturating_sub(raw), ppm);
         }
-        self.anchor = Some(Anchor::Empty(self.raw));
+        self.anchor = Some(Anchor::Empty {
+            raw: self.raw,
+            ppm: 0,
+        });
     }
 
-    /// One full-to-empty (or empty-to-full) measurement: accepted if within 50..120 % of
-    /// nominal, then blended in with a weight of 1/4 and at most 5 % of nominal per cycle,
-    /// and kept within 50..110 % of nominal.
-    fn learn_capacity(&mut self, measured_mams: i64) {
+    /// One full-to-empty (or empty-to-full) measurement: `moved_mams` counted between
+    /// calibrations `span_ppm` of SOC apart (at least half the range), scaled to 100 %.
+    /// Accepted if within 50..120 % of nominal, then blended in with a weight of 1/4 and at
+    /// most 5 % of nominal per cycle, and kept within 50..110 % of nominal.
+    fn learn_capacity(&mut self, moved_mams: i64, span_ppm: i64) {
+        if span_ppm < PPM_FULL / 2 {
+            return;
+        }
+        let measured_mams = mul_div(moved_mams, PPM_FULL, span_ppm);
         let measured = (measured_mams / MAMS_PER_MAH).clamp(0, i64::from(u32::MAX)) as u32;
         let nominal = u64::from(self.nominal_mah);
         let m = u64::from(measured);
