@@ -267,6 +267,23 @@ fn dead_band_ignores_offset_sized_currents() {
 }
 
 #[test]
+fn a_small_pack_keeps_the_sensor_offset_floor() {
+    // 10 Ah: C/50 would be 200 mA, below a 450 mA sensor offset; the 500 mA floor holds.
+    let mut est = SocEstimator::new(SocConfig::nmc(), MilliAmpHours::from_mah(10_000), None);
+    let cells = [MilliVolts::from_mv(3_755); 16];
+    for k in 0..7_200u64 {
+        let input = SocInput::new(
+            Instant::from_millis(k * 1_000),
+            MilliAmps::from_ma(-450),
+            &cells,
+        );
+        est.update(&input);
+    }
+    assert_eq!(est.soc().as_permille(), 500);
+    assert!(est.at_rest());
+}
+
+#[test]
 fn offset_is_learned_while_the_path_is_open() {
     let mut r = Rig::new(SocConfig::nmc(), Some(stored(500)));
     r.run_cells(1, 10_000, &[3_755; 16], false);

@@ -34,6 +34,9 @@ pub struct SocConfig {
     /// Currents below this magnitude (mA per Ah) are not integrated: the current sensor's
     /// offset is of this order and would otherwise drift the SOC during idle hours.
     pub deadband_ma_per_ah: u16,
+    /// Floor of the dead band in mA, whatever the capacity: the current sensor's own
+    /// offset (set it from the board's front end; the rest threshold is at least 1.5x it).
+    pub deadband_min_ma: u32,
     /// Rest time after which the cell voltage is taken as the open-circuit voltage.
     pub rest_time_ms: Duration,
     /// Uncertainty of a relaxed OCV reading per cell (table error, hysteresis), mV (1 sigma).
@@ -87,6 +90,8 @@ const fn base(ocv_mv: [u16; OCV_POINTS]) -> SocConfig {
         // C/50: larger than the offset of a typical hall or shunt front end on a pack this
         // size, far below any real load.
         deadband_ma_per_ah: 20,
+        // 0.17 % of a 300 A range: a calibrated shunt front end.
+        deadband_min_ma: 500,
         rest_time_ms: Duration::from_mins(30),
         ocv_sigma_mv: 5,
         relax_sigma_mv: 30,

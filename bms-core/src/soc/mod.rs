@@ -352,10 +352,12 @@ impl SocEstimator {
             let lim = per_ah(cfg.rest_current_ma_per_ah, nominal_mah);
             i64::from(s.current_offset.as_ma().clamp(-lim, lim)) << FILTER_SHIFT
         });
+        let floor = cfg.deadband_min_ma.min(i32::MAX as u32 / 2) as i32;
+        let deadband_ma = per_ah(cfg.deadband_ma_per_ah, nominal_mah).max(floor);
         SocEstimator {
-            deadband_ma: per_ah(cfg.deadband_ma_per_ah, nominal_mah),
-            rest_ma: per_ah(cfg.rest_current_ma_per_ah, nominal_mah),
-            tail_ma: per_ah(cfg.tail_current_ma_per_ah, nominal_mah),
+            deadband_ma,
+            rest_ma: per_ah(cfg.rest_current_ma_per_ah, nominal_mah).max(floor / 2 * 3),
+            tail_ma: per_ah(cfg.tail_current_ma_per_ah, nominal_mah).max(deadband_ma * 2),
             empty_ma: per_ah(cfg.empty_current_ma_per_ah, nominal_mah),
             cfg,
             nominal_mah,
