@@ -10,7 +10,8 @@
 //! step, as a user would with a wrong manual setting), `--dt-ms` feeds every row
 //! repeatedly at that step so the 100 ms cadence of the closed loop can be checked;
 //! `--add-ma MA` and `--gain-ppm PPM` add current-sensor errors on top of the recorded ones;
-//! `--skip-s S` boots the estimator S seconds into the recording (e.g. under load).
+//! `--skip-s S` boots the estimator S seconds into the recording (e.g. under load);
+//! `--open-s S` reports the current path open (MOSFETs off) for the first S seconds.
 
 use std::error::Error;
 use std::fs::File;
@@ -131,6 +132,8 @@ fn main() -> Result<(), Box<dyn Error>> {
         .unwrap_or(0);
     // Boot part-way through the recording (e.g. under load), scoring only from there.
     let skip_s: u64 = opt("--skip-s").map(|s| s.parse()).transpose()?.unwrap_or(0);
+    // The current path is reported open (MOSFETs off) for the first S seconds.
+    let open_s: u64 = opt("--open-s").map(|s| s.parse()).transpose()?.unwrap_or(0);
 
     let mut names: Vec<String> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
@@ -168,7 +171,7 @@ fn main() -> Result<(), Box<dyn Error>> {
                     ),
                     cells: &r.cells,
                     temperature: Some(DeciCelsius::from_deci(r.temp_dc)),
-                    current_path_open: false,
+                    current_path_open: t < (skip_s + open_s) * 1_000,
                 };
                 est.update(&input);
                 t += dt_ms;
