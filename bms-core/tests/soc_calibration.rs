@@ -442,3 +442,22 @@ fn input_from_measurements() {
     m.current = None;
     assert!(SocInput::from_measurements(&m, false).is_none());
 }
+
+#[test]
+fn capacity_learning_scales_by_the_soc_span_between_anchors() {
+    let mut r = Rig::new(SocConfig::nmc(), Some(stored(900)));
+    r.run(60, -50_000, 4_000);
+    r.run(15, -4_000, 4_150); // full at 97.1 %
+    r.run(6_480, 50_000, 3_600); // 90 Ah
+    r.run(20, 10_000, 3_040); // empty
+    let new = r
+        .events
+        .iter()
+        .find_map(|e| match e {
+            SocEvent::CapacityLearned { new, .. } => Some(new.as_mah()),
+            _ => None,
+        })
+        .expect("capacity learned");
+    // About 90.1 Ah over 97.1 % of the range is 92.8 Ah; a quarter of the way from 100 Ah.
+    assert!((98_100..=98_300).contains(&new), "{new}");
+}
