@@ -127,6 +127,7 @@ fn event_row(e: &TimedEvent) -> String {
         Event::ModeChanged(m) => ("mode_changed", m.name().to_string()),
         Event::FaultsReset => ("faults_reset", String::new()),
         Event::ConfigChanged => ("config_changed", String::new()),
+        Event::Soc(e) => ("soc", format!("{e:?}").replace(',', ";")),
     };
     format!("{},{kind},{detail}", e.at.as_millis())
 }

@@ -274,7 +274,7 @@ enum Anchor {
 }
 
 /// The SOC / SOH estimator. See the [module docs](self).
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct SocEstimator {
     cfg: SocConfig,
     nominal_mah: u32,
