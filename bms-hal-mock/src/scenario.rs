@@ -91,6 +91,8 @@ fn h(hours: u32) -> Duration {
 pub fn build(kind: ScenarioKind, mut config: PackConfig, seed: u64) -> Scenario {
     let mut pack = pack_params(&config);
     pack.seed = seed;
+    // The user configures the OCV curve of the cells they fit, as with a real pack.
+    config.soc.ocv_mv = pack.chemistry.ocv_mv;
     let sensors = SensorConfig::default().with_seed(seed);
     let mut injections = Vec::new();
     let min = Duration::from_mins;

@@ -190,7 +190,18 @@ pub fn run(sc: Scenario, opts: &RunOptions) -> Result<RunSummary, String> {
             let s = shared.borrow();
             world.request(now, s.pack())
         };
-        let Some(request) = request else { break };
+        let Some(mut request) = request else { break };
+        // A charger on the BMS's bus follows its limits (charge current and voltage
+        // limits, already derated), as CAN-controlled chargers and inverters do.
+        if let Some(c) = request.charger.as_mut() {
+            let lim = ctl.bms().telemetry().limits;
+            c.current_limit_a = c
+                .current_limit_a
+                .min(f64::from(lim.charge_current.as_ma()) / 1000.0);
+            c.voltage_limit_v = c
+                .voltage_limit_v
+                .min(f64::from(lim.charge_voltage.as_mv()) / 1000.0);
+        }
         let dt = if ctl.bms().outputs().mode == PowerMode::Sleep {
             SLEEP_STEP
         } else {
