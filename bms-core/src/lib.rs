@@ -19,6 +19,8 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod can;
+pub mod j1939;
 pub mod measure;
 pub mod ports;
 pub mod protect;
