@@ -140,7 +140,13 @@ impl fmt::Debug for CanFrame {
 impl defmt::Format for CanFrame {
     fn format(&self, f: defmt::Formatter) {
         let (raw, ext) = self.raw_id();
-        defmt::write!(f, "{=u32:X} ext={=bool} {=[u8]:02X}", raw, ext, self.bytes());
+        defmt::write!(
+            f,
+            "{=u32:X} ext={=bool} {=[u8]:02X}",
+            raw,
+            ext,
+            self.bytes()
+        );
     }
 }
 
@@ -151,13 +157,15 @@ impl defmt::Format for CanFrame {
 ///
 /// # Errors
 /// Whatever the writer returns.
-pub fn write_candump_line(
-    w: &mut impl fmt::Write,
-    now: Instant,
-    frame: &CanFrame,
-) -> fmt::Result {
+pub fn write_candump_line(w: &mut impl fmt::Write, now: Instant, frame: &CanFrame) -> fmt::Result {
     let ms = now.as_millis();
-    writeln!(w, "({}.{:06}) can0 {}", ms / 1000, (ms % 1000) * 1000, frame)
+    writeln!(
+        w,
+        "({}.{:06}) can0 {}",
+        ms / 1000,
+        (ms % 1000) * 1000,
+        frame
+    )
 }
 
 #[cfg(test)]

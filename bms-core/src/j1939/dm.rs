@@ -438,7 +438,10 @@ mod test {
         t.update(set(&[Fault::CellOv]), set(&[Fault::DsgOt]));
         let mut b = [0; MAX_DM_LEN];
         let n = t.dm1(&mut b);
-        assert_eq!(&b[..n], &[0x14, 0xFF, 0x22, 0x17, 0x00, 0x01, 0x8B, 0x1F, 0x10, 0x01]);
+        assert_eq!(
+            &b[..n],
+            &[0x14, 0xFF, 0x22, 0x17, 0x00, 0x01, 0x8B, 0x1F, 0x10, 0x01]
+        );
     }
 
     #[test]

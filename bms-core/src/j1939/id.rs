@@ -93,6 +93,11 @@ impl Pgn {
         }
     }
 
+    /// A PGN from a value known to be valid (crate constants, checked by tests).
+    pub(crate) const fn from_const(raw: u32) -> Pgn {
+        Pgn(raw & 0x3_FFFF)
+    }
+
     /// The 18-bit value.
     pub const fn as_u32(self) -> u32 {
         self.0
@@ -275,6 +280,9 @@ mod test {
         assert!(Pgn::new(0xEA01).is_err());
         assert!(Pgn::new(0x4_0000).is_err());
         assert!(Pgn::new(0xFF01).is_ok());
-        assert_eq!(Pgn::from_le_bytes([0x00, 0xEE, 0x00]), Ok(Pgn::ADDRESS_CLAIMED));
+        assert_eq!(
+            Pgn::from_le_bytes([0x00, 0xEE, 0x00]),
+            Ok(Pgn::ADDRESS_CLAIMED)
+        );
     }
 }

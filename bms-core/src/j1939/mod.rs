@@ -12,13 +12,22 @@
 //! | [`dm`] | DTCs, lamps, the fault-to-DTC map, DM1/DM2 payloads |
 //! | [`messages`] | battery data PGNs (HVES1 and proprietary B) |
 //! | [`command`] | authenticated commands (proprietary A) |
+//! | [`request`] | request and acknowledgment |
 //! | [`node`] | the node state machine and its scheduler |
 
+pub mod command;
 pub mod dm;
 pub mod id;
+pub mod messages;
+pub mod name;
+pub mod node;
+pub mod request;
 pub mod tp;
 
+pub use command::Command;
 pub use id::{IdError, J1939Id, Pgn};
+pub use name::Name;
+pub use node::{J1939Config, J1939Node, NodeStats};
 
 use core::fmt;
 

@@ -355,9 +355,17 @@ mod test {
     fn test_parse_golden() {
         let mut rx = BamReceiver::new();
         rx.handle_cm(Instant::ZERO, 0xF3, &CM).unwrap();
-        assert_eq!(rx.handle_dt(Instant::from_millis(50), 0xF3, &DT[0]), Ok(None));
-        assert_eq!(rx.handle_dt(Instant::from_millis(100), 0xF3, &DT[1]), Ok(None));
-        let r = rx.handle_dt(Instant::from_millis(150), 0xF3, &DT[2]).unwrap();
+        assert_eq!(
+            rx.handle_dt(Instant::from_millis(50), 0xF3, &DT[0]),
+            Ok(None)
+        );
+        assert_eq!(
+            rx.handle_dt(Instant::from_millis(100), 0xF3, &DT[1]),
+            Ok(None)
+        );
+        let r = rx
+            .handle_dt(Instant::from_millis(150), 0xF3, &DT[2])
+            .unwrap();
         assert_eq!(r, Some((Pgn::DM1, &PAYLOAD[..])));
     }
 
@@ -367,7 +375,8 @@ mod test {
         rx.handle_cm(Instant::ZERO, 0xF3, &CM).unwrap();
         assert_eq!(rx.poll_timeout(), Some(Instant::from_millis(750)));
         assert_eq!(rx.handle_cm(Instant::ZERO, 0x10, &CM), Err(TpError::Busy));
-        rx.handle_dt(Instant::from_millis(700), 0xF3, &DT[0]).unwrap();
+        rx.handle_dt(Instant::from_millis(700), 0xF3, &DT[0])
+            .unwrap();
         // 751 ms after the last packet: dropped.
         assert_eq!(
             rx.handle_dt(Instant::from_millis(1_451), 0xF3, &DT[1]),
@@ -384,10 +393,16 @@ mod test {
         let mut bad = CM;
         bad[3] = 4;
         assert_eq!(rx.handle_cm(Instant::ZERO, 1, &bad), Err(TpError::BadSize));
-        assert_eq!(rx.handle_cm(Instant::ZERO, 1, &CM[..7]), Err(TpError::Truncated));
+        assert_eq!(
+            rx.handle_cm(Instant::ZERO, 1, &CM[..7]),
+            Err(TpError::Truncated)
+        );
         bad = CM;
         bad[0] = 0x10;
-        assert_eq!(rx.handle_cm(Instant::ZERO, 1, &bad), Err(TpError::NotBam(0x10)));
+        assert_eq!(
+            rx.handle_cm(Instant::ZERO, 1, &bad),
+            Err(TpError::NotBam(0x10))
+        );
     }
 
     #[test]
