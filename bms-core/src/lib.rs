@@ -20,6 +20,7 @@
 #![deny(missing_docs)]
 
 pub mod can;
+pub mod inverter;
 pub mod j1939;
 pub mod measure;
 pub mod ports;

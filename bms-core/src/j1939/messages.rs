@@ -249,14 +249,11 @@ fn hves1d2(t: &Telemetry) -> [u8; 8] {
 fn hves1d3(t: &Telemetry) -> [u8; 8] {
     let mut b = [0xFF; 8];
     if let Some((hi, lo)) = t.temp_range() {
-        let avg = (i32::from(hi.as_deci()) + i32::from(lo.as_deci())) / 2;
-        put16(&mut b, 0, hves_cell_temp(Some(hi)));
-        put16(&mut b, 2, hves_cell_temp(Some(lo)));
-        put16(
-            &mut b,
-            4,
-            hves_cell_temp(Some(DeciCelsius::from_deci(avg as i16))),
-        );
+        let (h, l) = (hves_cell_temp(Some(hi)), hves_cell_temp(Some(lo)));
+        put16(&mut b, 0, h);
+        put16(&mut b, 2, l);
+        // Average of the two readings, taken at wire resolution (finer than 0.1 °C).
+        put16(&mut b, 4, ((u32::from(h) + u32::from(l)) / 2) as u16);
         b[6] = 0xFC; // temperature differential status: within limits
     }
     b
