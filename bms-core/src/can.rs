@@ -169,6 +169,7 @@ pub fn write_candump_line(w: &mut impl fmt::Write, now: Instant, frame: &CanFram
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod test {
     use super::*;
 

@@ -265,6 +265,7 @@ impl InverterNode {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod test {
     use super::*;
     use crate::can::Frame;

@@ -3,6 +3,8 @@
 //! factors and offsets, then compared with the telemetry it was made from (in physical
 //! units, computed independently of the encoders).
 
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
 use std::collections::HashMap;
 
 use bms_core::can::{CanFrame, Frame};
@@ -25,7 +27,7 @@ fn pgn_of(id: u32) -> u32 {
 }
 
 /// Finds the DBC message of a frame: 11-bit ids exactly, 29-bit ids by PGN (J1939).
-fn find<'a>(dbc: &'a Dbc, raw: u32, extended: bool) -> Option<&'a can_dbc::Message> {
+fn find(dbc: &Dbc, raw: u32, extended: bool) -> Option<&can_dbc::Message> {
     dbc.messages.iter().find(|m| match (m.id, extended) {
         (MessageId::Standard(s), false) => u32::from(s) == raw,
         (MessageId::Extended(e), true) => pgn_of(e) == pgn_of(raw),

@@ -7,6 +7,8 @@
 //! This test itself checks: the first frame is the address claim, TP.DT gaps are within
 //! 50..=200 ms, and DM1 lists exactly the active faults and warnings at every step.
 
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 

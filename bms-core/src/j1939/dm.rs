@@ -394,6 +394,7 @@ impl<'a> DmMessage<'a> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod test {
     use super::*;
 

@@ -237,6 +237,7 @@ impl fmt::Display for J1939Id {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod test {
     use super::*;
 

@@ -393,6 +393,7 @@ pub fn encode_cell_voltages(t: &Telemetry, out: &mut [u8; CELL_VOLTAGES_LEN]) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod test {
     use super::*;
     use crate::units::{MilliAmpHours, MilliAmps, MilliVolts, Soc};

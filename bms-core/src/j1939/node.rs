@@ -19,7 +19,8 @@
 //!   1 s and at once when the set of active DTCs changes, cell voltages every 2 s. One BAM
 //!   at a time; when both are due, the one due first starts first. TP.DT frames are
 //!   [`J1939Config::bam_gap`] apart (the J1939-21 window is 50..=200 ms). Multi-packet
-//!   answers to requests are sent by BAM as well (RTS/CTS is not implemented).
+//!   answers to requests are sent by BAM as well. RTS/CTS is not implemented: an RTS to
+//!   this node is answered with a TP.CM abort.
 //! - **Bounded work.** At most [`J1939Config::rx_budget`] received frames are processed
 //!   per step (between two [`J1939Node::update`] calls); the rest are dropped and counted
 //!   in [`NodeStats::rx_dropped`], so a flooded bus cannot take time from protection. The
@@ -259,11 +260,10 @@ impl J1939Node {
         match id.pgn() {
             Pgn::ADDRESS_CLAIMED => self.on_claim(sa, data),
             Pgn::REQUEST if to_me => self.on_request(now, id, data),
-            Pgn::TP_CM if to_global => {
-                if self.rx.handle_cm(now, sa, data).is_err() {
-                    self.count_error();
-                }
+            Pgn::TP_CM if to_global && self.rx.handle_cm(now, sa, data).is_err() => {
+                self.count_error();
             }
+            Pgn::TP_CM if to_me && data.first() == Some(&0x10) => self.refuse_rts(sa, data),
             Pgn::TP_DT if to_global => match self.rx.handle_dt(now, sa, data) {
                 Ok(Some(_)) => self.stats.bam_received = self.stats.bam_received.saturating_add(1),
                 Ok(None) => {}
@@ -514,6 +514,18 @@ impl J1939Node {
         }
     }
 
+    /// RTS/CTS is not implemented: an RTS to this node is aborted at once (reason 2,
+    /// resources needed elsewhere) so the sender does not wait for its timeout.
+    fn refuse_rts(&mut self, to: u8, data: &[u8]) {
+        let Some(sa) = self.address() else { return };
+        let Some(pgn) = data.get(5..8) else {
+            self.count_error();
+            return;
+        };
+        let abort = [0xFF, 0x02, 0xFF, 0xFF, 0xFF, pgn[0], pgn[1], pgn[2]];
+        self.push_tx(frame(PRIO_TP, Pgn::TP_CM, to, sa, &abort));
+    }
+
     fn on_command(&mut self, from: u8, data: &[u8]) {
         let code = data.first().copied().unwrap_or(0xFF);
         let control = match Command::parse(data, self.config.command_key) {
@@ -597,6 +609,7 @@ impl J1939Node {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod test {
     use super::*;
     use crate::protect::{Fault, FaultSet};
@@ -657,11 +670,13 @@ mod test {
 
     #[test]
     fn not_capable_cannot_claim() {
-        let mut cfg = J1939Config::default();
-        cfg.name = Name::from_fields(NameFields {
-            identity_number: 5,
-            ..NameFields::default()
-        });
+        let cfg = J1939Config {
+            name: Name::from_fields(NameFields {
+                identity_number: 5,
+                ..NameFields::default()
+            }),
+            ..J1939Config::default()
+        };
         let mut n = J1939Node::new(cfg);
         drain(&mut n, Instant::ZERO);
         n.handle_frame(Instant::from_millis(10), &ext(0x18EE_FFF3, &[0; 8]));
@@ -717,9 +732,24 @@ mod test {
     }
 
     #[test]
+    fn rts_is_aborted() {
+        let mut n = claimed();
+        let t = Instant::from_millis(300);
+        n.handle_frame(
+            t,
+            &ext(0x1CEC_F3F9, &[0x10, 0x11, 0, 3, 0xFF, 0x00, 0xEF, 0x00]),
+        );
+        let f = n.poll_transmit(t).unwrap();
+        assert_eq!(raw(&f), 0x1CEC_F9F3);
+        assert_eq!(f.data(), &[0xFF, 0x02, 0xFF, 0xFF, 0xFF, 0x00, 0xEF, 0x00]);
+    }
+
+    #[test]
     fn commands_need_key() {
-        let mut cfg = J1939Config::default();
-        cfg.command_key = Some(0xDEAD_BEEF);
+        let cfg = J1939Config {
+            command_key: Some(0xDEAD_BEEF),
+            ..J1939Config::default()
+        };
         let mut n = J1939Node::new(cfg);
         n.update(Instant::ZERO, &Telemetry::empty(16));
         drain(&mut n, Instant::ZERO);

@@ -42,6 +42,9 @@ use crate::time::{Duration, Instant};
 /// Largest message this implementation sends or reassembles (bounded RAM).
 pub const MAX_BAM_LEN: usize = 160;
 
+/// Buffer size: whole packets, so the last packet of a maximum-size message fits.
+const BUF_LEN: usize = MAX_BAM_LEN.div_ceil(7) * 7;
+
 /// T1: longest gap between two packets of a BAM before the receiver drops it.
 pub const T1: Duration = Duration::from_millis(750);
 
@@ -104,7 +107,7 @@ const fn packets_for(len: usize) -> usize {
 pub struct BamSender {
     pgn: Pgn,
     len: usize,
-    buf: [u8; MAX_BAM_LEN],
+    buf: [u8; BUF_LEN],
     next_seq: u8,
     packets: u8,
     next_due: Instant,
@@ -130,7 +133,7 @@ impl BamSender {
         if len > MAX_BAM_LEN {
             return Err(TpError::TooLong(len.min(usize::from(u16::MAX)) as u16));
         }
-        let mut buf = [0xFF; MAX_BAM_LEN];
+        let mut buf = [0xFF; BUF_LEN];
         buf[..len].copy_from_slice(data);
         let packets = packets_for(len) as u8;
         let p = pgn.to_le_bytes();
@@ -210,7 +213,7 @@ struct RxSession {
 #[derive(Clone, Debug)]
 pub struct BamReceiver {
     session: Option<RxSession>,
-    buf: [u8; MAX_BAM_LEN],
+    buf: [u8; BUF_LEN],
 }
 
 impl Default for BamReceiver {
@@ -224,7 +227,7 @@ impl BamReceiver {
     pub const fn new() -> Self {
         BamReceiver {
             session: None,
-            buf: [0; MAX_BAM_LEN],
+            buf: [0; BUF_LEN],
         }
     }
 
@@ -244,7 +247,7 @@ impl BamReceiver {
             return Err(TpError::NotBam(d[0]));
         }
         let len = usize::from(u16::from_le_bytes([d[1], d[2]]));
-        if len < 9 || len > 1785 || usize::from(d[3]) != packets_for(len) {
+        if !(9..=1785).contains(&len) || usize::from(d[3]) != packets_for(len) {
             return Err(TpError::BadSize);
         }
         if len > MAX_BAM_LEN {
@@ -322,6 +325,7 @@ impl BamReceiver {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod test {
     use super::*;
 
