@@ -15,6 +15,46 @@
 //! | [`request`] | request and acknowledgment |
 //! | [`node`] | the node state machine and its scheduler |
 
+//!
+//! # Integration
+//! One node per CAN port, owned by the controller next to the `Bms`. Every control step
+//! (e.g. 100 ms), after `Bms::step` has produced its telemetry:
+//!
+//! ```
+//! use bms_core::can::CanFrame;
+//! use bms_core::j1939::{Command, J1939Config, J1939Node};
+//! use bms_core::{Instant, Telemetry};
+//!
+//! fn can_step(
+//!     node: &mut J1939Node,
+//!     now: Instant,
+//!     telemetry: &Telemetry,
+//!     received: &[CanFrame],
+//!     mut send: impl FnMut(CanFrame),
+//!     mut apply: impl FnMut(Command),
+//! ) {
+//!     node.update(now, telemetry); // new step: DTCs, schedule, receive budget
+//!     for f in received {
+//!         node.handle_frame(now, f); // at most `rx_budget` are processed
+//!     }
+//!     while let Some(f) = node.poll_transmit(now) {
+//!         send(f); // e.g. also `write_candump_line` for a log
+//!     }
+//!     while let Some(c) = node.poll_command() {
+//!         apply(c); // forward to the protection logic, which has the last word
+//!     }
+//! }
+//!
+//! let mut node = J1939Node::new(J1939Config::default());
+//! let mut sent = Vec::new();
+//! can_step(&mut node, Instant::ZERO, &Telemetry::empty(16), &[], |f| sent.push(f), |_| {});
+//! assert_eq!(sent.len(), 1); // the address claim comes first, alone
+//! ```
+//!
+//! Stepping every 100 ms puts 100 ms between the TP.DT frames of a BAM (within the
+//! 50..=200 ms of J1939-21); a caller that wakes at [`J1939Node::poll_timeout`] gets
+//! [`J1939Config::bam_gap`] instead.
+
 pub mod command;
 pub mod dm;
 pub mod id;

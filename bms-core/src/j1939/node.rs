@@ -180,11 +180,19 @@ fn reschedule(due: Instant, now: Instant, period: Duration) -> Instant {
 
 impl J1939Node {
     /// A node that will claim `config.preferred_address` on its first transmit.
+    ///
+    /// A preferred address of 254 (null) or 255 (global) cannot be claimed: the node then
+    /// starts in [`ClaimState::CannotClaim`] and its first frame is "cannot claim".
     pub fn new(config: J1939Config) -> Self {
+        let usable = config.preferred_address < NULL;
         J1939Node {
-            claim: ClaimState::Pending(config.preferred_address),
+            claim: if usable {
+                ClaimState::Pending(config.preferred_address)
+            } else {
+                ClaimState::CannotClaim
+            },
             config,
-            claim_requested: false,
+            claim_requested: !usable,
             occupied: [0; 8],
             telemetry: None,
             dtcs: DtcTable::new(),
@@ -687,6 +695,17 @@ mod test {
         // Requests for address claim get "cannot claim" again, nothing else is sent.
         n.handle_frame(Instant::from_millis(20), &ext(0x18EA_FFF9, &[0, 0xEE, 0]));
         assert_eq!(drain(&mut n, Instant::from_millis(2_000)).len(), 1);
+    }
+
+    #[test]
+    fn null_preferred_address_cannot_claim() {
+        let mut n = J1939Node::new(J1939Config {
+            preferred_address: 0xFE,
+            ..J1939Config::default()
+        });
+        let f = drain(&mut n, Instant::ZERO);
+        assert_eq!(f.len(), 1);
+        assert_eq!(raw(&f[0]), 0x18EE_FFFE);
     }
 
     #[test]
