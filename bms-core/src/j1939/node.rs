@@ -750,6 +750,41 @@ mod test {
         assert_eq!(&cm.data()[..4], &[0x20, 10, 0, 2]);
     }
 
+    /// Driven only by `poll_timeout` (no fixed step): after draining, the next timeout is
+    /// always in the future (no busy loop), and BAM packets are exactly `bam_gap` apart.
+    #[test]
+    fn timeout_driven_no_spin() {
+        let mut n = J1939Node::new(J1939Config::default());
+        let mut tel = Telemetry::empty(16);
+        let mut now = Instant::ZERO;
+        let mut last_tp: Option<Instant> = None;
+        let mut wakeups = 0;
+        while now < Instant::from_millis(20_000) {
+            let secs = now.as_millis() / 1000;
+            tel.faults = if secs % 4 < 2 {
+                FaultSet::from_iter([Fault::Sc, Fault::CellUv, Fault::AfeComm])
+            } else {
+                FaultSet::EMPTY
+            };
+            n.update(now, &tel);
+            while let Some(f) = n.poll_transmit(now) {
+                match raw(&f) {
+                    0x1CEC_FFF3 => last_tp = Some(now),
+                    0x1CEB_FFF3 => {
+                        assert_eq!(now.duration_since(last_tp.unwrap()).as_millis(), 60);
+                        last_tp = Some(now);
+                    }
+                    _ => {}
+                }
+            }
+            let next = n.poll_timeout().unwrap();
+            assert!(next > now, "timeout {next} not after {now}");
+            now = next;
+            wakeups += 1;
+        }
+        assert!(wakeups < 2_000, "{wakeups} wake-ups in 20 s");
+    }
+
     #[test]
     fn rts_is_aborted() {
         let mut n = claimed();
