@@ -3,7 +3,8 @@
 //! candump -L log. The log is the input of the peer checks (`.ci/peers-can.sh`: cantools
 //! decodes every frame with `dbc/bms.dbc`, can-j1939 reassembles the BAMs and parses DM1).
 //!
-//! The log goes to `$BMS_CAN_LOG` if set, else to the test's temporary directory.
+//! The log goes to `$BMS_CAN_LOG` if set, else to the test's temporary directory; the
+//! inverter port's frames over the same minute go to `$BMS_INVERTER_LOG` (or beside it).
 //! This test itself checks: the first frame is the address claim, TP.DT gaps are within
 //! 50..=200 ms, and DM1 lists exactly the active faults and warnings at every step.
 
@@ -13,6 +14,7 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 use bms_core::can::{write_candump_line, CanFrame, Frame};
+use bms_core::inverter::{InverterConfig, InverterNode};
 use bms_core::j1939::dm::{dtc_code, DmMessage, Tier};
 use bms_core::j1939::node::{J1939Config, J1939Node};
 use bms_core::j1939::tp::BamReceiver;
@@ -104,6 +106,24 @@ fn sixty_seconds_to_candump() {
     let path = std::env::var("BMS_CAN_LOG")
         .unwrap_or_else(|_| format!("{}/j1939-peer.log", env!("CARGO_TARGET_TMPDIR")));
     std::fs::write(&path, &log).unwrap();
+
+    // The inverter port over the same minute, for `check_dbc.py` with `inverter.dbc`.
+    let mut inv = InverterNode::new(InverterConfig::default());
+    let mut inv_log = String::new();
+    for step in 0..=600u64 {
+        let ms = step * 100;
+        let now = Instant::from_millis(ms);
+        inv.update(now, &telemetry(ms));
+        while let Some(f) = inv.poll_transmit(now) {
+            write_candump_line(&mut inv_log, now, &f).unwrap();
+        }
+    }
+    let inv_path = std::env::var("BMS_INVERTER_LOG")
+        .unwrap_or_else(|_| format!("{}/inverter-peer.log", env!("CARGO_TARGET_TMPDIR")));
+    std::fs::write(&inv_path, &inv_log).unwrap();
+    // 61 bursts of 11 frames, 0x351 first.
+    assert_eq!(inv_log.lines().count(), 61 * 11);
+    assert!(inv_log.starts_with("(0.000000) can0 351#"));
 
     // First frame: the address claim.
     assert!(log.starts_with("(0.000000) can0 18EEFFF3#"));

@@ -277,7 +277,9 @@ impl J1939Node {
                 Ok(None) => {}
                 Err(_) => self.count_error(),
             },
-            Pgn::PROPRIETARY_A if to_me && !to_global => self.on_command(sa, data),
+            Pgn::PROPRIETARY_A if to_me && !to_global && self.address().is_some() => {
+                self.on_command(sa, data)
+            }
             _ => {}
         }
     }
