@@ -22,6 +22,9 @@
 pub mod bms;
 pub mod config;
 pub mod controller;
+pub mod can;
+pub mod inverter;
+pub mod j1939;
 pub mod measure;
 pub mod ports;
 pub mod protect;

@@ -1,0 +1,472 @@
+//! Battery data messages: HVES1 parameter groups (J1939DA 2018) and proprietary B groups.
+//!
+//! All multi-byte fields are little-endian. Unused or unknown fields carry the J1939
+//! "not available" fill (all ones). Current on the wire is **positive for charging**
+//! (SPN 5920), the opposite of the core's convention; the encoders convert.
+//!
+//! | PGN | Name | Prio | Period | Content |
+//! |---|---|---|---|---|
+//! | 61584 `F090` | HVES1D1 | 3 | 100 ms | available discharge / charge power (0.05 kW), voltage (0.05 V), current (0.05 A, -1600 A, + = charging) |
+//! | 61585 `F091` | HVES1D2 | 3 | 100 ms | SOC (0.0015625 %), highest / lowest cell voltage (1 mV), cell voltage differential status |
+//! | 61586 `F092` | HVES1D3 | 3 | 100 ms | highest / lowest / average cell temperature (0.03125 °C, -273 °C) |
+//! | 61588 `F094` | HVES1D5 | 3 | 100 ms | discharge / charge current limit (0.05 A, -1600 A) |
+//! | 61589 `F095` | HVES1D6 | 3 | 1 s | bus (load) voltage, electronics (MOSFET) and pack temperature (1 °C, -40 °C) |
+//! | 61590 `F096` | HVES1S1 | 3 | 100 ms | pre-charge, balancing active, bus connection and operational status |
+//! | 61600 `F0A0` | HVES1D7 | 3 | 1 s | discharge / charge energy (1 Wh, 24 bit), max charge voltage limit (0.05 V) |
+//! | 65280 `FF00` | BmsCellVoltages | 6 | 2 s, BAM | cell count, 20 × cell voltage (1 mV), `0xFFFF` past the count |
+//! | 65281 `FF01` | BmsTemperatures | 6 | 1 s | T1, T2, MOSFET, balancing temperature (0.1 °C, -273.2 °C) |
+//! | 65282 `FF02` | BmsStatus | 6 | 100 ms | MOSFETs, power mode, cell count, balancing mask |
+//! | 65283 `FF03` | BmsLimits | 6 | 1 s | CVL (0.01 V), CCL, DCL (0.1 A), discharge voltage limit (0.01 V) |
+//! | 65284 `FF04` | BmsAlarms | 6 | 1 s | active faults and warnings as bit masks (bit n = `Fault::ALL[n]`) |
+//! | 65285 `FF05` | BmsCapacity | 6 | 1 s | SOH (0.1 %), cycles, full and remaining capacity (0.1 Ah) |
+//!
+//! `bms-core/dbc/bms.dbc` describes every one of them; `tests/dbc.rs` decodes what these
+//! encoders produce with that file and compares.
+
+use super::id::Pgn;
+use crate::measure::MAX_CELLS;
+use crate::telemetry::{PowerMode, Telemetry};
+use crate::units::DeciCelsius;
+
+/// Largest valid value of a 16-bit J1939 parameter (`0xFB00..` are error / not available).
+const MAX_U16: u32 = 0xFAFF;
+/// "Not available" of a 16-bit parameter.
+const NA16: u16 = 0xFFFF;
+/// Largest valid value of a 24-bit parameter.
+const MAX_U24: u64 = 0xFA_FFFF;
+
+/// Length of the [`Message::CellVoltages`] payload: count byte and 20 cells.
+pub const CELL_VOLTAGES_LEN: usize = 1 + 2 * MAX_CELLS;
+
+/// A data message the node sends periodically.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Message {
+    /// HVES1D1, PGN 61584.
+    Hves1D1,
+    /// HVES1D2, PGN 61585.
+    Hves1D2,
+    /// HVES1D3, PGN 61586.
+    Hves1D3,
+    /// HVES1D5, PGN 61588.
+    Hves1D5,
+    /// HVES1D6, PGN 61589.
+    Hves1D6,
+    /// HVES1S1, PGN 61590.
+    Hves1S1,
+    /// HVES1D7, PGN 61600.
+    Hves1D7,
+    /// Proprietary B 65281: temperatures.
+    Temperatures,
+    /// Proprietary B 65282: MOSFETs and balancing.
+    Status,
+    /// Proprietary B 65283: charge / discharge limits.
+    Limits,
+    /// Proprietary B 65284: faults and warnings.
+    Alarms,
+    /// Proprietary B 65285: SOH, cycles, capacity.
+    Capacity,
+    /// Proprietary B 65280: all cell voltages (41 bytes, sent by BAM).
+    CellVoltages,
+}
+
+impl Message {
+    /// The single-frame messages, in the order the scheduler serves them.
+    pub const SINGLE_FRAME: [Message; 12] = [
+        Message::Hves1D1,
+        Message::Hves1D2,
+        Message::Hves1D3,
+        Message::Hves1D5,
+        Message::Hves1S1,
+        Message::Status,
+        Message::Hves1D6,
+        Message::Hves1D7,
+        Message::Temperatures,
+        Message::Limits,
+        Message::Alarms,
+        Message::Capacity,
+    ];
+
+    /// The parameter group number.
+    pub const fn pgn(self) -> Pgn {
+        Pgn::from_const(match self {
+            Message::Hves1D1 => 0xF090,
+            Message::Hves1D2 => 0xF091,
+            Message::Hves1D3 => 0xF092,
+            Message::Hves1D5 => 0xF094,
+            Message::Hves1D6 => 0xF095,
+            Message::Hves1S1 => 0xF096,
+            Message::Hves1D7 => 0xF0A0,
+            Message::CellVoltages => 0xFF00,
+            Message::Temperatures => 0xFF01,
+            Message::Status => 0xFF02,
+            Message::Limits => 0xFF03,
+            Message::Alarms => 0xFF04,
+            Message::Capacity => 0xFF05,
+        })
+    }
+
+    /// The message sent under `pgn`, if any.
+    pub fn from_pgn(pgn: Pgn) -> Option<Message> {
+        Message::SINGLE_FRAME
+            .into_iter()
+            .chain([Message::CellVoltages])
+            .find(|m| m.pgn() == pgn)
+    }
+
+    /// The default priority (HVES: 3, proprietary: 6).
+    pub const fn priority(self) -> u8 {
+        match self {
+            Message::Hves1D1
+            | Message::Hves1D2
+            | Message::Hves1D3
+            | Message::Hves1D5
+            | Message::Hves1D6
+            | Message::Hves1S1
+            | Message::Hves1D7 => 3,
+            _ => 6,
+        }
+    }
+
+    /// The transmission period in milliseconds.
+    pub const fn period_ms(self) -> u32 {
+        match self {
+            Message::Hves1D1
+            | Message::Hves1D2
+            | Message::Hves1D3
+            | Message::Hves1D5
+            | Message::Hves1S1
+            | Message::Status => 100,
+            Message::CellVoltages => 2_000,
+            _ => 1_000,
+        }
+    }
+
+    /// Encodes a single-frame message from `t`. [`Message::CellVoltages`] gives its first
+    /// eight bytes only; use [`encode_cell_voltages`].
+    pub fn encode(self, t: &Telemetry) -> [u8; 8] {
+        match self {
+            Message::Hves1D1 => hves1d1(t),
+            Message::Hves1D2 => hves1d2(t),
+            Message::Hves1D3 => hves1d3(t),
+            Message::Hves1D5 => hves1d5(t),
+            Message::Hves1D6 => hves1d6(t),
+            Message::Hves1S1 => hves1s1(t),
+            Message::Hves1D7 => hves1d7(t),
+            Message::Temperatures => temperatures(t),
+            Message::Status => status(t),
+            Message::Limits => limits(t),
+            Message::Alarms => alarms(t),
+            Message::Capacity => capacity(t),
+            Message::CellVoltages => {
+                let mut all = [0; CELL_VOLTAGES_LEN];
+                encode_cell_voltages(t, &mut all);
+                let mut b = [0; 8];
+                b.copy_from_slice(&all[..8]);
+                b
+            }
+        }
+    }
+}
+
+/// Rounded `num / den` of a non-negative value, clamped to a valid 16-bit parameter.
+fn scale_u16(num: u64, den: u64) -> u16 {
+    ((num + den / 2) / den).min(u64::from(MAX_U16)) as u16
+}
+
+/// Current in the HVES form: 0.05 A/bit, -1600 A offset, `core_ma` in core convention
+/// (positive = discharge) turned into positive = charging.
+fn hves_current(charging_ma: i64) -> u16 {
+    scale_u16((charging_ma + 1_600_000).max(0) as u64, 50)
+}
+
+fn mv_times_ma_to_w(mv: u32, ma: u32) -> u64 {
+    u64::from(mv) * u64::from(ma) / 1_000_000
+}
+
+/// Temperature in the HVES cell form: 0.03125 °C/bit, -273 °C.
+fn hves_cell_temp(t: Option<DeciCelsius>) -> u16 {
+    match t {
+        // (deci / 10 + 273) * 32 = (deci + 2730) * 16 / 5
+        Some(t) => scale_u16((i64::from(t.as_deci()) + 2_730).max(0) as u64 * 16, 5),
+        None => NA16,
+    }
+}
+
+/// Temperature in the 1 °C/bit, -40 °C byte form.
+fn byte_temp(t: Option<DeciCelsius>) -> u8 {
+    match t {
+        Some(t) => ((i32::from(t.as_deci()) + 405).max(0) / 10).min(250) as u8,
+        None => 0xFF,
+    }
+}
+
+/// Temperature in the proprietary form: 0.1 °C/bit, -273.2 °C (tenths of a kelvin).
+fn deci_kelvin(t: Option<DeciCelsius>) -> u16 {
+    match t {
+        Some(t) => (i32::from(t.as_deci()) + 2_732).clamp(0, MAX_U16 as i32) as u16,
+        None => NA16,
+    }
+}
+
+fn put16(b: &mut [u8; 8], at: usize, v: u16) {
+    let [lo, hi] = v.to_le_bytes();
+    b[at] = lo;
+    b[at + 1] = hi;
+}
+
+fn hves1d1(t: &Telemetry) -> [u8; 8] {
+    let mut b = [0xFF; 8];
+    let v = t.pack_voltage.as_mv();
+    let dsg_w = mv_times_ma_to_w(v, t.limits.discharge_current.unsigned_abs());
+    let chg_w = mv_times_ma_to_w(v, t.limits.charge_current.unsigned_abs());
+    put16(&mut b, 0, scale_u16(dsg_w, 50));
+    put16(&mut b, 2, scale_u16(chg_w, 50));
+    put16(&mut b, 4, scale_u16(u64::from(v), 50));
+    put16(&mut b, 6, hves_current(-i64::from(t.current.as_ma())));
+    b
+}
+
+fn hves1d2(t: &Telemetry) -> [u8; 8] {
+    let mut b = [0xFF; 8];
+    put16(&mut b, 0, t.soc.as_permille() * 64);
+    if t.cell_count > 0 {
+        put16(&mut b, 2, scale_u16(u64::from(t.max_cell().0.as_mv()), 1));
+        put16(&mut b, 4, scale_u16(u64::from(t.min_cell().0.as_mv()), 1));
+    }
+    let imbalance = crate::protect::Fault::CellImbalance;
+    let status = if t.faults.contains(imbalance) {
+        2 // external balancing needed
+    } else if t.warnings.contains(imbalance) {
+        1 // auto-balancing can correct
+    } else {
+        0
+    };
+    b[6] = 0xF0 | status;
+    b
+}
+
+fn hves1d3(t: &Telemetry) -> [u8; 8] {
+    let mut b = [0xFF; 8];
+    if let Some((hi, lo)) = t.temp_range() {
+        let (h, l) = (hves_cell_temp(Some(hi)), hves_cell_temp(Some(lo)));
+        put16(&mut b, 0, h);
+        put16(&mut b, 2, l);
+        // Average of the two readings, taken at wire resolution (finer than 0.1 °C).
+        put16(&mut b, 4, ((u32::from(h) + u32::from(l)) / 2) as u16);
+        b[6] = 0xFC; // temperature differential status: within limits
+    }
+    b
+}
+
+fn hves1d5(t: &Telemetry) -> [u8; 8] {
+    let mut b = [0xFF; 8];
+    let dcl = i64::from(t.limits.discharge_current.unsigned_abs());
+    let ccl = i64::from(t.limits.charge_current.unsigned_abs());
+    put16(&mut b, 0, hves_current(-dcl));
+    put16(&mut b, 2, hves_current(ccl));
+    b
+}
+
+fn hves1d6(t: &Telemetry) -> [u8; 8] {
+    let mut b = [0xFF; 8];
+    put16(&mut b, 0, scale_u16(u64::from(t.load_voltage.as_mv()), 50));
+    b[6] = byte_temp(t.mos_temp);
+    b[7] = byte_temp(t.temp_range().map(|(hi, _)| hi));
+    b
+}
+
+fn hves1s1(t: &Telemetry) -> [u8; 8] {
+    let mut b = [0xFF; 8];
+    b[1] = 0xFC | u8::from(t.precharge_fet);
+    b[3] = 0x3F | u8::from(t.balance_mask != 0) << 6;
+    let connected = u8::from(t.charge_fet || t.discharge_fet);
+    let operational = if t.faults.is_empty() { 2 } else { 6 };
+    b[5] = operational << 4 | connected;
+    b
+}
+
+fn hves1d7(t: &Telemetry) -> [u8; 8] {
+    let mut b = [0xFF; 8];
+    let v = t.pack_voltage.as_mv();
+    let remaining = t.remaining.as_mah();
+    let to_full = t.full_capacity.as_mah().saturating_sub(remaining);
+    let dsg_wh = mv_times_ma_to_w(v, remaining).min(MAX_U24);
+    let chg_wh = mv_times_ma_to_w(v, to_full).min(MAX_U24);
+    b[..3].copy_from_slice(&dsg_wh.to_le_bytes()[..3]);
+    b[3..6].copy_from_slice(&chg_wh.to_le_bytes()[..3]);
+    put16(
+        &mut b,
+        6,
+        scale_u16(u64::from(t.limits.charge_voltage.as_mv()), 50),
+    );
+    b
+}
+
+fn temperatures(t: &Telemetry) -> [u8; 8] {
+    let mut b = [0xFF; 8];
+    put16(&mut b, 0, deci_kelvin(t.cell_temps[0]));
+    put16(&mut b, 2, deci_kelvin(t.cell_temps[1]));
+    put16(&mut b, 4, deci_kelvin(t.mos_temp));
+    put16(&mut b, 6, deci_kelvin(t.balance_temp));
+    b
+}
+
+/// Power mode code in [`Message::Status`]: 0 active, 1 sleep, 2 deep sleep.
+pub const fn power_mode_code(m: PowerMode) -> u8 {
+    match m {
+        PowerMode::Active => 0,
+        PowerMode::Sleep => 1,
+        PowerMode::DeepSleep => 2,
+    }
+}
+
+fn status(t: &Telemetry) -> [u8; 8] {
+    let mut b = [0xFF; 8];
+    b[0] = 0xE0
+        | u8::from(t.charge_fet)
+        | u8::from(t.discharge_fet) << 1
+        | u8::from(t.precharge_fet) << 2
+        | power_mode_code(t.mode) << 3;
+    b[1] = t.cell_count;
+    b[2..6].copy_from_slice(&(t.balance_mask & ((1 << MAX_CELLS) - 1)).to_le_bytes());
+    b
+}
+
+fn limits(t: &Telemetry) -> [u8; 8] {
+    let l = &t.limits;
+    let mut b = [0xFF; 8];
+    put16(
+        &mut b,
+        0,
+        scale_u16(u64::from(l.charge_voltage.as_mv()), 10),
+    );
+    put16(
+        &mut b,
+        2,
+        scale_u16(u64::from(l.charge_current.unsigned_abs()), 100),
+    );
+    put16(
+        &mut b,
+        4,
+        scale_u16(u64::from(l.discharge_current.unsigned_abs()), 100),
+    );
+    put16(
+        &mut b,
+        6,
+        scale_u16(u64::from(l.discharge_voltage.as_mv()), 10),
+    );
+    b
+}
+
+fn alarms(t: &Telemetry) -> [u8; 8] {
+    let mut b = [0; 8];
+    b[..4].copy_from_slice(&t.faults.bits().to_le_bytes());
+    b[4..].copy_from_slice(&t.warnings.bits().to_le_bytes());
+    b
+}
+
+fn capacity(t: &Telemetry) -> [u8; 8] {
+    let mut b = [0xFF; 8];
+    put16(&mut b, 0, t.soh.as_permille().min(MAX_U16 as u16));
+    put16(&mut b, 2, t.cycles.min(MAX_U16) as u16);
+    put16(
+        &mut b,
+        4,
+        scale_u16(u64::from(t.full_capacity.as_mah()), 100),
+    );
+    put16(&mut b, 6, scale_u16(u64::from(t.remaining.as_mah()), 100));
+    b
+}
+
+/// Writes the [`Message::CellVoltages`] payload: byte 0 cell count, then cell 1..=20 in
+/// mV (u16), `0xFFFF` past the count.
+pub fn encode_cell_voltages(t: &Telemetry, out: &mut [u8; CELL_VOLTAGES_LEN]) {
+    out.fill(0xFF);
+    out[0] = t.cell_count.min(MAX_CELLS as u8);
+    for (i, v) in t.cells().iter().enumerate() {
+        let raw = scale_u16(u64::from(v.as_mv()), 1).to_le_bytes();
+        if let Some(slot) = out.get_mut(1 + 2 * i..3 + 2 * i) {
+            slot.copy_from_slice(&raw);
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod test {
+    use super::*;
+    use crate::units::{MilliAmpHours, MilliAmps, MilliVolts, Soc};
+
+    fn sample() -> Telemetry {
+        let mut t = Telemetry::empty(16);
+        for (i, c) in t.cells.iter_mut().take(16).enumerate() {
+            *c = MilliVolts::from_mv(3_300 + i as u32);
+        }
+        t.pack_voltage = MilliVolts::from_mv(52_800);
+        t.current = MilliAmps::from_ma(-12_340); // charging 12.34 A
+        t.soc = Soc::try_from_permille(500).unwrap();
+        t.cell_temps = [
+            Some(DeciCelsius::from_deci(251)),
+            Some(DeciCelsius::from_deci(-55)),
+        ];
+        t.remaining = MilliAmpHours::from_mah(50_000);
+        t.full_capacity = MilliAmpHours::from_mah(100_000);
+        t
+    }
+
+    #[test]
+    fn test_emit_hves1d1() {
+        let b = Message::Hves1D1.encode(&sample());
+        // 52.8 V / 0.05 = 1056; charging 12.34 A: (12.34 + 1600) / 0.05 = 32246.8 -> 32247.
+        assert_eq!(u16::from_le_bytes([b[4], b[5]]), 1056);
+        assert_eq!(u16::from_le_bytes([b[6], b[7]]), 32_247);
+    }
+
+    #[test]
+    fn test_emit_hves1d2_d3() {
+        let b = Message::Hves1D2.encode(&sample());
+        assert_eq!(u16::from_le_bytes([b[0], b[1]]), 32_000); // 50 % / 0.0015625
+        assert_eq!(u16::from_le_bytes([b[2], b[3]]), 3_315);
+        assert_eq!(u16::from_le_bytes([b[4], b[5]]), 3_300);
+        let b = Message::Hves1D3.encode(&sample());
+        // 25.1 °C: (25.1 + 273) * 32 = 9539.2 -> 9539; -5.5 °C: 267.5 * 32 = 8560.
+        assert_eq!(u16::from_le_bytes([b[0], b[1]]), 9_539);
+        assert_eq!(u16::from_le_bytes([b[2], b[3]]), 8_560);
+    }
+
+    #[test]
+    fn test_emit_d7_cells() {
+        let b = Message::Hves1D7.encode(&sample());
+        // 50 Ah * 52.8 V = 2640 Wh both ways.
+        assert_eq!(&b[..6], &[0x50, 0x0A, 0x00, 0x50, 0x0A, 0x00]);
+        let mut c = [0; CELL_VOLTAGES_LEN];
+        encode_cell_voltages(&sample(), &mut c);
+        assert_eq!(&c[..5], &[16, 0xE4, 0x0C, 0xE5, 0x0C]);
+        assert_eq!(&c[33..], &[0xFF; 8]);
+    }
+
+    #[test]
+    fn extremes_clamp() {
+        let mut t = sample();
+        t.current = MilliAmps::from_ma(i32::MAX);
+        t.pack_voltage = MilliVolts::from_mv(u32::MAX);
+        t.cell_temps = [Some(DeciCelsius::from_deci(i16::MIN)), None];
+        t.limits.discharge_current = MilliAmps::from_ma(i32::MIN);
+        for m in Message::SINGLE_FRAME {
+            let _ = m.encode(&t);
+        }
+        let b = Message::Hves1D1.encode(&t);
+        assert_eq!(u16::from_le_bytes([b[6], b[7]]), 0);
+        assert_eq!(u16::from_le_bytes([b[4], b[5]]), 0xFAFF);
+    }
+
+    #[test]
+    fn pgns_unique() {
+        for a in Message::SINGLE_FRAME {
+            assert_eq!(Pgn::new(a.pgn().as_u32()), Ok(a.pgn()));
+            assert_eq!(Message::from_pgn(a.pgn()), Some(a));
+        }
+        assert_eq!(Message::from_pgn(Pgn::DM1), None);
+    }
+}

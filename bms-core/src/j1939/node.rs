@@ -1,0 +1,828 @@
+//! The J1939 node: a sans-I/O state machine in the style of `quinn-proto`.
+//!
+//! The caller feeds it received frames ([`J1939Node::handle_frame`]) and each new
+//! telemetry snapshot ([`J1939Node::update`]), drains frames to send with
+//! [`J1939Node::poll_transmit`] until it returns `None`, applies commands from
+//! [`J1939Node::poll_command`], and calls again no later than [`J1939Node::poll_timeout`].
+//!
+//! # Behaviour
+//! - **Address claim (J1939-81).** The very first frame is the address claim of the
+//!   configured NAME at the preferred address. Other traffic starts 250 ms later. A
+//!   conflicting claim with a lower NAME makes the node move to a free address in
+//!   128..=247 (arbitrary-address-capable NAME) or send "cannot claim" from 254 and fall
+//!   silent. Requests for address claim are answered in every state.
+//! - **Requests (PGN 59904).** Every PGN the node sends can be requested; DM3 and DM11
+//!   requests clear the DTC history and are acknowledged. A destination-specific request
+//!   for anything else is answered with a NACK (PGN 59392); global requests for unknown
+//!   PGNs are not answered (J1939-21 5.4.2).
+//! - **Schedule.** Data messages at the periods of [`Message::period_ms`], DM1 every
+//!   1 s and at once when the set of active DTCs changes, cell voltages every 2 s. One BAM
+//!   at a time; when both are due, the one due first starts first. TP.DT frames are
+//!   [`J1939Config::bam_gap`] apart (the J1939-21 window is 50..=200 ms). Multi-packet
+//!   answers to requests are sent by BAM as well. RTS/CTS is not implemented: an RTS to
+//!   this node is answered with a TP.CM abort.
+//! - **Bounded work.** At most [`J1939Config::rx_budget`] received frames are processed
+//!   per step (between two [`J1939Node::update`] calls); the rest are dropped and counted
+//!   in [`NodeStats::rx_dropped`], so a flooded bus cannot take time from protection. The
+//!   transmit queue for answers is bounded too ([`NodeStats::tx_dropped`]).
+//!
+//! # Examples
+//! ```
+//! use bms_core::j1939::node::{J1939Config, J1939Node};
+//! use bms_core::j1939::{J1939Id, Pgn};
+//! use bms_core::{Instant, Telemetry};
+//! use embedded_can::Frame;
+//!
+//! let mut node = J1939Node::new(J1939Config::default());
+//! let t0 = Instant::ZERO;
+//! node.update(t0, &Telemetry::empty(16));
+//! let first = node.poll_transmit(t0).expect("address claim");
+//! let id = J1939Id::try_from(first.id())?;
+//! assert_eq!(id.pgn(), Pgn::ADDRESS_CLAIMED);
+//! assert_eq!(node.poll_transmit(t0), None); // 250 ms of silence after the claim
+//! let t1 = Instant::from_millis(250);
+//! let mut sent = 0;
+//! while let Some(_) = node.poll_transmit(t1) {
+//!     sent += 1;
+//! }
+//! assert!(sent > 6);
+//! assert_eq!(node.address(), Some(0xF3));
+//! # Ok::<(), bms_core::j1939::IdError>(())
+//! ```
+
+use heapless::Deque;
+
+use super::command::{Command, CommandError};
+use super::dm::{DtcTable, MAX_DM_LEN};
+use super::id::{J1939Id, Pgn, GLOBAL, NULL};
+use super::messages::{encode_cell_voltages, Message, CELL_VOLTAGES_LEN};
+use super::name::{Name, NameFields};
+use super::request::{Ack, AckControl, Request};
+use super::tp::{BamReceiver, BamSender};
+use crate::can::{CanFrame, Frame};
+use crate::telemetry::Telemetry;
+use crate::time::{Duration, Instant};
+
+/// How long a claimant waits after its claim before using the address (J1939-81).
+pub const CLAIM_WAIT: Duration = Duration::from_millis(250);
+/// DM1 period.
+pub const DM1_PERIOD: Duration = Duration::from_millis(1_000);
+/// Capacity of the queue of answers (acknowledgments, requested single frames).
+pub const TX_QUEUE: usize = 16;
+/// Capacity of the command queue.
+pub const COMMAND_QUEUE: usize = 4;
+
+const PRIO_CLAIM: u8 = 6;
+const PRIO_DIAG: u8 = 6;
+const PRIO_TP: u8 = 7;
+
+/// Node configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct J1939Config {
+    /// The NAME claimed. Its manufacturer code and identity number must be set per product.
+    pub name: Name,
+    /// The address tried first.
+    pub preferred_address: u8,
+    /// The shared key of [`Command`]s; `None` refuses every command.
+    pub command_key: Option<u32>,
+    /// Received frames processed per step; more are dropped and counted.
+    pub rx_budget: u16,
+    /// Time between two TP.DT frames of a BAM (50..=200 ms per J1939-21).
+    pub bam_gap: Duration,
+}
+
+impl Default for J1939Config {
+    /// Address 0xF3 (a placeholder), arbitrary-address-capable NAME with manufacturer code
+    /// 0 and identity 0, commands disabled, 32 frames per step, 60 ms BAM gap.
+    fn default() -> Self {
+        J1939Config {
+            name: Name::from_fields(NameFields {
+                arbitrary_address_capable: true,
+                ..NameFields::default()
+            }),
+            preferred_address: 0xF3,
+            command_key: None,
+            rx_budget: 32,
+            bam_gap: Duration::from_millis(60),
+        }
+    }
+}
+
+/// Counters of the node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct NodeStats {
+    /// Frames processed.
+    pub rx_handled: u32,
+    /// Frames dropped because the step's receive budget was used up.
+    pub rx_dropped: u32,
+    /// Frames for this node that failed to decode.
+    pub rx_errors: u32,
+    /// Answers dropped because the transmit queue was full.
+    pub tx_dropped: u32,
+    /// Commands refused (bad key, malformed or queue full).
+    pub commands_refused: u32,
+    /// BAM messages reassembled from other nodes.
+    pub bam_received: u32,
+    /// Address changes after lost conflicts.
+    pub address_changes: u32,
+}
+
+/// Address claim state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum ClaimState {
+    /// The claim for this address is still to be sent.
+    Pending(u8),
+    /// Claim sent; the address is usable at the instant given.
+    Claiming(u8, Instant),
+    /// The address is ours.
+    Claimed(u8),
+    /// No address could be claimed; the node is silent except for "cannot claim".
+    CannotClaim,
+}
+
+/// The J1939 node. See the [module documentation](self).
+#[derive(Clone, Debug)]
+pub struct J1939Node {
+    config: J1939Config,
+    claim: ClaimState,
+    claim_requested: bool,
+    occupied: [u32; 8],
+    telemetry: Option<Telemetry>,
+    dtcs: DtcTable,
+    next_due: [Option<Instant>; Message::SINGLE_FRAME.len()],
+    dm1_due: Option<Instant>,
+    cells_due: Option<Instant>,
+    dm2_due: Option<Instant>,
+    bam: Option<BamSender>,
+    tx: Deque<CanFrame, TX_QUEUE>,
+    commands: Deque<Command, COMMAND_QUEUE>,
+    rx: BamReceiver,
+    budget_used: u16,
+    stats: NodeStats,
+}
+
+fn frame(prio: u8, pgn: Pgn, da: u8, sa: u8, data: &[u8]) -> Option<CanFrame> {
+    let id = J1939Id::new(prio, pgn, da, sa).ok()?;
+    CanFrame::extended(id.to_raw(), data)
+}
+
+fn reschedule(due: Instant, now: Instant, period: Duration) -> Instant {
+    let next = due + period;
+    if next <= now {
+        now + period
+    } else {
+        next
+    }
+}
+
+impl J1939Node {
+    /// A node that will claim `config.preferred_address` on its first transmit.
+    ///
+    /// A preferred address of 254 (null) or 255 (global) cannot be claimed: the node then
+    /// starts in [`ClaimState::CannotClaim`] and its first frame is "cannot claim".
+    pub fn new(config: J1939Config) -> Self {
+        let usable = config.preferred_address < NULL;
+        J1939Node {
+            claim: if usable {
+                ClaimState::Pending(config.preferred_address)
+            } else {
+                ClaimState::CannotClaim
+            },
+            config,
+            claim_requested: !usable,
+            occupied: [0; 8],
+            telemetry: None,
+            dtcs: DtcTable::new(),
+            next_due: [None; Message::SINGLE_FRAME.len()],
+            dm1_due: None,
+            cells_due: None,
+            dm2_due: None,
+            bam: None,
+            tx: Deque::new(),
+            commands: Deque::new(),
+            rx: BamReceiver::new(),
+            budget_used: 0,
+            stats: NodeStats::default(),
+        }
+    }
+
+    /// The claimed address, once the claim is complete.
+    pub fn address(&self) -> Option<u8> {
+        match self.claim {
+            ClaimState::Claimed(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// The address claim state.
+    pub fn claim_state(&self) -> ClaimState {
+        self.claim
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> NodeStats {
+        self.stats
+    }
+
+    /// The DTC table behind DM1 and DM2.
+    pub fn dtcs(&self) -> &DtcTable {
+        &self.dtcs
+    }
+
+    /// Takes the telemetry of a new step: updates the DTCs (a change makes DM1 due now)
+    /// and starts a new receive budget.
+    pub fn update(&mut self, now: Instant, telemetry: &Telemetry) {
+        self.budget_used = 0;
+        self.telemetry = Some(telemetry.clone());
+        if self.dtcs.update(telemetry.faults, telemetry.warnings) {
+            self.dm1_due = Some(now);
+        }
+        self.advance(now);
+    }
+
+    /// Processes one received frame (within the step's receive budget).
+    pub fn handle_frame(&mut self, now: Instant, frame: &CanFrame) {
+        self.advance(now);
+        if self.budget_used >= self.config.rx_budget {
+            self.stats.rx_dropped = self.stats.rx_dropped.saturating_add(1);
+            return;
+        }
+        self.budget_used += 1;
+        self.stats.rx_handled = self.stats.rx_handled.saturating_add(1);
+        if frame.is_remote_frame() {
+            return;
+        }
+        let Ok(id) = J1939Id::try_from(frame.id()) else {
+            return;
+        };
+        let data = frame.data();
+        let sa = id.source_address();
+        let to_global = id.destination() == Some(GLOBAL);
+        let to_me = match self.claim {
+            ClaimState::Claimed(a) | ClaimState::Claiming(a, _) => id.is_for(a),
+            _ => to_global,
+        };
+        match id.pgn() {
+            Pgn::ADDRESS_CLAIMED => self.on_claim(sa, data),
+            Pgn::REQUEST if to_me => self.on_request(now, id, data),
+            Pgn::TP_CM if to_global && self.rx.handle_cm(now, sa, data).is_err() => {
+                self.count_error();
+            }
+            Pgn::TP_CM if to_me && data.first() == Some(&0x10) => self.refuse_rts(sa, data),
+            Pgn::TP_DT if to_global => match self.rx.handle_dt(now, sa, data) {
+                Ok(Some(_)) => self.stats.bam_received = self.stats.bam_received.saturating_add(1),
+                Ok(None) => {}
+                Err(_) => self.count_error(),
+            },
+            Pgn::PROPRIETARY_A if to_me && !to_global && self.address().is_some() => {
+                self.on_command(sa, data)
+            }
+            _ => {}
+        }
+    }
+
+    /// The next command to apply, oldest first.
+    #[must_use]
+    pub fn poll_command(&mut self) -> Option<Command> {
+        self.commands.pop_front()
+    }
+
+    /// The next frame to send at `now`, or `None`. Call until `None` after every
+    /// `handle_frame`/`update` and at [`J1939Node::poll_timeout`].
+    #[must_use]
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<CanFrame> {
+        self.advance(now);
+        let name = self.config.name.to_le_bytes();
+        let sa = match self.claim {
+            ClaimState::Pending(a) => {
+                self.claim = ClaimState::Claiming(a, now + CLAIM_WAIT);
+                self.claim_requested = false;
+                return frame(PRIO_CLAIM, Pgn::ADDRESS_CLAIMED, GLOBAL, a, &name);
+            }
+            ClaimState::CannotClaim => {
+                if core::mem::take(&mut self.claim_requested) {
+                    return frame(PRIO_CLAIM, Pgn::ADDRESS_CLAIMED, GLOBAL, NULL, &name);
+                }
+                return None;
+            }
+            ClaimState::Claiming(a, _) | ClaimState::Claimed(a) => {
+                if core::mem::take(&mut self.claim_requested) {
+                    return frame(PRIO_CLAIM, Pgn::ADDRESS_CLAIMED, GLOBAL, a, &name);
+                }
+                if matches!(self.claim, ClaimState::Claiming(..)) {
+                    return None;
+                }
+                a
+            }
+        };
+        if let Some(f) = self.tx.pop_front() {
+            return Some(f);
+        }
+        if let Some(bam) = self.bam.as_mut() {
+            if let Some(dt) = bam.poll(now) {
+                return frame(PRIO_TP, Pgn::TP_DT, GLOBAL, sa, &dt);
+            }
+            if bam.next_due().is_none() {
+                self.bam = None;
+            }
+        }
+        if let Some(f) = self.poll_dm1_single(now, sa) {
+            return Some(f);
+        }
+        if let Some(f) = self.poll_periodic(now, sa) {
+            return Some(f);
+        }
+        self.poll_bam_start(now, sa)
+    }
+
+    /// The earliest instant at which [`J1939Node::poll_transmit`] has something to send
+    /// or a timer expires; an instant in the past means "now".
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut t = self.rx.poll_timeout();
+        let mut add = |x: Option<Instant>| {
+            if let Some(x) = x {
+                t = Some(t.map_or(x, |y| y.min(x)));
+            }
+        };
+        match self.claim {
+            ClaimState::Pending(_) => add(Some(Instant::ZERO)),
+            ClaimState::CannotClaim => {
+                if self.claim_requested {
+                    add(Some(Instant::ZERO));
+                }
+            }
+            ClaimState::Claiming(_, until) => add(Some(if self.claim_requested {
+                Instant::ZERO
+            } else {
+                until
+            })),
+            ClaimState::Claimed(_) => {
+                if self.claim_requested || !self.tx.is_empty() {
+                    add(Some(Instant::ZERO));
+                }
+                add(self.bam.as_ref().and_then(BamSender::next_due));
+                // A multi-packet DM1 waits for the running BAM; its end is already a timer.
+                if self.bam.is_none() || self.dtcs.active_count() <= 1 {
+                    add(self.dm1_due);
+                }
+                if self.bam.is_none() {
+                    add(self.cells_due.filter(|_| self.telemetry.is_some()));
+                    add(self.dm2_due);
+                }
+                if self.telemetry.is_some() {
+                    for d in self.next_due {
+                        add(d);
+                    }
+                }
+            }
+        }
+        t
+    }
+
+    fn count_error(&mut self) {
+        self.stats.rx_errors = self.stats.rx_errors.saturating_add(1);
+    }
+
+    /// Moves time-driven state: claim completion, BAM receive timeout.
+    fn advance(&mut self, now: Instant) {
+        self.rx.handle_timeout(now);
+        if let ClaimState::Claiming(a, until) = self.claim {
+            if now >= until {
+                self.claim = ClaimState::Claimed(a);
+                self.next_due = [Some(now); Message::SINGLE_FRAME.len()];
+                self.dm1_due = Some(now);
+                self.cells_due = Some(now);
+            }
+        }
+    }
+
+    fn is_occupied(&self, a: u8) -> bool {
+        let i = usize::from(a / 32);
+        self.occupied
+            .get(i)
+            .is_some_and(|w| w & (1 << (a % 32)) != 0)
+    }
+
+    fn set_occupied(&mut self, a: u8) {
+        if let Some(w) = self.occupied.get_mut(usize::from(a / 32)) {
+            *w |= 1 << (a % 32);
+        }
+    }
+
+    fn current_address(&self) -> Option<u8> {
+        match self.claim {
+            ClaimState::Pending(a) | ClaimState::Claiming(a, _) | ClaimState::Claimed(a) => Some(a),
+            ClaimState::CannotClaim => None,
+        }
+    }
+
+    fn on_claim(&mut self, sa: u8, data: &[u8]) {
+        let Some(b) = data.get(..8).and_then(|s| <[u8; 8]>::try_from(s).ok()) else {
+            self.count_error();
+            return;
+        };
+        if sa == NULL {
+            return;
+        }
+        let theirs = Name::from_le_bytes(b);
+        let ours = self.config.name;
+        if theirs == ours {
+            return; // our own claim echoed back
+        }
+        self.set_occupied(sa);
+        if self.current_address() != Some(sa) {
+            return;
+        }
+        if ours < theirs {
+            self.claim_requested = true; // defend the address
+            return;
+        }
+        // Lost: leave the address at once, drop everything sent under it.
+        self.bam = None;
+        self.tx.clear();
+        self.stats.address_changes = self.stats.address_changes.saturating_add(1);
+        let next = (128..=247u8).find(|&a| !self.is_occupied(a));
+        self.claim = match next {
+            Some(a) if ours.is_arbitrary_address_capable() => ClaimState::Pending(a),
+            _ => {
+                self.claim_requested = true;
+                ClaimState::CannotClaim
+            }
+        };
+    }
+
+    fn push_tx(&mut self, f: Option<CanFrame>) {
+        if let Some(f) = f {
+            if self.tx.push_back(f).is_err() {
+                self.stats.tx_dropped = self.stats.tx_dropped.saturating_add(1);
+            }
+        }
+    }
+
+    fn ack(&mut self, control: AckControl, group_function: u8, to: u8, pgn: Pgn) {
+        let Some(sa) = self.address() else { return };
+        let a = Ack {
+            control,
+            group_function,
+            address: to,
+            pgn,
+        };
+        self.push_tx(frame(PRIO_DIAG, Pgn::ACKNOWLEDGMENT, GLOBAL, sa, &a.emit()));
+    }
+
+    fn on_request(&mut self, now: Instant, id: J1939Id, data: &[u8]) {
+        let Ok(req) = Request::parse(data) else {
+            self.count_error();
+            return;
+        };
+        if req.pgn == Pgn::ADDRESS_CLAIMED {
+            self.claim_requested = true;
+            return;
+        }
+        let Some(sa) = self.address() else { return };
+        let specific = id.destination() != Some(GLOBAL);
+        let from = id.source_address();
+        match req.pgn {
+            Pgn::DM1 => self.dm1_due = Some(now),
+            Pgn::DM2 => {
+                let mut buf = [0; MAX_DM_LEN];
+                let n = self.dtcs.dm2(&mut buf);
+                if n <= 8 {
+                    let f = buf
+                        .get(..n)
+                        .and_then(|d| frame(PRIO_DIAG, Pgn::DM2, GLOBAL, sa, d));
+                    self.push_tx(f);
+                } else {
+                    self.dm2_due = Some(now);
+                }
+            }
+            Pgn::DM3 | Pgn::DM11 => {
+                if req.pgn == Pgn::DM3 {
+                    self.dtcs.clear_previous();
+                } else {
+                    self.dtcs.clear_active();
+                    self.dm1_due = Some(now);
+                }
+                if specific {
+                    self.ack(AckControl::Ack, 0xFF, from, req.pgn);
+                }
+            }
+            pgn => match (Message::from_pgn(pgn), &self.telemetry) {
+                (Some(Message::CellVoltages), Some(_)) => self.cells_due = Some(now),
+                (Some(m), Some(t)) => {
+                    let f = frame(m.priority(), m.pgn(), GLOBAL, sa, &m.encode(t));
+                    self.push_tx(f);
+                }
+                (Some(_), None) if specific => self.ack(AckControl::Busy, 0xFF, from, pgn),
+                (None, _) if specific => self.ack(AckControl::Nack, 0xFF, from, pgn),
+                _ => {}
+            },
+        }
+    }
+
+    /// RTS/CTS is not implemented: an RTS to this node is aborted at once (reason 2,
+    /// resources needed elsewhere) so the sender does not wait for its timeout.
+    fn refuse_rts(&mut self, to: u8, data: &[u8]) {
+        let Some(sa) = self.address() else { return };
+        let Some(pgn) = data.get(5..8) else {
+            self.count_error();
+            return;
+        };
+        let abort = [0xFF, 0x02, 0xFF, 0xFF, 0xFF, pgn[0], pgn[1], pgn[2]];
+        self.push_tx(frame(PRIO_TP, Pgn::TP_CM, to, sa, &abort));
+    }
+
+    fn on_command(&mut self, from: u8, data: &[u8]) {
+        let code = data.first().copied().unwrap_or(0xFF);
+        let control = match Command::parse(data, self.config.command_key) {
+            Ok(c) => match self.commands.push_back(c) {
+                Ok(()) => AckControl::Ack,
+                Err(_) => AckControl::Busy,
+            },
+            Err(CommandError::AccessDenied) => AckControl::AccessDenied,
+            Err(_) => AckControl::Nack,
+        };
+        if control != AckControl::Ack {
+            self.stats.commands_refused = self.stats.commands_refused.saturating_add(1);
+        }
+        self.ack(control, code, from, Pgn::PROPRIETARY_A);
+    }
+
+    fn poll_dm1_single(&mut self, now: Instant, sa: u8) -> Option<CanFrame> {
+        let due = self.dm1_due.filter(|&d| d <= now)?;
+        let mut buf = [0; MAX_DM_LEN];
+        let n = self.dtcs.dm1(&mut buf);
+        if n > 8 {
+            return None; // multi-packet: started by poll_bam_start
+        }
+        self.dm1_due = Some(reschedule(due, now, DM1_PERIOD));
+        frame(PRIO_DIAG, Pgn::DM1, GLOBAL, sa, buf.get(..n)?)
+    }
+
+    fn poll_periodic(&mut self, now: Instant, sa: u8) -> Option<CanFrame> {
+        let t = self.telemetry.as_ref()?;
+        for (m, due) in Message::SINGLE_FRAME.iter().zip(self.next_due.iter_mut()) {
+            let Some(d) = due.filter(|&d| d <= now) else {
+                continue;
+            };
+            *due = Some(reschedule(d, now, Duration::from_millis(m.period_ms())));
+            return frame(m.priority(), m.pgn(), GLOBAL, sa, &m.encode(t));
+        }
+        None
+    }
+
+    fn poll_bam_start(&mut self, now: Instant, sa: u8) -> Option<CanFrame> {
+        if self.bam.is_some() {
+            return None;
+        }
+        let due = |d: Option<Instant>| d.filter(|&d| d <= now);
+        let dm1 = due(self.dm1_due);
+        let dm2 = due(self.dm2_due);
+        let cells = due(self.cells_due).filter(|_| self.telemetry.is_some());
+        // Earliest due first; ties go to DM1, then DM2, then cells.
+        let pick = [(0u8, dm1), (1, dm2), (2, cells)]
+            .into_iter()
+            .filter_map(|(k, d)| d.map(|d| (d, k)))
+            .min()?;
+        let mut buf = [0xFF; MAX_DM_LEN];
+        let (pgn, len) = match pick.1 {
+            0 => {
+                self.dm1_due = Some(reschedule(pick.0, now, DM1_PERIOD));
+                (Pgn::DM1, self.dtcs.dm1(&mut buf))
+            }
+            1 => {
+                self.dm2_due = None;
+                (Pgn::DM2, self.dtcs.dm2(&mut buf))
+            }
+            _ => {
+                let period = Duration::from_millis(Message::CellVoltages.period_ms());
+                self.cells_due = Some(reschedule(pick.0, now, period));
+                let mut cells = [0; CELL_VOLTAGES_LEN];
+                encode_cell_voltages(self.telemetry.as_ref()?, &mut cells);
+                buf[..CELL_VOLTAGES_LEN].copy_from_slice(&cells);
+                (Message::CellVoltages.pgn(), CELL_VOLTAGES_LEN)
+            }
+        };
+        let data = buf.get(..len)?;
+        if len <= 8 {
+            // A DM2 that shrank since it was requested: single frame.
+            return frame(PRIO_DIAG, pgn, GLOBAL, sa, data);
+        }
+        let (sender, cm) = BamSender::start(now, pgn, data, self.config.bam_gap).ok()?;
+        self.bam = Some(sender);
+        frame(PRIO_TP, Pgn::TP_CM, GLOBAL, sa, &cm)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod test {
+    use super::*;
+    use crate::protect::{Fault, FaultSet};
+
+    fn raw(f: &CanFrame) -> u32 {
+        f.raw_id().0
+    }
+
+    fn drain(n: &mut J1939Node, now: Instant) -> heapless::Vec<CanFrame, 64> {
+        let mut v = heapless::Vec::new();
+        while let Some(f) = n.poll_transmit(now) {
+            v.push(f).unwrap();
+        }
+        v
+    }
+
+    fn claimed() -> J1939Node {
+        let mut n = J1939Node::new(J1939Config::default());
+        n.update(Instant::ZERO, &Telemetry::empty(16));
+        drain(&mut n, Instant::ZERO);
+        drain(&mut n, Instant::from_millis(250));
+        n
+    }
+
+    fn ext(raw: u32, d: &[u8]) -> CanFrame {
+        CanFrame::extended(raw, d).unwrap()
+    }
+
+    #[test]
+    fn claim_first_then_silence() {
+        let mut n = J1939Node::new(J1939Config::default());
+        n.update(Instant::ZERO, &Telemetry::empty(16));
+        let f = drain(&mut n, Instant::ZERO);
+        assert_eq!(f.len(), 1);
+        assert_eq!(raw(&f[0]), 0x18EE_FFF3);
+        assert!(drain(&mut n, Instant::from_millis(249)).is_empty());
+        assert_eq!(n.poll_timeout(), Some(Instant::from_millis(250)));
+        let f = drain(&mut n, Instant::from_millis(250));
+        // 12 single-frame messages, DM1, and the cell-voltage BAM announcement.
+        assert_eq!(f.len(), 14);
+        assert_eq!(raw(&f[0]), 0x18FE_CAF3);
+        assert_eq!(raw(&f[13]), 0x1CEC_FFF3);
+    }
+
+    #[test]
+    fn lose_claim_moves_address() {
+        let mut n = claimed();
+        // A lower NAME claims 0xF3.
+        n.handle_frame(Instant::from_millis(300), &ext(0x18EE_FFF3, &[0; 8]));
+        assert_eq!(n.claim_state(), ClaimState::Pending(128));
+        let f = drain(&mut n, Instant::from_millis(300));
+        assert_eq!(raw(&f[0]), 0x18EE_FF80);
+        // Higher NAME contests 0x80: we defend.
+        n.handle_frame(Instant::from_millis(310), &ext(0x18EE_FF80, &[0xFF; 8]));
+        let f = drain(&mut n, Instant::from_millis(310));
+        assert_eq!(raw(&f[0]), 0x18EE_FF80);
+    }
+
+    #[test]
+    fn not_capable_cannot_claim() {
+        let cfg = J1939Config {
+            name: Name::from_fields(NameFields {
+                identity_number: 5,
+                ..NameFields::default()
+            }),
+            ..J1939Config::default()
+        };
+        let mut n = J1939Node::new(cfg);
+        drain(&mut n, Instant::ZERO);
+        n.handle_frame(Instant::from_millis(10), &ext(0x18EE_FFF3, &[0; 8]));
+        assert_eq!(n.claim_state(), ClaimState::CannotClaim);
+        let f = drain(&mut n, Instant::from_millis(10));
+        assert_eq!(f.len(), 1);
+        assert_eq!(raw(&f[0]), 0x18EE_FFFE);
+        // Requests for address claim get "cannot claim" again, nothing else is sent.
+        n.handle_frame(Instant::from_millis(20), &ext(0x18EA_FFF9, &[0, 0xEE, 0]));
+        assert_eq!(drain(&mut n, Instant::from_millis(2_000)).len(), 1);
+    }
+
+    #[test]
+    fn null_preferred_address_cannot_claim() {
+        let mut n = J1939Node::new(J1939Config {
+            preferred_address: 0xFE,
+            ..J1939Config::default()
+        });
+        let f = drain(&mut n, Instant::ZERO);
+        assert_eq!(f.len(), 1);
+        assert_eq!(raw(&f[0]), 0x18EE_FFFE);
+    }
+
+    #[test]
+    fn request_answers_and_nack() {
+        let mut n = claimed();
+        let t = Instant::from_millis(260);
+        n.handle_frame(t, &ext(0x18EA_F3F9, &[0x91, 0xF0, 0x00]));
+        assert_eq!(raw(&n.poll_transmit(t).unwrap()), 0x0CF0_91F3);
+        n.handle_frame(t, &ext(0x18EA_F3F9, &[0xDA, 0xFE, 0x00]));
+        let nack = n.poll_transmit(t).unwrap();
+        assert_eq!(raw(&nack), 0x18E8_FFF3);
+        assert_eq!(nack.data(), &[1, 0xFF, 0xFF, 0xFF, 0xF9, 0xDA, 0xFE, 0x00]);
+        // Global request for an unknown PGN: silence.
+        n.handle_frame(t, &ext(0x18EA_FFF9, &[0xDA, 0xFE, 0x00]));
+        assert_eq!(n.poll_transmit(t), None);
+        // Request to another node: ignored.
+        n.handle_frame(t, &ext(0x18EA_10F9, &[0x91, 0xF0, 0x00]));
+        assert_eq!(n.poll_transmit(t), None);
+    }
+
+    #[test]
+    fn dm1_on_change_and_bam() {
+        let mut n = claimed();
+        let mut tel = Telemetry::empty(16);
+        tel.faults = FaultSet::from_iter([Fault::CellOv, Fault::MosOt]);
+        let t = Instant::from_millis(300);
+        n.update(t, &tel);
+        let f = drain(&mut n, t);
+        // The cell BAM from 250 ms is still running: the DM1 BAM waits for it.
+        assert!(!f.iter().any(|f| raw(f) == 0x1CEC_FFF3));
+        let mut now = t;
+        let mut dm1_cm = None;
+        while dm1_cm.is_none() && now < Instant::from_millis(2_000) {
+            now = n.poll_timeout().unwrap().max(now);
+            for f in drain(&mut n, now) {
+                if raw(&f) == 0x1CEC_FFF3 && f.data()[5..] == [0xCA, 0xFE, 0x00] {
+                    dm1_cm = Some(f);
+                }
+            }
+        }
+        let cm = dm1_cm.unwrap();
+        assert_eq!(&cm.data()[..4], &[0x20, 10, 0, 2]);
+    }
+
+    /// Driven only by `poll_timeout` (no fixed step): after draining, the next timeout is
+    /// always in the future (no busy loop), and BAM packets are exactly `bam_gap` apart.
+    #[test]
+    fn timeout_driven_no_spin() {
+        let mut n = J1939Node::new(J1939Config::default());
+        let mut tel = Telemetry::empty(16);
+        let mut now = Instant::ZERO;
+        let mut last_tp: Option<Instant> = None;
+        let mut wakeups = 0;
+        while now < Instant::from_millis(20_000) {
+            let secs = now.as_millis() / 1000;
+            tel.faults = if secs % 4 < 2 {
+                FaultSet::from_iter([Fault::Sc, Fault::CellUv, Fault::AfeComm])
+            } else {
+                FaultSet::EMPTY
+            };
+            n.update(now, &tel);
+            while let Some(f) = n.poll_transmit(now) {
+                match raw(&f) {
+                    0x1CEC_FFF3 => last_tp = Some(now),
+                    0x1CEB_FFF3 => {
+                        assert_eq!(now.duration_since(last_tp.unwrap()).as_millis(), 60);
+                        last_tp = Some(now);
+                    }
+                    _ => {}
+                }
+            }
+            let next = n.poll_timeout().unwrap();
+            assert!(next > now, "timeout {next} not after {now}");
+            now = next;
+            wakeups += 1;
+        }
+        assert!(wakeups < 2_000, "{wakeups} wake-ups in 20 s");
+    }
+
+    #[test]
+    fn rts_is_aborted() {
+        let mut n = claimed();
+        let t = Instant::from_millis(300);
+        n.handle_frame(
+            t,
+            &ext(0x1CEC_F3F9, &[0x10, 0x11, 0, 3, 0xFF, 0x00, 0xEF, 0x00]),
+        );
+        let f = n.poll_transmit(t).unwrap();
+        assert_eq!(raw(&f), 0x1CEC_F9F3);
+        assert_eq!(f.data(), &[0xFF, 0x02, 0xFF, 0xFF, 0xFF, 0x00, 0xEF, 0x00]);
+    }
+
+    #[test]
+    fn commands_need_key() {
+        let cfg = J1939Config {
+            command_key: Some(0xDEAD_BEEF),
+            ..J1939Config::default()
+        };
+        let mut n = J1939Node::new(cfg);
+        n.update(Instant::ZERO, &Telemetry::empty(16));
+        drain(&mut n, Instant::ZERO);
+        drain(&mut n, Instant::from_millis(250));
+        let t = Instant::from_millis(300);
+        let good = Command::SetCharge(false).emit(0xDEAD_BEEF);
+        let bad = Command::SetCharge(false).emit(0xDEAD_BEEE);
+        n.handle_frame(t, &ext(0x18EF_F3F9, &bad));
+        assert_eq!(n.poll_command(), None);
+        let a = n.poll_transmit(t).unwrap();
+        assert_eq!(a.data()[0], 2); // access denied
+        n.handle_frame(t, &ext(0x18EF_F3F9, &good));
+        assert_eq!(n.poll_command(), Some(Command::SetCharge(false)));
+        assert_eq!(n.poll_transmit(t).unwrap().data()[..2], [0, 1]);
+        // Broadcast commands are ignored.
+        n.handle_frame(t, &ext(0x18EF_FFF9, &good));
+        assert_eq!(n.poll_command(), None);
+        assert_eq!(n.stats().commands_refused, 1);
+    }
+}
