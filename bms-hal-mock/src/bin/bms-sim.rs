@@ -116,6 +116,24 @@ enum Command {
         #[command(flatten)]
         preset: PresetArgs,
     },
+    /// In memory: N control steps over pre-generated snapshots (for instruction counts).
+    Bench {
+        /// Measured steps (after a fixed warm-up).
+        #[arg(long, default_value_t = 10_000)]
+        steps: usize,
+        /// Cells in series (8..=20).
+        #[arg(long, default_value_t = 20)]
+        cells: u8,
+        /// Keep faults active (cell over-voltage, charge over-temperature).
+        #[arg(long)]
+        faults: bool,
+        /// No change between snapshots but the time (no current, no noise).
+        #[arg(long, conflicts_with = "faults")]
+        still: bool,
+        /// Also update a J1939 node and drain its due frames every step.
+        #[arg(long)]
+        can: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -189,5 +207,12 @@ fn run(cli: Cli) -> Result<(), String> {
             eprintln!("replayed {} rows of {} cells", stats.rows, stats.cells);
             Ok(())
         }
+        Command::Bench {
+            steps,
+            cells,
+            faults,
+            still,
+            can,
+        } => bms_hal_mock::bench::cli(steps, cells, faults, still, can),
     }
 }
