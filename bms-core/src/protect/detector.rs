@@ -67,6 +67,8 @@ pub struct Detectors {
     last_release: [Option<Instant>; Fault::COUNT],
     active: FaultSet,
     warned: FaultSet,
+    /// Faults with a tier active or a timer pending; the others take the fast path.
+    busy: FaultSet,
 }
 
 fn beyond(dir: Direction, value: i32, threshold: i32) -> bool {
@@ -74,6 +76,17 @@ fn beyond(dir: Direction, value: i32, threshold: i32) -> bool {
         Direction::Above => value >= threshold,
         Direction::Below => value <= threshold,
     }
+}
+
+/// Whether `value` is at or beyond the first threshold of an idle detector: the less
+/// extreme of warn and trip (only a crossing there can start a timer).
+fn crosses_first(dir: Direction, rule: &ProtectionRule, value: Option<i32>) -> bool {
+    let first = match (dir, rule.warn) {
+        (_, None) => rule.trip,
+        (Direction::Above, Some(w)) => w.min(rule.trip),
+        (Direction::Below, Some(w)) => w.max(rule.trip),
+    };
+    value.is_some_and(|v| beyond(dir, v, first))
 }
 
 fn within(dir: Direction, value: i32, threshold: i32) -> bool {
@@ -102,6 +115,7 @@ impl Detectors {
     /// Feeds one value of `fault` (`None`: not measurable now, state held).
     ///
     /// Returns the transition, if any.
+    #[inline]
     pub fn update(
         &mut self,
         now: Instant,
@@ -111,8 +125,61 @@ impl Detectors {
         cond: ReleaseConditions,
         out: &mut impl FnMut(Transition),
     ) {
+        let value = value.filter(|_| rule.enabled);
+        if self.busy.contains(fault) || crosses_first(fault.direction(), rule, value) {
+            self.update_slow(now, fault, rule, value, cond, out);
+        }
+    }
+
+    /// [`update`](Self::update) for every fault in [`Fault::ALL`] order, `values` indexed
+    /// by [`Fault::index`].
+    pub fn update_all(
+        &mut self,
+        now: Instant,
+        table: &ProtectionTable,
+        values: &[Option<i32>; Fault::COUNT],
+        cond: ReleaseConditions,
+        out: &mut impl FnMut(Transition),
+    ) {
+        // One table-driven loop; the common case (idle detector, value short of its first
+        // threshold) costs a few compares and no call.
+        for ((f, rule), &value) in table.iter().zip(values) {
+            self.update(now, f, rule, value, cond, out);
+        }
+    }
+
+    /// Debounce, latch and release logic; keeps `busy` up to date.
+    #[inline(never)]
+    fn update_slow(
+        &mut self,
+        now: Instant,
+        fault: Fault,
+        rule: &ProtectionRule,
+        value: Option<i32>,
+        cond: ReleaseConditions,
+        out: &mut impl FnMut(Transition),
+    ) {
         let i = fault.index();
-        let Some(v) = value.filter(|_| rule.enabled) else {
+        self.tiers(now, fault, rule, value, cond, out);
+        let (f, w) = (&self.faults[i], &self.warnings[i]);
+        if f.active || f.pending.is_some() || w.active || w.pending.is_some() {
+            self.busy.insert(fault);
+        } else {
+            self.busy.remove(fault);
+        }
+    }
+
+    fn tiers(
+        &mut self,
+        now: Instant,
+        fault: Fault,
+        rule: &ProtectionRule,
+        value: Option<i32>,
+        cond: ReleaseConditions,
+        out: &mut impl FnMut(Transition),
+    ) {
+        let i = fault.index();
+        let Some(v) = value else {
             // Unmeasurable: hold the state, restart debouncing when it comes back.
             self.faults[i].pending = None;
             self.warnings[i].pending = None;

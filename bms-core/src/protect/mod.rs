@@ -130,16 +130,8 @@ impl Protection {
                 },
             charger_removed: !m.charger_present,
         };
-        for f in Fault::ALL {
-            self.detectors.update(
-                now,
-                f,
-                cfg.protection.get(f),
-                self.values[f.index()],
-                cond,
-                events,
-            );
-        }
+        self.detectors
+            .update_all(now, &cfg.protection, &self.values, cond, events);
         let faults = self.detectors.active();
         if faults.contains(Fault::PrechargeFail) {
             self.precharge_timed_out = false;

@@ -7,6 +7,13 @@ use crate::config::PlausibilityConfig;
 use crate::measure::Measurements;
 use crate::units::{DeciCelsius, MilliAmps, MilliVolts};
 
+/// Bits of a cell index in a min/max key (`MAX_CELLS` <= 32).
+const KEY_BITS: u32 = 5;
+const KEY_MASK: u32 = (1 << KEY_BITS) - 1;
+/// Largest reading that fits a key; above it a cell is implausible (134 V).
+const MAX_KEY_MV: u32 = u32::MAX >> KEY_BITS;
+const _: () = assert!(crate::measure::MAX_CELLS <= 1 << KEY_BITS);
+
 /// Why readings were judged implausible (a bit set, see the associated constants).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -87,32 +94,33 @@ impl Summary {
             s.causes.insert(SensorCauses::CURRENT);
         }
         if m.afe_ok {
-            let (lo, hi) = (p.cell_min.as_mv(), p.cell_max.as_mv());
-            let (mut min, mut max) = ((u32::MAX, 0u8), (0u32, 0u8));
-            let mut sum = 0u32;
-            let mut implausible = false;
+            // Readings above MAX_KEY_MV count as implausible, whatever the configuration.
+            let (lo, hi) = (p.cell_min.as_mv(), p.cell_max.as_mv().min(MAX_KEY_MV));
+            let span = hi.wrapping_sub(lo);
+            let (mut kmin, mut kmax) = (u32::MAX, 0u32);
+            let mut sum = 0u64;
+            let mut implausible = hi < lo;
+            // Branch-free pass: value in the high bits and the index in the low 5 bits, so
+            // one min/max finds both; the max key stores 31 - index so ties keep the lowest.
             for (i, c) in m.cells().iter().enumerate() {
                 let v = c.as_mv();
-                sum = sum.saturating_add(v);
-                if v < lo || v > hi {
-                    implausible = true;
-                    continue;
-                }
-                // Strict comparisons keep the lowest index on ties.
-                if v < min.0 {
-                    min = (v, i as u8);
-                }
-                if v > max.0 {
-                    max = (v, i as u8);
-                }
+                sum += u64::from(v);
+                // One unsigned compare tests lo <= v <= hi.
+                let ok = v.wrapping_sub(lo) <= span;
+                implausible |= !ok;
+                let key = (v.min(MAX_KEY_MV) << KEY_BITS) | i as u32;
+                kmin = if ok { kmin.min(key) } else { kmin };
+                kmax = if ok { kmax.max(key ^ KEY_MASK) } else { kmax };
             }
             if implausible {
                 s.causes.insert(SensorCauses::CELL_RANGE);
             }
-            if min.0 != u32::MAX {
-                s.min_cell = Some((MilliVolts::from_mv(min.0), min.1));
-                s.max_cell = Some((MilliVolts::from_mv(max.0), max.1));
+            if kmin != u32::MAX {
+                let unkey = |k: u32, i: u32| (MilliVolts::from_mv(k >> KEY_BITS), i as u8);
+                s.min_cell = Some(unkey(kmin, kmin & KEY_MASK));
+                s.max_cell = Some(unkey(kmax, (kmax & KEY_MASK) ^ KEY_MASK));
             }
+            let sum = sum.min(u64::from(u32::MAX)) as u32;
             s.cell_sum = MilliVolts::from_mv(sum);
             let mask = (1u32 << m.cell_count.min(31)) - 1;
             s.open_wires = (m.open_wire & mask).count_ones() as u8;
