@@ -323,6 +323,14 @@ fn per_ah(rate: u16, capacity_mah: u32) -> i32 {
 
 /// One step of a first-order low-pass filter with time constant `tau_ms`.
 fn approach(x: i64, target: i64, dt_ms: i64, tau_ms: i64) -> i64 {
+    // 64-bit fast path (the usual case); the same result as the i128 form below.
+    let diff = target.saturating_sub(x);
+    if let Some(step) = diff
+        .checked_mul(dt_ms)
+        .and_then(|p| p.checked_div(tau_ms.saturating_add(dt_ms).max(1)))
+    {
+        return x.saturating_add(step);
+    }
     let step = i128::from(target.saturating_sub(x)) * i128::from(dt_ms)
         / i128::from(tau_ms + dt_ms).max(1);
     x.saturating_add(step.clamp(i64::MIN.into(), i64::MAX.into()) as i64)
@@ -331,6 +339,10 @@ fn approach(x: i64, target: i64, dt_ms: i64, tau_ms: i64) -> i64 {
 fn mul_div(a: i64, b: i64, c: i64) -> i64 {
     if c == 0 {
         return 0;
+    }
+    // 64-bit fast path (the usual case); i128 only when the product overflows.
+    if let Some(q) = a.checked_mul(b).and_then(|ab| ab.checked_div(c)) {
+        return q;
     }
     (i128::from(a) * i128::from(b) / i128::from(c)).clamp(i64::MIN.into(), i64::MAX.into()) as i64
 }
@@ -499,16 +511,15 @@ impl SocEstimator {
                 let target = i64::from(v.as_mv().min(u32::from(u16::MAX))) << FILTER_SHIFT;
                 *f = approach(*f, target, dt_ms, CELL_FILTER_TAU_MS);
             }
-        } else {
+        } else if resting {
+            // The filter is read only while resting, so it is seeded when a rest starts.
             for (f, v) in self.cell_filt.iter_mut().zip(cells) {
                 *f = i64::from(v.as_mv().min(u32::from(u16::MAX))) << FILTER_SHIFT;
             }
-            if resting {
-                self.rest_since = Some(now);
-            } else {
-                self.rest_since = None;
-                self.rest_cal = None;
-            }
+            self.rest_since = Some(now);
+        } else {
+            self.rest_since = None;
+            self.rest_cal = None;
         }
 
         // Boot needs cell voltages unless a stored SOC is at hand.
@@ -693,12 +704,12 @@ impl SocEstimator {
             self.cv_seen = false;
             self.full_latched = false;
         }
-        let vmax = cells.iter().copied().max().unwrap_or(MilliVolts::ZERO);
+        // The cell scan comes last: it runs only in the taper's current window.
         let tapering = self.cv_seen
             && !self.full_latched
             && current < -self.deadband_ma
             && current >= -self.tail_ma
-            && vmax >= self.cfg.full_threshold();
+            && cells.iter().any(|v| *v >= self.cfg.full_threshold());
         if !tapering {
             self.full_since = None;
             return;
@@ -742,15 +753,11 @@ impl SocEstimator {
         if current < -self.rest_ma {
             self.empty_latched = false;
         }
-        let vmin = cells
-            .iter()
-            .copied()
-            .min()
-            .unwrap_or(MilliVolts::from_mv(u32::MAX));
+        // The cell scan comes last: it runs only in the cut-off's current window.
         let at_cut_off = !self.empty_latched
             && current > self.deadband_ma
             && current <= self.empty_ma
-            && vmin <= self.cfg.empty_threshold();
+            && cells.iter().any(|v| *v <= self.cfg.empty_threshold());
         if !at_cut_off {
             self.empty_since = None;
             return;
