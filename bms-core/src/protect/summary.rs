@@ -96,21 +96,38 @@ impl Summary {
         if m.afe_ok {
             // Readings above MAX_KEY_MV count as implausible, whatever the configuration.
             let (lo, hi) = (p.cell_min.as_mv(), p.cell_max.as_mv().min(MAX_KEY_MV));
-            let span = hi.wrapping_sub(lo);
+            let cells = m.cells();
+            // Fast pass over every cell: value in the high bits and the index in the low 5
+            // bits, so one min/max finds both; the max key holds 31 - index so that ties
+            // keep the lowest index, as the min key does.
             let (mut kmin, mut kmax) = (u32::MAX, 0u32);
             let mut sum = 0u64;
-            let mut implausible = hi < lo;
-            // Branch-free pass: value in the high bits and the index in the low 5 bits, so
-            // one min/max finds both; the max key stores 31 - index so ties keep the lowest.
-            for (i, c) in m.cells().iter().enumerate() {
+            for (i, c) in cells.iter().enumerate() {
                 let v = c.as_mv();
                 sum += u64::from(v);
-                // One unsigned compare tests lo <= v <= hi.
-                let ok = v.wrapping_sub(lo) <= span;
-                implausible |= !ok;
-                let key = (v.min(MAX_KEY_MV) << KEY_BITS) | i as u32;
-                kmin = if ok { kmin.min(key) } else { kmin };
-                kmax = if ok { kmax.max(key ^ KEY_MASK) } else { kmax };
+                // Wraps for readings above MAX_KEY_MV: the range check below catches them.
+                let key = v.wrapping_shl(KEY_BITS) | i as u32;
+                kmin = kmin.min(key);
+                kmax = kmax.max(key ^ KEY_MASK);
+            }
+            let mut implausible = false;
+            let all_plausible = |kmin: u32, kmax: u32| {
+                kmin >> KEY_BITS >= lo && kmax >> KEY_BITS <= hi && sum <= u64::from(MAX_KEY_MV)
+            };
+            if !cells.is_empty() && !all_plausible(kmin, kmax) {
+                // Rare: some reading is implausible (or too large for a key); redo the pass
+                // over the plausible cells only.
+                (kmin, kmax) = (u32::MAX, 0);
+                for (i, c) in cells.iter().enumerate() {
+                    let v = c.as_mv();
+                    if v < lo || v > hi {
+                        implausible = true;
+                        continue;
+                    }
+                    let key = (v << KEY_BITS) | i as u32;
+                    kmin = kmin.min(key);
+                    kmax = kmax.max(key ^ KEY_MASK);
+                }
             }
             if implausible {
                 s.causes.insert(SensorCauses::CELL_RANGE);
