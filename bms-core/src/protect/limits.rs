@@ -21,7 +21,14 @@ fn ramp(value: i32, full: i32, zero: i32) -> u32 {
     } else {
         (full - zero, value - zero)
     };
-    (pos.clamp(0, span) as i64 * 1000 / span as i64) as u32
+    // Saturated ends (the usual case) need no division.
+    if pos <= 0 {
+        return 0;
+    }
+    if pos >= span {
+        return 1000;
+    }
+    (pos as i64 * 1000 / span as i64) as u32
 }
 
 fn scale(i: MilliAmps, permille: u32) -> MilliAmps {
