@@ -115,7 +115,7 @@ impl Protection {
     ) -> Decision {
         let now = m.timestamp;
         let mut causes = s.causes;
-        if self.stuck.update(m, &cfg.plausibility) {
+        if self.stuck.update_summarised(m, s, &cfg.plausibility) {
             causes.insert(SensorCauses::STUCK);
         }
         self.fill_values(m, s, causes);

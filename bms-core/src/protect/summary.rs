@@ -78,6 +78,9 @@ pub struct Summary {
     pub current: MilliAmps,
     /// Open sense wires among the configured cells.
     pub open_wires: u8,
+    /// Order-sensitive fingerprint of the cell readings (for [`StuckDetector`]), `0` when
+    /// the AFE did not answer.
+    pub fingerprint: u32,
     /// Implausible readings found in this snapshot (without the stuck check, which needs
     /// history; see [`StuckDetector`]).
     pub causes: SensorCauses,
@@ -102,9 +105,11 @@ impl Summary {
             // keep the lowest index, as the min key does.
             let (mut kmin, mut kmax) = (u32::MAX, 0u32);
             let mut sum = 0u64;
+            let mut fp = 0u32;
             for (i, c) in cells.iter().enumerate() {
                 let v = c.as_mv();
                 sum += u64::from(v);
+                fp = fp.wrapping_mul(31).wrapping_add(v);
                 // Wraps for readings above MAX_KEY_MV: the range check below catches them.
                 let key = v.wrapping_shl(KEY_BITS) | i as u32;
                 kmin = kmin.min(key);
@@ -137,6 +142,7 @@ impl Summary {
                 s.min_cell = Some(unkey(kmin, kmin & KEY_MASK));
                 s.max_cell = Some(unkey(kmax, (kmax & KEY_MASK) ^ KEY_MASK));
             }
+            s.fingerprint = fp;
             let sum = sum.min(u64::from(u32::MAX)) as u32;
             s.cell_sum = MilliVolts::from_mv(sum);
             let mask = (1u32 << m.cell_count.min(31)) - 1;
@@ -192,17 +198,24 @@ impl StuckDetector {
     /// Feeds one snapshot; `true` when the cells have been frozen for `p.stuck_after`
     /// with at least `p.stuck_min_current` flowing the whole time.
     pub fn update(&mut self, m: &Measurements, p: &PlausibilityConfig) -> bool {
+        self.update_summarised(m, &Summary::of(m, p), p)
+    }
+
+    /// As [`update`](Self::update), with the fingerprint and sum the [`Summary`] of `m`
+    /// already computed (no second pass over the cells).
+    pub fn update_summarised(
+        &mut self,
+        m: &Measurements,
+        s: &Summary,
+        p: &PlausibilityConfig,
+    ) -> bool {
         if !m.afe_ok {
             self.since = None;
             return false;
         }
         // An order-sensitive fingerprint plus the sum: equal only if (practically) every
         // reading is equal, at one multiply-add per cell instead of keeping a copy.
-        let (mut sum, mut fp) = (0u32, 0u32);
-        for c in m.cells() {
-            sum = sum.wrapping_add(c.as_mv());
-            fp = fp.wrapping_mul(31).wrapping_add(c.as_mv());
-        }
+        let (sum, fp) = (s.cell_sum.as_mv(), s.fingerprint);
         let same = sum == self.last_sum && fp == self.last_fingerprint;
         self.last_sum = sum;
         self.last_fingerprint = fp;
