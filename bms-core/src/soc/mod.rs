@@ -74,6 +74,8 @@ const MAMS_PER_MAH: i64 = 3_600_000;
 /// Fixed-point scale of the filters: 2^20 per mV (or mA), so that a 100 ms step of a
 /// 30 s filter still moves it by the exact fraction.
 const FILTER_SHIFT: u32 = 20;
+/// Fractional bits of the cell filter's gain.
+const RECIP_SHIFT: u32 = 24;
 /// Time constant of the per-cell voltage filter during a rest.
 const CELL_FILTER_TAU_MS: i64 = 30_000;
 /// Time constant of the current-offset learning filter.
@@ -301,6 +303,10 @@ pub struct SocEstimator {
     cells_n: usize,
     /// Filtered cell voltages, mV << FILTER_SHIFT.
     cell_filt: [i64; MAX_CELLS],
+    /// A filtered cell voltage changed since the last rest refinement read them.
+    filt_moved: bool,
+    /// Temperature correction (1/16 mV) of the last refinement that read the cells.
+    refined_tc: Option<i32>,
     /// Each cell's SOC minus the mean at the last rest, ppm.
     cell_delta: [i32; MAX_CELLS],
     /// SOC the cells implied at the last rest refinement, ppm.
@@ -387,6 +393,8 @@ impl SocEstimator {
             rest_cal: None,
             cells_n: 0,
             cell_filt: [0; MAX_CELLS],
+            filt_moved: true,
+            refined_tc: None,
             cell_delta: [0; MAX_CELLS],
             last_ocv: None,
             cv_seen: false,
@@ -507,15 +515,23 @@ impl SocEstimator {
                 self.rest_cal = None;
             }
         } else if resting && self.rest_since.is_some() {
+            // One division per step: the filter gain dt / (tau + dt) as a Q24 reciprocal.
+            // Filter values and targets lie in 0..=2^36, so `diff * gain` < 2^61 fits i64.
+            let gain = (dt_ms << RECIP_SHIFT) / (CELL_FILTER_TAU_MS + dt_ms);
+            let mut moved = 0;
             for (f, v) in self.cell_filt.iter_mut().zip(cells) {
                 let target = i64::from(v.as_mv().min(u32::from(u16::MAX))) << FILTER_SHIFT;
-                *f = approach(*f, target, dt_ms, CELL_FILTER_TAU_MS);
+                let step = ((target - *f) * gain) >> RECIP_SHIFT;
+                *f += step;
+                moved |= step;
             }
+            self.filt_moved |= moved != 0;
         } else if resting {
             // The filter is read only while resting, so it is seeded when a rest starts.
             for (f, v) in self.cell_filt.iter_mut().zip(cells) {
                 *f = i64::from(v.as_mv().min(u32::from(u16::MAX))) << FILTER_SHIFT;
             }
+            self.filt_moved = true;
             self.rest_since = Some(now);
         } else {
             self.rest_since = None;
@@ -645,13 +661,26 @@ impl SocEstimator {
 
         let n = self.cells_n;
         let mut cell_ppm = [0i64; MAX_CELLS];
-        let mut sum = 0i64;
-        for (p, f) in cell_ppm.iter_mut().zip(&self.cell_filt[..n]) {
-            let mv16 = (f >> (FILTER_SHIFT - 4)).clamp(0, i64::from(i32::MAX)) as i32;
-            *p = soc_from_ocv(&self.cfg.ocv_mv, mv16.saturating_sub(tc_x16));
-            sum += *p;
-        }
-        let mean = sum / n.max(1) as i64;
+        // Unchanged filtered cells and temperature give the same per-cell SOCs: reuse the
+        // mean and the deltas of the last refinement instead of 20 table look-ups.
+        let reuse = match self.last_ocv {
+            Some(m) if !self.filt_moved && self.refined_tc == Some(tc_x16) => Some(m),
+            _ => None,
+        };
+        let mean = match reuse {
+            Some(m) => m,
+            None => {
+                let mut sum = 0i64;
+                for (p, f) in cell_ppm.iter_mut().zip(&self.cell_filt[..n]) {
+                    let mv16 = (f >> (FILTER_SHIFT - 4)).clamp(0, i64::from(i32::MAX)) as i32;
+                    *p = soc_from_ocv(&self.cfg.ocv_mv, mv16.saturating_sub(tc_x16));
+                    sum += *p;
+                }
+                self.filt_moved = false;
+                self.refined_tc = Some(tc_x16);
+                sum / n.max(1) as i64
+            }
+        };
 
         let tau = u64::from(self.cfg.relax_tau_ms.as_millis()).max(1);
         let relax_uv = u64::from(self.cfg.relax_sigma_mv) * 1_000 * tau
@@ -675,8 +704,10 @@ impl SocEstimator {
         let target = target.clamp(now_ppm.min(mean), now_ppm.max(mean));
         self.set_ppm(target);
         self.reanchor(f.sigma);
-        for (d, p) in self.cell_delta.iter_mut().zip(&cell_ppm[..n]) {
-            *d = (p - mean).clamp(-PPM_FULL, PPM_FULL) as i32;
+        if reuse.is_none() {
+            for (d, p) in self.cell_delta.iter_mut().zip(&cell_ppm[..n]) {
+                *d = (p - mean).clamp(-PPM_FULL, PPM_FULL) as i32;
+            }
         }
         if !rc.applied {
             rc.applied = true;

@@ -22,10 +22,8 @@ pub(crate) fn soc_from_ocv(table: &[u16; OCV_POINTS], mv16: i32) -> i64 {
         return PPM_FULL;
     }
     // First point at or above the reading; exists because the last point is above it.
-    let mut i = 1;
-    while i < OCV_POINTS - 1 && at(i) < mv16 {
-        i += 1;
-    }
+    // Binary search (5 probes instead of up to 19) over the interior points.
+    let i = 1 + table[1..OCV_POINTS - 1].partition_point(|&p| i32::from(p) * 16 < mv16);
     if at(i) == mv16 {
         // On a point, possibly the start of a flat run: take the middle of the run.
         let mut j = i;
