@@ -230,3 +230,67 @@ impl StuckDetector {
         m.timestamp.duration_since(since) >= p.stuck_after
     }
 }
+
+#[cfg(test)]
+mod test {
+    use super::*;
+    use crate::time::{Duration, Instant};
+    use proptest::prelude::*;
+
+    fn plaus(lo: u32, hi: u32) -> PlausibilityConfig {
+        PlausibilityConfig {
+            cell_min: MilliVolts::from_mv(lo),
+            cell_max: MilliVolts::from_mv(hi),
+            temp_min: DeciCelsius::from_deci(-400),
+            temp_max: DeciCelsius::from_deci(1_250),
+            pack_tolerance: MilliVolts::from_mv(1_000),
+            stuck_after: Duration::from_secs(10),
+            stuck_min_current: MilliAmps::from_ma(1_000),
+        }
+    }
+
+    /// The plain definition: extremes over plausible cells, lowest index on ties.
+    fn reference(cells: &[u32], lo: u32, hi: u32) -> (Option<(u32, u8)>, Option<(u32, u8)>, bool) {
+        let mut min: Option<(u32, u8)> = None;
+        let mut max: Option<(u32, u8)> = None;
+        let mut bad = false;
+        for (i, &v) in cells.iter().enumerate() {
+            if v < lo || v > hi {
+                bad = true;
+                continue;
+            }
+            if min.is_none_or(|(m, _)| v < m) {
+                min = Some((v, i as u8));
+            }
+            if max.is_none_or(|(m, _)| v > m) {
+                max = Some((v, i as u8));
+            }
+        }
+        (min, max, bad)
+    }
+
+    proptest! {
+        #[test]
+        fn extremes_match_the_plain_definition(
+            cells in proptest::collection::vec(
+                prop_oneof![0u32..6_000, 3_290u32..3_300, Just(u32::MAX), (1u32 << 27)..(1 << 28)],
+                0..=20,
+            ),
+            lo in 0u32..3_000,
+            hi in 2_000u32..200_000_000,
+        ) {
+            let mut m = Measurements::uniform(cells.len() as u8, MilliVolts::ZERO, Instant::ZERO);
+            for (c, &v) in m.cells.iter_mut().zip(&cells) {
+                *c = MilliVolts::from_mv(v);
+            }
+            let s = Summary::of(&m, &plaus(lo, hi));
+            // Readings above MAX_KEY_MV are implausible whatever `hi` says.
+            let (min, max, bad) = reference(&cells, lo, hi.min(MAX_KEY_MV));
+            prop_assert_eq!(s.min_cell.map(|(v, i)| (v.as_mv(), i)), min);
+            prop_assert_eq!(s.max_cell.map(|(v, i)| (v.as_mv(), i)), max);
+            prop_assert_eq!(s.causes.contains(SensorCauses::CELL_RANGE), bad);
+            let sum = cells.iter().map(|&v| u64::from(v)).sum::<u64>().min(u64::from(u32::MAX));
+            prop_assert_eq!(u64::from(s.cell_sum.as_mv()), sum);
+        }
+    }
+}

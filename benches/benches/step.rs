@@ -1,0 +1,94 @@
+//! Wall-clock cost of one control step and of its parts (criterion).
+//!
+//! `cargo bench -p bms-benches --bench step`; instruction counts that do not depend on the
+//! machine come from `benches/callgrind-step.sh`.
+
+use std::hint::black_box;
+
+use bms_core::protect::{limits, Protection, Summary};
+use bms_core::soc::SocInput;
+use bms_core::Bms;
+use bms_hal_mock::bench::{State, Workload};
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+
+/// Measured snapshots per workload; the bench cycles through them.
+const SNAPSHOTS: usize = 1_000;
+
+fn warmed(cells: u8, state: State) -> (Workload, Bms) {
+    let w = Workload::new(cells, state, SNAPSHOTS).expect("workload");
+    let mut bms = w.bms().expect("bms");
+    w.warm_up(&mut bms, None);
+    (w, bms)
+}
+
+/// `Bms::step` over consecutive snapshots (time advances 100 ms per step).
+fn full_step(c: &mut Criterion) {
+    let mut g = c.benchmark_group("step");
+    for (name, cells, state) in [
+        ("8S steady", 8, State::Steady),
+        ("16S steady", 16, State::Steady),
+        ("20S steady", 20, State::Steady),
+        ("20S faults", 20, State::Faults),
+        ("20S still", 20, State::Still),
+    ] {
+        let (w, bms) = warmed(cells, state);
+        g.bench_function(name, |b| {
+            // A fresh copy of the warmed BMS per batch, so time always moves forward.
+            b.iter_batched_ref(
+                || (bms.clone(), 0usize),
+                |(bms, k)| {
+                    let m = &w.measured()[*k % SNAPSHOTS];
+                    *k += 1;
+                    black_box(bms.step(black_box(m)))
+                },
+                BatchSize::NumIterations(SNAPSHOTS as u64),
+            );
+        });
+    }
+    g.finish();
+}
+
+/// Each part on its own, 20S steady state.
+fn parts(c: &mut Criterion) {
+    let (w, bms) = warmed(20, State::Steady);
+    let cfg = bms.config().clone();
+    let m = &w.measured()[0];
+    let mut g = c.benchmark_group("part 20S");
+    g.bench_function("Summary::of", |b| {
+        b.iter(|| Summary::of(black_box(m), black_box(&cfg.plausibility)))
+    });
+    let s = Summary::of(m, &cfg.plausibility);
+    g.bench_function("Protection::step", |b| {
+        b.iter_batched_ref(
+            || (bms.protection().clone(), 0usize),
+            |(p, k)| {
+                let m = &w.measured()[*k % SNAPSHOTS];
+                *k += 1;
+                black_box(p.step(&cfg, m, black_box(&s), &mut |t| {
+                    black_box(t);
+                }))
+            },
+            BatchSize::NumIterations(SNAPSHOTS as u64),
+        )
+    });
+    g.bench_function("SocEstimator::update", |b| {
+        b.iter_batched_ref(
+            || (bms.soc().clone(), 0usize),
+            |(soc, k)| {
+                let m = &w.measured()[*k % SNAPSHOTS];
+                *k += 1;
+                let input = SocInput::from_measurements(m, false).expect("current");
+                black_box(soc.update(black_box(&input)))
+            },
+            BatchSize::NumIterations(SNAPSHOTS as u64),
+        )
+    });
+    let soc = bms.telemetry().soc;
+    g.bench_function("limits", |b| {
+        b.iter(|| limits::limits(black_box(&cfg), black_box(&s), soc, true, true))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, full_step, parts);
+criterion_main!(benches);
