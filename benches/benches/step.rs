@@ -2,10 +2,12 @@
 //!
 //! `cargo bench -p bms-benches --bench step`; instruction counts that do not depend on the
 //! machine come from `benches/callgrind-step.sh`.
+// `criterion_group!` generates an undocumented function.
+#![allow(missing_docs)]
 
 use std::hint::black_box;
 
-use bms_core::protect::{limits, Protection, Summary};
+use bms_core::protect::{limits, Summary};
 use bms_core::soc::SocInput;
 use bms_core::Bms;
 use bms_hal_mock::bench::{State, Workload};
@@ -90,5 +92,9 @@ fn parts(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, full_step, parts);
+criterion_group! {
+    name = benches;
+    config = Criterion::default();
+    targets = full_step, parts
+}
 criterion_main!(benches);

@@ -249,10 +249,13 @@ mod test {
         }
     }
 
+    /// A cell reading and its index.
+    type Cell = Option<(u32, u8)>;
+
     /// The plain definition: extremes over plausible cells, lowest index on ties.
-    fn reference(cells: &[u32], lo: u32, hi: u32) -> (Option<(u32, u8)>, Option<(u32, u8)>, bool) {
-        let mut min: Option<(u32, u8)> = None;
-        let mut max: Option<(u32, u8)> = None;
+    fn reference(cells: &[u32], lo: u32, hi: u32) -> (Cell, Cell, bool) {
+        let mut min: Cell = None;
+        let mut max: Cell = None;
         let mut bad = false;
         for (i, &v) in cells.iter().enumerate() {
             if v < lo || v > hi {
