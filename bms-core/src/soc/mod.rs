@@ -557,6 +557,8 @@ impl SocEstimator {
         }
     }
 
+    // Out of line: its locals stay off the stack frame of `update` (smaller worst case).
+    #[inline(never)]
     fn boot(&mut self, input: &SocInput<'_>, corrected: i32, resting: bool) {
         let stored = self.stored.take();
         if resting && self.cells_n > 0 {
@@ -621,6 +623,8 @@ impl SocEstimator {
 
     /// The relaxed-OCV correction: starts at boot or after `rest_time_ms` of rest, then is
     /// refined from the same prior as the cells relax further.
+    // Out of line: its locals stay off the stack frame of `update` (smaller worst case).
+    #[inline(never)]
     fn rest_step(&mut self, now: Instant, temperature: Option<DeciCelsius>) {
         let Some(since) = self.rest_since else {
             return;
@@ -817,6 +821,8 @@ impl SocEstimator {
     /// calibrations `span_ppm` of SOC apart (at least half the range), scaled to 100 %.
     /// Accepted if within 50..120 % of nominal, then blended in with a weight of 1/4 and at
     /// most 5 % of nominal per cycle, and kept within 50..110 % of nominal.
+    // Out of line: its locals stay off the stack frame of `update` (smaller worst case).
+    #[inline(never)]
     fn learn_capacity(&mut self, moved_mams: i64, span_ppm: i64) {
         if span_ppm < PPM_FULL / 2 {
             return;
