@@ -350,6 +350,13 @@ fn mul_div(a: i64, b: i64, c: i64) -> i64 {
     if let Some(q) = a.checked_mul(b).and_then(|ab| ab.checked_div(c)) {
         return q;
     }
+    mul_div_wide(a, b, c)
+}
+
+// Out of line and cold: the rare 128-bit path keeps its temporaries off the callers' frames.
+#[cold]
+#[inline(never)]
+fn mul_div_wide(a: i64, b: i64, c: i64) -> i64 {
     (i128::from(a) * i128::from(b) / i128::from(c)).clamp(i64::MIN.into(), i64::MAX.into()) as i64
 }
 
@@ -887,6 +894,8 @@ impl SocEstimator {
         Permille::from_permille((self.sigma_ppm() / 1_000).min(1_000) as u16)
     }
 
+    // Out of line: its 128-bit temporaries stay off the callers' frames (Cortex-M0).
+    #[inline(never)]
     fn sigma_ppm(&self) -> u32 {
         let full = i128::from(self.full_mams().max(1));
         let gain =

@@ -55,6 +55,8 @@ pub(crate) fn ocv_at(table: &[u16; OCV_POINTS], ppm: i64) -> i32 {
 /// known to `sigma_uv` µV: half the SOC span of `mv16 ± sigma`. This is `sigma_v / (dV/dSOC)`
 /// where the table is straight, and honest where it bends: near LFP's plateau a few
 /// millivolts of doubt reach far into it.
+// Out of line: its 128-bit temporaries stay off the caller's stack frame (Cortex-M0).
+#[inline(never)]
 pub(crate) fn soc_sigma(table: &[u16; OCV_POINTS], mv16: i32, sigma_uv: u32) -> u32 {
     let s16 = (i64::from(sigma_uv) * 16 / 1_000).clamp(1, i64::from(i32::MAX / 4)) as i32;
     let hi = soc_from_ocv(table, mv16.saturating_add(s16));
@@ -95,6 +97,8 @@ pub(crate) struct Fused {
 /// (a bad stored value, a missed charge), so its variance is raised to the disagreement:
 /// a steep part of the OCV curve then pulls the SOC almost all the way, a flat part still
 /// barely moves it.
+// Out of line: its 128-bit temporaries stay off the caller's stack frame (Cortex-M0).
+#[inline(never)]
 pub(crate) fn fuse(prior: i64, prior_sigma: u32, meas: i64, meas_sigma: u32) -> Fused {
     let p = u128::from(prior_sigma) * u128::from(prior_sigma);
     let r = u128::from(meas_sigma.max(1)) * u128::from(meas_sigma.max(1));
