@@ -190,7 +190,10 @@ mod test {
         let t = bms.telemetry();
         assert!(t.faults.contains(Fault::CellOv) && t.faults.contains(Fault::ChgOt));
         assert!(t.warnings.contains(Fault::CellImbalance));
-        assert!(!t.charge_fet && t.discharge_fet);
+        // Charging is blocked (the charge MOSFET is re-closed only for the body diode
+        // while 10 A are discharged).
+        assert_eq!(t.limits.charge_current.as_ma(), 0);
+        assert!(t.discharge_fet);
     }
 
     #[test]
