@@ -897,7 +897,24 @@ impl SocEstimator {
     // Out of line: its 128-bit temporaries stay off the callers' frames (Cortex-M0).
     #[inline(never)]
     fn sigma_ppm(&self) -> u32 {
-        let full = i128::from(self.full_mams().max(1));
+        let full = self.full_mams().max(1);
+        // 64-bit fast path (the usual case); the same result as the i128 form below.
+        let gain = self
+            .throughput
+            .checked_mul(i64::from(self.cfg.gain_sigma_permille) * 1_000)
+            .map(|x| x / full);
+        let offset = i64::try_from(self.active_ms)
+            .ok()
+            .and_then(|ms| ms.checked_mul(i64::from(self.deadband_ma)))
+            .and_then(|x| x.checked_mul(PPM_FULL))
+            .map(|x| x / full);
+        if let (Some(g), Some(o)) = (gain, offset) {
+            let sum = i64::from(self.sigma_base)
+                .saturating_add(g)
+                .saturating_add(o);
+            return sum.clamp(0, PPM_FULL) as u32;
+        }
+        let full = i128::from(full);
         let gain =
             i128::from(self.throughput) * i128::from(self.cfg.gain_sigma_permille) * 1_000 / full;
         let offset =

@@ -100,6 +100,9 @@ pub(crate) struct Fused {
 // Out of line: its 128-bit temporaries stay off the caller's stack frame (Cortex-M0).
 #[inline(never)]
 pub(crate) fn fuse(prior: i64, prior_sigma: u32, meas: i64, meas_sigma: u32) -> Fused {
+    if let Some(f) = fuse_narrow(prior, prior_sigma, meas, meas_sigma) {
+        return f;
+    }
     let p = u128::from(prior_sigma) * u128::from(prior_sigma);
     let r = u128::from(meas_sigma.max(1)) * u128::from(meas_sigma.max(1));
     let innov = meas - prior;
@@ -119,10 +122,77 @@ pub(crate) fn fuse(prior: i64, prior_sigma: u32, meas: i64, meas_sigma: u32) -> 
     }
 }
 
+/// [`fuse`] in 64-bit arithmetic (no 128-bit division in the usual case), for SOCs and
+/// sigmas within 0..=100 %; `None` outside it. The same formulas, so the same result.
+fn fuse_narrow(prior: i64, prior_sigma: u32, meas: i64, meas_sigma: u32) -> Option<Fused> {
+    let in_range = |x: u64| x <= PPM_FULL as u64;
+    let (ps, ms) = (u64::from(prior_sigma), u64::from(meas_sigma.max(1)));
+    if !(in_range(ps) && in_range(ms) && in_range(prior.unsigned_abs())) {
+        return None;
+    }
+    let innov = meas.checked_sub(prior)?;
+    let ia = innov.unsigned_abs();
+    if !in_range(ia) {
+        return None;
+    }
+    // All below 10^12 (< 2^40): sums, `* 9` and `* 10^6` stay below 2^63.
+    let (p, r, innov2) = (ps * ps, ms * ms, ia * ia);
+    let p = if innov2 > 9 * (p + r) {
+        p.max(innov2)
+    } else {
+        p
+    };
+    let gain = (p * PPM_FULL as u64 / (p + r)) as i64;
+    let soc = prior + innov * gain / PPM_FULL;
+    // p * r may reach 2^80; only then is a 128-bit division needed.
+    let post_var = match p.checked_mul(r) {
+        Some(pr) => pr / (p + r),
+        None => (u128::from(p) * u128::from(r) / u128::from(p + r)) as u64,
+    };
+    Some(Fused {
+        soc: soc.clamp(0, PPM_FULL),
+        sigma: isqrt(post_var).min(PPM_FULL as u64) as u32,
+        gain: gain as u32,
+    })
+}
+
 #[cfg(test)]
 mod test {
     use super::*;
     use crate::soc::SocConfig;
+
+    /// The 128-bit form of `fuse`, as the reference of its 64-bit fast path.
+    fn fuse_wide(prior: i64, prior_sigma: u32, meas: i64, meas_sigma: u32) -> Fused {
+        let p = u128::from(prior_sigma) * u128::from(prior_sigma);
+        let r = u128::from(meas_sigma.max(1)) * u128::from(meas_sigma.max(1));
+        let innov = meas - prior;
+        let innov2 = u128::from(innov.unsigned_abs()) * u128::from(innov.unsigned_abs());
+        let p = if innov2 > 9 * (p + r) {
+            p.max(innov2)
+        } else {
+            p
+        };
+        let gain = (p * PPM_FULL as u128 / (p + r)) as i64;
+        let soc = prior + (i128::from(innov) * i128::from(gain) / i128::from(PPM_FULL)) as i64;
+        let post_var = p * r / (p + r);
+        Fused {
+            soc: soc.clamp(0, PPM_FULL),
+            sigma: isqrt(post_var.min(u128::from(u64::MAX)) as u64).min(PPM_FULL as u64) as u32,
+            gain: gain as u32,
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn fuse_fast_path_equals_the_wide_form(
+            prior in -10_000i64..1_100_000,
+            meas in -10_000i64..1_100_000,
+            ps in proptest::prop_oneof![0u32..1_100_000, proptest::strategy::Just(u32::MAX)],
+            ms in 0u32..1_100_000,
+        ) {
+            proptest::prop_assert_eq!(fuse(prior, ps, meas, ms), fuse_wide(prior, ps, meas, ms));
+        }
+    }
 
     #[test]
     fn lookup_round_trips_on_table_points() {
