@@ -20,9 +20,9 @@
 #![deny(missing_docs)]
 
 pub mod bms;
+pub mod can;
 pub mod config;
 pub mod controller;
-pub mod can;
 pub mod inverter;
 pub mod j1939;
 pub mod measure;

@@ -9,7 +9,10 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use bms_core::{Bms, Controller, Duration, Event, PowerMode, TimedEvent};
+use bms_core::can::{write_candump_line, CanFrame};
+use bms_core::inverter::{InverterConfig, InverterNode};
+use bms_core::j1939::{Command, J1939Config, J1939Node};
+use bms_core::{Bms, Controller, Duration, Event, Instant, PowerMode, TimedEvent};
 
 use crate::pack::SimPack;
 use crate::plot::{self, TracePoint};
@@ -22,6 +25,77 @@ pub const STEP: Duration = Duration::from_millis(100);
 /// Control period in sleep.
 pub const SLEEP_STEP: Duration = Duration::from_millis(1_000);
 
+/// Which protocol the simulated CAN port speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum CanProtocol {
+    /// The J1939 node (CAN 2.0B).
+    #[default]
+    J1939,
+    /// The Pylontech-compatible inverter protocol (CAN 2.0A).
+    Inverter,
+}
+
+/// The CAN side of the simulated board.
+pub enum CanPort {
+    /// A J1939 node.
+    J1939(Box<J1939Node>),
+    /// An inverter-protocol node.
+    Inverter(Box<InverterNode>),
+}
+
+impl CanPort {
+    /// A node speaking `protocol` with its default configuration; J1939 commands are
+    /// accepted with `command_key`.
+    pub fn new(protocol: CanProtocol, command_key: Option<u32>) -> Self {
+        match protocol {
+            CanProtocol::J1939 => CanPort::J1939(Box::new(J1939Node::new(J1939Config {
+                command_key,
+                ..J1939Config::default()
+            }))),
+            CanProtocol::Inverter => {
+                CanPort::Inverter(Box::new(InverterNode::new(InverterConfig::default())))
+            }
+        }
+    }
+
+    /// Feeds the step's telemetry, then hands every due frame to `tx` and applies every
+    /// authenticated command to the BMS.
+    pub fn step(&mut self, bms: &mut Bms, tx: &mut impl FnMut(Instant, &CanFrame)) {
+        let now = bms.telemetry().now;
+        match self {
+            CanPort::J1939(n) => {
+                n.update(now, bms.telemetry());
+                while let Some(f) = n.poll_transmit(now) {
+                    tx(now, &f);
+                }
+                while let Some(c) = n.poll_command() {
+                    let mut sw = bms.switches();
+                    match c {
+                        Command::SetCharge(on) => sw.charge = on,
+                        Command::SetDischarge(on) => sw.discharge = on,
+                        Command::ResetFaults => bms.reset_faults(now),
+                    }
+                    bms.set_switches(sw);
+                }
+            }
+            CanPort::Inverter(n) => {
+                n.update(now, bms.telemetry());
+                while let Some(f) = n.poll_transmit(now) {
+                    tx(now, &f);
+                }
+            }
+        }
+    }
+
+    /// Hands a received frame to the node.
+    pub fn receive(&mut self, now: Instant, frame: &CanFrame) {
+        match self {
+            CanPort::J1939(n) => n.handle_frame(now, frame),
+            CanPort::Inverter(n) => n.handle_frame(now, frame),
+        }
+    }
+}
+
 /// Options of a run.
 #[derive(Clone, Debug)]
 pub struct RunOptions {
@@ -33,6 +107,8 @@ pub struct RunOptions {
     pub trace_every: Option<Duration>,
     /// Show a progress bar.
     pub progress: bool,
+    /// The CAN protocol.
+    pub can_protocol: CanProtocol,
 }
 
 /// What a run did.
@@ -50,6 +126,8 @@ pub struct RunSummary {
     pub max_soc_error_permille: u16,
     /// Every fault that tripped at least once.
     pub faults_seen: bms_core::FaultSet,
+    /// CAN frames transmitted.
+    pub can_frames: u64,
 }
 
 fn io_err(path: &Path) -> impl Fn(std::io::Error) -> String + '_ {
@@ -157,6 +235,8 @@ pub fn run(sc: Scenario, opts: &RunOptions) -> Result<RunSummary, String> {
     let shared = board.sim();
     let bms = Bms::new(sc.config.clone()).map_err(|e| format!("scenario configuration: {e}"))?;
     let mut ctl = Controller::new(board, bms);
+    let mut can_port = CanPort::new(opts.can_protocol, None);
+    let mut line = String::new();
     let mut world = World::new(sc.profile.clone());
     let total_ms = sc.profile.max_duration_ms();
     let trace_every = opts.trace_every.unwrap_or(if total_ms <= 3 * 3_600_000 {
@@ -210,6 +290,16 @@ pub fn run(sc: Scenario, opts: &RunOptions) -> Result<RunSummary, String> {
         shared.borrow_mut().step(dt, &request);
         ctl.run_once();
         summary.steps += 1;
+        let mut io = Ok(());
+        can_port.step(ctl.bms_mut(), &mut |t, f| {
+            line.clear();
+            let _ = write_candump_line(&mut line, t, f);
+            summary.can_frames += 1;
+            if io.is_ok() {
+                io = write!(can, "{line}");
+            }
+        });
+        io.map_err(io_err(&can_path))?;
         while let Some(e) = ctl.bms_mut().poll_event() {
             if let Event::FaultTripped(f) = e.event {
                 summary.faults_seen.insert(f);
