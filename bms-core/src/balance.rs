@@ -220,8 +220,8 @@ impl BalanceConfig {
         charge_current: MilliAmps::from_ma(200),
         rest_current: MilliAmps::from_ma(200),
         start_voltage: MilliVolts::from_mv(3_900),
-        start_delta: MilliVolts::from_mv(10),
-        stop_delta: MilliVolts::from_mv(4),
+        start_delta: MilliVolts::from_mv(8),
+        stop_delta: MilliVolts::from_mv(3),
         max_channels: 12,
         no_adjacent: false,
         resistor: MilliOhms::from_ohms(39),
@@ -239,7 +239,7 @@ impl BalanceConfig {
     };
 
     /// NMC preset: balance during charge and rest above 3.9 V (top balancing, where the OCV
-    /// slope makes 1 % SOC about 7..10 mV), start at 10 mV, stop at 4 mV, 12 channels,
+    /// slope is steepest), start at 8 mV, stop at 3 mV, 12 channels,
     /// 39 Ω (100 mA from 3.9 V up).
     pub const fn nmc() -> Self {
         Self::COMMON
@@ -257,7 +257,7 @@ impl BalanceConfig {
         }
     }
 
-    /// LTO preset: above 2.55 V, start at 10 mV, stop at 4 mV; 22 Ω (100 mA from 2.2 V up).
+    /// LTO preset: above 2.55 V, start at 8 mV, stop at 3 mV; 22 Ω (100 mA from 2.2 V up).
     pub const fn lto() -> Self {
         BalanceConfig {
             start_voltage: MilliVolts::from_mv(2_550),
@@ -598,6 +598,9 @@ pub struct Balancer {
     bled: [MilliAmpMillis; MAX_CELLS],
     power_mw: u32,
     spread: Spread,
+    /// The interval after the last update counts as balancing opportunity.
+    opportunity: bool,
+    allowed_ms: u64,
 }
 
 impl Balancer {
@@ -622,6 +625,8 @@ impl Balancer {
             bled: [MilliAmpMillis::ZERO; MAX_CELLS],
             power_mw: 0,
             spread: Spread::None,
+            opportunity: false,
+            allowed_ms: 0,
         }
     }
 
@@ -641,6 +646,7 @@ impl Balancer {
         let n = cells.len();
         self.account(input.now, cells);
         self.last_update = Some(input.now);
+        self.opportunity = false;
         self.next_measurement = match self.cfg.timing {
             SwitchTiming::AfeManaged => None,
             SwitchTiming::Scheduled => Some(input.now + self.cfg.measure_period),
@@ -657,6 +663,7 @@ impl Balancer {
             return self.stop(BalanceStatus::Inhibited(Inhibit::UnderVoltage));
         }
         let top = MilliVolts::from_mv(vmax);
+        self.opportunity = top >= self.cfg.start_voltage;
         let valid = low_bits(n);
 
         let soc = match input.cell_soc {
@@ -828,10 +835,13 @@ impl Balancer {
         let Some(last) = self.last_update else {
             return;
         };
+        let dt = now.duration_since(last);
+        if self.opportunity {
+            self.allowed_ms = self.allowed_ms.saturating_add(dt.as_millis() as u64);
+        }
         if self.mask == 0 {
             return;
         }
-        let dt = now.duration_since(last);
         let on = match self.cfg.timing {
             SwitchTiming::AfeManaged => dt.saturating_sub(self.cfg.settle),
             SwitchTiming::Scheduled => {
@@ -926,9 +936,18 @@ impl Balancer {
             .unwrap_or(MilliAmpMillis::ZERO)
     }
 
-    /// Clears the bled-charge counters.
+    /// Clears the bled-charge counters and [`Balancer::allowed_time_ms`].
     pub fn reset_bled(&mut self) {
         self.bled = [MilliAmpMillis::ZERO; MAX_CELLS];
+        self.allowed_ms = 0;
+    }
+
+    /// Total time, in milliseconds, during which balancing was allowed (all gates passed, no
+    /// cell below the UV warning) and the highest cell was at or above the start voltage:
+    /// the time the highest cell could be bled. Divided by the number of cycles it is the
+    /// balancing time per cycle of [`cycles_bound`].
+    pub fn allowed_time_ms(&self) -> u64 {
+        self.allowed_ms
     }
 
     /// Estimated balancing time still needed to bring every cell down to the lowest, from the
@@ -1148,7 +1167,10 @@ mod test {
 
     #[test]
     fn hysteresis_starts_at_start_delta_and_stops_at_stop_delta() {
-        let mut b = Balancer::new(BalanceConfig::nmc()); // start 10 mV, stop 4 mV
+        let mut cfg = BalanceConfig::nmc();
+        cfg.start_delta = MilliVolts::from_mv(10);
+        cfg.stop_delta = MilliVolts::from_mv(4);
+        let mut b = Balancer::new(cfg);
         let c = mv(&[4_000, 4_009, 4_000, 4_000, 4_000, 4_000, 4_000, 4_000]);
         assert_eq!(b.update(&input(0, &c)), 0, "9 mV is below the start delta");
         let c = mv(&[4_000, 4_010, 4_000, 4_000, 4_000, 4_000, 4_000, 4_000]);
@@ -1343,6 +1365,24 @@ mod test {
             ),
             None
         );
+    }
+
+    #[test]
+    fn allowed_time_counts_only_allowed_intervals_above_start_voltage() {
+        let mut b = Balancer::new(BalanceConfig::nmc()); // start voltage 3900 mV
+        let low = mv(&[3_800; 8]);
+        let high = mv(&[4_000; 8]);
+        b.update(&input(0, &low));
+        b.update(&input(1_000, &high)); // interval after a low reading: not counted
+        assert_eq!(b.allowed_time_ms(), 0);
+        b.update(&input(3_000, &high)); // counted: 2 s
+        let mut i = input(4_000, &high); // counted: 1 s; then discharging
+        i.current = Some(MilliAmps::from_ma(5_000));
+        b.update(&i);
+        b.update(&input(9_000, &high)); // not counted
+        assert_eq!(b.allowed_time_ms(), 3_000);
+        b.reset_bled();
+        assert_eq!(b.allowed_time_ms(), 0);
     }
 
     #[test]
