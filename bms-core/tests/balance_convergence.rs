@@ -185,12 +185,12 @@ fn run(s: &Scenario) -> Outcome {
             _ => {}
         }
         // Integrate over the step: pack current and bleed current (switches on all step).
-        for c in 0..N {
+        for (c, (q, v)) in pack.q.iter_mut().zip(&cells).enumerate() {
             let mut dq = -i_ma * STEP_MS;
             if mask & (1 << c) != 0 {
-                dq -= i64::from(s.cfg.bleed_current(cells[c]).as_ma()) * STEP_MS;
+                dq -= i64::from(s.cfg.bleed_current(*v).as_ma()) * STEP_MS;
             }
-            pack.q[c] += dq;
+            *q += dq;
         }
         now += STEP_MS;
     }
