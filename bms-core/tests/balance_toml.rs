@@ -17,13 +17,15 @@ fn partial_table_keeps_defaults() {
         hard_stop = 800
     "#;
     let cfg: BalanceConfig = toml::from_str(text).expect("parses");
-    let mut want = BalanceConfig::default();
-    want.start_voltage = MilliVolts::from_mv(3_450);
-    want.no_adjacent = true;
-    want.timing = SwitchTiming::Scheduled;
-    want.measure_period = Duration::from_millis(500);
-    want.resistor = MilliOhms::from_ohms(47);
-    want.hard_stop = DeciCelsius::from_celsius(80);
+    let want = BalanceConfig {
+        start_voltage: MilliVolts::from_mv(3_450),
+        no_adjacent: true,
+        timing: SwitchTiming::Scheduled,
+        measure_period: Duration::from_millis(500),
+        resistor: MilliOhms::from_ohms(47),
+        hard_stop: DeciCelsius::from_celsius(80),
+        ..BalanceConfig::default()
+    };
     assert_eq!(cfg, want);
     assert_eq!(cfg.validate(), Ok(()));
 }
