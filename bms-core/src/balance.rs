@@ -113,6 +113,7 @@
 //!     uv_warning: MilliVolts::from_mv(3_000),
 //!     board_temp: None,
 //!     cell_soc: None,
+//!     cell_range: None,
 //! };
 //! assert_eq!(b.update(&input), 1 << 3);
 //! # Ok::<(), bms_core::balance::BalanceConfigError>(())
@@ -480,6 +481,11 @@ pub struct BalanceInput<'a> {
     /// Per-cell SOC estimates, used when [`BalanceConfig::soc_based`] is set and the slice has
     /// one entry per cell; otherwise balancing is on voltage.
     pub cell_soc: Option<&'a [Soc]>,
+    /// The lowest and highest of `cells`, when the caller has them already (the protection
+    /// pass does): saves one pass over the cells. A range that does not match `cells` can
+    /// only keep switches open: it is checked against the cells before any channel is
+    /// switched on, and replaced by the real one.
+    pub cell_range: Option<(MilliVolts, MilliVolts)>,
 }
 
 /// Why the balancer keeps every switch open.
@@ -562,14 +568,14 @@ enum Spread {
     /// Millivolts: highest minus lowest, and the sum over cells of (cell minus lowest).
     Voltage {
         max: u32,
-        sum: u32,
+        sum: u64,
         cells: u8,
         top: MilliVolts,
     },
     /// Permille SOC, same meaning.
     Soc {
         max: u32,
-        sum: u32,
+        sum: u64,
         cells: u8,
         top: MilliVolts,
     },
@@ -596,7 +602,6 @@ pub struct Balancer {
     /// Board temperature and channel count of the last derating computation.
     derate_cache: (Option<DeciCelsius>, u8),
     bled: [MilliAmpMillis; MAX_CELLS],
-    power_mw: u32,
     spread: Spread,
     /// The interval after the last update counts as balancing opportunity.
     opportunity: bool,
@@ -623,7 +628,6 @@ impl Balancer {
             next_measurement: None,
             derate_cache: derate,
             bled: [MilliAmpMillis::ZERO; MAX_CELLS],
-            power_mw: 0,
             spread: Spread::None,
             opportunity: false,
             allowed_ms: 0,
@@ -657,13 +661,17 @@ impl Balancer {
             Err(why) => return self.stop(BalanceStatus::Inhibited(why)),
         };
 
-        // One pass: lowest, highest and sum of the voltages.
-        let (vmin, vmax, vsum) = extremes(cells.iter().map(|c| c.as_mv()));
+        // Lowest and highest cell: the caller's, or one pass here. A caller's range is only
+        // trusted to keep the switches open; the pass below checks it before any is closed.
+        let (vmin, vmax) = match input.cell_range {
+            Some((lo, hi)) => (lo.as_mv(), hi.as_mv()),
+            None => extremes(cells.iter().map(|c| c.as_mv())),
+        };
         if vmin < input.uv_warning.as_mv() {
             return self.stop(BalanceStatus::Inhibited(Inhibit::UnderVoltage));
         }
-        let top = MilliVolts::from_mv(vmax);
-        self.opportunity = top >= self.cfg.start_voltage;
+        let start_v = self.cfg.start_voltage.as_mv();
+        self.opportunity = vmax >= start_v;
         let valid = low_bits(n);
 
         let soc = match input.cell_soc {
@@ -672,41 +680,67 @@ impl Balancer {
         };
         let eligible = match soc {
             Some(s) => {
-                let (smin, smax, ssum) = extremes(s.iter().map(|p| p.as_permille() as u32));
-                self.spread = Spread::Soc {
-                    max: smax - smin,
-                    sum: ssum - smin * n as u32,
-                    cells: n as u8,
-                    top,
-                };
+                let (smin, smax) = extremes(s.iter().map(|p| p.as_permille() as u32));
                 let start = self.cfg.soc_start_delta.as_permille() as u32;
                 let stop = self.cfg.soc_stop_delta.as_permille() as u32;
+                let volts = Pass::run(0, cells.iter().map(|c| c.as_mv()), 0, u32::MAX, 0, start_v);
+                if volts.min < input.uv_warning.as_mv() {
+                    return self.stop(BalanceStatus::Inhibited(Inhibit::UnderVoltage));
+                }
+                self.opportunity = volts.max >= start_v;
+                let top = MilliVolts::from_mv(volts.max);
                 if self.candidates & valid == 0 && smax - smin < start {
+                    self.spread = Spread::Soc {
+                        max: smax - smin,
+                        sum: (smax - smin) as u64,
+                        cells: n as u8,
+                        top,
+                    };
                     self.candidates = 0;
                     return self.stop(BalanceStatus::Balanced);
                 }
-                self.hysteresis(
-                    s.iter().map(|p| p.as_permille() as u32),
-                    cells,
-                    smin,
-                    start,
-                    stop,
-                )
-            }
-            None => {
-                self.spread = Spread::Voltage {
-                    max: vmax - vmin,
-                    sum: vsum - vmin * n as u32,
+                let socs = s.iter().map(|p| p.as_permille() as u32);
+                let pass = Pass::run(self.candidates, socs, smin, start, stop, u32::MAX);
+                self.spread = Spread::Soc {
+                    max: smax - smin,
+                    sum: pass.sum,
                     cells: n as u8,
                     top,
                 };
+                self.candidates = pass.cand;
+                pass.cand & volts.hot
+            }
+            None => {
                 let start = self.cfg.start_delta.as_mv();
                 let stop = self.cfg.stop_delta.as_mv();
-                if self.candidates & valid == 0 && vmax - vmin < start {
+                if self.candidates & valid == 0 && vmax.saturating_sub(vmin) < start {
+                    self.spread = Spread::Voltage {
+                        max: vmax.saturating_sub(vmin),
+                        sum: vmax.saturating_sub(vmin) as u64,
+                        cells: n as u8,
+                        top: MilliVolts::from_mv(vmax),
+                    };
                     self.candidates = 0;
                     return self.stop(BalanceStatus::Balanced);
                 }
-                self.hysteresis(cells.iter().map(|c| c.as_mv()), cells, vmin, start, stop)
+                let volts = || cells.iter().map(|c| c.as_mv());
+                let mut pass = Pass::run(self.candidates, volts(), vmin, start, stop, start_v);
+                if pass.min != vmin || pass.max != vmax {
+                    // The caller's range was wrong: redo with the real one.
+                    if pass.min < input.uv_warning.as_mv() {
+                        return self.stop(BalanceStatus::Inhibited(Inhibit::UnderVoltage));
+                    }
+                    self.opportunity = pass.max >= start_v;
+                    pass = Pass::run(self.candidates, volts(), pass.min, start, stop, start_v);
+                }
+                self.spread = Spread::Voltage {
+                    max: pass.max - pass.min,
+                    sum: pass.sum,
+                    cells: n as u8,
+                    top: MilliVolts::from_mv(pass.max),
+                };
+                self.candidates = pass.cand;
+                pass.cand & pass.hot
             }
         } & valid;
 
@@ -721,16 +755,6 @@ impl Balancer {
             self.selected_from = eligible;
             self.selected_k = k;
             self.selected_at = input.now;
-        }
-        self.power_mw = 0;
-        let mut bits = self.mask;
-        while bits != 0 {
-            let i = bits.trailing_zeros() as usize;
-            bits &= bits - 1;
-            if let Some(c) = cells.get(i) {
-                let v = c.as_mv().min(u16::MAX as u32);
-                self.power_mw += v * bleed_ma(*c, self.g_q16, self.limit_ma) / 1_000;
-            }
         }
         self.status = if self.mask != 0 {
             BalanceStatus::Balancing
@@ -764,35 +788,6 @@ impl Balancer {
             0 => Err(Inhibit::BoardTemperature),
             k => Ok(k),
         }
-    }
-
-    /// Updates the candidate set from `metric` (lowest `min`) and returns the candidates whose
-    /// cell voltage is at least the start voltage.
-    fn hysteresis(
-        &mut self,
-        metric: impl Iterator<Item = u32>,
-        cells: &[MilliVolts],
-        min: u32,
-        start: u32,
-        stop: u32,
-    ) -> u32 {
-        let start_v = self.cfg.start_voltage;
-        let mut cand = self.candidates;
-        let mut hot = 0u32;
-        for (i, (m, v)) in metric.zip(cells.iter()).enumerate() {
-            let bit = 1u32 << i;
-            let d = m - min;
-            if d >= start {
-                cand |= bit;
-            } else if d <= stop {
-                cand &= !bit;
-            }
-            if *v >= start_v {
-                hot |= bit;
-            }
-        }
-        self.candidates = cand;
-        cand & hot
     }
 
     /// Greedy selection of at most `k` cells of `eligible`, highest `metric` first, skipping
@@ -869,7 +864,6 @@ impl Balancer {
         self.mask = 0;
         self.selected_from = 0;
         self.selected_k = 0;
-        self.power_mw = 0;
         self.status = status;
         0
     }
@@ -916,9 +910,18 @@ impl Balancer {
         self.status
     }
 
-    /// Heat in the balancing resistors with the current mask, in milliwatts.
-    pub fn power_mw(&self) -> u32 {
-        self.power_mw
+    /// Heat in the balancing resistors with the current mask at `cells`, in milliwatts.
+    pub fn power_mw(&self, cells: &[MilliVolts]) -> u32 {
+        let mut p = 0u32;
+        let mut bits = self.mask;
+        while bits != 0 {
+            let i = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            if let Some(c) = cells.get(i) {
+                p = p.saturating_add(self.cfg.channel_power_mw(*c));
+            }
+        }
+        p
     }
 
     /// Charge bled from cell `index + 1` (index 0 = cell 1) since start or the last
@@ -973,8 +976,8 @@ impl Balancer {
                 if s == 0 {
                     return None;
                 }
-                let q = |mv: u32| (mv as u64 * 1_000).saturating_mul(mams_per_permille) / s;
-                (q(max), q(sum), cells, top)
+                let q = |mv: u64| mv.saturating_mul(1_000).saturating_mul(mams_per_permille) / s;
+                (q(max as u64), q(sum), cells, top)
             }
             Spread::Soc {
                 max,
@@ -983,7 +986,7 @@ impl Balancer {
                 top,
             } => (
                 max as u64 * mams_per_permille,
-                sum as u64 * mams_per_permille,
+                sum.saturating_mul(mams_per_permille),
                 cells,
                 top,
             ),
@@ -1003,18 +1006,69 @@ impl Balancer {
     }
 }
 
-/// `(min, max, sum)` of a non-empty sequence of at most [`MAX_CELLS`] values below 2^26.
-fn extremes(values: impl Iterator<Item = u32>) -> (u32, u32, u32) {
+/// `(min, max)` of a non-empty sequence.
+#[inline]
+fn extremes(values: impl Iterator<Item = u32>) -> (u32, u32) {
     let mut min = u32::MAX;
     let mut max = 0u32;
-    let mut sum = 0u32;
     for v in values {
-        let v = v.min(1 << 26);
         min = min.min(v);
         max = max.max(v);
-        sum += v;
     }
-    (min.min(max), max, sum)
+    (min.min(max), max)
+}
+
+/// The result of one hysteresis pass over a per-cell metric.
+struct Pass {
+    /// The new candidate set.
+    cand: u32,
+    /// Cells whose metric is at least the floor.
+    hot: u32,
+    /// The real lowest and highest metric.
+    min: u32,
+    max: u32,
+    /// Sum over cells of `metric - min` (as given).
+    sum: u64,
+}
+
+impl Pass {
+    /// One branch-free pass over `metric` (bit 0 first, at most 32 values) with lowest `min`:
+    /// sets the bits of values at least `start` above `min`, clears those at most `stop` above
+    /// it (or below it), keeps the others from `cand`, and marks values at least `floor`.
+    #[inline]
+    fn run(
+        cand: u32,
+        metric: impl Iterator<Item = u32>,
+        min: u32,
+        start: u32,
+        stop: u32,
+        floor: u32,
+    ) -> Pass {
+        let mut add = 0u32;
+        let mut clear = 0u32;
+        let mut hot = 0u32;
+        let mut bit = 1u32;
+        let mut lo = u32::MAX;
+        let mut hi = 0u32;
+        let mut sum = 0u64;
+        for m in metric {
+            let d = m.saturating_sub(min);
+            add |= if d >= start { bit } else { 0 };
+            clear |= if d <= stop { bit } else { 0 };
+            hot |= if m >= floor { bit } else { 0 };
+            lo = lo.min(m);
+            hi = hi.max(m);
+            sum += d as u64;
+            bit <<= 1;
+        }
+        Pass {
+            cand: (cand & !clear) | add,
+            hot,
+            min: lo.min(hi),
+            max: hi,
+            sum,
+        }
+    }
 }
 
 /// A mask of the low `n` bits (`n <= 32`).
@@ -1089,6 +1143,7 @@ mod test {
             uv_warning: MilliVolts::from_mv(3_000),
             board_temp: Some(DeciCelsius::from_celsius(30)),
             cell_soc: None,
+            cell_range: None,
         }
     }
 

@@ -155,6 +155,7 @@ fn run(s: &Scenario) -> Outcome {
             uv_warning: MilliVolts::from_mv(3_000.min(s.v_empty as u32)),
             board_temp: None,
             cell_soc: None,
+            cell_range: None,
         });
         // Next phase and current.
         match phase {

@@ -79,6 +79,8 @@ struct Step {
     uv: u32,
     temp: Option<i16>,
     soc: Option<Vec<u16>>,
+    /// 0: no range; 1: the right range; 2: an arbitrary (usually wrong) one.
+    range: (u8, u32, u32),
 }
 
 fn steps(n: usize) -> impl Strategy<Value = Vec<Step>> {
@@ -90,8 +92,9 @@ fn steps(n: usize) -> impl Strategy<Value = Vec<Step>> {
         prop_oneof![9 => 2_500u32..3_000, 1 => 3_000u32..4_300],
         proptest::option::weighted(0.8, 100i16..900),
         proptest::option::weighted(0.5, proptest::collection::vec(0u16..=1000, n)),
+        (0u8..3, 3_900u32..4_100, 3_900u32..4_100),
     )
-        .prop_map(|(dt, drift, current, fault, uv, temp, soc)| Step {
+        .prop_map(|(dt, drift, current, fault, uv, temp, soc, range)| Step {
             dt,
             drift,
             current,
@@ -99,6 +102,7 @@ fn steps(n: usize) -> impl Strategy<Value = Vec<Step>> {
             uv,
             temp,
             soc,
+            range,
         });
     proptest::collection::vec(step, 1..80)
 }
@@ -111,6 +115,17 @@ fn case() -> impl Strategy<Value = (BalanceConfig, Vec<u32>, Vec<Step>)> {
             steps(n),
         )
     })
+}
+
+fn range(s: &Step, cells: &[MilliVolts]) -> Option<(MilliVolts, MilliVolts)> {
+    match s.range.0 {
+        0 => None,
+        1 => Some((*cells.iter().min()?, *cells.iter().max()?)),
+        _ => Some((
+            MilliVolts::from_mv(s.range.1),
+            MilliVolts::from_mv(s.range.2),
+        )),
+    }
 }
 
 proptest! {
@@ -142,6 +157,7 @@ proptest! {
                 uv_warning: MilliVolts::from_mv(s.uv),
                 board_temp: s.temp.map(DeciCelsius::from_deci),
                 cell_soc: soc.as_deref(),
+                cell_range: range(s, &cells),
             };
             let mask = b.update(&input);
             prop_assert_eq!(mask, b.mask());
@@ -220,8 +236,10 @@ proptest! {
     }
 
     #[test]
+    /// The same inputs give the same masks, and a caller-supplied correct cell range changes
+    /// nothing.
     fn deterministic((cfg, start, steps) in case()) {
-        let run = || {
+        let run = |with_range: bool| {
             let mut b = Balancer::new(cfg);
             let mut cells: Vec<MilliVolts> = start.iter().map(|&v| MilliVolts::from_mv(v)).collect();
             let mut now = 0u64;
@@ -239,11 +257,18 @@ proptest! {
                     uv_warning: MilliVolts::from_mv(s.uv),
                     board_temp: s.temp.map(DeciCelsius::from_deci),
                     cell_soc: None,
+                    cell_range: cells
+                        .iter()
+                        .min()
+                        .zip(cells.iter().max())
+                        .map(|(lo, hi)| (*lo, *hi))
+                        .filter(|_| with_range),
                 }));
             }
-            (out, b.bled_exact(0))
+            (out, b.bled_exact(0), b.allowed_time_ms())
         };
-        prop_assert_eq!(run(), run());
+        prop_assert_eq!(run(false), run(false));
+        prop_assert_eq!(run(false), run(true));
     }
 
     /// Any input, however wrong (empty, too many cells, extreme values), never panics and never
@@ -267,6 +292,7 @@ proptest! {
                 uv_warning: MilliVolts::ZERO,
                 board_temp: Some(DeciCelsius::from_deci(t)),
                 cell_soc: Some(&soc),
+                cell_range: None,
             });
             if cells.len() < 32 {
                 prop_assert_eq!(m >> cells.len(), 0);
