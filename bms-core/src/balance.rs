@@ -22,6 +22,8 @@
 //! lowest cell and stays one until it is no more than [`BalanceConfig::stop_delta`] above it
 //! (hysteresis). A candidate is bled only while its own voltage is at least
 //! [`BalanceConfig::start_voltage`]. The lowest cell is never a candidate (its delta is zero).
+//! The stop condition and the start voltage are checked on every update for every channel
+//! that is on; new candidates are taken at the next full pass (see *Cost per step*).
 //!
 //! # Selection
 //! At most `k` channels are on, where `k` is [`BalanceConfig::max_channels`], reduced linearly
@@ -31,11 +33,17 @@
 //! [`BalanceConfig::no_adjacent`] is set, the selection is greedy: take the highest remaining
 //! cell (by voltage, or by SOC in SOC mode; ties go to the lower cell number), remove its
 //! neighbours from the remaining set when adjacency is forbidden, and repeat until `k` cells are
-//! chosen or none remain. Without the `k` limit this yields a maximal non-adjacent set. The
-//! selection is recomputed when the set of qualifying cells or `k` changes, and at least every
-//! [`BalanceConfig::reselect_interval`] so that a bled cell that has come down yields its channel
-//! to a higher one. Between those events a step costs one pass over the cells for the minimum
-//! (and, when there is something to balance, one more for the hysteresis), with no division.
+//! chosen or none remain. Without the `k` limit this yields a maximal non-adjacent set.
+//!
+//! # Cost per step
+//! The gates are O(1). Then one pass finds the lowest and highest cell (skipped when the caller
+//! passes [`BalanceInput::cell_range`]). A balanced pack (no candidate, spread below the start
+//! delta) stops there. Otherwise a *full pass* (the branch-free hysteresis over every cell, then
+//! the selection) runs when the channel count or the mode (voltage/SOC) changed, when a channel
+//! that is on must go off, and at least every [`BalanceConfig::reselect_interval`] (so a bled
+//! cell that has come down yields its channel to a higher one and a newly qualifying cell gets
+//! one). Between full passes a step only re-checks the channels that are on: O(channels on),
+//! no division anywhere per cell (the bleed current uses a precomputed Q16 conductance).
 //!
 //! # Measurement window and how a controller schedules it
 //! Balancing current through the sense wires skews the cell readings, so switches must be open
@@ -196,7 +204,8 @@ pub struct BalanceConfig {
     pub settle: Duration,
     /// Time between cell measurements ([`SwitchTiming::Scheduled`] only).
     pub measure_period: Duration,
-    /// Recompute the selection at least this often while channels are contended.
+    /// Time between full passes (hysteresis over every cell, then selection) while nothing
+    /// forces one; a newly qualifying cell is picked up within it.
     pub reselect_interval: Duration,
     /// Balance on per-cell SOC when the caller supplies it ([`BalanceInput::cell_soc`]).
     pub soc_based: bool,
@@ -482,9 +491,10 @@ pub struct BalanceInput<'a> {
     /// one entry per cell; otherwise balancing is on voltage.
     pub cell_soc: Option<&'a [Soc]>,
     /// The lowest and highest of `cells`, when the caller has them already (the protection
-    /// pass does): saves one pass over the cells. A range that does not match `cells` can
-    /// only keep switches open: it is checked against the cells before any channel is
-    /// switched on, and replaced by the real one.
+    /// pass does): saves one pass over the cells. It must be the exact range of `cells`. A
+    /// wrong one never panics; it is detected at the next full pass (at most
+    /// `reselect_interval` later, see the module docs) and replaced by the real one, but until
+    /// then it may keep a channel on that should be off.
     pub cell_range: Option<(MilliVolts, MilliVolts)>,
 }
 
@@ -589,10 +599,10 @@ pub struct Balancer {
     limit_ma: u32,
     /// Hysteresis state: cells currently counted as above the start delta.
     candidates: u32,
-    /// Eligible set the current mask was selected from.
-    selected_from: u32,
     /// Channel count the current mask was selected with.
     selected_k: u8,
+    /// The current mask was selected on SOC.
+    selected_soc: bool,
     /// When the current selection was made.
     selected_at: Instant,
     mask: u32,
@@ -619,8 +629,8 @@ impl Balancer {
             limit_ma: cfg.limit_ma(),
             cfg,
             candidates: 0,
-            selected_from: 0,
             selected_k: 0,
+            selected_soc: false,
             selected_at: Instant::ZERO,
             mask: 0,
             status: BalanceStatus::Idle,
@@ -678,11 +688,29 @@ impl Balancer {
             Some(s) if self.cfg.soc_based && s.len() == n => Some(s),
             _ => None,
         };
+        // Between full passes (at most `reselect_interval` apart, with the same channel count)
+        // only the channels that are on are checked again.
+        let fresh = k == self.selected_k
+            && soc.is_some() == self.selected_soc
+            && input.now.duration_since(self.selected_at) < self.cfg.reselect_interval;
         let eligible = match soc {
             Some(s) => {
                 let (smin, smax) = extremes(s.iter().map(|p| p.as_permille() as u32));
                 let start = self.cfg.soc_start_delta.as_permille() as u32;
                 let stop = self.cfg.soc_stop_delta.as_permille() as u32;
+                if fresh
+                    && self.still_on(|i| {
+                        let v = cells.get(i).map_or(0, |c| c.as_mv());
+                        let m = s.get(i).map_or(0, |p| p.as_permille() as u32);
+                        v >= start_v && m.saturating_sub(smin) > stop
+                    })
+                {
+                    if let Spread::Soc { max, top, .. } = &mut self.spread {
+                        *max = smax - smin;
+                        *top = MilliVolts::from_mv(vmax);
+                    }
+                    return self.mask;
+                }
                 let volts = Pass::run(0, cells.iter().map(|c| c.as_mv()), 0, u32::MAX, 0, start_v);
                 if volts.min < input.uv_warning.as_mv() {
                     return self.stop(BalanceStatus::Inhibited(Inhibit::UnderVoltage));
@@ -723,6 +751,18 @@ impl Balancer {
                     self.candidates = 0;
                     return self.stop(BalanceStatus::Balanced);
                 }
+                if fresh
+                    && self.still_on(|i| {
+                        let v = cells.get(i).map_or(0, |c| c.as_mv());
+                        v >= start_v && v.saturating_sub(vmin) > stop
+                    })
+                {
+                    if let Spread::Voltage { max, top, .. } = &mut self.spread {
+                        *max = vmax.saturating_sub(vmin);
+                        *top = MilliVolts::from_mv(vmax);
+                    }
+                    return self.mask;
+                }
                 let volts = || cells.iter().map(|c| c.as_mv());
                 let mut pass = Pass::run(self.candidates, volts(), vmin, start, stop, start_v);
                 if pass.min != vmin || pass.max != vmax {
@@ -744,24 +784,36 @@ impl Balancer {
             }
         } & valid;
 
-        let due = input.now.duration_since(self.selected_at) >= self.cfg.reselect_interval;
-        if eligible != self.selected_from || k != self.selected_k || due {
-            self.mask = match soc {
-                Some(s) => self.select(eligible, k, |i| {
-                    s.get(i).map_or(0, |p| p.as_permille() as u32)
-                }),
-                None => self.select(eligible, k, |i| cells.get(i).map_or(0, |c| c.as_mv())),
-            };
-            self.selected_from = eligible;
-            self.selected_k = k;
-            self.selected_at = input.now;
-        }
+        self.mask = match soc {
+            Some(s) => self.select(eligible, k, |i| {
+                s.get(i).map_or(0, |p| p.as_permille() as u32)
+            }),
+            None => self.select(eligible, k, |i| cells.get(i).map_or(0, |c| c.as_mv())),
+        };
+        self.selected_k = k;
+        self.selected_soc = soc.is_some();
+        self.selected_at = input.now;
         self.status = if self.mask != 0 {
             BalanceStatus::Balancing
         } else {
             BalanceStatus::Balanced
         };
         self.mask
+    }
+
+    /// `true` when every channel that is on still passes `ok` (its cell index). Costs one
+    /// check per channel on, not per cell.
+    #[inline]
+    fn still_on(&self, ok: impl Fn(usize) -> bool) -> bool {
+        let mut bits = self.mask;
+        while bits != 0 {
+            let i = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            if !ok(i) {
+                return false;
+            }
+        }
+        true
     }
 
     /// The O(1) gates; `Ok(k)` is the number of channels allowed.
@@ -862,7 +914,6 @@ impl Balancer {
 
     fn stop(&mut self, status: BalanceStatus) -> u32 {
         self.mask = 0;
-        self.selected_from = 0;
         self.selected_k = 0;
         self.status = status;
         0
@@ -954,7 +1005,7 @@ impl Balancer {
     }
 
     /// Estimated balancing time still needed to bring every cell down to the lowest, from the
-    /// spread at the last update that got past the gates: per-cell SOC where it was used,
+    /// spread at the last full pass (a balanced pack counts only its highest cell): per-cell SOC where it was used,
     /// otherwise the voltage spread divided by `slope`, times `capacity`. The time is
     /// `max(Q_max, sum(Q_i) / k) / I_bleed` with `k` the channels usable at once
     /// (`max_channels`, halved by the adjacency rule) and `I_bleed` at the highest cell. It
@@ -1405,9 +1456,9 @@ mod test {
             OcvSlope::from_mv_per_percent(10),
         );
         assert_eq!(t, Some(Duration::from_secs(3_600)));
-        // Two cells high, one channel: twice as long.
+        // Two cells high, one channel: twice as long (seen at the next full pass).
         let c = mv(&[4_000, 4_100, 4_100, 4_000, 4_000, 4_000, 4_000, 4_000]);
-        b.update(&input(100, &c));
+        b.update(&input(20_000, &c));
         let t = b.time_to_balanced(
             MilliAmpHours::from_mah(1_000),
             OcvSlope::from_mv_per_percent(10),

@@ -79,8 +79,8 @@ struct Step {
     uv: u32,
     temp: Option<i16>,
     soc: Option<Vec<u16>>,
-    /// 0: no range; 1: the right range; 2: an arbitrary (usually wrong) one.
-    range: (u8, u32, u32),
+    /// Whether the caller passes the (right) cell range.
+    range: bool,
 }
 
 fn steps(n: usize) -> impl Strategy<Value = Vec<Step>> {
@@ -92,7 +92,7 @@ fn steps(n: usize) -> impl Strategy<Value = Vec<Step>> {
         prop_oneof![9 => 2_500u32..3_000, 1 => 3_000u32..4_300],
         proptest::option::weighted(0.8, 100i16..900),
         proptest::option::weighted(0.5, proptest::collection::vec(0u16..=1000, n)),
-        (0u8..3, 3_900u32..4_100, 3_900u32..4_100),
+        any::<bool>(),
     )
         .prop_map(|(dt, drift, current, fault, uv, temp, soc, range)| Step {
             dt,
@@ -118,13 +118,10 @@ fn case() -> impl Strategy<Value = (BalanceConfig, Vec<u32>, Vec<Step>)> {
 }
 
 fn range(s: &Step, cells: &[MilliVolts]) -> Option<(MilliVolts, MilliVolts)> {
-    match s.range.0 {
-        0 => None,
-        1 => Some((*cells.iter().min()?, *cells.iter().max()?)),
-        _ => Some((
-            MilliVolts::from_mv(s.range.1),
-            MilliVolts::from_mv(s.range.2),
-        )),
+    if s.range {
+        Some((*cells.iter().min()?, *cells.iter().max()?))
+    } else {
+        None
     }
 }
 
@@ -276,7 +273,8 @@ proptest! {
     #[test]
     fn never_panics(cells in proptest::collection::vec(any::<u32>(), 0..40),
                     i in any::<i32>(), t in any::<i16>(), now in any::<u64>(),
-                    soc in proptest::collection::vec(0u16..=1000, 0..40), soc_based in any::<bool>()) {
+                    soc in proptest::collection::vec(0u16..=1000, 0..40), soc_based in any::<bool>(),
+                    range in proptest::option::of((any::<u32>(), any::<u32>()))) {
         let mut cfg = BalanceConfig::nmc();
         cfg.soc_based = soc_based;
         cfg.max_channels = 20;
@@ -292,7 +290,7 @@ proptest! {
                 uv_warning: MilliVolts::ZERO,
                 board_temp: Some(DeciCelsius::from_deci(t)),
                 cell_soc: Some(&soc),
-                cell_range: None,
+                cell_range: range.map(|(a, b)| (MilliVolts::from_mv(a), MilliVolts::from_mv(b))),
             });
             if cells.len() < 32 {
                 prop_assert_eq!(m >> cells.len(), 0);
