@@ -613,6 +613,8 @@ pub struct Balancer {
     derate_cache: (Option<DeciCelsius>, u8),
     bled: [MilliAmpMillis; MAX_CELLS],
     spread: Spread,
+    /// On-time of the last interval not yet booked into `bled`.
+    pending_ms: u32,
     /// The interval after the last update counts as balancing opportunity.
     opportunity: bool,
     allowed_ms: u64,
@@ -639,6 +641,7 @@ impl Balancer {
             derate_cache: derate,
             bled: [MilliAmpMillis::ZERO; MAX_CELLS],
             spread: Spread::None,
+            pending_ms: 0,
             opportunity: false,
             allowed_ms: 0,
         }
@@ -657,8 +660,16 @@ impl Balancer {
     /// open. It also books the charge bled since the previous call.
     pub fn update(&mut self, input: &BalanceInput<'_>) -> u32 {
         let cells = &input.cells[..input.cells.len().min(MAX_CELLS)];
+        let prev = self.mask;
+        self.account(input.now);
+        let mask = self.decide(input, cells);
+        // The fast path books while it checks the channels; every other path books here.
+        self.book(prev, cells);
+        mask
+    }
+
+    fn decide(&mut self, input: &BalanceInput<'_>, cells: &[MilliVolts]) -> u32 {
         let n = cells.len();
-        self.account(input.now, cells);
         self.last_update = Some(input.now);
         self.opportunity = false;
         self.next_measurement = match self.cfg.timing {
@@ -699,8 +710,7 @@ impl Balancer {
                 let start = self.cfg.soc_start_delta.as_permille() as u32;
                 let stop = self.cfg.soc_stop_delta.as_permille() as u32;
                 if fresh
-                    && self.still_on(|i| {
-                        let v = cells.get(i).map_or(0, |c| c.as_mv());
+                    && self.still_on(cells, |i, v| {
                         let m = s.get(i).map_or(0, |p| p.as_permille() as u32);
                         v >= start_v && m.saturating_sub(smin) > stop
                     })
@@ -752,10 +762,7 @@ impl Balancer {
                     return self.stop(BalanceStatus::Balanced);
                 }
                 if fresh
-                    && self.still_on(|i| {
-                        let v = cells.get(i).map_or(0, |c| c.as_mv());
-                        v >= start_v && v.saturating_sub(vmin) > stop
-                    })
+                    && self.still_on(cells, |_, v| v >= start_v && v.saturating_sub(vmin) > stop)
                 {
                     if let Spread::Voltage { max, top, .. } = &mut self.spread {
                         *max = vmax.saturating_sub(vmin);
@@ -801,19 +808,28 @@ impl Balancer {
         self.mask
     }
 
-    /// `true` when every channel that is on still passes `ok` (its cell index). Costs one
-    /// check per channel on, not per cell.
+    /// Books the last interval for the channels that are on and returns `true` when every
+    /// one of them still passes `ok(index, millivolts)`. Costs one step per channel on, not per
+    /// cell.
     #[inline]
-    fn still_on(&self, ok: impl Fn(usize) -> bool) -> bool {
+    fn still_on(&mut self, cells: &[MilliVolts], ok: impl Fn(usize, u32) -> bool) -> bool {
+        let on_ms = self.pending_ms as i64;
+        self.pending_ms = 0;
+        let mut all = true;
         let mut bits = self.mask;
         while bits != 0 {
             let i = bits.trailing_zeros() as usize;
             bits &= bits - 1;
-            if !ok(i) {
-                return false;
+            match (cells.get(i), self.bled.get_mut(i)) {
+                (Some(c), Some(acc)) => {
+                    let ma = bleed_ma(*c, self.g_q16, self.limit_ma) as i64;
+                    *acc += MilliAmpMillis::from_raw(ma * on_ms);
+                    all &= ok(i, c.as_mv());
+                }
+                _ => all = false,
             }
         }
-        true
+        all
     }
 
     /// The O(1) gates; `Ok(k)` is the number of channels allowed.
@@ -877,8 +893,9 @@ impl Balancer {
         mask
     }
 
-    /// Books the charge bled since the last update by the mask that was on.
-    fn account(&mut self, now: Instant, cells: &[MilliVolts]) {
+    /// Counts the allowed time of the last interval and how long its channels were on.
+    fn account(&mut self, now: Instant) {
+        self.pending_ms = 0;
         let Some(last) = self.last_update else {
             return;
         };
@@ -900,8 +917,18 @@ impl Balancer {
                 }
             }
         };
-        let on_ms = on.as_millis() as i64;
-        let mut bits = self.mask;
+        self.pending_ms = on.as_millis();
+    }
+
+    /// Books `pending_ms` of bleeding for the channels of `mask` at the voltages `cells` (the
+    /// readings just taken with the switches open), unless already booked.
+    fn book(&mut self, mask: u32, cells: &[MilliVolts]) {
+        if self.pending_ms == 0 {
+            return;
+        }
+        let on_ms = self.pending_ms as i64;
+        self.pending_ms = 0;
+        let mut bits = mask;
         while bits != 0 {
             let i = bits.trailing_zeros() as usize;
             bits &= bits - 1;
