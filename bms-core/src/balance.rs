@@ -682,8 +682,8 @@ impl Balancer {
             Err(why) => return self.stop(BalanceStatus::Inhibited(why)),
         };
 
-        // Lowest and highest cell: the caller's, or one pass here. A caller's range is only
-        // trusted to keep the switches open; the pass below checks it before any is closed.
+        // Lowest and highest cell: the caller's, or one pass here. A caller's range is checked
+        // against the cells at every full pass.
         let (vmin, vmax) = match input.cell_range {
             Some((lo, hi)) => (lo.as_mv(), hi.as_mv()),
             None => extremes(cells.iter().map(|c| c.as_mv())),
@@ -751,6 +751,9 @@ impl Balancer {
             None => {
                 let start = self.cfg.start_delta.as_mv();
                 let stop = self.cfg.stop_delta.as_mv();
+                // A channel stays on while its cell is at least the start voltage and more than
+                // the stop delta above the lowest: one comparison per channel.
+                let keep_above = u64::from(start_v).max(u64::from(vmin) + u64::from(stop) + 1);
                 if self.candidates & valid == 0 && vmax.saturating_sub(vmin) < start {
                     self.spread = Spread::Voltage {
                         max: vmax.saturating_sub(vmin),
@@ -761,9 +764,7 @@ impl Balancer {
                     self.candidates = 0;
                     return self.stop(BalanceStatus::Balanced);
                 }
-                if fresh
-                    && self.still_on(cells, |_, v| v >= start_v && v.saturating_sub(vmin) > stop)
-                {
+                if fresh && self.still_on(cells, |_, v| u64::from(v) >= keep_above) {
                     if let Spread::Voltage { max, top, .. } = &mut self.spread {
                         *max = vmax.saturating_sub(vmin);
                         *top = MilliVolts::from_mv(vmax);
