@@ -132,7 +132,7 @@
 
 use core::fmt;
 
-use crate::measure::MAX_CELLS;
+use crate::measure::{Measurements, MAX_CELLS};
 use crate::time::{Duration, Instant};
 use crate::units::{
     DeciCelsius, MilliAmpHours, MilliAmpMillis, MilliAmps, MilliOhms, MilliVolts, Permille, Soc,
@@ -501,6 +501,42 @@ pub struct BalanceInput<'a> {
     pub cell_range: Option<(MilliVolts, MilliVolts)>,
 }
 
+impl<'a> BalanceInput<'a> {
+    /// The inputs found in a measurement snapshot: its time, cells, current and
+    /// balance-board temperature. A cell monitor that did not answer, or an open sense wire,
+    /// counts as a fault; no SOC, no precomputed range.
+    ///
+    /// # Examples
+    /// ```
+    /// use bms_core::balance::BalanceInput;
+    /// use bms_core::measure::Measurements;
+    /// use bms_core::time::Instant;
+    /// use bms_core::units::MilliVolts;
+    /// let mut m = Measurements::uniform(16, MilliVolts::from_mv(3_300), Instant::ZERO);
+    /// let input = BalanceInput::from_measurements(&m, false, MilliVolts::from_mv(2_900));
+    /// assert_eq!(input.cells.len(), 16);
+    /// assert!(!input.faults_present);
+    /// m.open_wire = 1 << 4;
+    /// assert!(BalanceInput::from_measurements(&m, false, MilliVolts::from_mv(2_900)).faults_present);
+    /// ```
+    pub fn from_measurements(
+        m: &'a Measurements,
+        faults_present: bool,
+        uv_warning: MilliVolts,
+    ) -> Self {
+        BalanceInput {
+            now: m.timestamp,
+            cells: m.cells(),
+            current: m.current,
+            faults_present: faults_present || !m.afe_ok || m.open_wire != 0,
+            uv_warning,
+            board_temp: m.balance_temp,
+            cell_soc: None,
+            cell_range: None,
+        }
+    }
+}
+
 /// Why the balancer keeps every switch open.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -653,6 +689,17 @@ impl Balancer {
     /// The configuration.
     pub fn config(&self) -> &BalanceConfig {
         &self.cfg
+    }
+
+    /// Replaces the configuration (a parameter write at run time). The bled-charge counters
+    /// and the time base are kept; the next update makes a full decision with the new values.
+    pub fn set_config(&mut self, cfg: BalanceConfig) {
+        self.g_q16 = cfg.conductance_q16();
+        self.limit_ma = cfg.limit_ma();
+        self.derate_cache = (None, cfg.derated_channels(None));
+        self.cfg = cfg;
+        self.selected_k = 0;
+        self.candidates = 0;
     }
 
     /// Processes one measurement and returns the balancing mask (bit 0 = cell 1) to apply from
@@ -1520,6 +1567,75 @@ mod test {
         assert_eq!(b.allowed_time_ms(), 3_000);
         b.reset_bled();
         assert_eq!(b.allowed_time_ms(), 0);
+    }
+
+    #[test]
+    fn set_config_takes_effect_at_the_next_update() {
+        let mut b = Balancer::new(BalanceConfig::nmc());
+        let c = mv(&[4_000, 4_050, 4_000, 4_040, 4_000, 4_000, 4_000, 4_000]);
+        assert_eq!(b.update(&input(0, &c)), 0b1010);
+        let mut cfg = BalanceConfig::nmc();
+        cfg.max_channels = 1;
+        b.set_config(cfg);
+        assert_eq!(b.update(&input(100, &c)), 0b10);
+        cfg.start_voltage = MilliVolts::from_mv(4_100);
+        b.set_config(cfg);
+        assert_eq!(b.update(&input(200, &c)), 0);
+    }
+
+    #[test]
+    fn inhibit_reasons() {
+        let mut b = Balancer::new(BalanceConfig::nmc());
+        let c = mv(&[4_000, 4_050, 4_000, 4_000, 4_000, 4_000, 4_000, 4_000]);
+        let base = input(0, &c);
+        let cases: [(BalanceInput<'_>, Inhibit); 5] = [
+            (
+                BalanceInput {
+                    faults_present: true,
+                    ..base
+                },
+                Inhibit::Fault,
+            ),
+            (
+                BalanceInput {
+                    current: None,
+                    ..base
+                },
+                Inhibit::CurrentUnknown,
+            ),
+            (
+                BalanceInput {
+                    current: Some(MilliAmps::from_ma(1_000)),
+                    ..base
+                },
+                Inhibit::NotAllowedState,
+            ),
+            (
+                BalanceInput {
+                    uv_warning: MilliVolts::from_mv(4_001),
+                    ..base
+                },
+                Inhibit::UnderVoltage,
+            ),
+            (BalanceInput { cells: &[], ..base }, Inhibit::Disabled),
+        ];
+        for (i, why) in cases {
+            assert_eq!(b.update(&base), 0b10);
+            assert_eq!(b.update(&i), 0);
+            assert_eq!(b.status(), BalanceStatus::Inhibited(why));
+        }
+        // Discharging is allowed nowhere; rest only when configured.
+        let mut cfg = BalanceConfig::nmc();
+        cfg.at_rest = false;
+        let mut b = Balancer::new(cfg);
+        assert_eq!(
+            b.update(&BalanceInput {
+                current: Some(MilliAmps::ZERO),
+                ..base
+            }),
+            0
+        );
+        assert_eq!(b.update(&base), 0b10);
     }
 
     #[test]
