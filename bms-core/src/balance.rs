@@ -589,6 +589,17 @@ impl BalanceStatus {
     }
 }
 
+impl fmt::Display for BalanceStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BalanceStatus::Idle => f.write_str("idle"),
+            BalanceStatus::Balanced => f.write_str("balanced"),
+            BalanceStatus::Balancing => f.write_str("balancing"),
+            BalanceStatus::Inhibited(why) => write!(f, "inhibited ({why})"),
+        }
+    }
+}
+
 /// An open-circuit-voltage slope, in microvolts per permille of SOC, to turn a voltage spread
 /// into a charge ([`Balancer::time_to_balanced`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
