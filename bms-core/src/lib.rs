@@ -19,6 +19,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod balance;
 pub mod bms;
 pub mod can;
 pub mod config;
