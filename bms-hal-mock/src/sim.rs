@@ -128,6 +128,101 @@ pub struct RunSummary {
     pub faults_seen: bms_core::FaultSet,
     /// CAN frames transmitted.
     pub can_frames: u64,
+    /// End of every charge: the balancing progress.
+    pub balance: Vec<EndOfCharge>,
+    /// The physics bound on balancing, computed from the pack at the start.
+    pub balance_bound: Option<BalanceBound>,
+}
+
+/// The state of the pack at the end of one charge.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EndOfCharge {
+    /// Time, ms.
+    pub time_ms: u64,
+    /// Highest minus lowest measured cell voltage, mV.
+    pub cell_spread_mv: u32,
+    /// Highest minus lowest true cell SOC, permille.
+    pub soc_spread_permille: u16,
+    /// Charge bled so far, all cells, mAh.
+    pub bled_mah: u32,
+    /// Time balancing was allowed so far, ms.
+    pub balance_allowed_ms: u64,
+}
+
+/// The least number of cycles passive balancing needs, from the bleed current and the
+/// charge to be removed (see `bms_core::balance::cycles_bound`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BalanceBound {
+    /// The charge to remove, max(Q_max, sum(Q_i) / channels), mAh.
+    pub charge_mah: u32,
+    /// Bleed current per channel at the nominal cell voltage, mA.
+    pub bleed_ma: i32,
+}
+
+/// The balancing verdict of a run: the physics bound and the cycle where the target held.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BalanceVerdict {
+    /// Least number of cycles the physics allows.
+    pub bound_cycles: u32,
+    /// First cycle (1-based) whose end of charge met the target, if any.
+    pub converged_at: Option<u32>,
+    /// Average time per cycle in which balancing was allowed, s.
+    pub allowed_per_cycle_s: u32,
+}
+
+impl RunSummary {
+    /// The verdict against the target: end-of-charge cell spread below 10 mV, or, for LFP
+    /// (whose flat curve hides SOC in the voltage), true SOC spread below 1 %.
+    pub fn balance_verdict(
+        &self,
+        chemistry: bms_core::config::Chemistry,
+    ) -> Option<BalanceVerdict> {
+        let bound = self.balance_bound?;
+        let last = self.balance.last()?;
+        let cycles = self.balance.len() as u64;
+        let per_cycle = Duration::from_millis(
+            (last.balance_allowed_ms / cycles).min(u64::from(u32::MAX)) as u32,
+        );
+        let bound_cycles = bms_core::balance::cycles_bound(
+            bms_core::MilliAmpHours::from_mah(bound.charge_mah),
+            bms_core::MilliAmps::from_ma(bound.bleed_ma),
+            per_cycle,
+        )?;
+        let lfp = chemistry == bms_core::config::Chemistry::Lfp;
+        let met = |e: &EndOfCharge| {
+            if lfp {
+                e.soc_spread_permille < 10
+            } else {
+                e.cell_spread_mv < 10
+            }
+        };
+        let converged_at = self.balance.iter().position(met).map(|i| i as u32 + 1);
+        Some(BalanceVerdict {
+            bound_cycles,
+            converged_at,
+            allowed_per_cycle_s: per_cycle.as_secs(),
+        })
+    }
+}
+
+/// Q_i = H_max - H_i, where H_i is cell i's charge still missing to full: what top
+/// balancing must bleed from each cell so that all reach full together.
+fn balance_bound(pack: &SimPack, cfg: &bms_core::config::PackConfig) -> BalanceBound {
+    let headroom: Vec<f64> = (0..pack.cell_count())
+        .filter_map(|i| Some(pack.cell_capacity_ah(i)? * (1.0 - pack.cell_soc(i)?) * 1000.0))
+        .collect();
+    let hmax = headroom.iter().copied().fold(0.0, f64::max);
+    let q: Vec<f64> = headroom.iter().map(|h| hmax - h).collect();
+    let qmax = q.iter().copied().fold(0.0, f64::max);
+    let channels = f64::from(cfg.balance.max_channels.max(1));
+    let charge = qmax.max(q.iter().sum::<f64>() / channels);
+    BalanceBound {
+        charge_mah: charge.round() as u32,
+        bleed_ma: cfg
+            .balance
+            .bleed_current(cfg.chemistry.limits().nominal)
+            .as_ma(),
+    }
 }
 
 fn io_err(path: &Path) -> impl Fn(std::io::Error) -> String + '_ {
@@ -226,7 +321,11 @@ pub fn run(sc: Scenario, opts: &RunOptions) -> Result<RunSummary, String> {
     let (events_path, mut events) = create("events.csv")?;
     let (can_path, mut can) = create("can.log")?;
 
-    let pack = SimPack::new(sc.pack.clone()).map_err(|e| format!("scenario pack: {e}"))?;
+    let mut pack = SimPack::new(sc.pack.clone()).map_err(|e| format!("scenario pack: {e}"))?;
+    for (i, &(soc, ah)) in sc.cells.iter().flatten().enumerate() {
+        pack.set_cell_capacity_ah(i, ah);
+        pack.set_cell_soc(i, soc);
+    }
     let mut sim = Sim::new(pack, sc.sensors.clone());
     for (at, inj, d) in &sc.injections {
         sim.inject_at(*at, *inj, *d);
@@ -236,8 +335,13 @@ pub fn run(sc: Scenario, opts: &RunOptions) -> Result<RunSummary, String> {
     let bms = Bms::new(sc.config.clone()).map_err(|e| format!("scenario configuration: {e}"))?;
     let mut ctl = Controller::new(board, bms);
     let mut can_port = CanPort::new(opts.can_protocol, None);
+    let mut summary = RunSummary {
+        balance_bound: Some(balance_bound(shared.borrow().pack(), &sc.config)),
+        ..RunSummary::default()
+    };
     let mut line = String::new();
     let mut world = World::new(sc.profile.clone());
+    let mut segment = world.segment_index();
     let total_ms = sc.profile.max_duration_ms();
     let trace_every = opts.trace_every.unwrap_or(if total_ms <= 3 * 3_600_000 {
         Duration::from_millis(100)
@@ -261,7 +365,6 @@ pub fn run(sc: Scenario, opts: &RunOptions) -> Result<RunSummary, String> {
     let cells = sc.config.cells as usize;
     writeln!(trace, "{}", trace_header(cells)).map_err(io_err(&trace_path))?;
     writeln!(events, "{EVENTS_HEADER}").map_err(io_err(&events_path))?;
-    let mut summary = RunSummary::default();
     let mut points = Vec::new();
     let mut next_trace = 0u64;
     loop {
@@ -270,6 +373,27 @@ pub fn run(sc: Scenario, opts: &RunOptions) -> Result<RunSummary, String> {
             let s = shared.borrow();
             world.request(now, s.pack())
         };
+        let ended_charge = segment != world.segment_index()
+            && segment
+                .and_then(|i| sc.profile.segments.get(i))
+                .is_some_and(|s| s.charger.is_some());
+        segment = world.segment_index();
+        if ended_charge {
+            let b = ctl.bms().balancer();
+            let t = ctl.bms().telemetry();
+            let pack = shared.borrow();
+            let p = pack.pack();
+            let socs: Vec<f64> = (0..p.cell_count()).filter_map(|i| p.cell_soc(i)).collect();
+            let spread = socs.iter().copied().fold(f64::MIN, f64::max)
+                - socs.iter().copied().fold(f64::MAX, f64::min);
+            summary.balance.push(EndOfCharge {
+                time_ms: t.now.as_millis(),
+                cell_spread_mv: (t.max_cell().0 - t.min_cell().0).as_mv(),
+                soc_spread_permille: (spread * 1000.0).round() as u16,
+                bled_mah: (0..cells).map(|i| b.bled(i).as_mah()).sum(),
+                balance_allowed_ms: b.allowed_time_ms(),
+            });
+        }
         let Some(mut request) = request else { break };
         // A charger on the BMS's bus follows its limits (charge current and voltage
         // limits, already derated), as CAN-controlled chargers and inverters do.
@@ -334,6 +458,27 @@ pub fn run(sc: Scenario, opts: &RunOptions) -> Result<RunSummary, String> {
     can.flush().map_err(io_err(&can_path))?;
     if let Some(p) = &opts.can_log {
         std::fs::copy(&can_path, p).map_err(io_err(p))?;
+    }
+    if !summary.balance.is_empty() {
+        let (bp, mut bw) = create("balance.csv")?;
+        let mut text = String::from(
+            "cycle,time_ms,cell_spread_mv,soc_spread_permille,bled_mah,balance_allowed_ms\n",
+        );
+        for (i, e) in summary.balance.iter().enumerate() {
+            let _ = writeln!(
+                text,
+                "{},{},{},{},{},{}",
+                i + 1,
+                e.time_ms,
+                e.cell_spread_mv,
+                e.soc_spread_permille,
+                e.bled_mah,
+                e.balance_allowed_ms
+            );
+        }
+        bw.write_all(text.as_bytes())
+            .and_then(|()| bw.flush())
+            .map_err(io_err(&bp))?;
     }
     let title = format!(
         "bms-sim run --scenario {} ({} {}S)",

@@ -165,6 +165,7 @@ fn run(cli: Cli) -> Result<(), String> {
             can_protocol,
         } => {
             let sc = scenario::build(scenario.into(), preset.config()?, seed);
+            let chemistry = sc.config.chemistry;
             let opts = sim::RunOptions {
                 out: out.clone(),
                 can_log,
@@ -185,6 +186,21 @@ fn run(cli: Cli) -> Result<(), String> {
                 f64::from(s.max_soc_error_permille) / 10.0,
                 if s.faults_seen.is_empty() { "none".to_string() } else { s.faults_seen.to_string() },
             );
+            if let (ScenarioKind::Imbalance, Some(v)) =
+                (ScenarioKind::from(scenario), s.balance_verdict(chemistry))
+            {
+                let b = s.balance_bound.unwrap_or_default();
+                eprintln!(
+                    "balancing: {} mAh to bleed at {} mA, {} s allowed per cycle: physics bound {} cycles; \
+                     target met at cycle {} (1.5 x bound = {:.1}); per cycle in balance.csv",
+                    b.charge_mah,
+                    b.bleed_ma,
+                    v.allowed_per_cycle_s,
+                    v.bound_cycles,
+                    v.converged_at.map_or("never".to_string(), |c| c.to_string()),
+                    1.5 * f64::from(v.bound_cycles),
+                );
+            }
             eprintln!(
                 "wrote {}/{{trace.csv,events.csv,can.log,plot.svg}}",
                 out.display()
