@@ -19,6 +19,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod event_log;
 pub mod measure;
 pub mod ports;
 pub mod protect;
