@@ -127,7 +127,8 @@ pub struct SimFlash<const WRITE: usize, const ERASE: usize> {
     strict: bool,
     budget: Option<u64>,
     dead: bool,
-    cuts: u32,
+    write_cuts: u32,
+    erase_cuts: u32,
     rng: XorShift,
 }
 
@@ -144,7 +145,8 @@ impl<const WRITE: usize, const ERASE: usize> SimFlash<WRITE, ERASE> {
             strict: true,
             budget: None,
             dead: false,
-            cuts: 0,
+            write_cuts: 0,
+            erase_cuts: 0,
             rng: XorShift::new(seed),
         }
     }
@@ -177,9 +179,14 @@ impl<const WRITE: usize, const ERASE: usize> SimFlash<WRITE, ERASE> {
         self.budget = None;
     }
 
-    /// Number of power cuts so far.
-    pub fn cuts(&self) -> u32 {
-        self.cuts
+    /// Power cuts so far that fell inside a write.
+    pub fn write_cuts(&self) -> u32 {
+        self.write_cuts
+    }
+
+    /// Power cuts so far that fell inside an erase.
+    pub fn erase_cuts(&self) -> u32 {
+        self.erase_cuts
     }
 
     /// Number of erases of sector `index` (0 past the end).
@@ -219,7 +226,6 @@ impl<const WRITE: usize, const ERASE: usize> SimFlash<WRITE, ERASE> {
             Some(b) => {
                 self.budget = None;
                 self.dead = true;
-                self.cuts += 1;
                 b as usize
             }
         }
@@ -275,6 +281,7 @@ impl<const WRITE: usize, const ERASE: usize> NorFlash for SimFlash<WRITE, ERASE>
                 sector.fill(0xFF);
                 continue;
             }
+            self.erase_cuts += 1;
             // Cut part-way: the first `done` bytes are erased, the rest has random bits set.
             sector[..done].fill(0xFF);
             for b in &mut sector[done..] {
@@ -304,6 +311,7 @@ impl<const WRITE: usize, const ERASE: usize> NorFlash for SimFlash<WRITE, ERASE>
         if done == bytes.len() {
             return Ok(());
         }
+        self.write_cuts += 1;
         // The word at the cut is partially programmed: a random subset of its bits cleared.
         let word_start = done - done % WRITE;
         let word_end = (word_start + WRITE).min(bytes.len());
