@@ -69,6 +69,7 @@
 //! # Ok::<(), Error<bms_core::event_log::RamFlashError>>(())
 //! ```
 
+mod changes;
 mod limiter;
 mod log;
 mod params;
@@ -77,6 +78,7 @@ mod record;
 mod ring;
 mod stats;
 
+pub use changes::{changes, Changes};
 pub use limiter::RateLimiter;
 pub use log::{EventLog, Events};
 pub use params::{DecodeError, EncodeError, LoadError, ParamStore, Persist, StoreError};
