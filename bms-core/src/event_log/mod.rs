@@ -3,8 +3,9 @@
 //!
 //! Everything here is blocking and works over the `embedded-storage`
 //! [`NorFlash`](embedded_storage::nor_flash::NorFlash) trait, so it runs from the same plain
-//! loop as [`Bms::step`](crate) with no executor. The stores hold only positions and
-//! buffers; the flash is passed to each call, so one flash device can serve all three.
+//! loop as the control step, with no executor. The stores hold only positions and
+//! buffers; the flash is passed to each call (`&mut F`), so one flash device can serve all
+//! three.
 //!
 //! - [`EventLog`]: fixed-size [`EventRecord`]s (fault trip and release, warning, MOSFET
 //!   change, power mode, calibration, parameter change, reset cause) with a timestamp, a
@@ -24,6 +25,19 @@
 //! sector is erased only when the ring moves into it, and the sector holding the newest
 //! slot is never the one erased. Opening scans the region and resumes after the newest
 //! valid slot. An event takes 64 bytes: 32 per 2 KiB sector.
+//!
+//! Why not `sequential-storage`: it is async only (the core has no executor), its queue
+//! pop needs `MultiwriteNorFlash`, which ECC flash (STM32G4/L4) does not offer, and a
+//! fixed-slot ring is small: the log, limiter, parameter store and statistics together
+//! take about 7.2 KiB of thumbv7m code and constants (opt-level `s`, 1 KiB of it the CRC
+//! table), and one erase per 32 events.
+//!
+//! # Wear (measured on the simulated flash, `bms-hal-mock/tests/flash_wear.rs`)
+//! 8 sectors of 2 KiB, one fault per minute (trip and release, 2 records a minute):
+//! 11.24 erases per sector per day without the limiter (about 2.4 years to 10 000 cycles),
+//! 2.24 with the default 5-minute [`RateLimiter`] window (about 12 years). A fault flapping
+//! every step costs the same 2.2 per sector per day with the limiter. Statistics persisted
+//! hourly in 2 sectors: 0.7 erases per sector per day.
 //!
 //! # Suggested layout (2 KiB sectors, e.g. STM32G4)
 //! | region | sectors | holds |
