@@ -83,3 +83,23 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    /// Arbitrary flash contents: opening and reading never panic, random bytes never pass
+    /// as records, and the log works after the garbage.
+    #[test]
+    fn garbage_never_reads_as_records(bytes in proptest::collection::vec(any::<u8>(), 768)) {
+        let mut flash = RamFlash::<4, 256, 768>::new();
+        flash.contents_mut().copy_from_slice(&bytes);
+        let region = Region::new(0, 768);
+        let mut log = EventLog::open(&mut flash, region).unwrap();
+        prop_assert_eq!(log.iter_newest_first(&mut flash).count(), 0);
+        let mut store: ParamStore<{ LifetimeStats::LEN }> =
+            ParamStore::open(&mut flash, region).unwrap();
+        prop_assert!(store.load::<LifetimeStats, _>(&mut flash).is_err());
+        let r = rec(0, 1);
+        let seq = log.append(&mut flash, r).unwrap();
+        let first = log.iter_newest_first(&mut flash).next().unwrap().unwrap();
+        prop_assert_eq!((first.seq, first.record), (seq, r));
+    }
+}
