@@ -24,6 +24,7 @@ pub mod bms;
 pub mod can;
 pub mod config;
 pub mod controller;
+pub mod event_log;
 pub mod inverter;
 pub mod j1939;
 pub mod measure;
