@@ -10,10 +10,12 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use bms_core::can::{write_candump_line, CanFrame};
+use bms_core::event_log::{record_of, EventLog, EventRecord, RateLimiter, Region};
 use bms_core::inverter::{InverterConfig, InverterNode};
 use bms_core::j1939::{Command, J1939Config, J1939Node};
 use bms_core::{Bms, Controller, Duration, Event, Instant, PowerMode, TimedEvent};
 
+use crate::flash::SimFlash;
 use crate::pack::SimPack;
 use crate::plot::{self, TracePoint};
 use crate::ports::{MockBoard, Sim};
@@ -120,8 +122,12 @@ pub struct RunSummary {
     pub simulated_ms: u64,
     /// Rows in trace.csv.
     pub trace_rows: u64,
-    /// Events logged.
+    /// Records in the event log (dumped to events.csv).
     pub events: u64,
+    /// Records the flash log refused.
+    pub log_rejected: u64,
+    /// Most erases of one log sector.
+    pub max_sector_erases: u32,
     /// Largest |estimated - true SOC| in permille.
     pub max_soc_error_permille: u16,
     /// Every fault that tripped at least once.
@@ -280,29 +286,119 @@ fn trace_row(bms: &Bms, pack: &SimPack) -> (String, TracePoint) {
     (row, point)
 }
 
-/// `time_ms,event,detail` rows of the events the core queued.
-pub const EVENTS_HEADER: &str = "time_ms,event,detail";
+/// The columns of `events.csv`, dumped from the event log in the simulated flash.
+pub const EVENTS_HEADER: &str =
+    "seq,time_ms,event,repeats,value,min_cell_mv,min_cell,max_cell_mv,max_cell,\
+pack_mv,current_ma,t1_dc,t2_dc,mos_dc,soc_permille,faults,charge_fet,discharge_fet,precharge_fet";
 
-fn event_row(e: &TimedEvent) -> String {
-    let (kind, detail) = match e.event {
-        Event::FaultTripped(f) => ("fault_tripped", f.name().to_string()),
-        Event::FaultReleased(f) => ("fault_released", f.name().to_string()),
-        Event::Warning(f) => ("warning", f.name().to_string()),
-        Event::WarningCleared(f) => ("warning_cleared", f.name().to_string()),
-        Event::SensorCauses(c) => ("sensor_causes", format!("{:#04x}", c.bits())),
-        Event::FetsChanged(s) => (
-            "fets_changed",
-            format!(
-                "charge={} discharge={} precharge={}",
-                s.charge as u8, s.discharge as u8, s.precharge as u8
-            ),
-        ),
-        Event::ModeChanged(m) => ("mode_changed", m.name().to_string()),
-        Event::FaultsReset => ("faults_reset", String::new()),
-        Event::ConfigChanged => ("config_changed", String::new()),
-        Event::Soc(e) => ("soc", format!("{e:?}").replace(',', ";")),
-    };
-    format!("{},{kind},{detail}", e.at.as_millis())
+/// Flash sectors of the simulated event log (2 KiB each, 32 records per sector).
+pub const LOG_SECTORS: usize = 64;
+
+/// The board's event log: records in a simulated NOR flash, through the rate limiter.
+pub struct FlashLog {
+    flash: SimFlash<8, 2048>,
+    log: EventLog,
+    limiter: RateLimiter<16>,
+    sensor_causes: u8,
+    /// Records the flash refused (full of torn slots or failing).
+    pub rejected: u64,
+}
+
+impl FlashLog {
+    /// An empty log over a fresh simulated flash.
+    ///
+    /// # Errors
+    /// A message if the log cannot be opened.
+    pub fn new(seed: u64) -> Result<Self, String> {
+        let mut flash = SimFlash::new(LOG_SECTORS, seed);
+        let log = EventLog::open(&mut flash, Region::new(0, (LOG_SECTORS * 2048) as u32))
+            .map_err(|e| format!("event log: {e:?}"))?;
+        let limiter = RateLimiter::new(RateLimiter::<16>::DEFAULT_WINDOW);
+        Ok(FlashLog {
+            flash,
+            log,
+            limiter,
+            sensor_causes: 0,
+            rejected: 0,
+        })
+    }
+
+    /// Logs the BMS's queued events; returns how many it drained.
+    pub fn drain(&mut self, bms: &mut Bms) -> Vec<TimedEvent> {
+        let mut out = Vec::new();
+        while let Some(e) = bms.poll_event() {
+            if let Event::SensorCauses(c) = e.event {
+                self.sensor_causes = c.bits();
+            }
+            if let Some(rec) = record_of(&e.event, bms.telemetry(), self.sensor_causes) {
+                if let Some(rec) = self.limiter.offer(rec) {
+                    self.append(rec);
+                }
+            }
+            out.push(e);
+        }
+        while let Some(rec) = self.limiter.poll(bms.telemetry().now) {
+            self.append(rec);
+        }
+        out
+    }
+
+    fn append(&mut self, rec: EventRecord) {
+        if self.log.append(&mut self.flash, rec).is_err() {
+            self.rejected += 1;
+        }
+    }
+
+    /// Writes held summaries, then every record, oldest first, as CSV.
+    ///
+    /// # Errors
+    /// A message on a flash or I/O error.
+    pub fn dump(&mut self, w: &mut impl Write) -> Result<u64, String> {
+        while let Some(rec) = self.limiter.flush() {
+            self.append(rec);
+        }
+        writeln!(w, "{EVENTS_HEADER}").map_err(|e| e.to_string())?;
+        let mut n = 0;
+        for ev in self.log.iter_oldest_first(&mut self.flash) {
+            let ev = ev.map_err(|e| format!("event log: {e:?}"))?;
+            let r = &ev.record;
+            let s = &r.snapshot;
+            let temp = |t: Option<bms_core::DeciCelsius>| {
+                t.map_or(String::new(), |t| t.as_deci().to_string())
+            };
+            writeln!(
+                w,
+                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+                ev.seq.get(),
+                r.time.as_millis(),
+                r.kind,
+                r.repeats,
+                r.value,
+                s.min_cell.as_mv(),
+                s.min_cell_index + 1,
+                s.max_cell.as_mv(),
+                s.max_cell_index + 1,
+                s.pack_voltage.as_mv(),
+                s.current.as_ma(),
+                temp(s.cell_temps[0]),
+                temp(s.cell_temps[1]),
+                temp(s.mos_temp),
+                s.soc.as_permille(),
+                s.faults,
+                s.charge_fet as u8,
+                s.discharge_fet as u8,
+                s.precharge_fet as u8
+            )
+            .map_err(|e| e.to_string())?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Erases per sector so far (wear).
+    pub fn erase_counts(&self) -> &[u32] {
+        self.flash.erase_counts()
+    }
 }
 
 /// Runs a scenario in closed loop and writes `trace.csv`, `events.csv`, `can.log` and
@@ -364,7 +460,7 @@ pub fn run(sc: Scenario, opts: &RunOptions) -> Result<RunSummary, String> {
 
     let cells = sc.config.cells as usize;
     writeln!(trace, "{}", trace_header(cells)).map_err(io_err(&trace_path))?;
-    writeln!(events, "{EVENTS_HEADER}").map_err(io_err(&events_path))?;
+    let mut log = FlashLog::new(sc.sensors.seed)?;
     let mut points = Vec::new();
     let mut next_trace = 0u64;
     loop {
@@ -424,12 +520,10 @@ pub fn run(sc: Scenario, opts: &RunOptions) -> Result<RunSummary, String> {
             }
         });
         io.map_err(io_err(&can_path))?;
-        while let Some(e) = ctl.bms_mut().poll_event() {
+        for e in log.drain(ctl.bms_mut()) {
             if let Event::FaultTripped(f) = e.event {
                 summary.faults_seen.insert(f);
             }
-            writeln!(events, "{}", event_row(&e)).map_err(io_err(&events_path))?;
-            summary.events += 1;
         }
         let t_ms = ctl.bms().telemetry().now.as_millis();
         if t_ms >= next_trace {
@@ -454,6 +548,9 @@ pub fn run(sc: Scenario, opts: &RunOptions) -> Result<RunSummary, String> {
         b.finish_and_clear();
     }
     trace.flush().map_err(io_err(&trace_path))?;
+    summary.events = log.dump(&mut events)?;
+    summary.log_rejected = log.rejected;
+    summary.max_sector_erases = log.erase_counts().iter().copied().max().unwrap_or(0);
     events.flush().map_err(io_err(&events_path))?;
     can.flush().map_err(io_err(&can_path))?;
     if let Some(p) = &opts.can_log {

@@ -197,3 +197,63 @@ impl<E: fmt::Debug> fmt::Display for Error<E> {
 }
 
 impl<E: fmt::Debug> core::error::Error for Error<E> {}
+
+/// The log record of a [`crate::bms::Event`], stamped with the step's [`Telemetry`]
+/// (`None` for events the log does not keep: the plausibility detail, which travels as the
+/// `value` of the `sensor_fault` trip instead, see [`crate::bms::Bms::step`]).
+///
+/// `value` carries the detail: the SOC in permille for SOC calibrations, the new capacity in
+/// mAh for a learned capacity, the cause bits of a `sensor_fault` trip.
+pub fn record_of(
+    event: &crate::bms::Event,
+    t: &crate::Telemetry,
+    sensor_causes: u8,
+) -> Option<EventRecord> {
+    use crate::bms::Event;
+    use crate::soc::SocEvent;
+    let (kind, value) = match *event {
+        Event::FaultTripped(f) => {
+            let v = if f == crate::Fault::SensorFault {
+                u32::from(sensor_causes)
+            } else {
+                0
+            };
+            (EventKind::FaultTrip(f), v)
+        }
+        Event::FaultReleased(f) => (EventKind::FaultRelease(f), 0),
+        Event::Warning(f) => (EventKind::Warning(f), 0),
+        Event::WarningCleared(f) => (EventKind::WarningRelease(f), 0),
+        Event::FetsChanged(s) => (
+            EventKind::Mosfet {
+                charge: s.charge,
+                discharge: s.discharge,
+                precharge: s.precharge,
+            },
+            0,
+        ),
+        Event::ModeChanged(m) => (EventKind::PowerMode(m), 0),
+        Event::FaultsReset => (EventKind::Reset(ResetCause::Software), 0),
+        Event::ConfigChanged => (EventKind::ParamChange(0), 0),
+        Event::SensorCauses(_) => return None,
+        Event::Soc(e) => match e {
+            SocEvent::Boot { soc, .. } => (
+                EventKind::Calibration(Calibration::SocOcv),
+                u32::from(soc.as_permille()),
+            ),
+            SocEvent::OcvCalibration { after, .. } => (
+                EventKind::Calibration(Calibration::SocOcv),
+                u32::from(after.as_permille()),
+            ),
+            SocEvent::Full { after, .. } => (
+                EventKind::Calibration(Calibration::SocFull),
+                u32::from(after.as_permille()),
+            ),
+            SocEvent::Empty { .. } => (EventKind::Calibration(Calibration::SocEmpty), 0),
+            SocEvent::CapacityLearned { new, .. } => {
+                (EventKind::Calibration(Calibration::Capacity), new.as_mah())
+            }
+            SocEvent::CapacityRejected { .. } => return None,
+        },
+    };
+    Some(EventRecord::from_telemetry(kind, t).with_value(value))
+}
