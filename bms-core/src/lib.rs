@@ -22,6 +22,7 @@
 pub mod measure;
 pub mod ports;
 pub mod protect;
+pub mod serial;
 pub mod telemetry;
 pub mod time;
 pub mod units;
