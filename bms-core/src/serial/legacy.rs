@@ -198,7 +198,7 @@ impl LegacyStatusRepr {
             soc_percent: t.soc.as_percent(),
             design_capacity_uah: sat_u32(t.nominal_capacity.as_mah() as i64 * 1000),
             remaining_uah: sat_u32(t.remaining.as_mah() as i64 * 1000),
-            cycle_capacity_mah: t.total_discharged.as_mah(),
+            cycle_capacity_mah: super::status::cycle_capacity_mah(t),
             runtime_s: d.runtime_s,
             temps_c: [
                 celsius(t.mos_temp),

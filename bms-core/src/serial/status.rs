@@ -18,7 +18,7 @@
 //! | 46+o / 47+o | u8 / u8 | **discharge** / **charge** MOSFET status (see below) |
 //! | 48+o / 49+o | u8 / u8 | balancer status / reserved |
 //! | 50+o / 54+o | u32 / u32 | design / remaining capacity, µAh |
-//! | 58+o | u32 | cycle (throughput) capacity, mAh |
+//! | 58+o | u32 | cycle (throughput) capacity, mAh: mean of lifetime charged and discharged |
 //! | 62+o / 66+o / 70+o | i32 / u32 / u32 | power W (sign of current) / runtime s / balancing mask |
 //! | 74+o .. 84+o | u16 ×6 | max cell mV, its number, min cell mV, its number, delta mV, average mV |
 //! | 86+o .. 92+o | u16 ×4 | discharge MOSFET D-S voltage, two drive voltages (100 mV), "F40com" |
@@ -249,6 +249,13 @@ pub(crate) fn celsius(t: Option<DeciCelsius>) -> i16 {
     t.map_or(TEMP_ABSENT, |t| sat_i16(div_round(t.as_deci() as i64, 10)))
 }
 
+/// Cycle (throughput) capacity: the mean of lifetime charged and discharged, as real devices
+/// report it (16ZMUB capture: 4862.650 Ah = (3902.649 + 5822.651) / 2; 14S capture:
+/// 21.256 Ah = ⌊(11.901 + 30.612) / 2⌋).
+pub(crate) fn cycle_capacity_mah(t: &Telemetry) -> u32 {
+    ((t.total_discharged.as_mah() as u64 + t.total_charged.as_mah() as u64) / 2) as u32
+}
+
 /// Values both status layouts (new and legacy) derive from [`Telemetry`] the same way.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Derived {
@@ -347,7 +354,7 @@ impl StatusRepr {
             reserved: 0,
             design_capacity_uah: sat_u32(t.nominal_capacity.as_mah() as i64 * 1000),
             remaining_uah: sat_u32(t.remaining.as_mah() as i64 * 1000),
-            cycle_capacity_mah: t.total_discharged.as_mah(),
+            cycle_capacity_mah: cycle_capacity_mah(t),
             power_w: sat_i32(d.power_w),
             runtime_s: d.runtime_s,
             balance_mask: t.balance_mask,
