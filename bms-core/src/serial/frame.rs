@@ -295,6 +295,31 @@ pub fn emit_frame(
     emit_raw(u8::from(func), addr, payload, len, out)
 }
 
+/// Completes a frame whose `n`-byte payload the caller already wrote at `out[6..6 + n]`:
+/// writes header, CRC and trailer around it; returns the frame length.
+pub(crate) fn finish_in_place(
+    func: u8,
+    addr: u16,
+    n: usize,
+    out: &mut [u8],
+) -> Result<usize, super::EmitError> {
+    use super::EmitError;
+    if n > 255 {
+        return Err(EmitError::PayloadTooLong);
+    }
+    let total = OVERHEAD + n;
+    let out = out.get_mut(..total).ok_or(EmitError::BufferTooSmall)?;
+    out[0] = SOF0;
+    out[1] = SOF1;
+    out[2] = func;
+    out[3..5].copy_from_slice(&addr.to_le_bytes());
+    out[5] = n as u8;
+    let crc = crc16_modbus(&out[1..6 + n]);
+    out[6 + n..8 + n].copy_from_slice(&crc.to_le_bytes());
+    out[8 + n..total].copy_from_slice(&EOF);
+    Ok(total)
+}
+
 pub(crate) fn emit_raw(
     func: u8,
     addr: u16,

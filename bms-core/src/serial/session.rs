@@ -45,7 +45,9 @@ use heapless::Deque;
 use super::auth::{Auth, AuthConfig, AuthError};
 use super::command::{legacy_command, Command, ControlCode};
 use super::device_info::{DeviceInfo, DEVICE_INFO_ADDR};
-use super::frame::{emit_frame, emit_raw, Function, Packet, ERROR_FLAG, MAX_FRAME_LEN};
+use super::frame::{
+    emit_frame, emit_raw, finish_in_place, Function, Packet, ERROR_FLAG, MAX_FRAME_LEN,
+};
 use super::framer::{Frame, Framer};
 use super::legacy::{LegacyKind, LegacyRequest, LegacyStatusRepr, LEGACY_PASSWORD_ADDR};
 use super::registers::{lookup, ParameterAccess};
@@ -404,8 +406,8 @@ impl SerialSession {
             Pending::Error { func, addr, code } => {
                 emit_raw(func, addr, &u16::from(code).to_le_bytes(), 2, out)
             }
-            Pending::Registers { addr, len } => match read_block(addr, len, params) {
-                Ok((buf, n)) => emit_frame(Function::Registers, addr, &buf[..n], len, out),
+            Pending::Registers { addr, len } => match read_block(addr, len, params, out) {
+                Ok(n) => finish_in_place(u8::from(Function::Registers), addr, n, out),
                 Err(code) => emit_raw(
                     u8::from(Function::Registers) | ERROR_FLAG,
                     addr,
@@ -426,23 +428,29 @@ fn auth_code(e: AuthError) -> ErrorCode {
     }
 }
 
-/// Reads `len` bytes of registers from `addr`: one register when `len` is its width, else a
-/// block where unmapped 2-byte slots read `FF FF` (as real devices answer).
+/// Reads `len` bytes of registers from `addr` into the payload area of `out` (`out[6..]`):
+/// one register when `len` is its width, else a block where unmapped 2-byte slots read
+/// `FF FF` (as real devices answer). Returns the payload length.
 fn read_block<P: ParameterAccess>(
     addr: u16,
     len: u8,
     params: &P,
-) -> Result<([u8; 255], usize), ErrorCode> {
+    out: &mut [u8],
+) -> Result<usize, ErrorCode> {
     let n = len as usize;
     if n == 0 || n % 2 != 0 {
         return Err(ErrorCode::BadLength);
     }
-    let mut buf = [0xFFu8; 255];
+    // Too small an `out` is reported by the caller's emit; keep the error path small.
+    let Some(buf) = out.get_mut(6..6 + n) else {
+        return Ok(n);
+    };
+    buf.fill(0xFF);
     if let Some(reg) = lookup(addr) {
         if reg.width as usize == n {
             let v = params.read(addr).map_err(ErrorCode::from)?;
-            buf[..n].copy_from_slice(&v.to_le_bytes()[..n]);
-            return Ok((buf, n));
+            buf.copy_from_slice(&v.to_le_bytes()[..n]);
+            return Ok(n);
         }
     } else if n <= 4 {
         return Err(ErrorCode::UnknownRegister);
@@ -458,7 +466,7 @@ fn read_block<P: ParameterAccess>(
         }
         off += w;
     }
-    Ok((buf, n))
+    Ok(n)
 }
 
 /// A decoded request.

@@ -52,7 +52,7 @@
 use heapless::Vec;
 
 use super::faults::{self, BALANCER_ACTIVE, BALANCER_OFF, CHARGE_CODES, DISCHARGE_CODES};
-use super::frame::{emit_raw, enum_with_unknown, Function, Packet, OVERHEAD};
+use super::frame::{enum_with_unknown, finish_in_place, Function, Packet, OVERHEAD};
 use super::{DecodeError, EmitError, Error};
 use crate::telemetry::{PowerMode, Telemetry};
 use crate::units::{DeciCelsius, MilliAmps, MilliVolts};
@@ -480,8 +480,11 @@ impl StatusRepr {
     pub fn emit(&self, out: &mut [u8]) -> Result<usize, EmitError> {
         let o = self.o();
         let len = BASE_LEN + o;
-        let mut p = [0u8; BASE_LEN + 2 * MAX_FRAME_CELLS + 2 * MAX_FRAME_TEMPS];
-        let pl = &mut p[..len];
+        if out.len() < OVERHEAD + len {
+            return Err(EmitError::BufferTooSmall);
+        }
+        let pl = &mut out[6..6 + len];
+        pl.fill(0);
         let at = |off: usize| off - 6;
         let f = |off: usize| off - 6 + o;
         fn w(b: &mut [u8], at: usize, v: &[u8]) {
@@ -546,7 +549,7 @@ impl StatusRepr {
         for (i, v) in longs.iter().enumerate() {
             w(pl, f(96) + 4 * i, &v.to_le_bytes());
         }
-        emit_raw(u8::from(Function::Status), 0, pl, len as u8, out)
+        finish_in_place(u8::from(Function::Status), 0, len, out)
     }
 
     /// Pack voltage.
