@@ -499,3 +499,56 @@ fn test_parse_second_capture_status() {
     );
     assert!(s.current().is_discharge());
 }
+
+#[test]
+fn test_emit_matches_real_16zmub() {
+    use bms_core::serial::status::StatusOptions;
+    use bms_core::{DeciCelsius, Instant, MilliAmpHours, MilliAmps, MilliVolts, Permille, Soc};
+    // The state the 16ZMUB reported in its first status frame, as a Telemetry.
+    let real = StatusFrame::parse(&hex(E16S)).unwrap();
+    let mut t = bms_core::Telemetry::empty(16);
+    for (c, v) in t.cells.iter_mut().zip(real.cells.iter()) {
+        *c = MilliVolts::from_mv(*v as u32);
+    }
+    t.pack_voltage = MilliVolts::from_mv(52_840);
+    t.load_voltage = t.pack_voltage;
+    t.current = MilliAmps::from_ma(300);
+    t.cell_temps = [
+        Some(DeciCelsius::from_deci(10)),
+        Some(DeciCelsius::from_deci(20)),
+    ];
+    t.mos_temp = Some(DeciCelsius::from_deci(20));
+    t.balance_temp = Some(DeciCelsius::from_deci(70));
+    t.soc = Soc::try_from_permille(910).unwrap();
+    t.soh = Permille::FULL;
+    t.nominal_capacity = MilliAmpHours::from_mah(280_000);
+    t.remaining = MilliAmpHours::from_mah(252_602);
+    t.total_discharged = MilliAmpHours::from_mah(3_902_649);
+    t.total_charged = MilliAmpHours::from_mah(5_822_651);
+    t.charge_fet = true;
+    t.discharge_fet = true;
+    t.now = Instant::from_millis(36_591_632_000);
+    let opts = StatusOptions {
+        battery_type: BatteryType::Lfp,
+        total_discharge_time_s: 4_402_650,
+        total_charge_time_s: 4_830_952,
+    };
+    let mut buf = [0u8; StatusFrame::MAX_LEN];
+    let n = StatusFrame::emit_with(&t, &opts, &mut buf).unwrap();
+    assert_eq!(n, hex(E16S).len());
+    let mut ours = StatusFrame::parse(&buf[..n]).unwrap();
+    // What the core cannot know or rounds differently, checked within its resolution:
+    assert!(real.remaining_uah.abs_diff(ours.remaining_uah) < 1_000); // mAh resolution
+    assert!(real.power_w.abs_diff(ours.power_w) <= 1); // 52.84 V x 0.3 A = 15.85 W
+    assert_eq!(ours.warning_mask, 0);
+    assert_eq!((ours.dsg_drive_dv, ours.chg_drive_dv, ours.f40), (0, 0, 0));
+    ours.remaining_uah = real.remaining_uah;
+    ours.power_w = real.power_w;
+    ours.warning_mask = real.warning_mask;
+    ours.dsg_drive_dv = real.dsg_drive_dv;
+    ours.chg_drive_dv = real.chg_drive_dv;
+    ours.f40 = real.f40;
+    // Everything else, including the derived max/min/delta/average, the cycle capacity and
+    // the battery status, is what the real device sent.
+    assert_eq!(ours, real);
+}

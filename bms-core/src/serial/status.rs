@@ -67,8 +67,9 @@ pub const MAX_FRAME_TEMPS: usize = 8;
 pub const TEMP_ABSENT: i16 = -40;
 /// Permissions byte sent by this firmware (the value real devices send).
 pub const PERMISSIONS: u8 = 0x05;
-/// Below this current magnitude the battery status is idle rather than (dis)charging.
-pub const IDLE_CURRENT: MilliAmps = MilliAmps::from_ma(100);
+/// Below this current magnitude the battery status is idle rather than (dis)charging
+/// (a real 16ZMUB reported idle at +0.3 A and at +1.0 A).
+pub const IDLE_CURRENT: MilliAmps = MilliAmps::from_ma(1_500);
 /// Fixed part of the status frame's `LEN`.
 pub const BASE_LEN: usize = 106;
 
@@ -276,11 +277,8 @@ impl Derived {
         let (max, imax) = t.max_cell();
         let (min, imin) = t.min_cell();
         let sum: u64 = cells.iter().map(|c| c.as_mv() as u64).sum();
-        let average = if cells.is_empty() {
-            0
-        } else {
-            (sum + cells.len() as u64 / 2) / cells.len() as u64
-        };
+        // Rounded down, as the real device does (52 840 mV / 16 cells -> 3302).
+        let average = sum.checked_div(cells.len() as u64).unwrap_or(0);
         let power_uw = t.pack_voltage.as_mv() as i64 * t.current.as_ma() as i64;
         Derived {
             discharge_mos: faults::mos_code(t.discharge_fet, t.faults, DISCHARGE_CODES),
@@ -598,5 +596,108 @@ impl StatusFrame {
     /// [`Error::Decode`] for a bad frame or a frame of another function.
     pub fn parse(frame: &[u8]) -> Result<StatusRepr, Error> {
         Ok(StatusRepr::parse(&Packet::new_checked(frame)?)?)
+    }
+}
+
+impl core::fmt::Display for StatusRepr {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "ANT status {}S {}.{:02} V {} dA SOC {} % dsg/chg MOS {}/{} max {} mV #{} min {} mV #{} prot 0x{:X} warn 0x{:X}",
+            self.cells.len(),
+            self.pack_voltage_cv / 100,
+            self.pack_voltage_cv % 100,
+            self.current_da,
+            self.soc_percent,
+            self.discharge_mos,
+            self.charge_mos,
+            self.max_cell_mv,
+            self.max_cell_number,
+            self.min_cell_mv,
+            self.min_cell_number,
+            self.protection_mask,
+            self.warning_mask,
+        )
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod test {
+    use super::*;
+    use crate::protect::Fault;
+    use crate::units::Soc;
+
+    fn pack(n: u8, mv: u32, ma: i32) -> Telemetry {
+        let mut t = Telemetry::empty(n);
+        for c in t.cells.iter_mut().take(n as usize) {
+            *c = MilliVolts::from_mv(mv);
+        }
+        t.pack_voltage = MilliVolts::from_mv(mv * n as u32);
+        t.current = MilliAmps::from_ma(ma);
+        t
+    }
+
+    #[test]
+    fn test_emit_layout_8s() {
+        let mut t = pack(8, 3_300, -12_345);
+        t.soc = Soc::try_from_permille(575).unwrap();
+        t.charge_fet = true;
+        t.faults.insert(Fault::CellUv);
+        let mut b = [0u8; StatusFrame::MAX_LEN];
+        let n = StatusFrame::emit(&t, &mut b).unwrap();
+        // 8 cells, 2 sensors: o = 20, length 136, LEN 0x7E (batmon's 8S fixture has the same).
+        assert_eq!(n, 136);
+        assert_eq!(&b[..6], &[0x7E, 0xA1, 0x11, 0x00, 0x00, 0x7E]);
+        assert_eq!(b[7], 2, "charging");
+        assert_eq!((b[8], b[9]), (2, 8));
+        assert_eq!(b[10], 1 << 2, "cell_uv is protection bit 2");
+        assert_eq!(&b[34..36], &3_300u16.to_le_bytes());
+        let o = 20;
+        assert_eq!(
+            &b[34 + o..36 + o],
+            &(-40i16).to_le_bytes(),
+            "MOS sensor absent"
+        );
+        assert_eq!(&b[38 + o..40 + o], &2_640u16.to_le_bytes());
+        assert_eq!(
+            &b[40 + o..42 + o],
+            &(-123i16).to_le_bytes(),
+            "-12.345 A -> -12.3 A"
+        );
+        assert_eq!(&b[42 + o..44 + o], &58u16.to_le_bytes(), "57.5 % -> 58 %");
+        assert_eq!(
+            (b[46 + o], b[47 + o]),
+            (2, 1),
+            "discharge: under-voltage; charge: on"
+        );
+        assert_eq!(&b[n - 2..n], &[0xAA, 0x55]);
+    }
+
+    #[test]
+    fn test_emit_rounds_half_away_from_zero() {
+        let mut t = pack(16, 3_300, 50);
+        t.cell_temps = [
+            Some(DeciCelsius::from_deci(-45)),
+            Some(DeciCelsius::from_deci(44)),
+        ];
+        let r = StatusRepr::from_telemetry(&t, &StatusOptions::default());
+        assert_eq!(r.current_da, 1);
+        assert_eq!(&r.temps_c[..], &[-5, 4]);
+        assert_eq!(r.battery_status, BatteryStatus::Idle);
+        let r = StatusRepr::from_telemetry(&pack(16, 3_300, -50), &StatusOptions::default());
+        assert_eq!(r.current_da, -1);
+    }
+
+    #[test]
+    fn test_buffer_too_small() {
+        let t = pack(20, 3_300, 0);
+        let mut b = [0u8; StatusFrame::MAX_LEN - 1];
+        assert_eq!(
+            StatusFrame::emit(&t, &mut b),
+            Err(Error::Emit(EmitError::BufferTooSmall))
+        );
+        let mut b = [0u8; StatusFrame::MAX_LEN];
+        assert_eq!(StatusFrame::emit(&t, &mut b), Ok(StatusFrame::MAX_LEN));
     }
 }
