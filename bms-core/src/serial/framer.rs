@@ -2,7 +2,7 @@
 //!
 //! It recognises every frame kind of the protocol family:
 //! - new-protocol frames `7E A1 … CRC AA 55` (requests and responses; responses with up to
-//!   [`MAX_TRAILER_JUNK`](super::frame::MAX_TRAILER_JUNK) junk bytes before `AA 55`),
+//!   [`MAX_TRAILER_JUNK`] junk bytes before `AA 55`),
 //! - legacy 6-byte requests and writes `H H ADDR D1 D2 SUM` with `H` one of `DB` (BLE read),
 //!   `5A` (RS485 read), `A5` (write), `SUM = ADDR + D1 + D2 (mod 256)`,
 //! - legacy 140-byte status frames `AA 55 AA FF … SUM16` (so captures can be decoded).

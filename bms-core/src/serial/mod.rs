@@ -24,6 +24,31 @@
 //!
 //! Everything is `no_std`, allocation-free and integer-only; no function panics on any
 //! input, and decoders return [`DecodeError`].
+//!
+//! # Integration
+//! Firmware: one [`SerialSession`] per link (UART or BLE characteristic). After each
+//! `Bms::step`, with the bytes the link received and the step's [`Telemetry`](crate::Telemetry):
+//! ```
+//! use bms_core::serial::{frame::MAX_FRAME_LEN, registers::NoParameters, SerialConfig, SerialSession};
+//! use bms_core::{Instant, Telemetry};
+//! # let rx: &[u8] = &[0x5A, 0x5A, 0x00, 0x00, 0x01, 0x01];
+//! # let telemetry = Telemetry::empty(16);
+//! let mut session = SerialSession::new(SerialConfig::new(b"12345678").unwrap());
+//! let mut params = NoParameters; // the integrator's `ParameterAccess` over PackConfig
+//! let now = Instant::from_millis(100);
+//! session.handle_bytes(now, rx, &mut params);
+//! let mut tx = [0u8; MAX_FRAME_LEN];
+//! while let Some(n) = session.poll_transmit(now, &telemetry, &params, &mut tx) {
+//!     // uart.write(&tx[..n])
+//!     # assert_eq!(n, 140);
+//! }
+//! while let Some(_command) = session.poll_command() {
+//!     // bms.handle_command(command): the BMS decides, protections still win
+//! }
+//! ```
+//! Simulator (`bms-sim run --serial-log FILE`): once per simulated second write
+//! `time_ms,hex` with the frame of [`StatusFrame::emit`]; `.ci/peers-serial.sh FILE --trace
+//! trace.csv` decodes every line with aiobmsble and compares cells, current and SOC.
 
 pub mod auth;
 pub mod command;

@@ -8,7 +8,7 @@
 //! | 6 | u8 | permissions (`0x05` on real devices) |
 //! | 7 | u8 | [`BatteryStatus`] |
 //! | 8 / 9 | u8 / u8 | temperature sensors / cells |
-//! | 10 / 18 / 26 | u64 ×3 | protection mask, warning mask, reserved ([`faults`](super::faults)) |
+//! | 10 / 18 / 26 | u64 ×3 | protection mask, warning mask, reserved ([`faults`]) |
 //! | 34 | u16 × cells | cell voltages, mV |
 //! | 34+2c | i16 × temps | temperatures, °C (−40 = absent) |
 //! | 34+o / 36+o | i16 / i16 | MOSFET / balancer temperature, °C |
@@ -137,7 +137,7 @@ pub struct StatusRepr {
     pub permissions: u8,
     /// Battery status.
     pub battery_status: BatteryStatus,
-    /// Protection mask (see [`faults`](super::faults)).
+    /// Protection mask (see [`faults`]).
     pub protection_mask: u64,
     /// Warning mask.
     pub warning_mask: u64,
@@ -322,7 +322,13 @@ impl StatusRepr {
     /// `pack voltage × current`, rounded to 1 W; runtime is `t.now` in seconds. Two temperature
     /// sensors (`t.cell_temps`), absent ones as [`TEMP_ABSENT`]. Fields the core does not
     /// measure (MOSFET drive voltages, "F40com") are 0; the discharge MOSFET D-S voltage is
-    /// `pack − load`.
+    /// `pack − load`. Average cell voltage is rounded down and max/min numbers are 1-based,
+    /// as on real devices.
+    ///
+    /// Battery status: [`BatteryStatus::Error`] when a fault is active and |I| is below
+    /// [`IDLE_CURRENT`]; else charge or discharge by the current's sign when |I| ≥
+    /// [`IDLE_CURRENT`]; else [`BatteryStatus::Standby`] in sleep modes, [`BatteryStatus::Idle`]
+    /// otherwise. MOSFET and balancer codes and the masks follow [`faults`].
     pub fn from_telemetry(t: &Telemetry, opts: &StatusOptions) -> StatusRepr {
         let d = Derived::of(t);
         let cells: Vec<u16, MAX_FRAME_CELLS> = t
