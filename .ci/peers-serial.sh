@@ -9,8 +9,11 @@
 #                                             exact, current within 0.1 A, SOC within 1 %; exit 1
 #                                             on any mismatch or rejected frame
 #   .ci/peers-serial.sh --self-test           encodes synthetic frames (8S/16S/20S, charge,
-#                                             discharge, faults) with `cargo test --test
-#                                             serial_peers` and checks them as above
+#                                             discharge, faults; new and legacy layouts) with
+#                                             `cargo test --test serial_peers`, checks them as above
+#
+# Current: both layouts send positive = discharge (the trace's convention). aiobmsble passes
+# the new layout's sign through and negates the legacy layout's; the comparison undoes that.
 #
 # Environment: PEERS_DIR (default ../shared/peers next to the repository), PEERS_VENV (default
 # /tmp/venv-peers-serial; created with Python >= 3.12 and `pip install aiobmsble` if missing).
@@ -48,7 +51,8 @@ if [[ "${1:-}" == "--self-test" ]]; then
     out="$(mktemp -d)"
     (cd "$here" && SERIAL_PEERS_DIR="$out" CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-1}" \
         cargo test --quiet -p bms-core --test serial_peers >&2)
-    exec "$0" "$out/serial.log" --trace "$out/trace.csv"
+    "$0" "$out/serial.log" --trace "$out/trace.csv"
+    exec "$0" "$out/serial-legacy.log" --trace "$out/trace.csv"
 fi
 
 file="${1:?usage: peers-serial.sh FILE [--trace TRACE] | --self-test}"
@@ -90,7 +94,9 @@ with open(log_path) as f:
         t, hexstr = line.split(",", 1)
         t = int(t)
         frames += 1
-        d = decode(ant_decode.parse_hex(hexstr))
+        frame = ant_decode.parse_hex(hexstr)
+        legacy = frame[:4] == b"\xaa\x55\xaa\xff"
+        d = decode(frame)
         print(json.dumps({"time_ms": t, "decoded": d}, sort_keys=True))
         if not trace_path:
             if d is None:
@@ -110,6 +116,8 @@ with open(log_path) as f:
             if got != cells:
                 problems.append(f"cells {got} != {cells}")
             cur = d.get("current")
+            if cur is not None and legacy:
+                cur = -cur
             if cur is None or abs(cur * 1000 - int(row["current_ma"])) > 100:
                 problems.append(f"current {cur} A vs {row['current_ma']} mA")
             soc = d.get("battery_level")

@@ -4,6 +4,7 @@
 //! discharge and idle; faults and warnings) and writes, into `$SERIAL_PEERS_DIR` (default:
 //! cargo's per-test temporary directory):
 //! - `serial.log`: `time_ms,hex` lines, the format `bms-sim run --serial-log FILE` writes;
+//! - `serial-legacy.log`: the same states as legacy 140-byte frames;
 //! - `trace.csv`: `time_ms,current_ma,soc_permille,cell1_mv,...` (the `trace.csv` columns the
 //!   check needs).
 //!
@@ -14,6 +15,7 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
+use bms_core::serial::legacy::LegacyStatusRepr;
 use bms_core::serial::status::StatusFrame;
 use bms_core::{
     DeciCelsius, Fault, Instant, MilliAmpHours, MilliAmps, MilliVolts, Permille, Soc, Telemetry,
@@ -136,6 +138,7 @@ fn write_peer_frames() {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")));
     std::fs::create_dir_all(&dir).unwrap();
     let mut log = String::new();
+    let mut legacy_log = String::new();
     let mut trace = String::from("time_ms,current_ma,soc_permille");
     for k in 1..=20 {
         write!(trace, ",cell{k}_mv").unwrap();
@@ -163,6 +166,13 @@ fn write_peer_frames() {
         }
         trace.push('\n');
 
+        let leg = LegacyStatusRepr::from_telemetry(&t);
+        let mut lbuf = [0u8; 140];
+        leg.emit(&mut lbuf).unwrap();
+        let lhex: String = lbuf.iter().map(|b| format!("{b:02x}")).collect();
+        writeln!(legacy_log, "{},{lhex}", t.now.as_millis()).unwrap();
+        assert_eq!(LegacyStatusRepr::parse(&lbuf).unwrap(), leg);
+
         let back = StatusFrame::parse(&buf[..n]).unwrap();
         assert_eq!(back.cells.len(), c.cells as usize);
         assert!((back.current().as_ma() - c.current_ma).abs() <= 50);
@@ -171,6 +181,7 @@ fn write_peer_frames() {
         assert_eq!(back.discharge_mos == 1, t.discharge_fet);
     }
     std::fs::write(dir.join("serial.log"), log).unwrap();
+    std::fs::write(dir.join("serial-legacy.log"), legacy_log).unwrap();
     std::fs::write(dir.join("trace.csv"), trace).unwrap();
     eprintln!("peer frames written to {}", dir.display());
 }
