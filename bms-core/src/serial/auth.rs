@@ -54,9 +54,8 @@ impl fmt::Display for AuthError {
 
 impl core::error::Error for AuthError {}
 
-/// Password and timing of write sessions.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+/// Password and timing of write sessions. `Debug` does not print the password.
+#[derive(Clone, PartialEq, Eq)]
 pub struct AuthConfig {
     password: Vec<u8, MAX_PASSWORD_LEN>,
     /// A session ends this long after the login or the last accepted write.
@@ -65,6 +64,30 @@ pub struct AuthConfig {
     pub max_attempts: u8,
     /// How long a lockout lasts.
     pub lockout: Duration,
+}
+
+impl fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field("password", &"<redacted>")
+            .field("session_timeout", &self.session_timeout)
+            .field("max_attempts", &self.max_attempts)
+            .field("lockout", &self.lockout)
+            .finish()
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for AuthConfig {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(
+            f,
+            "AuthConfig {{ password: <redacted>, session_timeout: {}, max_attempts: {}, lockout: {} }}",
+            self.session_timeout,
+            self.max_attempts,
+            self.lockout
+        )
+    }
 }
 
 impl AuthConfig {
@@ -236,5 +259,7 @@ mod test {
             AuthError::InvalidPassword
         );
         assert!(AuthConfig::new(&[b'x'; 17]).is_err());
+        let shown = format!("{:?}", AuthConfig::new(b"hunter22").unwrap());
+        assert!(!shown.contains("hunter22"), "{shown}");
     }
 }

@@ -141,8 +141,8 @@ enum Pending {
     },
 }
 
-/// The protocol state machine of one link (see the module docs).
-#[derive(Debug)]
+/// The protocol state machine of one link (see the module docs). `Debug` shows no password
+/// material.
 pub struct SerialSession {
     cfg: SerialConfig,
     framer: Framer,
@@ -153,6 +153,17 @@ pub struct SerialSession {
     legacy_pw: [u8; 8],
     legacy_pw_parts: u8,
     stats: SessionStats,
+}
+
+impl core::fmt::Debug for SerialSession {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SerialSession")
+            .field("auth", &self.auth)
+            .field("pending", &self.pending.len())
+            .field("commands", &self.commands)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SerialSession {
