@@ -91,7 +91,7 @@ fn valid_request() -> impl Strategy<Value = Vec<u8>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
+    #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
     fn framer_never_yields_a_bad_frame(bytes in noisy_bytes()) {
@@ -276,7 +276,7 @@ fn encode(op: &Op) -> Vec<u8> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(ProptestConfig::with_cases(96))]
 
     /// Without the password nothing a client sends changes a parameter or makes a command.
     #[test]

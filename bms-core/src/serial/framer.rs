@@ -54,9 +54,15 @@ enum Scan {
 }
 
 /// The streaming framer. `N` bounds its buffer; frames longer than `N` are skipped.
+///
+/// The buffered bytes are `buf[head..tail]`; dropping bytes from the front only moves
+/// `head`, and the bytes are moved back to the start only when the end of the buffer is
+/// reached, so resynchronising costs O(1) per dropped byte (amortised).
 #[derive(Debug, Clone)]
 pub struct Framer<const N: usize = DEFAULT_CAPACITY> {
-    buf: heapless::Vec<u8, N>,
+    buf: [u8; N],
+    head: usize,
+    tail: usize,
     /// Bytes of the last yielded frame, dropped on the next push.
     consumed: usize,
     /// Bytes dropped while resynchronising (diagnostics).
@@ -73,24 +79,30 @@ impl<const N: usize> Framer<N> {
     /// An empty framer.
     pub const fn new() -> Self {
         Framer {
-            buf: heapless::Vec::new(),
+            buf: [0; N],
+            head: 0,
+            tail: 0,
             consumed: 0,
             skipped: 0,
         }
     }
 
+    fn data(&self) -> &[u8] {
+        self.buf.get(self.head..self.tail).unwrap_or(&[])
+    }
+
     /// Drops any partial frame (call after an inter-frame gap, as UART clients do).
     pub fn reset(&mut self) {
-        self.skipped = self
-            .skipped
-            .saturating_add((self.buf.len() - self.consumed.min(self.buf.len())) as u32);
-        self.buf.clear();
+        let pending = (self.tail - self.head).saturating_sub(self.consumed);
+        self.skipped = self.skipped.saturating_add(pending as u32);
+        self.head = 0;
+        self.tail = 0;
         self.consumed = 0;
     }
 
     /// `true` when a partial frame is buffered.
     pub fn is_mid_frame(&self) -> bool {
-        self.buf.len() > self.consumed
+        self.tail - self.head > self.consumed
     }
 
     /// Bytes dropped so far because they did not start a valid frame.
@@ -103,22 +115,30 @@ impl<const N: usize> Framer<N> {
     /// The frame borrows the framer's buffer until the next call.
     pub fn push(&mut self, byte: u8) -> Option<Frame<'_>> {
         if self.consumed > 0 {
-            let n = self.consumed.min(self.buf.len());
-            self.drop_front(n);
+            self.drop_front(self.consumed);
             self.consumed = 0;
         }
-        if self.buf.is_full() {
-            self.drop_front(1);
-            self.skipped = self.skipped.saturating_add(1);
-            self.rescan_to_start();
-        }
-        // Cannot fail: there is room after the check above (N > 0) or N == 0.
-        if self.buf.push(byte).is_err() {
+        if N == 0 {
             self.skipped = self.skipped.saturating_add(1);
             return None;
         }
+        if self.tail == N {
+            if self.head == 0 {
+                // Full of one candidate that cannot complete: give up its first byte.
+                self.drop_front(1);
+                self.skipped = self.skipped.saturating_add(1);
+                self.rescan_to_start();
+            }
+            self.buf.copy_within(self.head..self.tail, 0);
+            self.tail -= self.head;
+            self.head = 0;
+        }
+        if let Some(slot) = self.buf.get_mut(self.tail) {
+            *slot = byte;
+            self.tail += 1;
+        }
         loop {
-            match scan(&self.buf, N) {
+            match scan(self.data(), N) {
                 Scan::NeedMore => match self.embedded_frame_start() {
                     Some(i) => {
                         self.skipped = self.skipped.saturating_add(i as u32);
@@ -133,7 +153,8 @@ impl<const N: usize> Framer<N> {
                 }
                 Scan::Complete(len) => {
                     self.consumed = len;
-                    return frame_at(&self.buf[..len]);
+                    let b = self.data();
+                    return frame_at(b.get(..len).unwrap_or(b));
                 }
             }
         }
@@ -142,7 +163,7 @@ impl<const N: usize> Framer<N> {
     /// While waiting for the rest of a (possibly false) long frame, a complete new-protocol
     /// frame that ends with the byte just received wins: its start offset.
     fn embedded_frame_start(&self) -> Option<usize> {
-        let b = &self.buf[..];
+        let b = self.data();
         if b.len() < OVERHEAD + 1 || !b.ends_with(&EOF) {
             return None;
         }
@@ -154,20 +175,18 @@ impl<const N: usize> Framer<N> {
     }
 
     fn rescan_to_start(&mut self) {
-        let keep = self
-            .buf
-            .iter()
-            .position(|&b| is_start(b))
-            .unwrap_or(self.buf.len());
+        let b = self.data();
+        let keep = b.iter().position(|&x| is_start(x)).unwrap_or(b.len());
         self.skipped = self.skipped.saturating_add(keep as u32);
         self.drop_front(keep);
     }
 
     fn drop_front(&mut self, n: usize) {
-        let len = self.buf.len();
-        let n = n.min(len);
-        self.buf.copy_within(n..len, 0);
-        self.buf.truncate(len - n);
+        self.head = (self.head + n).min(self.tail);
+        if self.head == self.tail {
+            self.head = 0;
+            self.tail = 0;
+        }
     }
 }
 
