@@ -373,3 +373,25 @@ fn register_reads_need_no_password() {
     );
     assert_eq!(error_code(&out[1]), (0x92, ErrorCode::UnknownRegister));
 }
+
+#[test]
+fn a_gap_drops_a_partial_frame() {
+    let mut s = session();
+    let mut p = Store::default();
+    let tm = telemetry16();
+    // A false start announcing a long write, then silence, then a status request: without
+    // the gap rule the request would sit inside the false start's announced payload.
+    s.handle_bytes(t(0), &[0x7E, 0xA1, 0x22, 0x00, 0x00, 0xF0, 0x01], &mut p);
+    s.handle_bytes(t(600), &[0x5A, 0x5A, 0x00, 0x00, 0x01, 0x01], &mut p);
+    let out = drain(&mut s, t(600), &tm, &p);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].len(), 140);
+    // Within the gap the same bytes are still part of the pending frame.
+    s.handle_bytes(
+        t(1_000),
+        &[0x7E, 0xA1, 0x22, 0x00, 0x00, 0xF0, 0x01],
+        &mut p,
+    );
+    s.handle_bytes(t(1_100), &[0x5A, 0x5A, 0x00, 0x00, 0x01, 0x01], &mut p);
+    assert!(drain(&mut s, t(1_100), &tm, &p).is_empty());
+}

@@ -244,8 +244,8 @@ impl SerialSession {
         match req {
             Request::Status => self.queue(Pending::Status),
             Request::Ident { addr } => self.queue(Pending::Ident { addr }),
-            Request::Read { addr, len } if addr == DEVICE_INFO_ADDR => {
-                let _ = len;
+            // The device-info block is answered whole, whatever length was asked for.
+            Request::Read { addr, .. } if addr == DEVICE_INFO_ADDR => {
                 self.queue(Pending::DeviceInfo)
             }
             Request::Read { addr, len } => self.queue(Pending::Registers { addr, len }),
@@ -368,7 +368,8 @@ impl SerialSession {
     /// Should be called after [`SerialSession::handle_bytes`] until it returns `None`.
     /// Status frames are encoded from `telemetry`, register reads from `params`. `out` should
     /// hold [`MAX_FRAME_LEN`] bytes; a response that does not fit is dropped (counted in
-    /// [`SessionStats::dropped`]).
+    /// [`SessionStats::dropped`]). `now` is not used yet; it is part of the signature so that
+    /// response pacing can be added without changing callers.
     #[must_use]
     pub fn poll_transmit<P: ParameterAccess>(
         &mut self,
@@ -377,7 +378,7 @@ impl SerialSession {
         params: &P,
         out: &mut [u8],
     ) -> Option<usize> {
-        let _ = now;
+        let _ = now; // see the doc comment
         while let Some(p) = self.pending.pop_front() {
             match self.emit(p, telemetry, params, out) {
                 Ok(n) => return Some(n),
@@ -539,5 +540,6 @@ impl Request {
     }
 }
 
-#[allow(dead_code)]
-const _: () = assert!(MAX_FRAME_LEN >= 10 + 255);
+// Every response fits a `MAX_FRAME_LEN` buffer.
+const _: () = assert!(MAX_FRAME_LEN >= super::status::StatusFrame::MAX_LEN);
+const _: () = assert!(MAX_FRAME_LEN >= super::legacy::LEGACY_STATUS_LEN);
