@@ -395,3 +395,27 @@ fn a_gap_drops_a_partial_frame() {
     s.handle_bytes(t(1_100), &[0x5A, 0x5A, 0x00, 0x00, 0x01, 0x01], &mut p);
     assert!(drain(&mut s, t(1_100), &tm, &p).is_empty());
 }
+
+#[test]
+fn oversized_writes_are_refused() {
+    let mut s = session();
+    let mut p = store_from_capture();
+    let before = p.clone();
+    let tm = telemetry16();
+    let mut b = [0u8; 32];
+    let n = emit_frame(
+        Function::WriteRegister,
+        0x00,
+        &[0x42, 0x0E, 0, 0, 0, 0],
+        6,
+        &mut b,
+    )
+    .unwrap();
+    s.handle_bytes(t(0), &b[..n], &mut p);
+    s.handle_bytes(t(0), &hex(PASSWORD), &mut p);
+    s.handle_bytes(t(0), &b[..n], &mut p);
+    let out = drain(&mut s, t(0), &tm, &p);
+    assert_eq!(error_code(&out[0]), (0xC2, ErrorCode::NotAuthenticated));
+    assert_eq!(error_code(&out[2]), (0xC2, ErrorCode::BadLength));
+    assert_eq!(p, before);
+}

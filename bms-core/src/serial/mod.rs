@@ -6,7 +6,8 @@
 //! - [`framer`]: a bounded byte-stream framer that resynchronises after garbage and never
 //!   yields a frame with a bad checksum; it also knows the legacy 6-byte requests and the
 //!   legacy 140-byte status frame ([`legacy`]).
-//! - Messages, each a `Repr` with `parse`/`emit`: [`status`] (`0x11`), [`device_info`]
+//! - Messages, each a `Repr` with `parse`/`emit`: [`request`] (what clients send),
+//!   [`status`] (`0x11`), [`device_info`]
 //!   (`0x12` at `0x026C`), [`registers`] (setting registers), [`command`] (control codes),
 //!   [`legacy`] (legacy status and writes).
 //! - [`session`]: [`SerialSession`], the sans-I/O state machine of one link: it answers
@@ -58,6 +59,7 @@ pub mod frame;
 pub mod framer;
 pub mod legacy;
 pub mod registers;
+pub mod request;
 pub mod session;
 pub mod status;
 
@@ -70,6 +72,7 @@ pub use frame::{Function, Packet};
 pub use framer::{Frame, Framer};
 pub use legacy::{LegacyRequest, LegacyStatusRepr};
 pub use registers::{ParamError, ParameterAccess, Register, REGISTERS};
+pub use request::RequestRepr;
 pub use session::{SerialConfig, SerialSession};
 pub use status::{StatusFrame, StatusRepr};
 

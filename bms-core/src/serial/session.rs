@@ -43,16 +43,15 @@
 use heapless::Deque;
 
 use super::auth::{Auth, AuthConfig, AuthError};
-use super::command::{legacy_command, Command, ControlCode};
+use super::command::{legacy_command, Command};
 use super::device_info::{DeviceInfo, DEVICE_INFO_ADDR};
-use super::frame::{
-    emit_frame, emit_raw, finish_in_place, Function, Packet, ERROR_FLAG, MAX_FRAME_LEN,
-};
+use super::frame::{emit_frame, emit_raw, finish_in_place, Function, ERROR_FLAG, MAX_FRAME_LEN};
 use super::framer::{Frame, Framer};
 use super::legacy::{LegacyKind, LegacyRequest, LegacyStatusRepr, LEGACY_PASSWORD_ADDR};
 use super::registers::{lookup, ParameterAccess};
+use super::request::RequestRepr;
 use super::status::{StatusOptions, StatusRepr};
-use super::ErrorCode;
+use super::{DecodeError, ErrorCode};
 use crate::telemetry::Telemetry;
 use crate::time::{Duration, Instant};
 
@@ -114,6 +113,13 @@ pub struct SessionStats {
     pub auth_failures: u32,
     /// Requests dropped because the response queue was full.
     pub dropped: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Request {
+    New(RequestRepr),
+    Legacy(LegacyRequest),
+    OversizedWrite(u16),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -216,8 +222,15 @@ impl SerialSession {
             self.last_rx = Some(now);
         }
         for &b in bytes {
+            // Responses and unknown functions are ignored: on a half-duplex bus they may be
+            // this device's own echo.
             let req = match self.framer.push(b) {
-                Some(Frame::New(p)) => Request::from_packet(&p),
+                Some(Frame::New(p)) => match RequestRepr::parse(&p) {
+                    Ok(r) => Some(Request::New(r)),
+                    // A register write with more than 4 value bytes.
+                    Err(DecodeError::Malformed) => Some(Request::OversizedWrite(p.address())),
+                    Err(_) => None,
+                },
                 Some(Frame::Legacy(r)) => Some(Request::Legacy(r)),
                 Some(Frame::LegacyStatus(_)) | None => None,
             };
@@ -241,15 +254,28 @@ impl SerialSession {
     }
 
     fn handle<P: ParameterAccess>(&mut self, now: Instant, req: Request, params: &mut P) {
+        let req = match req {
+            Request::New(r) => r,
+            Request::Legacy(r) => return self.handle_legacy(now, r),
+            Request::OversizedWrite(addr) => {
+                let code = match self.auth.check(now) {
+                    Err(e) => auth_code(e),
+                    Ok(()) => ErrorCode::BadLength,
+                };
+                return self.reject(Function::WriteRegister, addr, code);
+            }
+        };
         match req {
-            Request::Status => self.queue(Pending::Status),
-            Request::Ident { addr } => self.queue(Pending::Ident { addr }),
+            RequestRepr::Status { .. } => self.queue(Pending::Status),
+            RequestRepr::Ident { addr, .. } => self.queue(Pending::Ident { addr }),
             // The device-info block is answered whole, whatever length was asked for.
-            Request::Read { addr, .. } if addr == DEVICE_INFO_ADDR => {
+            RequestRepr::ReadRegisters { addr, .. } if addr == DEVICE_INFO_ADDR => {
                 self.queue(Pending::DeviceInfo)
             }
-            Request::Read { addr, len } => self.queue(Pending::Registers { addr, len }),
-            Request::Password { addr, password } => {
+            RequestRepr::ReadRegisters { addr, len } => {
+                self.queue(Pending::Registers { addr, len })
+            }
+            RequestRepr::Authenticate { addr, password } => {
                 let r = self.auth.attempt(now, password.as_slice());
                 match r {
                     Ok(()) => {
@@ -273,8 +299,11 @@ impl SerialSession {
                     }
                 }
             }
-            Request::Write { addr, data, len } => {
+            RequestRepr::WriteRegister { addr, value } => {
                 let f = Function::WriteRegister;
+                let len = value.len() as u8;
+                let mut data = [0u8; 4];
+                data[..value.len()].copy_from_slice(&value);
                 if let Err(e) = self.auth.check(now) {
                     return self.reject(f, addr, auth_code(e));
                 }
@@ -299,28 +328,28 @@ impl SerialSession {
                     len,
                 });
             }
-            Request::Control { code } => {
+            RequestRepr::Control(code) => {
                 let f = Function::Control;
+                let code_raw = u16::from(code);
                 if let Err(e) = self.auth.check(now) {
-                    return self.reject(f, code, auth_code(e));
+                    return self.reject(f, code_raw, auth_code(e));
                 }
-                let Some(cmd) = ControlCode::from(code).command() else {
-                    return self.reject(f, code, ErrorCode::Unsupported);
+                let Some(cmd) = code.command() else {
+                    return self.reject(f, code_raw, ErrorCode::Unsupported);
                 };
                 if self.commands.push_back(cmd).is_err() {
-                    return self.reject(f, code, ErrorCode::Busy);
+                    return self.reject(f, code_raw, ErrorCode::Busy);
                 }
                 self.accept(now);
                 let mut data = [0u8; 4];
                 data[..2].copy_from_slice(&CONTROL_OK);
                 self.queue(Pending::Ack {
                     func: Function::ControlAck,
-                    addr: code,
+                    addr: code_raw,
                     data,
                     len: 2,
                 });
             }
-            Request::Legacy(r) => self.handle_legacy(now, r),
         }
     }
 
@@ -479,65 +508,6 @@ fn read_block<P: ParameterAccess>(
         off += w;
     }
     Ok(n)
-}
-
-/// A decoded request.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Request {
-    Status,
-    Ident {
-        addr: u16,
-    },
-    Read {
-        addr: u16,
-        len: u8,
-    },
-    Write {
-        addr: u16,
-        data: [u8; 4],
-        len: u8,
-    },
-    Password {
-        addr: u16,
-        password: heapless::Vec<u8, 32>,
-    },
-    Control {
-        code: u16,
-    },
-    Legacy(LegacyRequest),
-}
-
-impl Request {
-    /// `None` for responses and unknown functions (ignored: they may be our own echo on a
-    /// half-duplex bus).
-    fn from_packet(p: &Packet<&[u8]>) -> Option<Request> {
-        let addr = p.address();
-        Some(match p.function() {
-            Function::ReadStatus => Request::Status,
-            Function::ReadIdent => Request::Ident { addr },
-            Function::ReadRegisters => Request::Read {
-                addr,
-                len: p.len_field(),
-            },
-            Function::WriteRegister => {
-                let pl = p.payload();
-                let mut data = [0u8; 4];
-                let n = pl.len().min(4);
-                data[..n].copy_from_slice(&pl[..n]);
-                // A payload over 4 bytes can never match a register width.
-                let len = if pl.len() > 4 { 0 } else { pl.len() as u8 };
-                Request::Write { addr, data, len }
-            }
-            Function::Authenticate => Request::Password {
-                addr,
-                // Longer than any accepted password: compare a truncation that cannot match.
-                password: heapless::Vec::from_slice(&p.payload()[..p.payload().len().min(32)])
-                    .unwrap_or_default(),
-            },
-            Function::Control => Request::Control { code: addr },
-            _ => return None,
-        })
-    }
 }
 
 // Every response fits a `MAX_FRAME_LEN` buffer.
