@@ -16,7 +16,8 @@
 # the new layout's sign through and negates the legacy layout's; the comparison undoes that.
 #
 # Environment: PEERS_DIR (default ../shared/peers next to the repository), PEERS_VENV (default
-# /tmp/venv-peers-serial; created with Python >= 3.12 and `pip install aiobmsble` if missing).
+# /tmp/venv-peers-serial; created with Python >= 3.12 and `pip install aiobmsble==0.31.0`
+# if missing; the golden values in bms-core/tests/serial_golden.rs come from that version).
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")/.." && pwd)"
@@ -44,7 +45,7 @@ find_python() {
 if ! "$PEERS_VENV/bin/python" -c 'import aiobmsble' 2>/dev/null; then
     py="$(find_python)" || { echo "peers-serial: Python >= 3.12 needed" >&2; exit 2; }
     "$py" -m venv "$PEERS_VENV"
-    "$PEERS_VENV/bin/pip" install --quiet aiobmsble >&2
+    "$PEERS_VENV/bin/pip" install --quiet "aiobmsble==0.31.0" >&2
 fi
 
 if [[ "${1:-}" == "--self-test" ]]; then
