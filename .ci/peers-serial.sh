@@ -5,7 +5,8 @@
 #                                             `bms-sim run --serial-log FILE` writes); prints one
 #                                             JSON object per line: {"time_ms": .., "decoded": {..}}
 #   .ci/peers-serial.sh FILE --trace TRACE    also compares with TRACE (trace.csv columns
-#                                             time_ms, current_ma, soc_permille, cellN_mv): cells
+#                                             time_ms, current_ma, soc_permille, cellN_mv; the row
+#                                             at the frame's time_ms or the last before it): cells
 #                                             exact, current within 0.1 A, SOC within 1 %; exit 1
 #                                             on any mismatch or rejected frame
 #   .ci/peers-serial.sh --self-test           encodes synthetic frames (8S/16S/20S, charge,
@@ -63,7 +64,7 @@ if [[ "${2:-}" == "--trace" ]]; then
 fi
 
 exec "$PEERS_VENV/bin/python" - "$PEERS_DIR" "$file" "$trace" <<'PY'
-import asyncio, csv, json, sys
+import asyncio, bisect, csv, json, sys
 
 peers, log_path, trace_path = sys.argv[1], sys.argv[2], sys.argv[3]
 sys.path.insert(0, peers)
@@ -85,6 +86,7 @@ if trace_path:
         for row in csv.DictReader(f):
             expected[int(row["time_ms"])] = row
 
+times = sorted(expected)
 failures = 0
 frames = 0
 with open(log_path) as f:
@@ -103,7 +105,11 @@ with open(log_path) as f:
             if d is None:
                 failures += 1
             continue
+        # The trace row of the same time, else the last one before it.
         row = expected.get(t)
+        if row is None and times:
+            k = bisect.bisect_right(times, t) - 1
+            row = expected[times[k]] if k >= 0 else None
         problems = []
         if d is None:
             problems.append("frame rejected by aiobmsble")
