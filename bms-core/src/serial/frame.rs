@@ -162,6 +162,10 @@ pub struct Packet<T: AsRef<[u8]>> {
 
 impl<T: AsRef<[u8]>> Packet<T> {
     /// Wraps a buffer without any check.
+    ///
+    /// # Panics
+    /// The accessors may panic on a buffer shorter than 10 bytes; use
+    /// [`Packet::new_checked`] for bytes from the wire.
     pub const fn new_unchecked(buffer: T) -> Packet<T> {
         Packet { buffer }
     }
