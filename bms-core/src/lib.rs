@@ -30,6 +30,7 @@ pub mod j1939;
 pub mod measure;
 pub mod ports;
 pub mod protect;
+pub mod serial;
 pub mod soc;
 pub mod telemetry;
 pub mod time;
