@@ -1,2 +1,14 @@
-//! STM32 board adapter for `bms-core`.
+//! # bms-hal-stm32
+//!
+//! The real board behind `bms-core`:
+//! - [`bq76952`]: a driver for the TI BQ76952 battery monitor over `embedded_hal::i2c::I2c`,
+//!   hardware independent and host-testable, with a [`bms_core::ports::CellMonitor`] adapter
+//!   ([`bq76952::Bq76952Monitor`]) and a two-device stack for 17..=20 cells
+//!   ([`bq76952::Stacked`]);
+//!
+//! ## Minimum supported Rust version
+//! Rust 1.85 (edition 2021), as the workspace.
 #![cfg_attr(not(test), no_std)]
+#![deny(missing_docs)]
+
+pub mod bq76952;
