@@ -1,4 +1,5 @@
 //! CONFIG_UPDATE mode changes, data memory writes and the hardware protection settings.
+#![allow(clippy::unwrap_used)]
 mod common;
 
 use bms_core::units::{MilliAmps, MilliVolts};

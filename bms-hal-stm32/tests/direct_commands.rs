@@ -1,4 +1,5 @@
 //! Direct commands: voltages, current, temperatures, status registers; CRC and bus errors.
+#![allow(clippy::unwrap_used)]
 mod common;
 
 use bms_hal_stm32::bq76952::{

@@ -1,4 +1,5 @@
 //! The `CellMonitor` adapter: channel map, temperatures, open wire, balancing; stacking.
+#![allow(clippy::unwrap_used)]
 mod common;
 
 use bms_core::ports::CellMonitor;

@@ -1,4 +1,5 @@
 //! Subcommands: transfer protocol, balancing, FETs, power modes; timeout and checksum errors.
+#![allow(clippy::unwrap_used)]
 mod common;
 
 use bms_hal_stm32::bq76952::{Bq76952, Config, Error, FetControl};
