@@ -5,6 +5,7 @@
 //!   hardware independent and host-testable, with a [`bms_core::ports::CellMonitor`] adapter
 //!   ([`bq76952::Bq76952Monitor`]) and a two-device stack for 17..=20 cells
 //!   ([`bq76952::Stacked`]);
+//! - [`ntc`]: integer NTC conversion (10 kΩ, B 3435 K) with open/short detection;
 //!
 //! ## Minimum supported Rust version
 //! Rust 1.85 (edition 2021), as the workspace.
@@ -12,3 +13,4 @@
 #![deny(missing_docs)]
 
 pub mod bq76952;
+pub mod ntc;
