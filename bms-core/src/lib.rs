@@ -19,6 +19,9 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod bms;
+pub mod config;
+pub mod controller;
 pub mod measure;
 pub mod ports;
 pub mod protect;
@@ -26,6 +29,8 @@ pub mod telemetry;
 pub mod time;
 pub mod units;
 
+pub use bms::{Bms, Event, Outputs, TimedEvent};
+pub use controller::Controller;
 pub use measure::{Measurements, MAX_CELLS};
 pub use ports::FetState;
 pub use protect::{Fault, FaultSet};

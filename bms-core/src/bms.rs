@@ -1,0 +1,312 @@
+//! [`Bms`]: one control step = protection + SOC + balancing + outputs.
+//!
+//! `Bms` owns the configuration and every state machine. The caller hands it a
+//! [`Measurements`] snapshot every control period (e.g. 100 ms) and applies the returned
+//! [`Outputs`]; everything it decided in between (fault trips, MOSFET changes,
+//! calibrations) is queued as [`Event`]s for the log and the protocols, drained with
+//! [`Bms::poll_event`].
+//!
+//! # Examples
+//! ```
+//! use bms_core::{Bms, Measurements, Instant, MilliVolts, Fault};
+//! use bms_core::config::{Chemistry, PackConfig};
+//!
+//! let cfg = PackConfig::preset("ANT16S-300A-C".parse()?, Chemistry::Lfp);
+//! let mut bms = Bms::new(cfg)?;
+//! let mut m = Measurements::uniform(16, MilliVolts::from_mv(3_300), Instant::ZERO);
+//! let out = bms.step(&m);
+//! assert!(out.fets.charge && out.fets.discharge);
+//!
+//! // Cell 5 above the LFP over-voltage trip (3650 mV) for the trip delay (1 s):
+//! m.cells[4] = MilliVolts::from_mv(3_700);
+//! for t in (100..=1_100).step_by(100) {
+//!     m.timestamp = Instant::from_millis(t);
+//!     bms.step(&m);
+//! }
+//! assert!(bms.telemetry().faults.contains(Fault::CellOv));
+//! assert!(!bms.telemetry().charge_fet && bms.telemetry().discharge_fet);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use heapless::Deque;
+
+use crate::config::{ConfigError, PackConfig};
+use crate::measure::Measurements;
+use crate::ports::FetState;
+use crate::protect::{limits, Decision, Fault, Protection, SensorCauses, Summary, Transition};
+use crate::telemetry::{PowerMode, Telemetry};
+use crate::time::Instant;
+
+/// Capacity of the event queue; older events are dropped (and counted) when it is full.
+pub const EVENT_QUEUE: usize = 32;
+
+/// Something the BMS decided, for the event log and the protocols.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Event {
+    /// A fault tripped.
+    FaultTripped(Fault),
+    /// A fault released.
+    FaultReleased(Fault),
+    /// A warning became active.
+    Warning(Fault),
+    /// A warning cleared.
+    WarningCleared(Fault),
+    /// Readings were judged implausible (the causes of a `sensor_fault`).
+    SensorCauses(SensorCauses),
+    /// The switch states changed.
+    FetsChanged(FetState),
+    /// The power mode changed.
+    ModeChanged(PowerMode),
+    /// Faults were reset by a command.
+    FaultsReset,
+    /// The configuration was replaced.
+    ConfigChanged,
+}
+
+/// An [`Event`] and when it happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct TimedEvent {
+    /// When.
+    pub at: Instant,
+    /// What.
+    pub event: Event,
+}
+
+/// What the board must apply after a step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Outputs {
+    /// Charge, discharge and pre-charge switches.
+    pub fets: FetState,
+    /// Balancing switches, bit 0 = cell 1.
+    pub balance_mask: u32,
+    /// DO1..DO3.
+    pub digital: [bool; 3],
+    /// Power mode (the board slows its loop in sleep and powers down in deep sleep).
+    pub mode: PowerMode,
+}
+
+/// User switches (from the serial or CAN protocol): each can only take permission away.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Switches {
+    /// Charging enabled by the user.
+    pub charge: bool,
+    /// Discharging enabled by the user.
+    pub discharge: bool,
+    /// Balancing enabled by the user.
+    pub balance: bool,
+}
+
+impl Default for Switches {
+    fn default() -> Self {
+        Switches {
+            charge: true,
+            discharge: true,
+            balance: true,
+        }
+    }
+}
+
+/// The battery management system: configuration plus every state machine.
+#[derive(Clone, Debug)]
+pub struct Bms {
+    cfg: PackConfig,
+    protection: Protection,
+    switches: Switches,
+    telemetry: Telemetry,
+    outputs: Outputs,
+    events: Deque<TimedEvent, EVENT_QUEUE>,
+    dropped_events: u32,
+    last_causes: SensorCauses,
+}
+
+impl Bms {
+    /// A BMS for a validated configuration; MOSFETs start open.
+    ///
+    /// # Errors
+    /// The [`ConfigError`] of [`PackConfig::validate`].
+    pub fn new(cfg: PackConfig) -> Result<Self, ConfigError> {
+        cfg.validate()?;
+        let mut telemetry = Telemetry::empty(cfg.cells);
+        telemetry.nominal_capacity = cfg.capacity_mah;
+        telemetry.full_capacity = cfg.capacity_mah;
+        Ok(Bms {
+            cfg,
+            protection: Protection::new(),
+            switches: Switches::default(),
+            telemetry,
+            outputs: Outputs::default(),
+            events: Deque::new(),
+            dropped_events: 0,
+            last_causes: SensorCauses::NONE,
+        })
+    }
+
+    /// The configuration in force.
+    pub const fn config(&self) -> &PackConfig {
+        &self.cfg
+    }
+
+    /// Replaces the configuration atomically if it validates (the state machines keep
+    /// their state); logs [`Event::ConfigChanged`].
+    ///
+    /// # Errors
+    /// The [`ConfigError`]; the old configuration stays in force.
+    pub fn set_config(&mut self, now: Instant, cfg: PackConfig) -> Result<(), ConfigError> {
+        cfg.validate()?;
+        if cfg.cells != self.cfg.cells {
+            self.telemetry = Telemetry::empty(cfg.cells);
+        }
+        self.cfg = cfg;
+        self.push(now, Event::ConfigChanged);
+        Ok(())
+    }
+
+    /// The report of the last step.
+    pub const fn telemetry(&self) -> &Telemetry {
+        &self.telemetry
+    }
+
+    /// The outputs of the last step.
+    pub const fn outputs(&self) -> &Outputs {
+        &self.outputs
+    }
+
+    /// The protection state (faults, latches, pre-charge).
+    pub const fn protection(&self) -> &Protection {
+        &self.protection
+    }
+
+    /// The user switches.
+    pub const fn switches(&self) -> Switches {
+        self.switches
+    }
+
+    /// Sets the user switches; they apply from the next step and can only open MOSFETs
+    /// or stop balancing, never override a fault.
+    pub fn set_switches(&mut self, switches: Switches) {
+        self.switches = switches;
+    }
+
+    /// Events dropped because the queue was full.
+    pub const fn dropped_events(&self) -> u32 {
+        self.dropped_events
+    }
+
+    /// The next queued event, oldest first. Poll after every step until `None`.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<TimedEvent> {
+        self.events.pop_front()
+    }
+
+    fn push(&mut self, at: Instant, event: Event) {
+        if self.events.is_full() {
+            self.events.pop_front();
+            self.dropped_events = self.dropped_events.saturating_add(1);
+        }
+        // Cannot fail: a slot was freed above.
+        let _ = self.events.push_back(TimedEvent { at, event });
+    }
+
+    /// Explicit fault reset (see [`Protection::reset`]).
+    pub fn reset_faults(&mut self, now: Instant) {
+        let mut tr: heapless::Vec<Transition, { Fault::COUNT }> = heapless::Vec::new();
+        self.protection.reset(now, &self.cfg, &mut |t| {
+            let _ = tr.push(t);
+        });
+        self.push(now, Event::FaultsReset);
+        for t in tr {
+            self.push(now, transition_event(t));
+        }
+    }
+
+    /// One control step over a snapshot; time is `m.timestamp`.
+    pub fn step(&mut self, m: &Measurements) -> Outputs {
+        let now = m.timestamp;
+        let summary = Summary::of(m, &self.cfg.plausibility);
+        let mut tr: heapless::Vec<Transition, { 2 * Fault::COUNT }> = heapless::Vec::new();
+        let d = self.protection.step(&self.cfg, m, &summary, &mut |t| {
+            // At most one fault and one warning transition per fault and step.
+            let _ = tr.push(t);
+        });
+        for t in tr {
+            self.push(now, transition_event(t));
+        }
+        if d.sensor_causes != self.last_causes {
+            self.last_causes = d.sensor_causes;
+            if !d.sensor_causes.is_empty() {
+                self.push(now, Event::SensorCauses(d.sensor_causes));
+            }
+        }
+        let fets = self.apply_switches(&d);
+        let out = Outputs {
+            fets,
+            balance_mask: 0,
+            digital: d.digital,
+            mode: d.mode,
+        };
+        if out.fets != self.outputs.fets {
+            self.push(now, Event::FetsChanged(out.fets));
+        }
+        if out.mode != self.outputs.mode {
+            self.push(now, Event::ModeChanged(out.mode));
+        }
+        self.outputs = out;
+        self.update_telemetry(m, &summary, &d);
+        out
+    }
+
+    fn apply_switches(&self, d: &Decision) -> FetState {
+        let mut f = d.fets;
+        // A user switch only ever opens a direction.
+        if !self.switches.charge {
+            f.charge = false;
+        }
+        if !self.switches.discharge {
+            f.discharge = false;
+            f.precharge = false;
+        }
+        f
+    }
+
+    fn update_telemetry(&mut self, m: &Measurements, s: &Summary, d: &Decision) {
+        let t = &mut self.telemetry;
+        t.now = m.timestamp;
+        if m.afe_ok {
+            t.cell_count = m.cell_count.min(crate::MAX_CELLS as u8);
+            t.cells = m.cells;
+        }
+        t.pack_voltage = s.pack.unwrap_or_default();
+        t.load_voltage = m.load.unwrap_or_default();
+        t.current = s.current;
+        t.cell_temps = m.cell_temps;
+        t.mos_temp = m.mos_temp;
+        t.balance_temp = m.balance_temp;
+        t.charge_fet = self.outputs.fets.charge;
+        t.discharge_fet = self.outputs.fets.discharge;
+        t.precharge_fet = self.outputs.fets.precharge;
+        t.balance_mask = self.outputs.balance_mask;
+        t.faults = self.protection.faults();
+        t.warnings = self.protection.warnings();
+        t.mode = d.mode;
+        t.limits = limits::limits(
+            &self.cfg,
+            s,
+            t.soc,
+            d.charge_allowed && self.switches.charge,
+            d.discharge_allowed && self.switches.discharge,
+        );
+    }
+}
+
+fn transition_event(t: Transition) -> Event {
+    match t {
+        Transition::Tripped(f) => Event::FaultTripped(f),
+        Transition::Released(f) => Event::FaultReleased(f),
+        Transition::Warned(f) => Event::Warning(f),
+        Transition::WarningCleared(f) => Event::WarningCleared(f),
+    }
+}

@@ -1,0 +1,204 @@
+//! Per-fault debounce, hysteresis, latching and retry budgets.
+//!
+//! The timers live in tables indexed by [`Fault`] (quinn-proto's `TimerTable` shape):
+//! `pending[f]` is when the value crossed to the other side of its threshold, and the
+//! transition happens once it has stayed there for the rule's delay.
+
+use super::rules::{Direction, Latch, ProtectionRule, ProtectionTable};
+use super::{Fault, FaultSet};
+use crate::time::{Duration, Instant};
+
+/// Window in which repeated trips of a fault count against its retry budget.
+pub const RETRY_WINDOW: Duration = Duration::from_secs(60);
+
+/// Conditions a latched fault may wait for before releasing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct ReleaseConditions {
+    /// The load has been removed (discharge path open and load-detect high).
+    pub load_removed: bool,
+    /// No charger is connected.
+    pub charger_removed: bool,
+}
+
+/// A change of fault or warning state in one step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Transition {
+    /// The fault tripped.
+    Tripped(Fault),
+    /// The fault released.
+    Released(Fault),
+    /// The warning became active.
+    Warned(Fault),
+    /// The warning cleared.
+    WarningCleared(Fault),
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Tier {
+    active: bool,
+    pending: Option<Instant>,
+}
+
+impl Tier {
+    /// Debounces a condition: returns `true` when the state flips.
+    fn debounce(&mut self, now: Instant, towards: bool, delay: Duration) -> bool {
+        if !towards {
+            self.pending = None;
+            return false;
+        }
+        let since = *self.pending.get_or_insert(now);
+        if now.duration_since(since) >= delay {
+            self.pending = None;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// The state of every fault detector.
+#[derive(Clone, Debug, Default)]
+pub struct Detectors {
+    faults: [Tier; Fault::COUNT],
+    warnings: [Tier; Fault::COUNT],
+    latched: FaultSet,
+    retries: [u8; Fault::COUNT],
+    last_release: [Option<Instant>; Fault::COUNT],
+    active: FaultSet,
+    warned: FaultSet,
+}
+
+fn beyond(dir: Direction, value: i32, threshold: i32) -> bool {
+    match dir {
+        Direction::Above => value >= threshold,
+        Direction::Below => value <= threshold,
+    }
+}
+
+fn within(dir: Direction, value: i32, threshold: i32) -> bool {
+    match dir {
+        Direction::Above => value <= threshold,
+        Direction::Below => value >= threshold,
+    }
+}
+
+impl Detectors {
+    /// Active faults.
+    pub const fn active(&self) -> FaultSet {
+        self.active
+    }
+
+    /// Active warnings.
+    pub const fn warnings(&self) -> FaultSet {
+        self.warned
+    }
+
+    /// Faults that will not release without a reset.
+    pub const fn latched(&self) -> FaultSet {
+        self.latched
+    }
+
+    /// Feeds one value of `fault` (`None`: not measurable now, state held).
+    ///
+    /// Returns the transition, if any.
+    pub fn update(
+        &mut self,
+        now: Instant,
+        fault: Fault,
+        rule: &ProtectionRule,
+        value: Option<i32>,
+        cond: ReleaseConditions,
+        out: &mut impl FnMut(Transition),
+    ) {
+        let i = fault.index();
+        let Some(v) = value.filter(|_| rule.enabled) else {
+            // Unmeasurable: hold the state, restart debouncing when it comes back.
+            self.faults[i].pending = None;
+            self.warnings[i].pending = None;
+            return;
+        };
+        let dir = fault.direction();
+        let f = &mut self.faults[i];
+        if !f.active {
+            if f.debounce(now, beyond(dir, v, rule.trip), rule.delay) {
+                f.active = true;
+                self.active.insert(fault);
+                let recent =
+                    self.last_release[i].is_some_and(|t| now.duration_since(t) < RETRY_WINDOW);
+                self.retries[i] = if recent {
+                    self.retries[i].saturating_add(1)
+                } else {
+                    1
+                };
+                if rule.latch == Latch::Reset
+                    || (rule.retries > 0 && self.retries[i] > rule.retries)
+                {
+                    self.latched.insert(fault);
+                }
+                out(Transition::Tripped(fault));
+            }
+        } else {
+            let allowed = !self.latched.contains(fault)
+                && match rule.latch {
+                    Latch::Auto => true,
+                    Latch::LoadRemoved => cond.load_removed,
+                    Latch::ChargerRemoved => cond.charger_removed,
+                    Latch::Reset => false,
+                };
+            if f.debounce(
+                now,
+                allowed && within(dir, v, rule.release),
+                rule.release_delay,
+            ) {
+                f.active = false;
+                self.active.remove(fault);
+                self.last_release[i] = Some(now);
+                out(Transition::Released(fault));
+            }
+        }
+        if let Some(w) = rule.warn {
+            // Warnings use the rule's hysteresis distance and delays.
+            let clear = match dir {
+                Direction::Above => w - (rule.trip - rule.release),
+                Direction::Below => w + (rule.release - rule.trip),
+            };
+            let t = &mut self.warnings[i];
+            if !t.active {
+                if t.debounce(now, beyond(dir, v, w), rule.delay) {
+                    t.active = true;
+                    self.warned.insert(fault);
+                    out(Transition::Warned(fault));
+                }
+            } else if t.debounce(now, within(dir, v, clear), rule.release_delay) {
+                t.active = false;
+                self.warned.remove(fault);
+                out(Transition::WarningCleared(fault));
+            }
+        }
+    }
+
+    /// Explicit reset: clears latches and retry budgets, and releases at once every active
+    /// fault whose value is on its release side now (`values[f]`). Faults still beyond
+    /// their release threshold stay active.
+    pub fn reset(
+        &mut self,
+        now: Instant,
+        table: &ProtectionTable,
+        values: &[Option<i32>; Fault::COUNT],
+        out: &mut impl FnMut(Transition),
+    ) {
+        self.latched = FaultSet::EMPTY;
+        self.retries = [0; Fault::COUNT];
+        for fault in self.active.iter() {
+            let rule = table.get(fault);
+            let i = fault.index();
+            if values[i].is_some_and(|v| within(fault.direction(), v, rule.release)) {
+                self.faults[i] = Tier::default();
+                self.active.remove(fault);
+                self.last_release[i] = Some(now);
+                out(Transition::Released(fault));
+            }
+        }
+    }
+}

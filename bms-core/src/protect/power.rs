@@ -1,0 +1,162 @@
+//! Power modes: active, sleep after idling, deep sleep after a long under-voltage.
+
+use crate::config::PowerConfig;
+use crate::telemetry::PowerMode;
+use crate::time::Instant;
+use crate::units::MilliAmps;
+
+/// Inputs of the power-mode decision.
+#[derive(Clone, Copy, Debug)]
+pub struct PowerInput {
+    /// Now.
+    pub now: Instant,
+    /// Pack current.
+    pub current: MilliAmps,
+    /// A charger is connected.
+    pub charger: bool,
+    /// The ACC wake input is active.
+    pub acc: bool,
+    /// `cell_uv` is active.
+    pub undervoltage: bool,
+}
+
+/// The power-mode state machine.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PowerModes {
+    mode: PowerMode,
+    idle_since: Option<Instant>,
+    uv_since: Option<Instant>,
+}
+
+impl PowerModes {
+    /// The current mode.
+    pub const fn mode(&self) -> PowerMode {
+        self.mode
+    }
+
+    /// Advances the state machine; returns the mode.
+    ///
+    /// - active -> sleep: `|I| < idle_current`, no charger and no ACC for `sleep_after`;
+    /// - sleep -> active: `|I| >= wake_current`, a charger, or ACC;
+    /// - any -> deep sleep: `cell_uv` active without a charger for `deep_sleep_after`;
+    /// - deep sleep -> active: ACC only (manual wake).
+    pub fn update(&mut self, cfg: &PowerConfig, i: PowerInput) -> PowerMode {
+        let idle =
+            i.current.unsigned_abs() < cfg.idle_current.unsigned_abs() && !i.charger && !i.acc;
+        self.idle_since = if idle {
+            Some(self.idle_since.unwrap_or(i.now))
+        } else {
+            None
+        };
+        let uv = i.undervoltage && !i.charger;
+        self.uv_since = if uv {
+            Some(self.uv_since.unwrap_or(i.now))
+        } else {
+            None
+        };
+        let elapsed = |since: Option<Instant>| since.map(|s| i.now.duration_since(s));
+        let long_uv = elapsed(self.uv_since).is_some_and(|d| d >= cfg.deep_sleep_after);
+        self.mode = match self.mode {
+            PowerMode::DeepSleep if i.acc => {
+                self.uv_since = None;
+                self.idle_since = None;
+                PowerMode::Active
+            }
+            PowerMode::DeepSleep => PowerMode::DeepSleep,
+            _ if long_uv => PowerMode::DeepSleep,
+            PowerMode::Active if elapsed(self.idle_since).is_some_and(|d| d >= cfg.sleep_after) => {
+                PowerMode::Sleep
+            }
+            PowerMode::Sleep
+                if i.current.unsigned_abs() >= cfg.wake_current.unsigned_abs()
+                    || i.charger
+                    || i.acc =>
+            {
+                PowerMode::Active
+            }
+            m => m,
+        };
+        self.mode
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+    use crate::time::Duration;
+
+    const CFG: PowerConfig = PowerConfig {
+        idle_current: MilliAmps::from_ma(500),
+        sleep_after: Duration::from_secs(10),
+        wake_current: MilliAmps::from_ma(1_000),
+        deep_sleep_after: Duration::from_secs(100),
+    };
+
+    fn input(t: u64, ma: i32) -> PowerInput {
+        PowerInput {
+            now: Instant::from_millis(t * 1000),
+            current: MilliAmps::from_ma(ma),
+            charger: false,
+            acc: false,
+            undervoltage: false,
+        }
+    }
+
+    #[test]
+    fn sleeps_after_idle_and_wakes_on_current() {
+        let mut p = PowerModes::default();
+        assert_eq!(p.update(&CFG, input(0, 100)), PowerMode::Active);
+        assert_eq!(p.update(&CFG, input(9, -100)), PowerMode::Active);
+        assert_eq!(p.update(&CFG, input(10, 0)), PowerMode::Sleep);
+        assert_eq!(p.update(&CFG, input(11, 900)), PowerMode::Sleep);
+        assert_eq!(p.update(&CFG, input(12, -1_000)), PowerMode::Active);
+    }
+
+    #[test]
+    fn acc_keeps_awake_and_wakes() {
+        let mut p = PowerModes::default();
+        let acc = |t| PowerInput {
+            acc: true,
+            ..input(t, 0)
+        };
+        assert_eq!(p.update(&CFG, acc(0)), PowerMode::Active);
+        assert_eq!(p.update(&CFG, acc(20)), PowerMode::Active);
+        assert_eq!(p.update(&CFG, input(21, 0)), PowerMode::Active);
+        assert_eq!(p.update(&CFG, input(31, 0)), PowerMode::Sleep);
+        assert_eq!(p.update(&CFG, acc(32)), PowerMode::Active);
+    }
+
+    #[test]
+    fn deep_sleep_after_long_uv_and_only_acc_wakes() {
+        let mut p = PowerModes::default();
+        let uv = |t, charger| PowerInput {
+            undervoltage: true,
+            charger,
+            ..input(t, 0)
+        };
+        p.update(&CFG, uv(0, false));
+        assert_eq!(p.update(&CFG, uv(99, false)), PowerMode::Sleep);
+        assert_eq!(p.update(&CFG, uv(100, false)), PowerMode::DeepSleep);
+        assert_eq!(p.update(&CFG, uv(101, true)), PowerMode::DeepSleep);
+        assert_eq!(p.update(&CFG, input(102, 5_000)), PowerMode::DeepSleep);
+        let wake = PowerInput {
+            acc: true,
+            ..uv(103, false)
+        };
+        assert_eq!(p.update(&CFG, wake), PowerMode::Active);
+    }
+
+    #[test]
+    fn charger_postpones_deep_sleep() {
+        let mut p = PowerModes::default();
+        let uv = |t, charger| PowerInput {
+            undervoltage: true,
+            charger,
+            ..input(t, -2_000)
+        };
+        p.update(&CFG, uv(0, false));
+        p.update(&CFG, uv(50, true));
+        assert_eq!(p.update(&CFG, uv(120, false)), PowerMode::Active);
+        assert_eq!(p.update(&CFG, uv(220, false)), PowerMode::DeepSleep);
+    }
+}
