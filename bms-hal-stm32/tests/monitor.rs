@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used)]
 mod common;
 
-use bms_core::ports::CellMonitor;
+use bms_core::ports::{CellMonitor, CurrentSensor, PackVoltage};
 use bms_core::units::{DeciCelsius, MilliVolts};
 use bms_hal_stm32::bq76952::{
     Bq76952Monitor, ChannelMap, Error, MonitorConfig, StackError, Stacked, TempSensor,
@@ -193,4 +193,18 @@ fn stacked_upper_failure_is_reported() {
     let mut s = Stacked::new(fake(3_000, 250, 0), 9, upper, 8);
     let mut out = [MilliVolts::ZERO; 17];
     assert_eq!(s.read_cells(&mut out), Err(StackError::Upper("down")));
+}
+
+#[test]
+fn current_and_pack_ports() {
+    let mut mon = monitor(&[
+        read16(CC2, (-20_000i16) as u16),
+        read16(STACK, 2_640),
+        read16(LD, 2_600),
+    ]);
+    // -20 A on the wire (discharge) is +20 A in the core.
+    assert_eq!(mon.read_current().unwrap().as_ma(), 20_000);
+    assert_eq!(mon.pack_voltage().unwrap().as_mv(), 26_400);
+    assert_eq!(mon.load_voltage().unwrap().as_mv(), 26_000);
+    destroy(mon.release());
 }

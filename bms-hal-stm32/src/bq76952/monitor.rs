@@ -2,8 +2,8 @@
 //! stack of two monitors for 17..=20 series cells.
 
 use bms_core::measure::NTC_COUNT;
-use bms_core::ports::CellMonitor;
-use bms_core::units::{DeciCelsius, MilliVolts};
+use bms_core::ports::{CellMonitor, CurrentSensor, PackVoltage};
+use bms_core::units::{DeciCelsius, MilliAmps, MilliVolts};
 use embedded_hal::i2c::I2c;
 
 use super::types::{mode, Error, TempSensor};
@@ -242,6 +242,29 @@ impl<I2C: I2c> CellMonitor for Bq76952Monitor<I2C> {
         }
         let inputs = self.config.map.cells_to_inputs(mask);
         self.dev.set_balancing(inputs)
+    }
+}
+
+/// The CC2 current of the device (positive = discharge), for boards that use the BQ76952's
+/// coulomb counter as the pack current sensor.
+impl<I2C: I2c> CurrentSensor for Bq76952Monitor<I2C> {
+    type Error = Error<I2C::Error>;
+
+    fn read_current(&mut self) -> Result<MilliAmps, Self::Error> {
+        self.dev.current()
+    }
+}
+
+/// Battery side = top-of-stack voltage (0x34); load side = LD pin voltage (0x38).
+impl<I2C: I2c> PackVoltage for Bq76952Monitor<I2C> {
+    type Error = Error<I2C::Error>;
+
+    fn pack_voltage(&mut self) -> Result<MilliVolts, Self::Error> {
+        self.dev.stack_voltage()
+    }
+
+    fn load_voltage(&mut self) -> Result<MilliVolts, Self::Error> {
+        self.dev.ld_voltage()
     }
 }
 
