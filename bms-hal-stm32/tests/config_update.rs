@@ -154,3 +154,22 @@ fn scd_step_from_current() {
     );
     assert_eq!(ScdThreshold::Mv450.millivolts().as_mv(), 450);
 }
+
+#[test]
+fn scd_step_at_or_above_current() {
+    let shunt = ShuntResistance::from_micro_ohms(250);
+    // 300 A -> 75 mV -> 80 mV step; 400 A -> 100 mV exactly.
+    assert_eq!(
+        ScdThreshold::at_or_above(MilliAmps::from_amps(300), shunt),
+        Some(ScdThreshold::Mv80)
+    );
+    assert_eq!(
+        ScdThreshold::at_or_above(MilliAmps::from_amps(400), shunt),
+        Some(ScdThreshold::Mv100)
+    );
+    // 2100 A -> 525 mV: beyond the largest step.
+    assert_eq!(
+        ScdThreshold::at_or_above(MilliAmps::from_amps(2_100), shunt),
+        None
+    );
+}

@@ -402,6 +402,27 @@ impl ScdThreshold {
         }
         best
     }
+
+    /// The smallest step that trips at or above `current` through `shunt`, so a pulse up to
+    /// `current` never trips the hardware; `None` when even the 500 mV step is below it.
+    ///
+    /// # Examples
+    /// ```
+    /// use bms_core::units::MilliAmps;
+    /// use bms_hal_stm32::bq76952::{ScdThreshold, ShuntResistance};
+    /// // 300 A through 250 µΩ is 75 mV: the 80 mV step.
+    /// let shunt = ShuntResistance::from_micro_ohms(250);
+    /// let t = ScdThreshold::at_or_above(MilliAmps::from_amps(300), shunt);
+    /// assert_eq!(t, Some(ScdThreshold::Mv80));
+    /// ```
+    pub fn at_or_above(current: MilliAmps, shunt: ShuntResistance) -> Option<Self> {
+        let uv = shunt.microvolts_at(current);
+        Self::ALL
+            .iter()
+            .zip(Self::MILLIVOLTS.iter())
+            .find(|(_, mv)| u64::from(**mv) * 1_000 >= uv)
+            .map(|(t, _)| *t)
+    }
 }
 
 /// The chip's own hardware protections, as plain typed values (programmed by
