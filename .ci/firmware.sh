@@ -18,10 +18,10 @@ if ! command -v qemu-system-arm >/dev/null; then
 fi
 
 echo "== stm32-firmware: cargo build --release (thumbv7em-none-eabihf)"
-(cd examples/stm32-firmware && cargo build --release --locked)
+(cd examples/stm32-firmware && cargo build --release)
 
 echo "== qemu: cargo build --release (thumbv7m-none-eabi)"
-(cd examples/qemu && cargo build --release --locked)
+(cd examples/qemu && cargo build --release)
 
 echo "== qemu: scenario on lm3s6965evb"
 set +e
