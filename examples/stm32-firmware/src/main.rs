@@ -28,6 +28,12 @@
 //! Cell voltages, the two cell NTCs (TS1, TS3), pack current (CC2 across the shunt on
 //! SRP/SRN), battery-side (stack) and load-side (LD) voltages all come from the BQ76952.
 //!
+//! Each MOSFET gate driver is enabled only when both the MCU pin above and the BQ76952's
+//! CHG/DSG output allow it (AND-ed on the board): the AFE opens the MOSFETs on its own
+//! hardware trips within microseconds, and the core opens them on its decisions. The AFE's
+//! FET outputs stay off until its configuration succeeds (`configure_afe`), so an AFE that
+//! cannot be configured keeps the pack switched off.
+//!
 //! # Flash (dual-bank, 2 KiB pages)
 //! - `0x0800_0000..0x0807_6000`: program (472 KiB, see `memory.x`);
 //! - `0x0807_6000..0x0807_8000`: parameter store (8 KiB);
@@ -196,9 +202,9 @@ fn hw_protection(cfg: &PackConfig) -> HwProtection {
     }
 }
 
-/// Programs the AFE (cell map, protections, open-wire check, shunt) and enables its
-/// autonomous FET control; on any failure the AFE is returned unprogrammed and the core's
-/// `afe_comm` fault keeps the MOSFETs open.
+/// Programs the AFE (cell map, protections, open-wire check, shunt) and, only when all of
+/// it was written, enables its autonomous FET control. On failure the AFE's FET outputs stay
+/// off (FET_EN clear), which keeps the AND-ed gate drivers off whatever the core decides.
 fn configure_afe(mut dev: Bq76952<AfeBus>, map: ChannelMap, cfg: &PackConfig) -> Bq76952<AfeBus> {
     let hw = hw_protection(cfg);
     let mut upd = match dev.into_config_update() {
