@@ -35,6 +35,22 @@
 //! # afe.destroy().done();
 //! # Ok::<(), bms_hal_stm32::bq76952::Error<embedded_hal::i2c::ErrorKind>>(())
 //! ```
+//!
+//! Data memory can only be written in CONFIG_UPDATE mode; this does not compile:
+//! ```compile_fail
+//! # use embedded_hal_mock::eh1::i2c::Mock;
+//! use bms_hal_stm32::bq76952::{Bq76952, Config};
+//! let mut afe = Bq76952::new(Mock::new(&[]), Config::default());
+//! afe.write_data_memory_u8(0x9261, 0xBC); // Enabled Protections A
+//! ```
+//! and balancing or FET commands are not available in CONFIG_UPDATE mode:
+//! ```compile_fail
+//! # use embedded_hal_mock::eh1::i2c::Mock;
+//! use bms_hal_stm32::bq76952::{Bq76952, Config};
+//! let afe = Bq76952::new(Mock::new(&[]), Config::default());
+//! let mut cfg = afe.into_config_update().map_err(|e| e.error).unwrap();
+//! cfg.set_balancing(0x0001);
+//! ```
 
 mod config_update;
 mod device_impl;
