@@ -76,6 +76,41 @@ fn measurements(step: u32) -> Measurements {
     m
 }
 
+extern "C" {
+    /// Lowest address the stack may grow to (end of `.bss`), from cortex-m-rt's `link.x`.
+    static _stack_end: u32;
+    /// Initial stack pointer (top of RAM), from cortex-m-rt's `link.x`.
+    static _stack_start: u32;
+}
+
+/// Word written over the free stack before the run.
+const PAINT: u32 = 0x5AA5_5AA5;
+
+/// Fills the free stack, from `_stack_end` to 256 bytes below the stack pointer, with
+/// [`PAINT`].
+fn paint_stack() {
+    let bottom = core::ptr::addr_of!(_stack_end) as usize;
+    let sp = cortex_m::register::msp::read() as usize;
+    let mut p = bottom;
+    while p + 256 < sp {
+        // SAFETY: `p` is word-aligned, within RAM, below the live stack frames.
+        unsafe { core::ptr::write_volatile(p as *mut u32, PAINT) };
+        p += 4;
+    }
+}
+
+/// Bytes of stack used so far: from the top of RAM down to the lowest overwritten word.
+fn stack_peak() -> usize {
+    let bottom = core::ptr::addr_of!(_stack_end) as usize;
+    let top = core::ptr::addr_of!(_stack_start) as usize;
+    let mut p = bottom;
+    // SAFETY: word-aligned reads within RAM.
+    while p < top && unsafe { core::ptr::read_volatile(p as *const u32) } == PAINT {
+        p += 4;
+    }
+    top - p
+}
+
 /// Steps at which things happened.
 #[derive(Default)]
 struct Record {
@@ -121,6 +156,9 @@ fn within(v: Option<u32>, lo: u32, hi: u32) -> bool {
 
 #[entry]
 fn main() -> ! {
+    if !BENCH {
+        paint_stack();
+    }
     let cfg = match Variant::new(CELLS, 300, Port::Can) {
         Ok(v) => PackConfig::preset(v, Chemistry::Lfp),
         Err(_) => fail("variant"),
@@ -145,6 +183,10 @@ fn main() -> ! {
     hprintln!("cell_ov_trip_at={:?}", rec.ov_trip);
     hprintln!("cell_ov_release_at={:?}", rec.ov_release);
     hprintln!("sc_trip_at={:?}", rec.sc_trip);
+    if !BENCH {
+        hprintln!("bms_state_bytes={}", core::mem::size_of::<Bms>());
+        hprintln!("stack_peak_bytes={}", stack_peak());
+    }
     if BENCH || STEPS < SCENARIO_STEPS {
         hprintln!("checks skipped");
         debug::exit(debug::EXIT_SUCCESS);
