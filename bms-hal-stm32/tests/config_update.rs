@@ -173,3 +173,41 @@ fn scd_step_at_or_above_current() {
         None
     );
 }
+
+#[test]
+fn backstop_from_presets_is_programmable() {
+    use bms_core::config::{Chemistry, PackConfig, Port, Variant};
+    let shunt = ShuntResistance::from_micro_ohms(250);
+    for (cells, amps) in [(8u8, 80u16), (16, 300), (20, 300)] {
+        for chem in [Chemistry::Lfp, Chemistry::Nmc, Chemistry::Lto] {
+            let cfg = PackConfig::preset(Variant::new(cells, amps, Port::Can).unwrap(), chem);
+            let hw = HwProtection::backstop(&cfg, shunt);
+            let ov = cfg.protection.get(bms_core::Fault::CellOv).trip as u32;
+            let uv = cfg.protection.get(bms_core::Fault::CellUv).trip as u32;
+            assert!(
+                hw.cov.as_mv() > ov && hw.cuv.as_mv() < uv,
+                "{cells}S {amps} A {chem:?}"
+            );
+            // Every backstop of a preset fits the device's ranges.
+            let r = hw.registers::<()>();
+            assert!(r.is_ok(), "{cells}S {amps} A {chem:?}: {r:?}");
+        }
+    }
+}
+
+#[test]
+fn backstop_16s_300a_lfp_registers() {
+    use bms_core::config::{Chemistry, PackConfig, Port, Variant};
+    let cfg = PackConfig::preset(Variant::new(16, 300, Port::Can).unwrap(), Chemistry::Lfp);
+    let hw = HwProtection::backstop(&cfg, ShuntResistance::from_micro_ohms(250));
+    let r = hw.registers::<()>().unwrap();
+    // 450 A * 250 µΩ = 112.5 mV -> 125 mV step (index 6).
+    assert_eq!(r.scd_threshold, 6);
+    // OCD1 at 300 A = 75 mV = 37 steps of 2 mV.
+    assert_eq!(r.ocd1_threshold, 37);
+    // OCC at 1.5 * 120 A = 180 A = 45 mV = 22 steps.
+    assert_eq!(r.occ_threshold, 22);
+    // COV 3750 mV -> 74 steps (rounded down); CUV 2300 mV -> 46 steps (rounded up).
+    assert_eq!(r.cov_threshold, 74);
+    assert_eq!(r.cuv_threshold, 46);
+}

@@ -15,7 +15,8 @@
 //!   [`Bq76952::enter_deep_sleep`], [`Bq76952::shutdown`]);
 //! - **data memory** (TRM chapter 13), written only in CONFIG_UPDATE mode: the type system
 //!   allows [`Bq76952::write_data_memory_u8`] and [`Bq76952::set_hw_protection`] only on a
-//!   `Bq76952<I2C, mode::ConfigUpdate>`, obtained with [`Bq76952::into_config_update`].
+//!   `Bq76952<I2C, mode::ConfigUpdate>`, obtained with [`Bq76952::into_config_update`];
+//!   [`HwProtection::backstop`] derives the chip's own protections from a `PackConfig`.
 //!
 //! I2C CRC (CRC-8, polynomial 0x07) is used when [`Config::crc`] is set. Every failure is an
 //! [`Error`], never a panic; a subcommand that does not complete within
@@ -52,6 +53,7 @@
 //! cfg.set_balancing(0x0001);
 //! ```
 
+mod backstop;
 mod config_update;
 mod device_impl;
 mod interface;

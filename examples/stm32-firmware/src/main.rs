@@ -53,10 +53,10 @@ use core::cell::RefCell;
 
 use bms_core::config::{Chemistry, PackConfig, Port, Variant};
 use bms_core::ports::{Board, BoardTemperature, Clock, DigitalIo};
-use bms_core::{Bms, Controller, DeciCelsius, Fault, Instant, MilliAmps, MilliVolts, PowerMode};
+use bms_core::{Bms, Controller, DeciCelsius, Instant, PowerMode};
 use bms_hal_stm32::bq76952::{
     Bq76952, Bq76952Monitor, ChannelMap, Config as AfeConfig, HwProtection, MonitorConfig,
-    ScdThreshold, ShuntResistance, TempSensor,
+    ShuntResistance, TempSensor,
 };
 use bms_hal_stm32::ntc::Divider;
 use bms_hal_stm32::ports::{FetPins, IoPins};
@@ -182,31 +182,11 @@ impl Board for G474Board {
     }
 }
 
-/// The BQ76952's own protections, derived from the pack configuration as a backstop just
-/// beyond the core's software thresholds.
-fn hw_protection(cfg: &PackConfig) -> HwProtection {
-    let rule = |f: Fault| cfg.protection.get(f);
-    let sc = MilliAmps::from_ma(rule(Fault::Sc).trip.saturating_mul(3) / 2);
-    let cell = |mv: i32| MilliVolts::from_mv(mv.max(0) as u32);
-    HwProtection {
-        shunt: SHUNT,
-        scd_threshold: ScdThreshold::at_or_above(sc, SHUNT).unwrap_or(ScdThreshold::Mv500),
-        scd_delay_us: 60,
-        ocd: MilliAmps::from_ma(rule(Fault::Sc).trip),
-        ocd_delay_ms: 20,
-        occ: MilliAmps::from_ma(rule(Fault::ChgOc).trip.saturating_mul(3) / 2),
-        occ_delay_ms: 20,
-        cov: cell(rule(Fault::CellOv).trip + 100),
-        cuv: cell(rule(Fault::CellUv).trip - 200),
-        cell_delay_ms: 2_000,
-    }
-}
-
 /// Programs the AFE (cell map, protections, open-wire check, shunt) and, only when all of
 /// it was written, enables its autonomous FET control. On failure the AFE's FET outputs stay
 /// off (FET_EN clear), which keeps the AND-ed gate drivers off whatever the core decides.
 fn configure_afe(mut dev: Bq76952<AfeBus>, map: ChannelMap, cfg: &PackConfig) -> Bq76952<AfeBus> {
-    let hw = hw_protection(cfg);
+    let hw = HwProtection::backstop(cfg, SHUNT);
     let mut upd = match dev.into_config_update() {
         Ok(upd) => upd,
         Err(e) => return e.dev,
