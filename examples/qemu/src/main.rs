@@ -190,7 +190,9 @@ fn main() -> ! {
     if BENCH || STEPS < SCENARIO_STEPS {
         hprintln!("checks skipped");
         debug::exit(debug::EXIT_SUCCESS);
-        loop {}
+        loop {
+            cortex_m::asm::wfi();
+        }
     }
 
     // Expected steps from the configuration: the value must stay beyond the trip (release)
@@ -236,18 +238,24 @@ fn main() -> ! {
     } else {
         debug::EXIT_FAILURE
     });
-    loop {}
+    loop {
+        cortex_m::asm::wfi();
+    }
 }
 
 fn fail(what: &str) -> ! {
     hprintln!("FAIL {}", what);
     debug::exit(debug::EXIT_FAILURE);
-    loop {}
+    loop {
+        cortex_m::asm::wfi();
+    }
 }
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
     hprintln!("panic: {}", info);
     debug::exit(debug::EXIT_FAILURE);
-    loop {}
+    loop {
+        cortex_m::asm::wfi();
+    }
 }
