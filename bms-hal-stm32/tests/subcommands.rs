@@ -118,12 +118,16 @@ fn balancing_write_with_crc() {
 }
 
 #[test]
-fn fet_commands() {
+fn fet_commands_send_only_changes() {
     let mut t = vec![
+        // (off, off)
         cmd_only(ALL_FETS_OFF),
+        // (on, on)
         cmd_only(ALL_FETS_ON),
-        cmd_only(ALL_FETS_ON),
+        // (on, on) again: nothing
+        // (on, off) from (on, on): only discharge off
         cmd_only(DSG_PDSG_OFF),
+        // (off, on) from (on, off): clear, then charge off
         cmd_only(ALL_FETS_ON),
         cmd_only(CHG_PCHG_OFF),
     ];
@@ -131,10 +135,25 @@ fn fet_commands() {
     let mut dev = new(&t);
     dev.set_fets(false, false).unwrap();
     dev.set_fets(true, true).unwrap();
+    dev.set_fets(true, true).unwrap();
     dev.set_fets(true, false).unwrap();
     dev.set_fets(false, true).unwrap();
     dev.fet_control(FetControl::CHG_OFF | FetControl::DSG_OFF)
         .unwrap();
+    destroy(dev);
+}
+
+#[test]
+fn fet_command_failure_forgets_the_state() {
+    let nack = ErrorKind::NoAcknowledge(NoAcknowledgeSource::Data);
+    let mut dev = new(&[
+        cmd_only(ALL_FETS_ON).with_error(nack),
+        // Unknown state: the full sequence again.
+        cmd_only(ALL_FETS_ON),
+        cmd_only(DSG_PDSG_OFF),
+    ]);
+    assert_eq!(dev.set_fets(true, true), Err(Error::I2c(nack)));
+    dev.set_fets(true, false).unwrap();
     destroy(dev);
 }
 

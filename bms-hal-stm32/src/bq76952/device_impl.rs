@@ -358,7 +358,10 @@ impl<I2C: I2c> Bq76952<I2C, mode::Normal> {
     /// # Errors
     /// Bus or CRC errors.
     pub fn all_fets_off(&mut self) -> Result<(), Error<I2C::Error>> {
-        self.subcommand(subcommand::ALL_FETS_OFF)
+        self.host_fets = None;
+        self.subcommand(subcommand::ALL_FETS_OFF)?;
+        self.host_fets = Some((false, false));
+        Ok(())
     }
 
     /// Clears the host FET-off requests (ALL_FETS_ON, 0x0096); the device's own protections
@@ -367,29 +370,49 @@ impl<I2C: I2c> Bq76952<I2C, mode::Normal> {
     /// # Errors
     /// Bus or CRC errors.
     pub fn all_fets_on(&mut self) -> Result<(), Error<I2C::Error>> {
-        self.subcommand(subcommand::ALL_FETS_ON)
+        self.host_fets = None;
+        self.subcommand(subcommand::ALL_FETS_ON)?;
+        self.host_fets = Some((true, true));
+        Ok(())
     }
 
     /// Sets the host's request for the charge and discharge paths with the command-only
-    /// subcommands: both on = ALL_FETS_ON; both off = ALL_FETS_OFF; otherwise ALL_FETS_ON
-    /// followed by CHG_PCHG_OFF (0x0094) or DSG_PDSG_OFF (0x0093).
+    /// subcommands ALL_FETS_ON (0x0096), ALL_FETS_OFF (0x0095), CHG_PCHG_OFF (0x0094) and
+    /// DSG_PDSG_OFF (0x0093); the device's own protections still decide on top.
+    ///
+    /// The driver remembers the last request and sends only what changes it. The commands
+    /// cannot switch one path on while keeping the other off, so that transition clears both
+    /// requests (ALL_FETS_ON) and then turns the other path off again: for the length of one
+    /// I2C write the other path is allowed too. Boards that AND the AFE's FET outputs with
+    /// MCU enables (as `examples/stm32-firmware` does) do not see that window.
     ///
     /// # Errors
-    /// Bus or CRC errors; on error the host request is left at the last command that went
-    /// through, so the caller should retry with both off.
+    /// Bus or CRC errors; the remembered request is then unknown and the next call sends
+    /// the full sequence.
     pub fn set_fets(&mut self, charge: bool, discharge: bool) -> Result<(), Error<I2C::Error>> {
+        let prev = self.host_fets.take();
+        if prev == Some((charge, discharge)) {
+            self.host_fets = prev;
+            return Ok(());
+        }
         match (charge, discharge) {
-            (false, false) => self.all_fets_off(),
-            (true, true) => self.all_fets_on(),
+            (false, false) => self.all_fets_off()?,
+            (true, true) => self.all_fets_on()?,
             (true, false) => {
-                self.all_fets_on()?;
-                self.subcommand(subcommand::DSG_PDSG_OFF)
+                if prev != Some((true, true)) {
+                    self.all_fets_on()?;
+                }
+                self.subcommand(subcommand::DSG_PDSG_OFF)?;
             }
             (false, true) => {
-                self.all_fets_on()?;
-                self.subcommand(subcommand::CHG_PCHG_OFF)
+                if prev != Some((true, true)) {
+                    self.all_fets_on()?;
+                }
+                self.subcommand(subcommand::CHG_PCHG_OFF)?;
             }
         }
+        self.host_fets = Some((charge, discharge));
+        Ok(())
     }
 
     /// Forces individual FET drivers off (FET_CONTROL, 0x0097; TRM §12.3).

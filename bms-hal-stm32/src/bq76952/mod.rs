@@ -78,6 +78,8 @@ pub struct Bq76952<I2C, MODE = mode::Normal> {
     config: Config,
     /// Shadow copy of the balancing mask last written (CB_ACTIVE_CELLS).
     balancing: u16,
+    /// Shadow of the host FET requests `(charge, discharge)`; `None` until first set.
+    host_fets: Option<(bool, bool)>,
     _mode: PhantomData<MODE>,
 }
 
@@ -88,6 +90,7 @@ impl<I2C> Bq76952<I2C, mode::Normal> {
             i2c,
             config,
             balancing: 0,
+            host_fets: None,
             _mode: PhantomData,
         }
     }
@@ -114,6 +117,7 @@ impl<I2C, MODE> Bq76952<I2C, MODE> {
             i2c: self.i2c,
             config: self.config,
             balancing: self.balancing,
+            host_fets: self.host_fets,
             _mode: PhantomData,
         }
     }
