@@ -208,3 +208,39 @@ fn current_and_pack_ports() {
     assert_eq!(mon.load_voltage().unwrap().as_mv(), 26_000);
     destroy(mon.release());
 }
+
+#[test]
+fn two_bq76952_stacked_for_20s() {
+    // Two devices, 10 cells each on VC1..VC9 + VC16; the upper one at address 0x09 is
+    // modelled by its own mock bus.
+    let lower_cells: [u16; 16] = [
+        3000, 3001, 3002, 3003, 3004, 3005, 3006, 3007, 3008, 0, 0, 0, 0, 0, 0, 3009,
+    ];
+    let upper_cells: [u16; 16] = [
+        3100, 3101, 3102, 3103, 3104, 3105, 3106, 3107, 3108, 0, 0, 0, 0, 0, 0, 3109,
+    ];
+    let map = ChannelMap::bottom_and_top(10).unwrap();
+    let lower = Bq76952Monitor::new(new(&[block(lower_cells)]), MonitorConfig::new(map));
+    let upper_bus = embedded_hal_mock::eh1::i2c::Mock::new(&[T::write_read(
+        0x09,
+        vec![CELL1],
+        upper_cells.iter().flat_map(|c| c.to_le_bytes()).collect(),
+    )]);
+    let upper_dev = bms_hal_stm32::bq76952::Bq76952::new(
+        upper_bus,
+        bms_hal_stm32::bq76952::Config::default().with_address(0x09),
+    );
+    let upper = Bq76952Monitor::new(upper_dev, MonitorConfig::new(map));
+    let mut s = Stacked::new(lower, 10, upper, 10);
+    let mut out = [MilliVolts::ZERO; 20];
+    s.read_cells(&mut out).unwrap();
+    let mv: Vec<u32> = out.iter().map(|v| v.as_mv()).collect();
+    let want: Vec<u32> = (0..10)
+        .map(|i| 3000 + i)
+        .chain((0..10).map(|i| 3100 + i))
+        .collect();
+    assert_eq!(mv, want);
+    let (lo, hi) = s.into_parts();
+    destroy(lo.release());
+    destroy(hi.release());
+}

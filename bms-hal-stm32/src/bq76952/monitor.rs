@@ -311,6 +311,11 @@ impl<L: CellMonitor, U: CellMonitor> Stacked<L, U> {
     pub fn parts(&mut self) -> (&mut L, &mut U) {
         (&mut self.lower, &mut self.upper)
     }
+
+    /// Gives the two monitors back.
+    pub fn into_parts(self) -> (L, U) {
+        (self.lower, self.upper)
+    }
 }
 
 impl<L: CellMonitor, U: CellMonitor> CellMonitor for Stacked<L, U> {
