@@ -34,6 +34,7 @@ use crate::config::{ConfigError, PackConfig};
 use crate::measure::Measurements;
 use crate::ports::FetState;
 use crate::protect::{limits, Decision, Fault, Protection, SensorCauses, Summary, Transition};
+use crate::soc::{SocEstimator, SocEvent, SocInput, StoredSoc};
 use crate::telemetry::{PowerMode, Telemetry};
 use crate::time::Instant;
 
@@ -62,6 +63,8 @@ pub enum Event {
     FaultsReset,
     /// The configuration was replaced.
     ConfigChanged,
+    /// A SOC calibration, capacity learning or the boot estimate.
+    Soc(SocEvent),
 }
 
 /// An [`Event`] and when it happened.
@@ -115,6 +118,7 @@ impl Default for Switches {
 pub struct Bms {
     cfg: PackConfig,
     protection: Protection,
+    soc: SocEstimator,
     switches: Switches,
     telemetry: Telemetry,
     outputs: Outputs,
@@ -124,18 +128,30 @@ pub struct Bms {
 }
 
 impl Bms {
-    /// A BMS for a validated configuration; MOSFETs start open.
+    /// A BMS for a validated configuration; MOSFETs start open, and the SOC comes from
+    /// the cells' open-circuit voltage at the first step.
     ///
     /// # Errors
     /// The [`ConfigError`] of [`PackConfig::validate`].
     pub fn new(cfg: PackConfig) -> Result<Self, ConfigError> {
+        Self::with_stored(cfg, None)
+    }
+
+    /// As [`Bms::new`], resuming from a persisted SOC, learned capacity and sensor offset
+    /// (see [`Bms::stored_soc`]).
+    ///
+    /// # Errors
+    /// The [`ConfigError`] of [`PackConfig::validate`].
+    pub fn with_stored(cfg: PackConfig, stored: Option<StoredSoc>) -> Result<Self, ConfigError> {
         cfg.validate()?;
+        let soc = SocEstimator::new(cfg.soc.clone(), cfg.capacity_mah, stored);
         let mut telemetry = Telemetry::empty(cfg.cells);
         telemetry.nominal_capacity = cfg.capacity_mah;
         telemetry.full_capacity = cfg.capacity_mah;
         Ok(Bms {
             cfg,
             protection: Protection::new(),
+            soc,
             switches: Switches::default(),
             telemetry,
             outputs: Outputs::default(),
@@ -178,6 +194,22 @@ impl Bms {
     /// The protection state (faults, latches, pre-charge).
     pub const fn protection(&self) -> &Protection {
         &self.protection
+    }
+
+    /// The SOC estimator.
+    pub const fn soc(&self) -> &SocEstimator {
+        &self.soc
+    }
+
+    /// What to persist so that a restart resumes the SOC (save it on SOC events and
+    /// before sleep).
+    pub fn stored_soc(&self) -> StoredSoc {
+        self.soc.stored()
+    }
+
+    /// Sets the SOC (a user command); the next rest may still correct it.
+    pub fn set_soc(&mut self, soc: crate::units::Soc) {
+        self.soc.set_soc(soc);
     }
 
     /// The user switches.
@@ -241,6 +273,19 @@ impl Bms {
                 self.push(now, Event::SensorCauses(d.sensor_causes));
             }
         }
+        // The current of this snapshot flowed under the switch states applied last step.
+        let path_open = !(self.outputs.fets.charge
+            || self.outputs.fets.discharge
+            || self.outputs.fets.precharge);
+        match SocInput::from_measurements(m, path_open) {
+            Some(input) => {
+                self.soc.update(&input);
+            }
+            None => self.soc.hold(now),
+        }
+        while let Some(e) = self.soc.poll_event() {
+            self.push(now, Event::Soc(e));
+        }
         let fets = self.apply_switches(&d);
         let out = Outputs {
             fets,
@@ -292,6 +337,12 @@ impl Bms {
         t.faults = self.protection.faults();
         t.warnings = self.protection.warnings();
         t.mode = d.mode;
+        t.soc = self.soc.soc();
+        t.soh = self.soc.soh();
+        t.remaining = self.soc.remaining();
+        t.full_capacity = self.soc.full_capacity();
+        t.nominal_capacity = self.cfg.capacity_mah;
+        t.cycles = self.soc.cycles();
         t.limits = limits::limits(
             &self.cfg,
             s,

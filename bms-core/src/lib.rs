@@ -25,6 +25,7 @@ pub mod controller;
 pub mod measure;
 pub mod ports;
 pub mod protect;
+pub mod soc;
 pub mod telemetry;
 pub mod time;
 pub mod units;

@@ -27,6 +27,7 @@ pub use variant::{PartNumberError, Port, Variant};
 use crate::measure::{MAX_CELLS, MIN_CELLS};
 use crate::protect::rules::{Latch, ProtectionRule, ProtectionTable, RuleError};
 use crate::protect::Fault;
+use crate::soc::{SocConfig, SocConfigError};
 use crate::time::Duration;
 use crate::units::{DeciCelsius, MilliAmpHours, MilliAmps, MilliVolts, Permille};
 
@@ -204,6 +205,8 @@ pub struct PackConfig {
     pub limits: LimitsConfig,
     /// Digital outputs.
     pub outputs: OutputsConfig,
+    /// State-of-charge estimation, `[soc]`.
+    pub soc: SocConfig,
     /// The protection table, `[protection.<fault>]`.
     pub protection: ProtectionTable,
 }
@@ -258,6 +261,8 @@ pub enum ConfigError {
     Plausibility,
     /// A heater or fan output whose off threshold is not on the far side of its on threshold.
     OutputHysteresis,
+    /// The `[soc]` section is inconsistent.
+    Soc(SocConfigError),
 }
 
 impl fmt::Display for ConfigError {
@@ -291,6 +296,7 @@ impl fmt::Display for ConfigError {
             ConfigError::OutputHysteresis => {
                 f.write_str("outputs: a heater/fan off threshold must be beyond its on threshold")
             }
+            ConfigError::Soc(e) => e.fmt(f),
         }
     }
 }
@@ -401,6 +407,11 @@ impl PackConfig {
                 do2: OutputFunction::ChargerEnable,
                 do3: OutputFunction::Off,
             },
+            soc: match chemistry {
+                Chemistry::Lfp => SocConfig::lfp(),
+                Chemistry::Nmc => SocConfig::nmc(),
+                Chemistry::Lto => SocConfig::lto(),
+            },
             protection: ProtectionTable::from_rules(rules),
         }
     }
@@ -493,6 +504,7 @@ impl PackConfig {
         {
             return Err(ConfigError::Plausibility);
         }
+        self.soc.validate().map_err(ConfigError::Soc)?;
         for o in self.outputs.functions() {
             let ok = match o {
                 OutputFunction::Heater {

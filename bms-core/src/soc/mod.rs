@@ -1,0 +1,948 @@
+//! State of charge and state of health: coulomb counting anchored by the cell voltages.
+//!
+//! [`SocEstimator`] integrates the measured current losslessly in [`MilliAmpMillis`] and
+//! corrects the count whenever the cells tell something trustworthy:
+//!
+//! - **Boot**: at rest, the SOC is read off the OCV table (and refined while the rest
+//!   lasts); under load, a stored SOC is used, or else the OCV with the IR drop compensated.
+//! - **Rest**: after `rest_time_ms` with `|I|` below the rest threshold, the relaxed cell
+//!   voltages give an SOC that is weighed against the counted one by their uncertainties
+//!   (a scalar Kalman step). The voltage's uncertainty in SOC is `sigma_v / (dV/dSOC)`: on
+//!   LFP's plateau a few millivolts span many percent, so the correction there is small;
+//!   on the steep ends it is nearly complete. The count's uncertainty grows with the charge
+//!   moved since the last anchor (sensor gain) and the time spent under load (offset).
+//! - **Full**: at the end of a CV charge (current tapered below the tail current with the
+//!   highest cell at the charge voltage) the SOC is what the table gives for the cells'
+//!   voltage less the small IR drop: 100 % when the charge voltage is the table's top.
+//! - **Empty**: at cut-off (lowest cell at the empty voltage under a small load) it is 0 %.
+//! - **Capacity**: the charge counted between a full and an empty calibration (either
+//!   order) is the usable capacity; it is learned slowly and within bounds, SOH is its
+//!   ratio to the nominal capacity.
+//! - **Current offset**: readings below a dead band are not integrated, and the offset is
+//!   learned whenever the caller says the current path is open (MOSFETs off).
+//!
+//! Everything is integer arithmetic; SOC is kept as remaining charge in mA·ms, so no
+//! rounding accumulates however small the step.
+//!
+//! # Calling it from a control loop
+//! 1. At start-up: `SocEstimator::new(pack.soc.clone(), pack.capacity, stored)` where
+//!    `stored` is the last [`StoredSoc`] read back from flash (or `None`).
+//! 2. Every step: `SocInput::from_measurements(&m, fets_both_off)`; with `Some(input)`
+//!    call [`update`](SocEstimator::update), with `None` (no current reading) call
+//!    [`hold`](SocEstimator::hold). Then drain [`poll_event`](SocEstimator::poll_event)
+//!    into the event log.
+//! 3. Report [`soc`](SocEstimator::soc), [`soh`](SocEstimator::soh),
+//!    [`remaining`](SocEstimator::remaining) and [`cycles`](SocEstimator::cycles) in the
+//!    telemetry; [`cell_soc_range`](SocEstimator::cell_soc_range) for balancing and limits.
+//! 4. Persist [`stored`](SocEstimator::stored) now and then (e.g. on every calibration
+//!    event and before sleep).
+//!
+//! # Examples
+//! ```
+//! use bms_core::soc::{SocConfig, SocEstimator, SocInput};
+//! use bms_core::{Instant, MilliAmpHours, MilliAmps, MilliVolts};
+//!
+//! let mut soc = SocEstimator::new(SocConfig::nmc(), MilliAmpHours::from_mah(100_000), None);
+//! // 16 cells resting at the 50 % point of the NMC table: the SOC is read at boot.
+//! let cells = [MilliVolts::from_mv(3_755); 16];
+//! let out = soc.update(&SocInput::new(Instant::ZERO, MilliAmps::ZERO, &cells));
+//! assert_eq!(out.soc.as_permille(), 500);
+//! // One hour at 10 A takes 10 % out.
+//! for s in 1..=3_600u64 {
+//!     soc.update(&SocInput::new(Instant::from_millis(s * 1_000), MilliAmps::from_amps(10), &cells));
+//! }
+//! assert_eq!(soc.soc().as_permille(), 400);
+//! ```
+
+mod config;
+mod ocv;
+
+pub use config::{SocConfig, SocConfigError, OCV_POINTS};
+
+use heapless::Deque;
+
+use crate::measure::{Measurements, MAX_CELLS};
+use crate::time::{Duration, Instant};
+use crate::units::{
+    DeciCelsius, MilliAmpHours, MilliAmpMillis, MilliAmps, MilliVolts, Permille, Soc,
+};
+
+use ocv::{fuse, ocv_at, soc_from_ocv, soc_sigma, PPM_FULL};
+
+/// mA·ms in one mAh.
+const MAMS_PER_MAH: i64 = 3_600_000;
+/// Fixed-point scale of the filters: 2^20 per mV (or mA), so that a 100 ms step of a
+/// 30 s filter still moves it by the exact fraction.
+const FILTER_SHIFT: u32 = 20;
+/// Time constant of the per-cell voltage filter during a rest.
+const CELL_FILTER_TAU_MS: i64 = 30_000;
+/// Time constant of the current-offset learning filter.
+const OFFSET_TAU_MS: i64 = 10_000;
+/// Interval between refinements of a rest calibration.
+const REFINE_EVERY: Duration = Duration::from_secs(1);
+/// Uncertainty right after a full or empty calibration, ppm (1 %).
+const ANCHOR_SIGMA_PPM: u32 = 10_000;
+/// Uncertainty of an SOC derived under load from the OCV with IR compensation, floor, ppm.
+const LOADED_BOOT_SIGMA_PPM: u32 = 100_000;
+/// A count this uncertain (ppm; a boot under load with nothing stored) is corrected after
+/// `relax_tau_ms` of rest already.
+const QUICK_REST_SIGMA_PPM: u32 = LOADED_BOOT_SIGMA_PPM;
+/// At most this many calibration events wait to be polled; older ones are dropped.
+const EVENT_QUEUE: usize = 8;
+
+/// One control step's worth of input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SocInput<'a> {
+    /// When the measurements were taken.
+    pub now: Instant,
+    /// Pack current, positive = discharge, as measured (offset not removed).
+    pub current: MilliAmps,
+    /// Cell voltages, cell 1 first (8..=20 cells; extra entries are ignored).
+    pub cells: &'a [MilliVolts],
+    /// Cell temperature (e.g. the mean of the NTCs); `None` = unknown, 25 °C is assumed.
+    pub temperature: Option<DeciCelsius>,
+    /// `true` when no current can flow (charge and discharge MOSFETs both off): any reading
+    /// is then sensor offset, and is learned as such.
+    pub current_path_open: bool,
+}
+
+impl<'a> SocInput<'a> {
+    /// The input for one [`Measurements`] snapshot: its timestamp, current, valid cells
+    /// (none if the cell monitor did not answer) and the mean of its readable cell NTCs.
+    ///
+    /// `None` when there is no current reading: call [`SocEstimator::hold`] instead.
+    ///
+    /// # Examples
+    /// ```
+    /// use bms_core::measure::Measurements;
+    /// use bms_core::soc::SocInput;
+    /// use bms_core::{Instant, MilliVolts};
+    /// let m = Measurements::uniform(16, MilliVolts::from_mv(3_300), Instant::ZERO);
+    /// let input = SocInput::from_measurements(&m, false).expect("current present");
+    /// assert_eq!(input.cells.len(), 16);
+    /// assert_eq!(input.temperature.map(|t| t.as_deci()), Some(250));
+    /// ```
+    pub fn from_measurements(m: &'a Measurements, current_path_open: bool) -> Option<Self> {
+        let current = m.current?;
+        let cells = if m.afe_ok { m.cells() } else { &[] };
+        let (sum, count) = m
+            .cell_temps
+            .iter()
+            .flatten()
+            .fold((0i32, 0i32), |(s, c), t| {
+                (s + i32::from(t.as_deci()), c + 1)
+            });
+        let temperature = (count > 0).then(|| DeciCelsius::from_deci((sum / count.max(1)) as i16));
+        Some(SocInput {
+            now: m.timestamp,
+            current,
+            cells,
+            temperature,
+            current_path_open,
+        })
+    }
+
+    /// An input at `now` with the path closed and the temperature unknown.
+    pub const fn new(now: Instant, current: MilliAmps, cells: &'a [MilliVolts]) -> Self {
+        SocInput {
+            now,
+            current,
+            cells,
+            temperature: None,
+            current_path_open: false,
+        }
+    }
+}
+
+/// What one step reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct SocOutput {
+    /// Pack state of charge (mean cell).
+    pub soc: Soc,
+    /// Charge left.
+    pub remaining: MilliAmpHours,
+    /// The pack is resting (current below the rest threshold or path open).
+    pub at_rest: bool,
+}
+
+/// What the estimator needs across a power cycle; keep it in non-volatile storage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct StoredSoc {
+    /// SOC at the time of storing.
+    pub soc: Soc,
+    /// Learned full capacity.
+    pub full_capacity: MilliAmpHours,
+    /// Equivalent full cycles so far.
+    pub cycles: u32,
+    /// Learned current-sensor offset.
+    pub current_offset: MilliAmps,
+}
+
+/// Where the boot SOC came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum BootSource {
+    /// Cell voltages at rest (weighed against a stored SOC if there was one).
+    Ocv,
+    /// The stored SOC (the pack was under load at boot).
+    Stored,
+    /// Cell voltages under load, IR drop compensated (nothing stored).
+    LoadedOcv,
+}
+
+/// A calibration or learning event, for the event log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum SocEvent {
+    /// The first SOC after boot.
+    Boot {
+        /// The SOC chosen.
+        soc: Soc,
+        /// How.
+        source: BootSource,
+    },
+    /// Correction from the relaxed open-circuit voltage after a rest.
+    OcvCalibration {
+        /// SOC before.
+        before: Soc,
+        /// SOC after.
+        after: Soc,
+        /// Weight given to the voltage (1000 = fully).
+        weight: Permille,
+    },
+    /// End of charge reached: SOC set from the charge voltage (100 % when it reaches the
+    /// top of the OCV table).
+    Full {
+        /// SOC before.
+        before: Soc,
+        /// SOC after.
+        after: Soc,
+    },
+    /// Cut-off reached: SOC set to 0 %.
+    Empty {
+        /// SOC before.
+        before: Soc,
+    },
+    /// A new full capacity was learned between a full and an empty calibration.
+    CapacityLearned {
+        /// Previous value.
+        old: MilliAmpHours,
+        /// New value.
+        new: MilliAmpHours,
+    },
+    /// A full-to-empty measurement was implausible and ignored.
+    CapacityRejected {
+        /// The charge measured between the calibrations.
+        measured: MilliAmpHours,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RestKind {
+    Boot,
+    Rest,
+}
+
+/// A rest calibration in progress: the SOC before it, so that every refinement (as the
+/// cells relax further) replaces the previous one instead of stacking on it.
+#[derive(Clone, Copy, Debug)]
+struct RestCal {
+    kind: RestKind,
+    prior: i64,
+    prior_sigma: u32,
+    /// Charge discharged since the calibration started (inside the dead band it is zero).
+    moved: i64,
+    before: Soc,
+    applied: bool,
+    last_refine: Instant,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Anchor {
+    /// Counted discharge and SOC (ppm) at the calibration.
+    Full {
+        raw: i64,
+        ppm: i64,
+    },
+    Empty {
+        raw: i64,
+        ppm: i64,
+    },
+}
+
+/// The SOC / SOH estimator. See the [module docs](self).
+#[derive(Clone, Debug)]
+pub struct SocEstimator {
+    cfg: SocConfig,
+    nominal_mah: u32,
+    full_mah: u32,
+    /// Remaining charge, `0..=full`.
+    charge: i64,
+    /// Counted discharge since boot, never clamped (capacity learning).
+    raw: i64,
+    /// Uncertainty at the last anchor, ppm, and what has been added since.
+    sigma_base: u32,
+    throughput: i64,
+    active_ms: u64,
+    /// Learned current offset, mA << FILTER_SHIFT.
+    offset_fx: i64,
+    deadband_ma: i32,
+    rest_ma: i32,
+    tail_ma: i32,
+    empty_ma: i32,
+    last: Option<Instant>,
+    stored: Option<StoredSoc>,
+    booted: bool,
+    rest_since: Option<Instant>,
+    rest_cal: Option<RestCal>,
+    cells_n: usize,
+    /// Filtered cell voltages, mV << FILTER_SHIFT.
+    cell_filt: [i64; MAX_CELLS],
+    /// Each cell's SOC minus the mean at the last rest, ppm.
+    cell_delta: [i32; MAX_CELLS],
+    /// SOC the cells implied at the last rest refinement, ppm.
+    last_ocv: Option<i64>,
+    cv_seen: bool,
+    full_latched: bool,
+    empty_latched: bool,
+    full_since: Option<Instant>,
+    empty_since: Option<Instant>,
+    anchor: Option<Anchor>,
+    cycles: u32,
+    cycle_acc: i64,
+    at_rest: bool,
+    events: Deque<SocEvent, EVENT_QUEUE>,
+}
+
+fn per_ah(rate: u16, capacity_mah: u32) -> i32 {
+    (u64::from(rate) * u64::from(capacity_mah) / 1_000).min(i32::MAX as u64) as i32
+}
+
+/// One step of a first-order low-pass filter with time constant `tau_ms`.
+fn approach(x: i64, target: i64, dt_ms: i64, tau_ms: i64) -> i64 {
+    let step = i128::from(target.saturating_sub(x)) * i128::from(dt_ms)
+        / i128::from(tau_ms + dt_ms).max(1);
+    x.saturating_add(step.clamp(i64::MIN.into(), i64::MAX.into()) as i64)
+}
+
+fn mul_div(a: i64, b: i64, c: i64) -> i64 {
+    if c == 0 {
+        return 0;
+    }
+    (i128::from(a) * i128::from(b) / i128::from(c)).clamp(i64::MIN.into(), i64::MAX.into()) as i64
+}
+
+impl SocEstimator {
+    /// A new estimator for a pack of `nominal` capacity.
+    ///
+    /// `stored` is what [`stored`](Self::stored) returned before the last power-down, if
+    /// anything. The SOC itself is chosen at the first [`update`](Self::update), from the
+    /// cell voltages if the pack rests then. A config that fails
+    /// [`SocConfig::validate`] gives a bounded but meaningless SOC.
+    pub fn new(cfg: SocConfig, nominal: MilliAmpHours, stored: Option<StoredSoc>) -> Self {
+        let nominal_mah = nominal.as_mah().max(1);
+        let full_mah = stored
+            .map(|s| s.full_capacity.as_mah())
+            .filter(|&f| f >= nominal_mah / 2 && f <= nominal_mah / 10 * 11)
+            .unwrap_or(nominal_mah);
+        let offset_fx = stored.map_or(0, |s| {
+            let lim = per_ah(cfg.rest_current_ma_per_ah, nominal_mah);
+            i64::from(s.current_offset.as_ma().clamp(-lim, lim)) << FILTER_SHIFT
+        });
+        let floor = cfg.deadband_min_ma.min(i32::MAX as u32 / 2) as i32;
+        let deadband_ma = per_ah(cfg.deadband_ma_per_ah, nominal_mah).max(floor);
+        SocEstimator {
+            deadband_ma,
+            rest_ma: per_ah(cfg.rest_current_ma_per_ah, nominal_mah).max(floor / 2 * 3),
+            tail_ma: per_ah(cfg.tail_current_ma_per_ah, nominal_mah).max(deadband_ma * 2),
+            empty_ma: per_ah(cfg.empty_current_ma_per_ah, nominal_mah),
+            cfg,
+            nominal_mah,
+            full_mah,
+            charge: i64::from(full_mah) * MAMS_PER_MAH / 2,
+            raw: 0,
+            sigma_base: PPM_FULL as u32,
+            throughput: 0,
+            active_ms: 0,
+            offset_fx,
+            last: None,
+            stored,
+            booted: false,
+            rest_since: None,
+            rest_cal: None,
+            cells_n: 0,
+            cell_filt: [0; MAX_CELLS],
+            cell_delta: [0; MAX_CELLS],
+            last_ocv: None,
+            cv_seen: false,
+            full_latched: false,
+            empty_latched: false,
+            full_since: None,
+            empty_since: None,
+            anchor: None,
+            cycles: stored.map_or(0, |s| s.cycles),
+            cycle_acc: 0,
+            at_rest: false,
+            events: Deque::new(),
+        }
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &SocConfig {
+        &self.cfg
+    }
+
+    fn full_mams(&self) -> i64 {
+        i64::from(self.full_mah) * MAMS_PER_MAH
+    }
+
+    fn soc_ppm(&self) -> i64 {
+        mul_div(self.charge, PPM_FULL, self.full_mams())
+    }
+
+    fn set_ppm(&mut self, ppm: i64) {
+        self.charge = mul_div(ppm.clamp(0, PPM_FULL), self.full_mams(), PPM_FULL);
+    }
+
+    fn reanchor(&mut self, sigma: u32) {
+        self.sigma_base = sigma;
+        self.throughput = 0;
+        self.active_ms = 0;
+    }
+
+    fn push(&mut self, e: SocEvent) {
+        if self.events.is_full() {
+            self.events.pop_front();
+        }
+        // Cannot fail: there is room now.
+        let _ = self.events.push_back(e);
+    }
+
+    /// Advances the estimator by one control step.
+    ///
+    /// Call it at any rate (every 100 ms or every second both work): the charge is
+    /// integrated over the time since the previous call, capped at `max_step_ms`.
+    pub fn update(&mut self, input: &SocInput<'_>) -> SocOutput {
+        let now = input.now;
+        let dt = match self.last {
+            Some(prev) => now
+                .duration_since(prev)
+                .as_millis()
+                .min(self.cfg.max_step_ms.as_millis()),
+            None => 0,
+        };
+        self.last = Some(now);
+        let dt_ms = i64::from(dt);
+
+        let n = input.cells.len().min(MAX_CELLS);
+        let cells = &input.cells[..n];
+        let measured = input.current.as_ma();
+
+        // Current: offset learning while the path is open, dead band otherwise.
+        // With the path open, a reading within the rest threshold is offset and is learned;
+        // a larger one is a real current after all (body diode, pre-charge path, a stale
+        // switch state) and is counted like any other.
+        let path_open =
+            input.current_path_open && measured.unsigned_abs() <= self.rest_ma.unsigned_abs();
+        let corrected = if path_open {
+            let target = i64::from(measured) << FILTER_SHIFT;
+            self.offset_fx = approach(self.offset_fx, target, dt_ms, OFFSET_TAU_MS);
+            0
+        } else {
+            measured.saturating_sub(self.current_offset().as_ma())
+        };
+        let effective = if corrected.unsigned_abs() < self.deadband_ma.unsigned_abs() {
+            0
+        } else {
+            corrected
+        };
+        let resting = path_open || corrected.unsigned_abs() < self.rest_ma.unsigned_abs();
+        self.at_rest = resting;
+
+        // Coulomb counting, lossless.
+        let dq = i64::from(effective) * dt_ms;
+        if dq != 0 {
+            self.charge = self.charge.saturating_sub(dq).clamp(0, self.full_mams());
+            self.raw = self.raw.saturating_add(dq);
+            self.throughput = self.throughput.saturating_add(dq.saturating_abs());
+            self.active_ms += dt as u64;
+            if let Some(rc) = self.rest_cal.as_mut() {
+                rc.moved = rc.moved.saturating_add(dq);
+            }
+            if dq > 0 {
+                self.cycle_acc = self.cycle_acc.saturating_add(dq);
+                if self.cycle_acc >= self.full_mams() {
+                    self.cycle_acc -= self.full_mams();
+                    self.cycles = self.cycles.saturating_add(1);
+                }
+            }
+        }
+
+        // Cell voltages: filtered while resting. No cells (monitor not answering) leaves
+        // the voltage side as it was; only the count goes on.
+        if n > 0 && n != self.cells_n {
+            self.cells_n = n;
+            self.cell_delta = [0; MAX_CELLS];
+            self.rest_since = None;
+            self.rest_cal = None;
+        }
+        if n == 0 {
+            if !resting {
+                self.rest_since = None;
+                self.rest_cal = None;
+            }
+        } else if resting && self.rest_since.is_some() {
+            for (f, v) in self.cell_filt.iter_mut().zip(cells) {
+                let target = i64::from(v.as_mv().min(u32::from(u16::MAX))) << FILTER_SHIFT;
+                *f = approach(*f, target, dt_ms, CELL_FILTER_TAU_MS);
+            }
+        } else {
+            for (f, v) in self.cell_filt.iter_mut().zip(cells) {
+                *f = i64::from(v.as_mv().min(u32::from(u16::MAX))) << FILTER_SHIFT;
+            }
+            if resting {
+                self.rest_since = Some(now);
+            } else {
+                self.rest_since = None;
+                self.rest_cal = None;
+            }
+        }
+
+        // Boot needs cell voltages unless a stored SOC is at hand.
+        if !self.booted && (n > 0 || self.stored.is_some()) {
+            self.booted = true;
+            self.boot(input, corrected, resting);
+        }
+
+        if resting && n > 0 {
+            self.rest_step(now, input.temperature);
+        }
+        self.end_of_charge(now, corrected, cells);
+        self.cut_off(now, corrected, cells);
+
+        SocOutput {
+            soc: self.soc(),
+            remaining: self.remaining(),
+            at_rest: resting,
+        }
+    }
+
+    fn boot(&mut self, input: &SocInput<'_>, corrected: i32, resting: bool) {
+        let stored = self.stored.take();
+        if resting && self.cells_n > 0 {
+            let (prior, prior_sigma) = match stored {
+                Some(s) => (
+                    i64::from(s.soc.as_permille()) * 1_000,
+                    u32::from(self.cfg.stored_sigma_permille) * 1_000,
+                ),
+                // Nothing known: the voltage decides alone.
+                None => (PPM_FULL / 2, u32::MAX),
+            };
+            self.set_ppm(prior);
+            self.rest_cal = Some(RestCal {
+                kind: RestKind::Boot,
+                prior,
+                prior_sigma,
+                moved: 0,
+                before: self.soc(),
+                applied: false,
+                last_refine: input.now,
+            });
+            // The first refinement runs in this same step and logs the boot event.
+            return;
+        }
+        if let Some(s) = stored {
+            self.set_ppm(i64::from(s.soc.as_permille()) * 1_000);
+            self.reanchor(u32::from(self.cfg.stored_sigma_permille) * 1_000);
+            self.push(SocEvent::Boot {
+                soc: self.soc(),
+                source: BootSource::Stored,
+            });
+            return;
+        }
+        // Under load, nothing stored: OCV = V + I·R, trusted only loosely.
+        let ir_mv = mul_div(
+            i64::from(corrected),
+            i64::from(self.cfg.resistance_mohm_ah),
+            i64::from(self.nominal_mah),
+        );
+        let n = self.cells_n;
+        if n > 0 {
+            let mut sum = 0i64;
+            for v in input.cells.iter().take(n) {
+                let mv16 = (i64::from(v.as_mv()) + ir_mv).clamp(0, i64::from(i32::MAX / 16)) * 16;
+                sum += soc_from_ocv(&self.cfg.ocv_mv, mv16 as i32);
+            }
+            let ppm = sum / n as i64;
+            self.set_ppm(ppm);
+            let sigma_uv = (u32::from(self.cfg.ocv_sigma_mv) + (ir_mv.unsigned_abs() as u32) / 2)
+                .saturating_mul(1_000);
+            let mv16 = ocv_at(&self.cfg.ocv_mv, ppm);
+            let sigma = soc_sigma(&self.cfg.ocv_mv, mv16, sigma_uv).max(LOADED_BOOT_SIGMA_PPM);
+            self.reanchor(sigma);
+        } else {
+            self.reanchor(PPM_FULL as u32);
+        }
+        self.push(SocEvent::Boot {
+            soc: self.soc(),
+            source: BootSource::LoadedOcv,
+        });
+    }
+
+    /// The relaxed-OCV correction: starts at boot or after `rest_time_ms` of rest, then is
+    /// refined from the same prior as the cells relax further.
+    fn rest_step(&mut self, now: Instant, temperature: Option<DeciCelsius>) {
+        let Some(since) = self.rest_since else {
+            return;
+        };
+        let rested = now.duration_since(since);
+        if self.rest_cal.is_none() {
+            // A poor count (booted under load, set by hand, long without an anchor) does not
+            // wait for full relaxation: the relaxation term of the voltage's uncertainty
+            // keeps an early reading's weight honest.
+            let quick = self.sigma_ppm() >= QUICK_REST_SIGMA_PPM && rested >= self.cfg.relax_tau_ms;
+            if rested < self.rest_time(temperature) && !quick {
+                return;
+            }
+            self.rest_cal = Some(RestCal {
+                kind: RestKind::Rest,
+                prior: self.soc_ppm(),
+                prior_sigma: self.sigma_ppm(),
+                moved: 0,
+                before: self.soc(),
+                applied: false,
+                last_refine: now,
+            });
+        }
+        let Some(mut rc) = self.rest_cal else {
+            return;
+        };
+        if rc.applied && now.duration_since(rc.last_refine) < REFINE_EVERY {
+            return;
+        }
+        rc.last_refine = now;
+
+        // Temperature: reference the reading to 25 °C and widen its uncertainty.
+        let t_deci = temperature.map_or(250, |t| i32::from(t.as_deci()));
+        let dt_deci = t_deci - 250;
+        let tc_x16 = (i64::from(self.cfg.ocv_temp_coeff_uv_per_k) * i64::from(dt_deci) * 16
+            / 10_000)
+            .clamp(-(1 << 20), 1 << 20) as i32;
+
+        let n = self.cells_n;
+        let mut cell_ppm = [0i64; MAX_CELLS];
+        let mut sum = 0i64;
+        for (p, f) in cell_ppm.iter_mut().zip(&self.cell_filt[..n]) {
+            let mv16 = (f >> (FILTER_SHIFT - 4)).clamp(0, i64::from(i32::MAX)) as i32;
+            *p = soc_from_ocv(&self.cfg.ocv_mv, mv16.saturating_sub(tc_x16));
+            sum += *p;
+        }
+        let mean = sum / n.max(1) as i64;
+
+        let tau = u64::from(self.cfg.relax_tau_ms.as_millis()).max(1);
+        let relax_uv = u64::from(self.cfg.relax_sigma_mv) * 1_000 * tau
+            / (tau + u64::from(rested.as_millis()));
+        let temp_uv =
+            u64::from(self.cfg.ocv_temp_sigma_uv_per_k) * dt_deci.unsigned_abs() as u64 / 10;
+        let sigma_uv = (u64::from(self.cfg.ocv_sigma_mv) * 1_000 + relax_uv + temp_uv)
+            .min(u64::from(u32::MAX));
+        let meas_sigma = soc_sigma(
+            &self.cfg.ocv_mv,
+            ocv_at(&self.cfg.ocv_mv, mean),
+            sigma_uv as u32,
+        );
+
+        let f = fuse(rc.prior, rc.prior_sigma, mean, meas_sigma);
+        // A refinement replaces the previous one; keep it between the present SOC and the
+        // voltage's, so that no step moves the SOC away from what the cells say.
+        let target = f.soc - mul_div(rc.moved, PPM_FULL, self.full_mams());
+        self.last_ocv = Some(mean);
+        let now_ppm = self.soc_ppm();
+        let target = target.clamp(now_ppm.min(mean), now_ppm.max(mean));
+        self.set_ppm(target);
+        self.reanchor(f.sigma);
+        for (d, p) in self.cell_delta.iter_mut().zip(&cell_ppm[..n]) {
+            *d = (p - mean).clamp(-PPM_FULL, PPM_FULL) as i32;
+        }
+        if !rc.applied {
+            rc.applied = true;
+            let ev = match rc.kind {
+                RestKind::Boot => SocEvent::Boot {
+                    soc: self.soc(),
+                    source: BootSource::Ocv,
+                },
+                RestKind::Rest => SocEvent::OcvCalibration {
+                    before: rc.before,
+                    after: self.soc(),
+                    weight: Permille::from_permille((f.gain / 1_000).min(1_000) as u16),
+                },
+            };
+            self.push(ev);
+        }
+        self.rest_cal = Some(rc);
+    }
+
+    fn end_of_charge(&mut self, now: Instant, current: i32, cells: &[MilliVolts]) {
+        if current < -self.tail_ma {
+            self.cv_seen = true;
+        }
+        if current > self.rest_ma {
+            self.cv_seen = false;
+            self.full_latched = false;
+        }
+        let vmax = cells.iter().copied().max().unwrap_or(MilliVolts::ZERO);
+        let tapering = self.cv_seen
+            && !self.full_latched
+            && current < -self.deadband_ma
+            && current >= -self.tail_ma
+            && vmax >= self.cfg.full_threshold();
+        if !tapering {
+            self.full_since = None;
+            return;
+        }
+        let since = *self.full_since.get_or_insert(now);
+        if now.duration_since(since) < self.cfg.calibration_hold_ms {
+            return;
+        }
+        // At the end of the taper the cells sit at the charge voltage with a small current:
+        // their OCV is that voltage less the IR drop, which the table turns into the SOC
+        // (100 % only if the charge voltage reaches the table's top).
+        let n = cells.len().max(1) as i64;
+        let mean_mv = cells.iter().map(|v| i64::from(v.as_mv())).sum::<i64>() / n;
+        let ir_mv = mul_div(
+            i64::from(current.unsigned_abs()),
+            i64::from(self.cfg.resistance_mohm_ah),
+            i64::from(self.nominal_mah),
+        );
+        let ocv16 = ((mean_mv - ir_mv) * 16).clamp(0, i64::from(i32::MAX)) as i32;
+        let full_ppm = soc_from_ocv(&self.cfg.ocv_mv, ocv16);
+        let before = self.soc();
+        self.set_ppm(full_ppm);
+        self.reanchor(ANCHOR_SIGMA_PPM);
+        self.rest_cal = None;
+        self.full_latched = true;
+        self.full_since = None;
+        self.push(SocEvent::Full {
+            before,
+            after: self.soc(),
+        });
+        if let Some(Anchor::Empty { raw, ppm }) = self.anchor {
+            self.learn_capacity(raw.saturating_sub(self.raw), full_ppm - ppm);
+        }
+        self.anchor = Some(Anchor::Full {
+            raw: self.raw,
+            ppm: full_ppm,
+        });
+    }
+
+    fn cut_off(&mut self, now: Instant, current: i32, cells: &[MilliVolts]) {
+        if current < -self.rest_ma {
+            self.empty_latched = false;
+        }
+        let vmin = cells
+            .iter()
+            .copied()
+            .min()
+            .unwrap_or(MilliVolts::from_mv(u32::MAX));
+        let at_cut_off = !self.empty_latched
+            && current > self.deadband_ma
+            && current <= self.empty_ma
+            && vmin <= self.cfg.empty_threshold();
+        if !at_cut_off {
+            self.empty_since = None;
+            return;
+        }
+        let since = *self.empty_since.get_or_insert(now);
+        if now.duration_since(since) < self.cfg.calibration_hold_ms {
+            return;
+        }
+        let before = self.soc();
+        self.charge = 0;
+        self.reanchor(ANCHOR_SIGMA_PPM);
+        self.rest_cal = None;
+        self.empty_latched = true;
+        self.empty_since = None;
+        self.push(SocEvent::Empty { before });
+        if let Some(Anchor::Full { raw, ppm }) = self.anchor {
+            self.learn_capacity(self.raw.saturating_sub(raw), ppm);
+        }
+        self.anchor = Some(Anchor::Empty {
+            raw: self.raw,
+            ppm: 0,
+        });
+    }
+
+    /// One full-to-empty (or empty-to-full) measurement: `moved_mams` counted between
+    /// calibrations `span_ppm` of SOC apart (at least half the range), scaled to 100 %.
+    /// Accepted if within 50..120 % of nominal, then blended in with a weight of 1/4 and at
+    /// most 5 % of nominal per cycle, and kept within 50..110 % of nominal.
+    fn learn_capacity(&mut self, moved_mams: i64, span_ppm: i64) {
+        if span_ppm < PPM_FULL / 2 {
+            return;
+        }
+        let measured_mams = mul_div(moved_mams, PPM_FULL, span_ppm);
+        let measured = (measured_mams / MAMS_PER_MAH).clamp(0, i64::from(u32::MAX)) as u32;
+        let nominal = u64::from(self.nominal_mah);
+        let m = u64::from(measured);
+        if m * 2 < nominal || m * 5 > nominal * 6 {
+            self.push(SocEvent::CapacityRejected {
+                measured: MilliAmpHours::from_mah(measured),
+            });
+            return;
+        }
+        let old = i64::from(self.full_mah);
+        let step_limit = (nominal / 20) as i64;
+        let step = ((i64::from(measured) - old) / 4).clamp(-step_limit, step_limit);
+        let upper = (nominal * 11 / 10).min(u64::from(u32::MAX)) as i64;
+        let new = (old + step).clamp((nominal / 2) as i64, upper) as u32;
+        let ppm = self.soc_ppm();
+        self.full_mah = new.max(1);
+        self.set_ppm(ppm);
+        self.push(SocEvent::CapacityLearned {
+            old: MilliAmpHours::from_mah(old as u32),
+            new: MilliAmpHours::from_mah(self.full_mah),
+        });
+    }
+
+    /// The rest time in effect at `temperature`: `rest_time_ms` at 15 °C and above, doubled
+    /// for every 10 K below (diffusion, hence relaxation, slows about that much), at most 8x.
+    fn rest_time(&self, temperature: Option<DeciCelsius>) -> Duration {
+        let t = temperature.map_or(250, |t| i32::from(t.as_deci()));
+        let doublings = ((150 - t).max(0) + 99) / 100;
+        let factor = 1u32 << doublings.min(3);
+        Duration::from_millis(self.cfg.rest_time_ms.as_millis().saturating_mul(factor))
+    }
+
+    /// Advances the clock without a current reading (sensor fault): nothing is integrated
+    /// for the time up to `now`, and the rest in progress, if any, is abandoned.
+    pub fn hold(&mut self, now: Instant) {
+        self.last = Some(now);
+        self.rest_since = None;
+        self.rest_cal = None;
+    }
+
+    /// Overrides the SOC (e.g. set by the user over the serial protocol). It is trusted as
+    /// much as a stored SOC, so the next rest can still correct it.
+    pub fn set_soc(&mut self, soc: Soc) {
+        self.set_ppm(i64::from(soc.as_permille()) * 1_000);
+        self.reanchor(u32::from(self.cfg.stored_sigma_permille) * 1_000);
+        self.rest_cal = None;
+    }
+
+    /// Pack state of charge (mean cell), rounded to the nearest permille.
+    pub fn soc(&self) -> Soc {
+        let p = mul_div(self.charge, 2_000, self.full_mams());
+        Soc::from_permille_clamped(((p + 1) / 2) as i32)
+    }
+
+    /// One-sigma uncertainty of [`soc`](Self::soc), permille.
+    pub fn uncertainty(&self) -> Permille {
+        Permille::from_permille((self.sigma_ppm() / 1_000).min(1_000) as u16)
+    }
+
+    fn sigma_ppm(&self) -> u32 {
+        let full = i128::from(self.full_mams().max(1));
+        let gain =
+            i128::from(self.throughput) * i128::from(self.cfg.gain_sigma_permille) * 1_000 / full;
+        let offset =
+            i128::from(self.active_ms) * i128::from(self.deadband_ma) * i128::from(PPM_FULL) / full;
+        (i128::from(self.sigma_base) + gain + offset).clamp(0, i128::from(PPM_FULL)) as u32
+    }
+
+    /// State of health: learned full capacity over nominal capacity.
+    pub fn soh(&self) -> Permille {
+        let p = u64::from(self.full_mah) * 1_000 / u64::from(self.nominal_mah);
+        Permille::from_permille(p.min(u64::from(u16::MAX)) as u16)
+    }
+
+    /// Charge left.
+    pub fn remaining(&self) -> MilliAmpHours {
+        MilliAmpHours::from_mah((self.charge / MAMS_PER_MAH).clamp(0, i64::from(u32::MAX)) as u32)
+    }
+
+    /// Charge left in the lossless accumulator unit.
+    pub fn remaining_charge(&self) -> MilliAmpMillis {
+        MilliAmpMillis::from_raw(self.charge)
+    }
+
+    /// Learned full capacity.
+    pub fn full_capacity(&self) -> MilliAmpHours {
+        MilliAmpHours::from_mah(self.full_mah)
+    }
+
+    /// Nominal capacity given at construction.
+    pub fn nominal_capacity(&self) -> MilliAmpHours {
+        MilliAmpHours::from_mah(self.nominal_mah)
+    }
+
+    /// `(lowest cell, mean, highest cell)` SOC: the pack SOC shifted by each cell's offset
+    /// from the mean as measured at the last rest. The lowest limits discharge, the
+    /// highest limits charge, their spread drives balancing.
+    pub fn cell_soc_range(&self) -> (Soc, Soc, Soc) {
+        let n = self.cells_n.min(MAX_CELLS);
+        let d = &self.cell_delta[..n];
+        let lo = d.iter().copied().min().unwrap_or(0);
+        let hi = d.iter().copied().max().unwrap_or(0);
+        (self.shifted(lo), self.soc(), self.shifted(hi))
+    }
+
+    /// The pack SOC moved by `delta` ppm, rounded to permille.
+    fn shifted(&self, delta: i32) -> Soc {
+        let ppm = self.soc_ppm() + i64::from(delta);
+        Soc::from_permille_clamped(((ppm + 500).div_euclid(1_000)).clamp(-1, 1_001) as i32)
+    }
+
+    /// SOC of cell `index` (0 = cell 1), as in [`cell_soc_range`](Self::cell_soc_range).
+    pub fn cell_soc(&self, index: usize) -> Option<Soc> {
+        let d = *self.cell_delta.get(..self.cells_n)?.get(index)?;
+        Some(self.shifted(d))
+    }
+
+    /// Equivalent full cycles (discharged charge over full capacity).
+    pub fn cycles(&self) -> u32 {
+        self.cycles
+    }
+
+    /// Learned current-sensor offset (subtracted from every reading).
+    pub fn current_offset(&self) -> MilliAmps {
+        let rounded = (self.offset_fx + (1 << (FILTER_SHIFT - 1))) >> FILTER_SHIFT;
+        MilliAmps::from_ma(rounded.clamp(i32::MIN.into(), i32::MAX.into()) as i32)
+    }
+
+    /// The SOC the relaxed cell voltages implied at the last rest calibration (mean of the
+    /// cells, temperature-corrected), before weighing it against the count.
+    pub fn ocv_soc(&self) -> Option<Soc> {
+        self.last_ocv
+            .map(|p| Soc::from_permille_clamped(((p + 500) / 1_000) as i32))
+    }
+
+    /// `true` when the last step was a rest.
+    pub fn at_rest(&self) -> bool {
+        self.at_rest
+    }
+
+    /// What to persist for the next boot.
+    pub fn stored(&self) -> StoredSoc {
+        StoredSoc {
+            soc: self.soc(),
+            full_capacity: self.full_capacity(),
+            cycles: self.cycles,
+            current_offset: self.current_offset(),
+        }
+    }
+
+    /// The next calibration event, oldest first. Poll after every
+    /// [`update`](Self::update) until `None`.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<SocEvent> {
+        self.events.pop_front()
+    }
+
+    /// OCV of one cell at the present SOC and 25 °C, from the table.
+    pub fn expected_ocv(&self) -> MilliVolts {
+        MilliVolts::from_mv((ocv_at(&self.cfg.ocv_mv, self.soc_ppm()) / 16).max(0) as u32)
+    }
+}

@@ -1,0 +1,183 @@
+//! OCV table arithmetic and the weighting of a voltage-derived SOC against the counted one.
+//!
+//! SOC is handled here in parts per million (`1_000_000` = 100 %) and voltages in 1/16 mV,
+//! so that averaged and filtered readings keep their sub-millivolt resolution.
+
+use super::config::OCV_POINTS;
+
+/// 100 % in parts per million.
+pub(crate) const PPM_FULL: i64 = 1_000_000;
+/// SOC between two table points, ppm.
+const STEP_PPM: i64 = PPM_FULL / (OCV_POINTS as i64 - 1);
+
+/// SOC (ppm) of a cell whose open-circuit voltage is `mv16` (1/16 mV), by linear
+/// interpolation; clamped to the table's ends. On a flat run of equal points the middle of
+/// the run is returned.
+pub(crate) fn soc_from_ocv(table: &[u16; OCV_POINTS], mv16: i32) -> i64 {
+    let at = |i: usize| i32::from(table[i]) * 16;
+    if mv16 <= at(0) {
+        return 0;
+    }
+    if mv16 >= at(OCV_POINTS - 1) {
+        return PPM_FULL;
+    }
+    // First point at or above the reading; exists because the last point is above it.
+    let mut i = 1;
+    while i < OCV_POINTS - 1 && at(i) < mv16 {
+        i += 1;
+    }
+    if at(i) == mv16 {
+        // On a point, possibly the start of a flat run: take the middle of the run.
+        let mut j = i;
+        while j + 1 < OCV_POINTS && at(j + 1) == mv16 {
+            j += 1;
+        }
+        return (i as i64 + j as i64) * STEP_PPM / 2;
+    }
+    let (lo, hi) = (at(i - 1), at(i));
+    if hi <= lo {
+        // Only a non-monotonic table gets here.
+        return i as i64 * STEP_PPM;
+    }
+    let frac = i64::from(mv16 - lo).clamp(0, i64::from(hi - lo)) * STEP_PPM / i64::from(hi - lo);
+    (i as i64 - 1) * STEP_PPM + frac
+}
+
+/// OCV (1/16 mV) at `ppm`, by linear interpolation.
+pub(crate) fn ocv_at(table: &[u16; OCV_POINTS], ppm: i64) -> i32 {
+    let ppm = ppm.clamp(0, PPM_FULL);
+    let i = ((ppm / STEP_PPM) as usize).min(OCV_POINTS - 2);
+    let lo = i64::from(table[i]) * 16;
+    let hi = i64::from(table[i + 1]) * 16;
+    let frac = ppm - i as i64 * STEP_PPM;
+    (lo + (hi - lo) * frac / STEP_PPM) as i32
+}
+
+/// One-sigma SOC uncertainty (ppm) of reading the SOC off the table from a voltage `mv16`
+/// known to `sigma_uv` µV: half the SOC span of `mv16 ± sigma`. This is `sigma_v / (dV/dSOC)`
+/// where the table is straight, and honest where it bends: near LFP's plateau a few
+/// millivolts of doubt reach far into it.
+pub(crate) fn soc_sigma(table: &[u16; OCV_POINTS], mv16: i32, sigma_uv: u32) -> u32 {
+    let s16 = (i64::from(sigma_uv) * 16 / 1_000).clamp(1, i64::from(i32::MAX / 4)) as i32;
+    let hi = soc_from_ocv(table, mv16.saturating_add(s16));
+    let lo = soc_from_ocv(table, mv16.saturating_sub(s16));
+    ((hi - lo) / 2).clamp(1, PPM_FULL) as u32
+}
+
+/// Integer square root (floor).
+pub(crate) fn isqrt(v: u64) -> u64 {
+    if v < 2 {
+        return v;
+    }
+    let mut x = 1u64 << (((64 - v.leading_zeros()) / 2) + 1);
+    loop {
+        let y = (x + v / x) / 2;
+        if y >= x {
+            return x;
+        }
+        x = y;
+    }
+}
+
+/// The result of weighing a measurement against a prior.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Fused {
+    /// Posterior SOC, ppm.
+    pub soc: i64,
+    /// Posterior uncertainty, ppm (1 sigma).
+    pub sigma: u32,
+    /// Weight given to the measurement, ppm.
+    pub gain: u32,
+}
+
+/// Weighs a measured SOC (`meas`, `meas_sigma`) against the prior (`prior`, `prior_sigma`)
+/// with the scalar Kalman gain `P / (P + R)`.
+///
+/// When the two disagree by more than three combined sigmas the prior is evidently wrong
+/// (a bad stored value, a missed charge), so its variance is raised to the disagreement:
+/// a steep part of the OCV curve then pulls the SOC almost all the way, a flat part still
+/// barely moves it.
+pub(crate) fn fuse(prior: i64, prior_sigma: u32, meas: i64, meas_sigma: u32) -> Fused {
+    let p = u128::from(prior_sigma) * u128::from(prior_sigma);
+    let r = u128::from(meas_sigma.max(1)) * u128::from(meas_sigma.max(1));
+    let innov = meas - prior;
+    let innov2 = u128::from(innov.unsigned_abs()) * u128::from(innov.unsigned_abs());
+    let p = if innov2 > 9 * (p + r) {
+        p.max(innov2)
+    } else {
+        p
+    };
+    let gain = (p * PPM_FULL as u128 / (p + r)) as i64;
+    let soc = prior + (i128::from(innov) * i128::from(gain) / i128::from(PPM_FULL)) as i64;
+    let post_var = p * r / (p + r);
+    Fused {
+        soc: soc.clamp(0, PPM_FULL),
+        sigma: isqrt(post_var.min(u128::from(u64::MAX)) as u64).min(PPM_FULL as u64) as u32,
+        gain: gain as u32,
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+    use crate::soc::SocConfig;
+
+    #[test]
+    fn lookup_round_trips_on_table_points() {
+        let t = SocConfig::nmc().ocv_mv;
+        for (i, mv) in t.iter().enumerate() {
+            assert_eq!(soc_from_ocv(&t, i32::from(*mv) * 16), i as i64 * STEP_PPM);
+            assert_eq!(ocv_at(&t, i as i64 * STEP_PPM), i32::from(*mv) * 16);
+        }
+        // Half way between 50 % (3755) and 55 % (3788).
+        let mid = (3_755 * 16 + 3_788 * 16) / 2;
+        assert_eq!(soc_from_ocv(&t, mid), 525_000);
+    }
+
+    #[test]
+    fn lookup_clamps_and_handles_flat_runs() {
+        let mut t = SocConfig::lfp().ocv_mv;
+        assert_eq!(soc_from_ocv(&t, 0), 0);
+        assert_eq!(soc_from_ocv(&t, 5_000 * 16), PPM_FULL);
+        t[10] = 3_290;
+        t[11] = 3_290;
+        t[12] = 3_290;
+        t[9] = 3_290;
+        // Points 9..=12 are equal: the middle of the run is 10.5 steps.
+        assert_eq!(soc_from_ocv(&t, 3_290 * 16), 525_000);
+    }
+
+    #[test]
+    fn sigma_is_large_on_plateau_and_small_on_slopes() {
+        let t = SocConfig::lfp().ocv_mv;
+        let plateau = soc_sigma(&t, ocv_at(&t, 600_000), 5_000);
+        let knee = soc_sigma(&t, ocv_at(&t, 50_000), 5_000);
+        assert!(plateau > 50_000, "{plateau}");
+        assert!(knee < 5_000, "{knee}");
+    }
+
+    #[test]
+    fn isqrt_is_floor() {
+        for v in [0u64, 1, 2, 3, 4, 15, 16, 17, 1 << 40, u64::MAX] {
+            let r = isqrt(v);
+            assert!(u128::from(r) * u128::from(r) <= u128::from(v));
+            assert!(u128::from(r + 1) * u128::from(r + 1) > u128::from(v));
+        }
+    }
+
+    #[test]
+    fn fuse_weights_by_variance_and_gates_outliers() {
+        let f = fuse(500_000, 10_000, 520_000, 10_000);
+        assert_eq!(f.gain, 500_000);
+        assert_eq!(f.soc, 510_000);
+        // Precise measurement, vague prior: nearly all the way.
+        let f = fuse(500_000, 50_000, 520_000, 1_000);
+        assert!(f.soc > 519_000);
+        // Far outside both sigmas: the prior is distrusted.
+        let f = fuse(200_000, 5_000, 500_000, 4_000);
+        assert!(f.soc > 495_000, "{}", f.soc);
+        // A vague measurement hardly moves a good prior.
+        let f = fuse(500_000, 10_000, 700_000, 200_000);
+        assert!(f.soc < 501_000, "{}", f.soc);
+    }
+}
