@@ -87,5 +87,9 @@ fn encode(ev: &Event) -> (u8, u8) {
         ),
         Event::FaultsReset => (8, 0),
         Event::ConfigChanged => (9, 0),
+        Event::Soc(_) => (10, 0),
+        // Kinds added to the core later are logged as "other" until they get a code.
+        #[allow(unreachable_patterns)]
+        _ => (0xFF, 0),
     }
 }
