@@ -117,7 +117,7 @@ with open(log_path) as f:
             problems.append("no trace row")
         else:
             cells = [int(row[k]) for k in sorted(
-                (k for k in row if k.startswith("cell") and k.endswith("_mv") and row[k] != ""),
+                (k for k in row if k.startswith("cell") and k.endswith("_mv") and k[4:-3].isdigit() and row[k] != ""),
                 key=lambda k: int(k[4:-3]))]
             got = [round(v * 1000) for v in d.get("cell_voltages", [])]
             if got != cells:

@@ -111,6 +111,8 @@ pub struct RunOptions {
     pub progress: bool,
     /// The CAN protocol.
     pub can_protocol: CanProtocol,
+    /// Write the serial status frame once per simulated second as `time_ms,hex` lines.
+    pub serial_log: Option<PathBuf>,
 }
 
 /// What a run did.
@@ -436,6 +438,14 @@ pub fn run(sc: Scenario, opts: &RunOptions) -> Result<RunSummary, String> {
         ..RunSummary::default()
     };
     let mut line = String::new();
+    let mut serial = match &opts.serial_log {
+        Some(p) => Some((
+            p.clone(),
+            BufWriter::new(File::create(p).map_err(io_err(p))?),
+        )),
+        None => None,
+    };
+    let mut next_serial = 0u64;
     let mut world = World::new(sc.profile.clone());
     let mut segment = world.segment_index();
     let total_ms = sc.profile.max_duration_ms();
@@ -526,6 +536,17 @@ pub fn run(sc: Scenario, opts: &RunOptions) -> Result<RunSummary, String> {
             }
         }
         let t_ms = ctl.bms().telemetry().now.as_millis();
+        if let Some((p, w)) = serial.as_mut() {
+            if t_ms >= next_serial {
+                next_serial = t_ms + 1_000;
+                let mut buf = [0u8; bms_core::serial::status::StatusFrame::MAX_LEN];
+                let n =
+                    bms_core::serial::status::StatusFrame::emit(ctl.bms().telemetry(), &mut buf)
+                        .map_err(|e| format!("status frame: {e:?}"))?;
+                let hex: String = buf[..n].iter().map(|b| format!("{b:02x}")).collect();
+                writeln!(w, "{t_ms},{hex}").map_err(io_err(p))?;
+            }
+        }
         if t_ms >= next_trace {
             next_trace = t_ms + u64::from(trace_every.as_millis());
             let (row, point) = trace_row(ctl.bms(), shared.borrow().pack());
@@ -553,6 +574,9 @@ pub fn run(sc: Scenario, opts: &RunOptions) -> Result<RunSummary, String> {
     summary.max_sector_erases = log.erase_counts().iter().copied().max().unwrap_or(0);
     events.flush().map_err(io_err(&events_path))?;
     can.flush().map_err(io_err(&can_path))?;
+    if let Some((p, mut w)) = serial {
+        w.flush().map_err(io_err(&p))?;
+    }
     if let Some(p) = &opts.can_log {
         std::fs::copy(&can_path, p).map_err(io_err(p))?;
     }

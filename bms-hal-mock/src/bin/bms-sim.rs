@@ -114,6 +114,10 @@ enum Command {
         /// Protocol of the simulated CAN port.
         #[arg(long, value_enum, default_value = "j1939")]
         can_protocol: CanArg,
+        /// Write the serial (RS485/TTL/BLE) status frame once per simulated second to this
+        /// file, as `time_ms,hex` lines.
+        #[arg(long)]
+        serial_log: Option<PathBuf>,
     },
     /// Print the effective configuration as TOML (the schema `--config` reads).
     Config {
@@ -163,6 +167,7 @@ fn run(cli: Cli) -> Result<(), String> {
             trace_ms,
             seed,
             can_protocol,
+            serial_log,
         } => {
             let sc = scenario::build(scenario.into(), preset.config()?, seed);
             let chemistry = sc.config.chemistry;
@@ -172,6 +177,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 trace_every: trace_ms.map(bms_core::Duration::from_millis),
                 progress: std::io::stderr().is_terminal(),
                 can_protocol: can_protocol.into(),
+                serial_log,
             };
             let started = std::time::Instant::now();
             let s = sim::run(sc, &opts)?;
