@@ -53,6 +53,7 @@
 
 pub mod auth;
 pub mod command;
+pub mod config_access;
 pub mod device_info;
 pub mod faults;
 pub mod frame;
