@@ -128,6 +128,12 @@ pub struct RunSummary {
     pub events: u64,
     /// Records the flash log refused.
     pub log_rejected: u64,
+    /// Faults active at the end of the run.
+    pub final_faults: bms_core::FaultSet,
+    /// Power modes entered during the run (first entry order).
+    pub modes_seen: Vec<PowerMode>,
+    /// Power mode at the end of the run.
+    pub final_mode: PowerMode,
     /// Most erases of one log sector.
     pub max_sector_erases: u32,
     /// Largest |estimated - true SOC| in permille.
@@ -179,6 +185,76 @@ pub struct BalanceVerdict {
 }
 
 impl RunSummary {
+    /// The acceptance check of a scenario: `Err` says what did not hold.
+    ///
+    /// - `cycle`: no fault, SOC within 2 points of the truth all along;
+    /// - `imbalance`: the balancing target met within 1.5 times the physics bound;
+    /// - `faults`: every injected fault class tripped, and all released by the end;
+    /// - `storage`: sleep, then deep sleep, then awake again after the manual wake.
+    ///
+    /// # Errors
+    /// The first failed condition, in words.
+    pub fn check(
+        &self,
+        kind: crate::scenario::ScenarioKind,
+        chemistry: bms_core::config::Chemistry,
+    ) -> Result<(), String> {
+        use crate::scenario::ScenarioKind as K;
+        use bms_core::Fault as F;
+        match kind {
+            K::Cycle => {
+                if !self.faults_seen.is_empty() {
+                    return Err(format!("faults in a normal cycle: {}", self.faults_seen));
+                }
+                if self.max_soc_error_permille > 20 {
+                    return Err(format!(
+                        "SOC error {} permille",
+                        self.max_soc_error_permille
+                    ));
+                }
+            }
+            K::Imbalance => {
+                let v = self.balance_verdict(chemistry).ok_or("no balancing data")?;
+                let limit = v.bound_cycles * 3 / 2;
+                match v.converged_at {
+                    Some(c) if c <= limit.max(1) => {}
+                    other => {
+                        return Err(format!(
+                            "balanced at cycle {other:?}, bound {} (limit {limit})",
+                            v.bound_cycles
+                        ))
+                    }
+                }
+            }
+            K::Faults => {
+                let want = [
+                    F::SensorFault,
+                    F::OpenWire,
+                    F::AfeComm,
+                    F::Sc,
+                    F::ChgOt,
+                    F::DsgOt,
+                ];
+                if let Some(f) = want.iter().find(|f| !self.faults_seen.contains(**f)) {
+                    return Err(format!("{f} never tripped"));
+                }
+                if !self.final_faults.is_empty() {
+                    return Err(format!("still active at the end: {}", self.final_faults));
+                }
+            }
+            K::Storage => {
+                let order = [PowerMode::Sleep, PowerMode::DeepSleep];
+                if !order.iter().all(|m| self.modes_seen.contains(m)) {
+                    return Err(format!("modes seen {:?}", self.modes_seen));
+                }
+                if self.final_mode != PowerMode::Active {
+                    return Err("not awake after the manual wake".into());
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The verdict against the target: end-of-charge cell spread below 10 mV, or, for LFP
     /// (whose flat curve hides SOC in the voltage), true SOC spread below 1 %.
     pub fn balance_verdict(
@@ -564,11 +640,17 @@ pub fn run(sc: Scenario, opts: &RunOptions) -> Result<RunSummary, String> {
             }
         }
         summary.simulated_ms = t_ms;
+        let mode = ctl.bms().outputs().mode;
+        summary.final_mode = mode;
+        if !summary.modes_seen.contains(&mode) {
+            summary.modes_seen.push(mode);
+        }
     }
     if let Some(b) = bar {
         b.finish_and_clear();
     }
     trace.flush().map_err(io_err(&trace_path))?;
+    summary.final_faults = ctl.bms().telemetry().faults;
     summary.events = log.dump(&mut events)?;
     summary.log_rejected = log.rejected;
     summary.max_sector_erases = log.erase_counts().iter().copied().max().unwrap_or(0);

@@ -108,6 +108,9 @@ enum Command {
         /// Trace row interval in ms (default: 100 ms up to 3 h simulated, else 1000 ms).
         #[arg(long)]
         trace_ms: Option<u32>,
+        /// Exit non-zero unless the scenario's acceptance check holds (see the README).
+        #[arg(long)]
+        check: bool,
         /// Seed of the pack spread, sensor noise and fault draws.
         #[arg(long, default_value_t = 1)]
         seed: u64,
@@ -168,6 +171,7 @@ fn run(cli: Cli) -> Result<(), String> {
             seed,
             can_protocol,
             serial_log,
+            check,
         } => {
             let sc = scenario::build(scenario.into(), preset.config()?, seed);
             let chemistry = sc.config.chemistry;
@@ -211,6 +215,18 @@ fn run(cli: Cli) -> Result<(), String> {
                 "wrote {}/{{trace.csv,events.csv,can.log,plot.svg}}",
                 out.display()
             );
+            if check {
+                s.check(scenario.into(), chemistry).map_err(|e| {
+                    format!(
+                        "scenario {} check failed: {e}",
+                        ScenarioKind::from(scenario).name()
+                    )
+                })?;
+                eprintln!(
+                    "scenario {} check passed",
+                    ScenarioKind::from(scenario).name()
+                );
+            }
             Ok(())
         }
         Command::Config { preset } => {
