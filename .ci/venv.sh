@@ -3,7 +3,8 @@
 # Usage: VENV=$(.ci/venv.sh)
 set -euo pipefail
 venv="${VENV:-$PWD/target/peers-venv}"
-if [ ! -x "$venv/bin/python" ]; then
+if [ ! -f "$venv/.installed" ]; then
+  rm -rf "$venv"
   py=""
   for cand in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.13.*/bin/python "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.12.*/bin/python \
               "$(command -v python3.13 || true)" "$(command -v python3.12 || true)"; do
@@ -15,5 +16,6 @@ if [ ! -x "$venv/bin/python" ]; then
   fi
   "$py" -m venv "$venv" >&2
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$(dirname "$0")/requirements-peers.txt" >&2
+  touch "$venv/.installed"
 fi
 echo "$venv"

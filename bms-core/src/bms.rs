@@ -30,6 +30,7 @@
 
 use heapless::Deque;
 
+use crate::balance::{BalanceInput, Balancer};
 use crate::config::{ConfigError, PackConfig};
 use crate::measure::Measurements;
 use crate::ports::FetState;
@@ -119,6 +120,7 @@ pub struct Bms {
     cfg: PackConfig,
     protection: Protection,
     soc: SocEstimator,
+    balancer: Balancer,
     switches: Switches,
     telemetry: Telemetry,
     outputs: Outputs,
@@ -145,6 +147,7 @@ impl Bms {
     pub fn with_stored(cfg: PackConfig, stored: Option<StoredSoc>) -> Result<Self, ConfigError> {
         cfg.validate()?;
         let soc = SocEstimator::new(cfg.soc.clone(), cfg.capacity_mah, stored);
+        let balancer = Balancer::new(cfg.balance);
         let mut telemetry = Telemetry::empty(cfg.cells);
         telemetry.nominal_capacity = cfg.capacity_mah;
         telemetry.full_capacity = cfg.capacity_mah;
@@ -152,6 +155,7 @@ impl Bms {
             cfg,
             protection: Protection::new(),
             soc,
+            balancer,
             switches: Switches::default(),
             telemetry,
             outputs: Outputs::default(),
@@ -176,6 +180,7 @@ impl Bms {
         if cfg.cells != self.cfg.cells {
             self.telemetry = Telemetry::empty(cfg.cells);
         }
+        self.balancer.set_config(cfg.balance);
         self.cfg = cfg;
         self.push(now, Event::ConfigChanged);
         Ok(())
@@ -210,6 +215,11 @@ impl Bms {
     /// Sets the SOC (a user command); the next rest may still correct it.
     pub fn set_soc(&mut self, soc: crate::units::Soc) {
         self.soc.set_soc(soc);
+    }
+
+    /// The balancer (bled charge per cell, time to balanced, status).
+    pub const fn balancer(&self) -> &Balancer {
+        &self.balancer
     }
 
     /// The user switches.
@@ -286,10 +296,11 @@ impl Bms {
         while let Some(e) = self.soc.poll_event() {
             self.push(now, Event::Soc(e));
         }
+        let balance_mask = self.balance(m, &summary, &d);
         let fets = self.apply_switches(&d);
         let out = Outputs {
             fets,
-            balance_mask: 0,
+            balance_mask,
             digital: d.digital,
             mode: d.mode,
         };
@@ -302,6 +313,31 @@ impl Bms {
         self.outputs = out;
         self.update_telemetry(m, &summary, &d);
         out
+    }
+
+    fn balance(&mut self, m: &Measurements, s: &Summary, d: &Decision) -> u32 {
+        let uv = self.cfg.protection.get(Fault::CellUv);
+        let uv_warning =
+            crate::units::MilliVolts::from_mv(uv.warn.unwrap_or(uv.release).max(0) as u32);
+        // Never in sleep or deep sleep, nor when the user switched balancing off: the
+        // balancer then sees an inhibit, so its bled-charge accounting stays true.
+        let inhibit = d.mode != PowerMode::Active || !self.switches.balance;
+        let input = BalanceInput {
+            // The summary's range is exact only when every cell reading was plausible.
+            cell_range: match (s.min_cell, s.max_cell) {
+                (Some((lo, _)), Some((hi, _))) if !s.causes.contains(SensorCauses::CELL_RANGE) => {
+                    Some((lo, hi))
+                }
+                _ => None,
+            },
+            board_temp: m.balance_temp.or(s.mos_temp),
+            ..BalanceInput::from_measurements(
+                m,
+                inhibit || !self.protection.faults().is_empty(),
+                uv_warning,
+            )
+        };
+        self.balancer.update(&input)
     }
 
     fn apply_switches(&self, d: &Decision) -> FetState {

@@ -19,15 +19,18 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod balance;
 pub mod bms;
 pub mod can;
 pub mod config;
 pub mod controller;
+pub mod event_log;
 pub mod inverter;
 pub mod j1939;
 pub mod measure;
 pub mod ports;
 pub mod protect;
+pub mod serial;
 pub mod soc;
 pub mod telemetry;
 pub mod time;

@@ -11,6 +11,7 @@
 //!   [`FaultyAfe`] to wrap any cell monitor).
 //! - [`ports`]: every `bms_core::ports` trait over a shared [`Sim`], and [`MockBoard`].
 //! - [`rng`]: the seeded generator behind spreads, noise and fault draws.
+//! - [`flash`]: a simulated NOR flash with erase counters and power-cut injection.
 //! - [`config_file`]: the TOML configuration contract (`bms-sim config` / `--config`).
 //! - [`replay`]: `bms-sim replay`, one core step per recorded row.
 //! - [`scenario`], [`sim`], [`plot`]: `bms-sim run`, the closed loop and its files.
@@ -53,6 +54,7 @@
 pub mod bench;
 pub mod config_file;
 pub mod faults;
+pub mod flash;
 pub mod pack;
 pub mod plot;
 pub mod ports;

@@ -29,6 +29,35 @@ pub struct TracePoint {
     pub balancing: u32,
 }
 
+/// Buckets per series: each keeps its minimum and maximum, in time order, so spikes stay
+/// visible while the SVG stays small whatever the run length.
+const BUCKETS: usize = 1_200;
+
+fn decimate(points: &[TracePoint], f: &dyn Fn(&TracePoint) -> f64) -> Vec<(f64, f64)> {
+    if points.len() <= 2 * BUCKETS {
+        return points.iter().map(|p| (p.t_h, f(p))).collect();
+    }
+    let per = points.len().div_ceil(BUCKETS);
+    let mut out = Vec::with_capacity(2 * BUCKETS);
+    for chunk in points.chunks(per) {
+        let (mut lo, mut hi) = (0, 0);
+        for (i, p) in chunk.iter().enumerate() {
+            if f(p) < f(&chunk[lo]) {
+                lo = i;
+            }
+            if f(p) > f(&chunk[hi]) {
+                hi = i;
+            }
+        }
+        let (a, b) = (lo.min(hi), lo.max(hi));
+        out.push((chunk[a].t_h, f(&chunk[a])));
+        if b != a {
+            out.push((chunk[b].t_h, f(&chunk[b])));
+        }
+    }
+    out
+}
+
 fn range(points: &[TracePoint], f: impl Fn(&TracePoint) -> f64) -> (f64, f64) {
     let (lo, hi) = points
         .iter()
@@ -115,7 +144,7 @@ pub fn render(path: &Path, title: &str, points: &[TracePoint]) -> Result<(), Str
             .map_err(|x| e(&x))?;
         for (name, color, f) in series {
             chart
-                .draw_series(LineSeries::new(points.iter().map(|p| (p.t_h, f(p))), color))
+                .draw_series(LineSeries::new(decimate(points, &f), color))
                 .map_err(|x| e(&x))?
                 .label(name)
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color));

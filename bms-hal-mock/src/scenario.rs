@@ -41,6 +41,9 @@ impl ScenarioKind {
     }
 }
 
+/// Charge/discharge cycles of the imbalance scenario.
+pub const IMBALANCE_CYCLES: usize = 10;
+
 /// Everything a run needs.
 #[derive(Clone, Debug)]
 pub struct Scenario {
@@ -56,6 +59,8 @@ pub struct Scenario {
     pub profile: Profile,
     /// Hardware faults: (start, injection, duration).
     pub injections: Vec<(Instant, Injection, Duration)>,
+    /// Per-cell initial SOC and capacity (Ah) overriding the pack's random spread.
+    pub cells: Option<Vec<(f64, f64)>>,
 }
 
 fn sim_chemistry(c: CoreChemistry) -> Chemistry {
@@ -93,8 +98,11 @@ pub fn build(kind: ScenarioKind, mut config: PackConfig, seed: u64) -> Scenario 
     pack.seed = seed;
     // The user configures the OCV curve of the cells they fit, as with a real pack.
     config.soc.ocv_mv = pack.chemistry.ocv_mv;
+    // The board's balancing resistors are what the configuration says they are.
+    pack.balance_resistor_ohm = f64::from(config.balance.resistor.as_mohm()) / 1000.0;
     let sensors = SensorConfig::default().with_seed(seed);
     let mut injections = Vec::new();
+    let mut cells = None;
     let min = Duration::from_mins;
     let profile = match kind {
         ScenarioKind::Cycle => {
@@ -114,19 +122,38 @@ pub fn build(kind: ScenarioKind, mut config: PackConfig, seed: u64) -> Scenario 
                 .then(Segment::rest(min(30)))
         }
         ScenarioKind::Imbalance => {
-            // Smaller cells so that the balancing work (and the simulated time) stays short.
-            pack.capacity_ah = 20.0;
-            pack.capacity_spread = 0.03;
-            pack.soc_spread = 0.05;
+            // 10 Ah cells keep the balancing work, and the simulated time, short; the
+            // spreads are the scenario's: 3 % capacity, 5 % SOC.
+            pack.capacity_ah = 10.0;
             pack.initial_soc = 0.5;
-            config.capacity_mah = bms_core::MilliAmpHours::from_mah(20_000);
-            let c = charger(&config, 10.0);
+            // Spreads as ranges: SOC evenly over 47.5..52.5 %, capacity over 9.85..10.15 Ah,
+            // in unrelated orders.
+            let n = pack.cells;
+            let frac = |k: usize| {
+                if n > 1 {
+                    k as f64 / (n - 1) as f64 - 0.5
+                } else {
+                    0.0
+                }
+            };
+            cells = Some(
+                (0..n)
+                    .map(|i| {
+                        (
+                            0.5 + 0.05 * frac(i),
+                            pack.capacity_ah * (1.0 + 0.03 * frac((i * 7 + 3) % n)),
+                        )
+                    })
+                    .collect(),
+            );
+            config.capacity_mah = bms_core::MilliAmpHours::from_mah(10_000);
+            let c = charger(&config, 5.0);
             let mut p = Profile::new(25.0);
-            for _ in 0..8 {
+            for _ in 0..IMBALANCE_CYCLES {
                 p = p
-                    .then(Segment::charge(h(4), c).until(Until::CurrentBelow(0.4)))
-                    .then(Segment::rest(h(1)))
-                    .then(Segment::discharge(h(3), 10.0).until(Until::SocBelow(0.3)))
+                    .then(Segment::charge(h(4), c).until(Until::CurrentBelow(0.2)))
+                    .then(Segment::rest(h(2)))
+                    .then(Segment::discharge(h(3), 5.0).until(Until::SocBelow(0.3)))
                     .then(Segment::rest(min(30)));
             }
             p
@@ -180,5 +207,6 @@ pub fn build(kind: ScenarioKind, mut config: PackConfig, seed: u64) -> Scenario 
         sensors,
         profile,
         injections,
+        cells,
     }
 }

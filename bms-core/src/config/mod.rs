@@ -24,6 +24,7 @@ use core::fmt;
 pub use chemistry::{Chemistry, ChemistryLimits, UnknownChemistry};
 pub use variant::{PartNumberError, Port, Variant};
 
+use crate::balance::{BalanceConfig, BalanceConfigError};
 use crate::measure::{MAX_CELLS, MIN_CELLS};
 use crate::protect::rules::{Latch, ProtectionRule, ProtectionTable, RuleError};
 use crate::protect::Fault;
@@ -207,6 +208,9 @@ pub struct PackConfig {
     pub outputs: OutputsConfig,
     /// State-of-charge estimation, `[soc]`.
     pub soc: SocConfig,
+    /// Passive balancing, `[balance]`.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub balance: BalanceConfig,
     /// The protection table, `[protection.<fault>]`.
     pub protection: ProtectionTable,
 }
@@ -263,6 +267,8 @@ pub enum ConfigError {
     OutputHysteresis,
     /// The `[soc]` section is inconsistent.
     Soc(SocConfigError),
+    /// The `[balance]` section is inconsistent.
+    Balance(BalanceConfigError),
 }
 
 impl fmt::Display for ConfigError {
@@ -297,6 +303,7 @@ impl fmt::Display for ConfigError {
                 f.write_str("outputs: a heater/fan off threshold must be beyond its on threshold")
             }
             ConfigError::Soc(e) => e.fmt(f),
+            ConfigError::Balance(e) => e.fmt(f),
         }
     }
 }
@@ -412,6 +419,11 @@ impl PackConfig {
                 Chemistry::Nmc => SocConfig::nmc(),
                 Chemistry::Lto => SocConfig::lto(),
             },
+            balance: match chemistry {
+                Chemistry::Lfp => BalanceConfig::lfp(),
+                Chemistry::Nmc => BalanceConfig::nmc(),
+                Chemistry::Lto => BalanceConfig::lto(),
+            },
             protection: ProtectionTable::from_rules(rules),
         }
     }
@@ -505,6 +517,7 @@ impl PackConfig {
             return Err(ConfigError::Plausibility);
         }
         self.soc.validate().map_err(ConfigError::Soc)?;
+        self.balance.validate().map_err(ConfigError::Balance)?;
         for o in self.outputs.functions() {
             let ok = match o {
                 OutputFunction::Heater {

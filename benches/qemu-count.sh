@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Instructions per control step of bms-core on a Cortex-M3 (thumbv7m-none-eabi), counted by
+# QEMU: the `examples/qemu` scenario is built for 0 and for N steps (BMS_STEPS at compile
+# time, BMS_BENCH=1 so both runs execute the same code outside the step loop) and run under
+# `-singlestep -d exec,nochain`, which logs one `Trace` line per executed instruction.
+# Prints (lines(N) - lines(0)) / N. A step here is one `Bms::step` plus building the
+# 20-cell `Measurements` snapshot and recording the result.
+#
+# Usage: benches/qemu-count.sh [N]   (default N = 300, the whole scenario)
+set -euo pipefail
+
+N="${1:-300}"
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+EX="$ROOT/examples/qemu"
+WORK="$(mktemp -d)"
+trap 'rm -rf "$WORK"' EXIT
+
+command -v qemu-system-arm >/dev/null || { echo "qemu-system-arm not found" >&2; exit 1; }
+
+build() { # $1 = steps, $2 = output file
+    (cd "$EX" && BMS_STEPS="$1" BMS_BENCH=1 CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-1}" \
+        cargo build --release --quiet)
+    cp "$EX/target/thumbv7m-none-eabi/release/bms-qemu" "$2"
+}
+
+count() { # $1 = kernel; prints the number of executed instructions
+    local fifo="$WORK/log.fifo"
+    rm -f "$fifo"
+    mkfifo "$fifo"
+    grep -c '^Trace' "$fifo" > "$WORK/count" &
+    local reader=$!
+    timeout 600 qemu-system-arm -cpu cortex-m3 -machine lm3s6965evb -nographic \
+        -semihosting-config enable=on,target=native \
+        -singlestep -d exec,nochain -D "$fifo" -kernel "$1" > "$WORK/out" 2>&1
+    wait "$reader" || true
+    cat "$WORK/count"
+}
+
+build 0 "$WORK/k0"
+build "$N" "$WORK/kN"
+L0=$(count "$WORK/k0")
+LN=$(count "$WORK/kN")
+echo "steps=$N instructions(0)=$L0 instructions($N)=$LN"
+echo "instructions_per_step=$(( (LN - L0) / N ))"

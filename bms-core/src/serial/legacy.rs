@@ -1,0 +1,318 @@
+//! The legacy protocol: 6-byte requests/writes and the 140-byte `AA 55 AA FF` status frame.
+//!
+//! Requests are `H H ADDR D1 D2 SUM` with `SUM = ADDR + D1 + D2 (mod 256)` and the value
+//! big-endian: `DB DB 00 00 00 00` (status over BLE), `5A 5A 00 00 01 01` (status over RS485),
+//! `A5 A5 ADDR D1 D2 SUM` (write). Control addresses (`ant-legacy-serial-protocol.txt`):
+//! 247 power off, 248 current to zero, 249 discharge MOSFET (1 on, 0 off), 250 charge MOSFET,
+//! 251 LiFePO4 preset, 252 balancer (1 on, 0 off), 253 factory reset, 254 reboot, 255 apply.
+//! The password is written as four ASCII pairs to addresses `0xF1..=0xF4` (ESPHome's
+//! `ant_bms_old`), so only 8-byte passwords can authenticate over the legacy protocol.
+//!
+//! The status frame is big-endian, 140 bytes, with a 16-bit sum of bytes 4..138 at 138:
+//!
+//! | offset | type | field |
+//! |---|---|---|
+//! | 4 | u16 | pack voltage, 100 mV |
+//! | 6..70 | u16 ×32 | cell voltages, mV |
+//! | 70 | i32 | current, 100 mA, positive = discharge |
+//! | 74 | u8 | SOC % |
+//! | 75 / 79 | u32 / u32 | design / remaining capacity, µAh |
+//! | 83 / 87 | u32 / u32 | cycle capacity mAh / runtime s |
+//! | 91..103 | i16 ×6 | temperatures °C: MOSFET, balancer, T1, T2, then −40 (absent) |
+//! | 103 / 104 / 105 | u8 ×3 | charge / discharge MOSFET status, balancer status |
+//! | 106 / 108 / 110 | u16 / u16 / u8 | tyre length, pulses per week, relay (0) |
+//! | 111 | i32 | power W |
+//! | 115 / 116 | u8 / u16 | highest cell number / mV |
+//! | 118 / 119 | u8 / u16 | lowest cell number / mV |
+//! | 121 / 123 | u16 / u8 | average cell mV / number of cells |
+//! | 124..132 | u16 ×4 | MOSFET voltages, comparator (0) |
+//! | 132 | u32 | balancing mask |
+//! | 136 | u16 | system log (0) |
+//! | 138 | u16 | checksum |
+
+use heapless::Vec;
+
+use super::status::{celsius, div_round, sat_i32, sat_u16, sat_u32, Derived, TEMP_ABSENT};
+use super::{DecodeError, EmitError};
+use crate::telemetry::Telemetry;
+use crate::units::{MilliAmps, MilliVolts};
+
+/// Header of the legacy status frame.
+pub const LEGACY_STATUS_HEADER: [u8; 4] = [0xAA, 0x55, 0xAA, 0xFF];
+/// Length of the legacy status frame.
+pub const LEGACY_STATUS_LEN: usize = 140;
+/// Cell slots in the legacy status frame.
+pub const LEGACY_CELL_SLOTS: usize = 32;
+/// First of the four password addresses (`0xF1..=0xF4`).
+pub const LEGACY_PASSWORD_ADDR: u8 = 0xF1;
+
+/// Kind of a legacy 6-byte frame, from its doubled header byte.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum LegacyKind {
+    /// `DB DB`: read (BLE), answered with the status frame.
+    ReadBle,
+    /// `5A 5A`: read (RS485), answered with the status frame.
+    ReadSerial,
+    /// `A5 A5`: write to the BMS.
+    Write,
+}
+
+impl LegacyKind {
+    /// The header byte.
+    pub const fn byte(self) -> u8 {
+        match self {
+            LegacyKind::ReadBle => 0xDB,
+            LegacyKind::ReadSerial => 0x5A,
+            LegacyKind::Write => 0xA5,
+        }
+    }
+}
+
+/// A legacy 6-byte request or write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct LegacyRequest {
+    /// Read or write.
+    pub kind: LegacyKind,
+    /// Address byte.
+    pub address: u8,
+    /// Value (big-endian on the wire).
+    pub value: u16,
+}
+
+impl LegacyRequest {
+    /// Frame length.
+    pub const LEN: usize = 6;
+
+    /// Checks and decodes 6 bytes.
+    ///
+    /// # Errors
+    /// [`DecodeError::Truncated`] for fewer than 6 bytes, [`DecodeError::Malformed`] for an
+    /// unknown or undoubled header, [`DecodeError::Checksum`] for a wrong sum.
+    pub fn parse(b: &[u8]) -> Result<LegacyRequest, DecodeError> {
+        let b = b.get(..Self::LEN).ok_or(DecodeError::Truncated)?;
+        let kind = match (b[0], b[1]) {
+            (0xDB, 0xDB) => LegacyKind::ReadBle,
+            (0x5A, 0x5A) => LegacyKind::ReadSerial,
+            (0xA5, 0xA5) => LegacyKind::Write,
+            _ => return Err(DecodeError::Malformed),
+        };
+        if b[2].wrapping_add(b[3]).wrapping_add(b[4]) != b[5] {
+            return Err(DecodeError::Checksum);
+        }
+        Ok(LegacyRequest {
+            kind,
+            address: b[2],
+            value: u16::from_be_bytes([b[3], b[4]]),
+        })
+    }
+
+    /// The 6 bytes of this request.
+    pub fn to_bytes(&self) -> [u8; 6] {
+        let h = self.kind.byte();
+        let [hi, lo] = self.value.to_be_bytes();
+        [
+            h,
+            h,
+            self.address,
+            hi,
+            lo,
+            self.address.wrapping_add(hi).wrapping_add(lo),
+        ]
+    }
+}
+
+/// `true` when the 16-bit sum of bytes 4..138 matches the big-endian checksum at 138.
+pub fn legacy_checksum_ok(frame: &[u8]) -> bool {
+    frame.len() == LEGACY_STATUS_LEN
+        && frame[..4] == LEGACY_STATUS_HEADER
+        && legacy_sum(&frame[4..138]) == u16::from_be_bytes([frame[138], frame[139]])
+}
+
+fn legacy_sum(b: &[u8]) -> u16 {
+    b.iter().fold(0u16, |a, &x| a.wrapping_add(x as u16))
+}
+
+/// A decoded legacy status frame at wire resolution.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct LegacyStatusRepr {
+    /// Pack voltage, 100 mV.
+    pub pack_voltage_dv: u16,
+    /// Cell voltages, mV (`cell_count` of them).
+    pub cells: Vec<u16, LEGACY_CELL_SLOTS>,
+    /// Current, 100 mA, positive = discharge.
+    pub current_da: i32,
+    /// SOC, %.
+    pub soc_percent: u8,
+    /// Design capacity, µAh.
+    pub design_capacity_uah: u32,
+    /// Remaining capacity, µAh.
+    pub remaining_uah: u32,
+    /// Cycle capacity, mAh.
+    pub cycle_capacity_mah: u32,
+    /// Runtime, s.
+    pub runtime_s: u32,
+    /// Six temperatures, °C (MOSFET, balancer, T1..T4).
+    pub temps_c: [i16; 6],
+    /// Charge MOSFET status code.
+    pub charge_mos: u8,
+    /// Discharge MOSFET status code.
+    pub discharge_mos: u8,
+    /// Balancer status code.
+    pub balancer: u8,
+    /// Power, W.
+    pub power_w: i32,
+    /// Highest cell number (1-based) and mV.
+    pub max_cell: (u8, u16),
+    /// Lowest cell number (1-based) and mV.
+    pub min_cell: (u8, u16),
+    /// Average cell, mV.
+    pub average_mv: u16,
+    /// Balancing mask, bit 0 = cell 1.
+    pub balance_mask: u32,
+}
+
+fn be16(b: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([b[at], b[at + 1]])
+}
+fn be32(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+impl LegacyStatusRepr {
+    /// Builds the legacy status of `t` (same scaling rules as
+    /// [`StatusRepr::from_telemetry`](super::status::StatusRepr::from_telemetry)). The legacy
+    /// frame has no fault mask: faults show only in the MOSFET status codes.
+    pub fn from_telemetry(t: &Telemetry) -> LegacyStatusRepr {
+        let d = Derived::of(t);
+        LegacyStatusRepr {
+            pack_voltage_dv: sat_u16(div_round(t.pack_voltage.as_mv() as i64, 100)),
+            cells: t
+                .cells()
+                .iter()
+                .map(|c| sat_u16(c.as_mv() as i64))
+                .collect(),
+            current_da: sat_i32(d.current_da),
+            soc_percent: t.soc.as_percent(),
+            design_capacity_uah: sat_u32(t.nominal_capacity.as_mah() as i64 * 1000),
+            remaining_uah: sat_u32(t.remaining.as_mah() as i64 * 1000),
+            cycle_capacity_mah: super::status::cycle_capacity_mah(t),
+            runtime_s: d.runtime_s,
+            temps_c: [
+                celsius(t.mos_temp),
+                celsius(t.balance_temp),
+                celsius(t.cell_temps[0]),
+                celsius(t.cell_temps[1]),
+                TEMP_ABSENT,
+                TEMP_ABSENT,
+            ],
+            charge_mos: d.charge_mos,
+            discharge_mos: d.discharge_mos,
+            balancer: d.balancer,
+            power_w: sat_i32(d.power_w),
+            max_cell: (d.max.1 as u8, d.max.0),
+            min_cell: (d.min.1 as u8, d.min.0),
+            average_mv: d.average_mv,
+            balance_mask: t.balance_mask,
+        }
+    }
+
+    /// Checks and decodes a 140-byte frame.
+    ///
+    /// # Errors
+    /// [`DecodeError::Truncated`] for a short frame, [`DecodeError::Malformed`] for a wrong
+    /// header or a cell count over 32, [`DecodeError::Checksum`] for a wrong sum.
+    pub fn parse(b: &[u8]) -> Result<LegacyStatusRepr, DecodeError> {
+        if b.len() < LEGACY_STATUS_LEN {
+            return Err(DecodeError::Truncated);
+        }
+        let b = &b[..LEGACY_STATUS_LEN];
+        if b[..4] != LEGACY_STATUS_HEADER {
+            return Err(DecodeError::Malformed);
+        }
+        if !legacy_checksum_ok(b) {
+            return Err(DecodeError::Checksum);
+        }
+        let n = b[123] as usize;
+        if n > LEGACY_CELL_SLOTS {
+            return Err(DecodeError::Malformed);
+        }
+        let mut temps_c = [0i16; 6];
+        for (i, t) in temps_c.iter_mut().enumerate() {
+            *t = be16(b, 91 + 2 * i) as i16;
+        }
+        Ok(LegacyStatusRepr {
+            pack_voltage_dv: be16(b, 4),
+            cells: (0..n).map(|i| be16(b, 6 + 2 * i)).collect(),
+            current_da: be32(b, 70) as i32,
+            soc_percent: b[74],
+            design_capacity_uah: be32(b, 75),
+            remaining_uah: be32(b, 79),
+            cycle_capacity_mah: be32(b, 83),
+            runtime_s: be32(b, 87),
+            temps_c,
+            charge_mos: b[103],
+            discharge_mos: b[104],
+            balancer: b[105],
+            power_w: be32(b, 111) as i32,
+            max_cell: (b[115], be16(b, 116)),
+            min_cell: (b[118], be16(b, 119)),
+            average_mv: be16(b, 121),
+            balance_mask: be32(b, 132),
+        })
+    }
+
+    /// Writes the 140-byte frame into `out`; returns 140.
+    ///
+    /// # Errors
+    /// [`EmitError::BufferTooSmall`] when `out` is shorter than 140 bytes.
+    pub fn emit(&self, out: &mut [u8]) -> Result<usize, EmitError> {
+        let b = out
+            .get_mut(..LEGACY_STATUS_LEN)
+            .ok_or(EmitError::BufferTooSmall)?;
+        b.fill(0);
+        fn w(b: &mut [u8], at: usize, v: &[u8]) {
+            b[at..at + v.len()].copy_from_slice(v);
+        }
+        w(b, 0, &LEGACY_STATUS_HEADER);
+        w(b, 4, &self.pack_voltage_dv.to_be_bytes());
+        for (i, c) in self.cells.iter().enumerate() {
+            w(b, 6 + 2 * i, &c.to_be_bytes());
+        }
+        w(b, 70, &self.current_da.to_be_bytes());
+        b[74] = self.soc_percent;
+        w(b, 75, &self.design_capacity_uah.to_be_bytes());
+        w(b, 79, &self.remaining_uah.to_be_bytes());
+        w(b, 83, &self.cycle_capacity_mah.to_be_bytes());
+        w(b, 87, &self.runtime_s.to_be_bytes());
+        for (i, t) in self.temps_c.iter().enumerate() {
+            w(b, 91 + 2 * i, &t.to_be_bytes());
+        }
+        b[103] = self.charge_mos;
+        b[104] = self.discharge_mos;
+        b[105] = self.balancer;
+        w(b, 111, &self.power_w.to_be_bytes());
+        b[115] = self.max_cell.0;
+        w(b, 116, &self.max_cell.1.to_be_bytes());
+        b[118] = self.min_cell.0;
+        w(b, 119, &self.min_cell.1.to_be_bytes());
+        w(b, 121, &self.average_mv.to_be_bytes());
+        b[123] = self.cells.len() as u8;
+        w(b, 132, &self.balance_mask.to_be_bytes());
+        let sum = legacy_sum(&b[4..138]);
+        w(b, 138, &sum.to_be_bytes());
+        Ok(LEGACY_STATUS_LEN)
+    }
+
+    /// Pack voltage.
+    pub fn pack_voltage(&self) -> MilliVolts {
+        MilliVolts::from_mv(self.pack_voltage_dv as u32 * 100)
+    }
+
+    /// Current, positive = discharge.
+    pub fn current(&self) -> MilliAmps {
+        MilliAmps::from_ma(self.current_da.saturating_mul(100))
+    }
+}

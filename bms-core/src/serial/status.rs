@@ -1,0 +1,709 @@
+//! The status frame (function `0x11`), answer to the status request (`0x01`).
+//!
+//! Little-endian; `o = 2·cells + 2·temps`; total length `116 + o`, `LEN = 106 + o`
+//! (`ant-protocol-notes.md` §3.2):
+//!
+//! | offset | type | field |
+//! |---|---|---|
+//! | 6 | u8 | permissions (`0x05` on real devices) |
+//! | 7 | u8 | [`BatteryStatus`] |
+//! | 8 / 9 | u8 / u8 | temperature sensors / cells |
+//! | 10 / 18 / 26 | u64 ×3 | protection mask, warning mask, reserved ([`faults`]) |
+//! | 34 | u16 × cells | cell voltages, mV |
+//! | 34+2c | i16 × temps | temperatures, °C (−40 = absent) |
+//! | 34+o / 36+o | i16 / i16 | MOSFET / balancer temperature, °C |
+//! | 38+o | u16 | pack voltage, 10 mV |
+//! | 40+o | i16 | current, 100 mA, **positive = discharge** |
+//! | 42+o / 44+o | u16 / u16 | SOC % / SOH % |
+//! | 46+o / 47+o | u8 / u8 | **discharge** / **charge** MOSFET status (see below) |
+//! | 48+o / 49+o | u8 / u8 | balancer status / reserved |
+//! | 50+o / 54+o | u32 / u32 | design / remaining capacity, µAh |
+//! | 58+o | u32 | cycle (throughput) capacity, mAh: mean of lifetime charged and discharged |
+//! | 62+o / 66+o / 70+o | i32 / u32 / u32 | power W (sign of current) / runtime s / balancing mask |
+//! | 74+o .. 84+o | u16 ×6 | max cell mV, its number, min cell mV, its number, delta mV, average mV |
+//! | 86+o .. 92+o | u16 ×4 | discharge MOSFET D-S voltage, two drive voltages (100 mV), "F40com" |
+//! | 94+o | u16 | [`BatteryType`] |
+//! | 96+o / 100+o | u32 / u32 | total discharged / charged, mAh |
+//! | 104+o / 108+o | u32 / u32 | total discharge / charge time, s |
+//!
+//! **MOSFET byte order.** Real devices put the discharge MOSFET status first (both real
+//! captures of a full pack read `01 02`: discharge on, charge stopped by over-charge
+//! protection). This firmware does the same ([`DISCHARGE_MOS_FIRST`]); aiobmsble and ESPHome
+//! read the first byte as the charge MOSFET and so show the two swapped, exactly as they do
+//! with real ANT hardware.
+//!
+//! # Examples
+//! ```
+//! use bms_core::serial::status::StatusFrame;
+//! use bms_core::{MilliAmps, MilliVolts, Telemetry};
+//! let mut t = Telemetry::empty(8);
+//! for c in t.cells.iter_mut().take(8) { *c = MilliVolts::from_mv(3_300); }
+//! t.pack_voltage = MilliVolts::from_mv(26_400);
+//! t.current = MilliAmps::from_ma(-12_300); // charging 12.3 A
+//! let mut buf = [0u8; 200];
+//! let n = StatusFrame::emit(&t, &mut buf)?;
+//! assert_eq!(n, 116 + 2 * 8 + 2 * 2);
+//! let back = StatusFrame::parse(&buf[..n])?;
+//! assert_eq!(back.current().as_ma(), -12_300);
+//! assert_eq!(back.cells[0], 3_300);
+//! # Ok::<(), bms_core::serial::Error>(())
+//! ```
+
+use heapless::Vec;
+
+use super::faults::{self, BALANCER_ACTIVE, BALANCER_OFF, CHARGE_CODES, DISCHARGE_CODES};
+use super::frame::{enum_with_unknown, finish_in_place, Function, Packet, OVERHEAD};
+use super::{DecodeError, EmitError, Error};
+use crate::telemetry::{PowerMode, Telemetry};
+use crate::units::{DeciCelsius, MilliAmps, MilliVolts};
+
+/// The discharge MOSFET status is at `46 + o`, the charge MOSFET status at `47 + o`.
+pub const DISCHARGE_MOS_FIRST: bool = true;
+/// Most cells a status frame can describe here (the protocol's own limit is 32).
+pub const MAX_FRAME_CELLS: usize = 32;
+/// Most temperature sensors accepted when parsing.
+pub const MAX_FRAME_TEMPS: usize = 8;
+/// Temperature reported for an absent or unreadable sensor, °C.
+pub const TEMP_ABSENT: i16 = -40;
+/// Permissions byte sent by this firmware (the value real devices send).
+pub const PERMISSIONS: u8 = 0x05;
+/// Below this current magnitude the battery status is idle rather than (dis)charging
+/// (a real 16ZMUB reported idle at +0.3 A and at +1.0 A).
+pub const IDLE_CURRENT: MilliAmps = MilliAmps::from_ma(1_500);
+/// Fixed part of the status frame's `LEN`.
+pub const BASE_LEN: usize = 106;
+
+enum_with_unknown! {
+    /// Battery status byte (offset 7).
+    pub enum BatteryStatus(u8) {
+        /// No state known yet.
+        Unknown0 = 0,
+        /// No current.
+        Idle = 1,
+        /// Charging (aiobmsble: `battery_charging`).
+        Charge = 2,
+        /// Discharging.
+        Discharge = 3,
+        /// Sleep or deep sleep.
+        Standby = 4,
+        /// A fault is active and no current flows.
+        Error = 5,
+    }
+}
+
+enum_with_unknown! {
+    /// Cell chemistry code (offset 94 + o).
+    pub enum BatteryType(u16) {
+        /// Ternary lithium (NMC/NCA).
+        Nmc = 0xFAF1,
+        /// LiFePO4.
+        Lfp = 0xFAF2,
+        /// Lithium titanate.
+        Lto = 0xFAF3,
+        /// Custom settings.
+        Custom = 0xFAF4,
+    }
+}
+
+/// What the status frame needs beyond [`Telemetry`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct StatusOptions {
+    /// Chemistry code to report.
+    pub battery_type: BatteryType,
+    /// Lifetime discharge time, s.
+    pub total_discharge_time_s: u32,
+    /// Lifetime charge time, s.
+    pub total_charge_time_s: u32,
+}
+
+impl Default for StatusOptions {
+    fn default() -> Self {
+        StatusOptions {
+            battery_type: BatteryType::Custom,
+            total_discharge_time_s: 0,
+            total_charge_time_s: 0,
+        }
+    }
+}
+
+/// A decoded status frame, at wire resolution (so `parse(emit(x)) == x` exactly).
+///
+/// Field names carry their unit; the accessors convert to the core's unit types.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct StatusRepr {
+    /// Permissions byte.
+    pub permissions: u8,
+    /// Battery status.
+    pub battery_status: BatteryStatus,
+    /// Protection mask (see [`faults`]).
+    pub protection_mask: u64,
+    /// Warning mask.
+    pub warning_mask: u64,
+    /// Reserved mask at offset 26 (0 from this firmware).
+    pub reserved_mask: u64,
+    /// Cell voltages, mV, cell 1 first.
+    pub cells: Vec<u16, MAX_FRAME_CELLS>,
+    /// Temperature sensors, °C ([`TEMP_ABSENT`] = absent).
+    pub temps_c: Vec<i16, MAX_FRAME_TEMPS>,
+    /// MOSFET temperature, °C.
+    pub mos_temp_c: i16,
+    /// Balancer temperature, °C.
+    pub balancer_temp_c: i16,
+    /// Pack voltage, 10 mV.
+    pub pack_voltage_cv: u16,
+    /// Current, 100 mA, positive = discharge.
+    pub current_da: i16,
+    /// State of charge, %.
+    pub soc_percent: u16,
+    /// State of health, %.
+    pub soh_percent: u16,
+    /// Discharge MOSFET status code.
+    pub discharge_mos: u8,
+    /// Charge MOSFET status code.
+    pub charge_mos: u8,
+    /// Balancer status code.
+    pub balancer: u8,
+    /// Reserved byte after the balancer status.
+    pub reserved: u8,
+    /// Design capacity, µAh.
+    pub design_capacity_uah: u32,
+    /// Remaining capacity, µAh.
+    pub remaining_uah: u32,
+    /// Cycle (throughput) capacity, mAh.
+    pub cycle_capacity_mah: u32,
+    /// Power, W (positive = discharge).
+    pub power_w: i32,
+    /// Runtime, s.
+    pub runtime_s: u32,
+    /// Cells being balanced, bit 0 = cell 1.
+    pub balance_mask: u32,
+    /// Highest cell, mV.
+    pub max_cell_mv: u16,
+    /// Number (1-based) of the highest cell.
+    pub max_cell_number: u16,
+    /// Lowest cell, mV.
+    pub min_cell_mv: u16,
+    /// Number (1-based) of the lowest cell.
+    pub min_cell_number: u16,
+    /// Highest minus lowest, mV.
+    pub delta_mv: u16,
+    /// Average cell, mV.
+    pub average_mv: u16,
+    /// Discharge MOSFET drain-source voltage, 100 mV.
+    pub dsg_mos_ds_dv: u16,
+    /// Discharge MOSFET drive voltage, 100 mV.
+    pub dsg_drive_dv: u16,
+    /// Charge MOSFET drive voltage, 100 mV.
+    pub chg_drive_dv: u16,
+    /// "F40com" word.
+    pub f40: u16,
+    /// Chemistry code.
+    pub battery_type: BatteryType,
+    /// Lifetime discharged, mAh.
+    pub total_discharged_mah: u32,
+    /// Lifetime charged, mAh.
+    pub total_charged_mah: u32,
+    /// Lifetime discharge time, s.
+    pub total_discharge_time_s: u32,
+    /// Lifetime charge time, s.
+    pub total_charge_time_s: u32,
+}
+
+fn rd16(b: &[u8], at: usize) -> Result<u16, DecodeError> {
+    let s = b.get(at..at + 2).ok_or(DecodeError::Truncated)?;
+    Ok(u16::from_le_bytes([s[0], s[1]]))
+}
+fn rd32(b: &[u8], at: usize) -> Result<u32, DecodeError> {
+    let s = b.get(at..at + 4).ok_or(DecodeError::Truncated)?;
+    Ok(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+}
+fn rd64(b: &[u8], at: usize) -> Result<u64, DecodeError> {
+    Ok(rd32(b, at)? as u64 | (rd32(b, at + 4)? as u64) << 32)
+}
+fn rd8(b: &[u8], at: usize) -> Result<u8, DecodeError> {
+    b.get(at).copied().ok_or(DecodeError::Truncated)
+}
+
+/// Divides and rounds half away from zero.
+pub(crate) const fn div_round(v: i64, d: i64) -> i64 {
+    if v >= 0 {
+        (v + d / 2) / d
+    } else {
+        (v - d / 2) / d
+    }
+}
+pub(crate) fn sat_i16(v: i64) -> i16 {
+    v.clamp(i16::MIN as i64, i16::MAX as i64) as i16
+}
+pub(crate) fn sat_u16(v: i64) -> u16 {
+    v.clamp(0, u16::MAX as i64) as u16
+}
+pub(crate) fn sat_u32(v: i64) -> u32 {
+    v.clamp(0, u32::MAX as i64) as u32
+}
+pub(crate) fn sat_i32(v: i64) -> i32 {
+    v.clamp(i32::MIN as i64, i32::MAX as i64) as i32
+}
+pub(crate) fn celsius(t: Option<DeciCelsius>) -> i16 {
+    t.map_or(TEMP_ABSENT, |t| sat_i16(div_round(t.as_deci() as i64, 10)))
+}
+
+/// Cycle (throughput) capacity: the mean of lifetime charged and discharged, as real devices
+/// report it (16ZMUB capture: 4862.650 Ah = (3902.649 + 5822.651) / 2; 14S capture:
+/// 21.256 Ah = ⌊(11.901 + 30.612) / 2⌋).
+pub(crate) fn cycle_capacity_mah(t: &Telemetry) -> u32 {
+    ((t.total_discharged.as_mah() as u64 + t.total_charged.as_mah() as u64) / 2) as u32
+}
+
+/// Values both status layouts (new and legacy) derive from [`Telemetry`] the same way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Derived {
+    pub discharge_mos: u8,
+    pub charge_mos: u8,
+    pub balancer: u8,
+    pub current_da: i64,
+    pub power_w: i64,
+    pub max: (u16, u16),
+    pub min: (u16, u16),
+    pub average_mv: u16,
+    pub runtime_s: u32,
+}
+
+impl Derived {
+    pub fn of(t: &Telemetry) -> Derived {
+        let cells = t.cells();
+        let (max, imax) = t.max_cell();
+        let (min, imin) = t.min_cell();
+        let sum: u64 = cells.iter().map(|c| c.as_mv() as u64).sum();
+        // Rounded down, as the real device does (52 840 mV / 16 cells -> 3302).
+        let average = sum.checked_div(cells.len() as u64).unwrap_or(0);
+        let power_uw = t.pack_voltage.as_mv() as i64 * t.current.as_ma() as i64;
+        Derived {
+            discharge_mos: faults::mos_code(t.discharge_fet, t.faults, DISCHARGE_CODES),
+            charge_mos: faults::mos_code(t.charge_fet, t.faults, CHARGE_CODES),
+            balancer: if t.balance_mask != 0 {
+                BALANCER_ACTIVE
+            } else {
+                BALANCER_OFF
+            },
+            current_da: div_round(t.current.as_ma() as i64, 100),
+            power_w: div_round(power_uw, 1_000_000),
+            max: (sat_u16(max.as_mv() as i64), (imax + 1) as u16),
+            min: (sat_u16(min.as_mv() as i64), (imin + 1) as u16),
+            average_mv: sat_u16(average as i64),
+            runtime_s: (t.now.as_millis() / 1000).min(u32::MAX as u64) as u32,
+        }
+    }
+}
+
+fn battery_status(t: &Telemetry) -> BatteryStatus {
+    let i = t.current.as_ma();
+    let idle = i.unsigned_abs() < IDLE_CURRENT.unsigned_abs();
+    if !t.faults.is_empty() && idle {
+        BatteryStatus::Error
+    } else if !idle && i < 0 {
+        BatteryStatus::Charge
+    } else if !idle {
+        BatteryStatus::Discharge
+    } else if t.mode != PowerMode::Active {
+        BatteryStatus::Standby
+    } else {
+        BatteryStatus::Idle
+    }
+}
+
+impl StatusRepr {
+    /// Builds the status this BMS reports for `t`.
+    ///
+    /// Scaling: cells exact (mV); pack voltage to 10 mV, current to 100 mA, temperatures to
+    /// 1 °C, SOC/SOH to 1 %, all rounded half away from zero; capacities exact; power is
+    /// `pack voltage × current`, rounded to 1 W; runtime is `t.now` in seconds. Two temperature
+    /// sensors (`t.cell_temps`), absent ones as [`TEMP_ABSENT`]. Fields the core does not
+    /// measure (MOSFET drive voltages, "F40com") are 0; the discharge MOSFET D-S voltage is
+    /// `pack − load`. Average cell voltage is rounded down and max/min numbers are 1-based,
+    /// as on real devices.
+    ///
+    /// Battery status: [`BatteryStatus::Error`] when a fault is active and |I| is below
+    /// [`IDLE_CURRENT`]; else charge or discharge by the current's sign when |I| ≥
+    /// [`IDLE_CURRENT`]; else [`BatteryStatus::Standby`] in sleep modes, [`BatteryStatus::Idle`]
+    /// otherwise. MOSFET and balancer codes and the masks follow [`faults`].
+    pub fn from_telemetry(t: &Telemetry, opts: &StatusOptions) -> StatusRepr {
+        let d = Derived::of(t);
+        let cells: Vec<u16, MAX_FRAME_CELLS> = t
+            .cells()
+            .iter()
+            .take(MAX_FRAME_CELLS)
+            .map(|c| sat_u16(c.as_mv() as i64))
+            .collect();
+        let temps_c: Vec<i16, MAX_FRAME_TEMPS> = t.cell_temps.iter().map(|&x| celsius(x)).collect();
+        StatusRepr {
+            permissions: PERMISSIONS,
+            battery_status: battery_status(t),
+            protection_mask: faults::fault_mask(t.faults),
+            warning_mask: faults::fault_mask(t.warnings),
+            reserved_mask: 0,
+            cells,
+            temps_c,
+            mos_temp_c: celsius(t.mos_temp),
+            balancer_temp_c: celsius(t.balance_temp),
+            pack_voltage_cv: sat_u16(div_round(t.pack_voltage.as_mv() as i64, 10)),
+            current_da: sat_i16(d.current_da),
+            soc_percent: t.soc.as_percent() as u16,
+            soh_percent: sat_u16(div_round(t.soh.as_permille() as i64, 10)),
+            discharge_mos: d.discharge_mos,
+            charge_mos: d.charge_mos,
+            balancer: d.balancer,
+            reserved: 0,
+            design_capacity_uah: sat_u32(t.nominal_capacity.as_mah() as i64 * 1000),
+            remaining_uah: sat_u32(t.remaining.as_mah() as i64 * 1000),
+            cycle_capacity_mah: cycle_capacity_mah(t),
+            power_w: sat_i32(d.power_w),
+            runtime_s: d.runtime_s,
+            balance_mask: t.balance_mask,
+            max_cell_mv: d.max.0,
+            max_cell_number: d.max.1,
+            min_cell_mv: d.min.0,
+            min_cell_number: d.min.1,
+            delta_mv: d.max.0.saturating_sub(d.min.0),
+            average_mv: d.average_mv,
+            dsg_mos_ds_dv: sat_u16(div_round(
+                t.pack_voltage.as_mv() as i64 - t.load_voltage.as_mv() as i64,
+                100,
+            )),
+            dsg_drive_dv: 0,
+            chg_drive_dv: 0,
+            f40: 0,
+            battery_type: opts.battery_type,
+            total_discharged_mah: t.total_discharged.as_mah(),
+            total_charged_mah: t.total_charged.as_mah(),
+            total_discharge_time_s: opts.total_discharge_time_s,
+            total_charge_time_s: opts.total_charge_time_s,
+        }
+    }
+
+    /// Offset `o` of the fields after the temperatures.
+    fn o(&self) -> usize {
+        2 * self.cells.len() + 2 * self.temps_c.len()
+    }
+
+    /// The frame length this status emits to: `116 + o`.
+    pub fn buffer_len(&self) -> usize {
+        OVERHEAD + BASE_LEN + self.o()
+    }
+
+    /// Decodes a checked status packet.
+    ///
+    /// # Errors
+    /// [`DecodeError::WrongFunction`] when it is not a `0x11` frame; [`DecodeError::Malformed`]
+    /// when `LEN` does not match the cell and sensor counts, or those exceed
+    /// [`MAX_FRAME_CELLS`] / [`MAX_FRAME_TEMPS`].
+    pub fn parse<T: AsRef<[u8]>>(p: &Packet<T>) -> Result<StatusRepr, DecodeError> {
+        if p.function() != Function::Status {
+            return Err(DecodeError::WrongFunction);
+        }
+        let b = p.payload();
+        // Offsets below are frame offsets; the payload starts at 6.
+        let at = |off: usize| off - 6;
+        let temps = rd8(b, at(8))? as usize;
+        let ncells = rd8(b, at(9))? as usize;
+        if temps > MAX_FRAME_TEMPS || ncells > MAX_FRAME_CELLS {
+            return Err(DecodeError::Malformed);
+        }
+        let o = 2 * ncells + 2 * temps;
+        if b.len() != BASE_LEN + o {
+            return Err(DecodeError::Malformed);
+        }
+        let mut cells = Vec::new();
+        for i in 0..ncells {
+            cells
+                .push(rd16(b, at(34) + 2 * i)?)
+                .map_err(|_| DecodeError::Malformed)?;
+        }
+        let mut temps_c = Vec::new();
+        for i in 0..temps {
+            temps_c
+                .push(rd16(b, at(34) + 2 * ncells + 2 * i)? as i16)
+                .map_err(|_| DecodeError::Malformed)?;
+        }
+        let f = |off: usize| at(off) + o;
+        let (discharge_mos, charge_mos) = if DISCHARGE_MOS_FIRST {
+            (rd8(b, f(46))?, rd8(b, f(47))?)
+        } else {
+            (rd8(b, f(47))?, rd8(b, f(46))?)
+        };
+        Ok(StatusRepr {
+            permissions: rd8(b, at(6))?,
+            battery_status: BatteryStatus::from(rd8(b, at(7))?),
+            protection_mask: rd64(b, at(10))?,
+            warning_mask: rd64(b, at(18))?,
+            reserved_mask: rd64(b, at(26))?,
+            cells,
+            temps_c,
+            mos_temp_c: rd16(b, f(34))? as i16,
+            balancer_temp_c: rd16(b, f(36))? as i16,
+            pack_voltage_cv: rd16(b, f(38))?,
+            current_da: rd16(b, f(40))? as i16,
+            soc_percent: rd16(b, f(42))?,
+            soh_percent: rd16(b, f(44))?,
+            discharge_mos,
+            charge_mos,
+            balancer: rd8(b, f(48))?,
+            reserved: rd8(b, f(49))?,
+            design_capacity_uah: rd32(b, f(50))?,
+            remaining_uah: rd32(b, f(54))?,
+            cycle_capacity_mah: rd32(b, f(58))?,
+            power_w: rd32(b, f(62))? as i32,
+            runtime_s: rd32(b, f(66))?,
+            balance_mask: rd32(b, f(70))?,
+            max_cell_mv: rd16(b, f(74))?,
+            max_cell_number: rd16(b, f(76))?,
+            min_cell_mv: rd16(b, f(78))?,
+            min_cell_number: rd16(b, f(80))?,
+            delta_mv: rd16(b, f(82))?,
+            average_mv: rd16(b, f(84))?,
+            dsg_mos_ds_dv: rd16(b, f(86))?,
+            dsg_drive_dv: rd16(b, f(88))?,
+            chg_drive_dv: rd16(b, f(90))?,
+            f40: rd16(b, f(92))?,
+            battery_type: BatteryType::from(rd16(b, f(94))?),
+            total_discharged_mah: rd32(b, f(96))?,
+            total_charged_mah: rd32(b, f(100))?,
+            total_discharge_time_s: rd32(b, f(104))?,
+            total_charge_time_s: rd32(b, f(108))?,
+        })
+    }
+
+    /// Writes the whole frame (`7E A1 11 00 00 LEN … CRC AA 55`) into `out`.
+    ///
+    /// Returns the frame length, [`StatusRepr::buffer_len`].
+    ///
+    /// # Errors
+    /// [`EmitError::BufferTooSmall`] when `out` is shorter than [`StatusRepr::buffer_len`].
+    pub fn emit(&self, out: &mut [u8]) -> Result<usize, EmitError> {
+        let o = self.o();
+        let len = BASE_LEN + o;
+        if out.len() < OVERHEAD + len {
+            return Err(EmitError::BufferTooSmall);
+        }
+        let pl = &mut out[6..6 + len];
+        pl.fill(0);
+        let at = |off: usize| off - 6;
+        let f = |off: usize| off - 6 + o;
+        fn w(b: &mut [u8], at: usize, v: &[u8]) {
+            b[at..at + v.len()].copy_from_slice(v);
+        }
+        pl[at(6)] = self.permissions;
+        pl[at(7)] = u8::from(self.battery_status);
+        pl[at(8)] = self.temps_c.len() as u8;
+        pl[at(9)] = self.cells.len() as u8;
+        w(pl, at(10), &self.protection_mask.to_le_bytes());
+        w(pl, at(18), &self.warning_mask.to_le_bytes());
+        w(pl, at(26), &self.reserved_mask.to_le_bytes());
+        for (i, c) in self.cells.iter().enumerate() {
+            w(pl, at(34) + 2 * i, &c.to_le_bytes());
+        }
+        for (i, t) in self.temps_c.iter().enumerate() {
+            w(pl, at(34) + 2 * self.cells.len() + 2 * i, &t.to_le_bytes());
+        }
+        w(pl, f(34), &self.mos_temp_c.to_le_bytes());
+        w(pl, f(36), &self.balancer_temp_c.to_le_bytes());
+        w(pl, f(38), &self.pack_voltage_cv.to_le_bytes());
+        w(pl, f(40), &self.current_da.to_le_bytes());
+        w(pl, f(42), &self.soc_percent.to_le_bytes());
+        w(pl, f(44), &self.soh_percent.to_le_bytes());
+        let (first, second) = if DISCHARGE_MOS_FIRST {
+            (self.discharge_mos, self.charge_mos)
+        } else {
+            (self.charge_mos, self.discharge_mos)
+        };
+        pl[f(46)] = first;
+        pl[f(47)] = second;
+        pl[f(48)] = self.balancer;
+        pl[f(49)] = self.reserved;
+        w(pl, f(50), &self.design_capacity_uah.to_le_bytes());
+        w(pl, f(54), &self.remaining_uah.to_le_bytes());
+        w(pl, f(58), &self.cycle_capacity_mah.to_le_bytes());
+        w(pl, f(62), &self.power_w.to_le_bytes());
+        w(pl, f(66), &self.runtime_s.to_le_bytes());
+        w(pl, f(70), &self.balance_mask.to_le_bytes());
+        let words = [
+            self.max_cell_mv,
+            self.max_cell_number,
+            self.min_cell_mv,
+            self.min_cell_number,
+            self.delta_mv,
+            self.average_mv,
+            self.dsg_mos_ds_dv,
+            self.dsg_drive_dv,
+            self.chg_drive_dv,
+            self.f40,
+            u16::from(self.battery_type),
+        ];
+        for (i, v) in words.iter().enumerate() {
+            w(pl, f(74) + 2 * i, &v.to_le_bytes());
+        }
+        let longs = [
+            self.total_discharged_mah,
+            self.total_charged_mah,
+            self.total_discharge_time_s,
+            self.total_charge_time_s,
+        ];
+        for (i, v) in longs.iter().enumerate() {
+            w(pl, f(96) + 4 * i, &v.to_le_bytes());
+        }
+        finish_in_place(u8::from(Function::Status), 0, len, out)
+    }
+
+    /// Pack voltage.
+    pub fn pack_voltage(&self) -> MilliVolts {
+        MilliVolts::from_mv(self.pack_voltage_cv as u32 * 10)
+    }
+
+    /// Current in the core's convention (positive = discharge; the frame uses the same).
+    pub fn current(&self) -> MilliAmps {
+        MilliAmps::from_ma(self.current_da as i32 * 100)
+    }
+
+    /// Active faults according to the protection mask.
+    pub fn faults(&self) -> crate::protect::FaultSet {
+        faults::faults_from_mask(self.protection_mask)
+    }
+}
+
+/// The simulator's and firmware's entry point: one status frame from one [`Telemetry`].
+#[derive(Debug, Clone, Copy)]
+pub struct StatusFrame;
+
+impl StatusFrame {
+    /// Longest status frame this firmware emits (20 cells, 2 sensors).
+    pub const MAX_LEN: usize = OVERHEAD + BASE_LEN + 2 * crate::measure::MAX_CELLS + 4;
+
+    /// Emits the status frame for `t` with default [`StatusOptions`]; returns its length.
+    ///
+    /// # Errors
+    /// [`Error::Emit`] when `out` is too short (use [`StatusFrame::MAX_LEN`]).
+    pub fn emit(t: &Telemetry, out: &mut [u8]) -> Result<usize, Error> {
+        Self::emit_with(t, &StatusOptions::default(), out)
+    }
+
+    /// Emits the status frame for `t` with `opts`; returns its length.
+    ///
+    /// # Errors
+    /// [`Error::Emit`] when `out` is too short.
+    pub fn emit_with(t: &Telemetry, opts: &StatusOptions, out: &mut [u8]) -> Result<usize, Error> {
+        Ok(StatusRepr::from_telemetry(t, opts).emit(out)?)
+    }
+
+    /// Checks and decodes one status frame (`7E A1 11 …`).
+    ///
+    /// # Errors
+    /// [`Error::Decode`] for a bad frame or a frame of another function.
+    pub fn parse(frame: &[u8]) -> Result<StatusRepr, Error> {
+        Ok(StatusRepr::parse(&Packet::new_checked(frame)?)?)
+    }
+}
+
+impl core::fmt::Display for StatusRepr {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "ANT status {}S {}.{:02} V {} dA SOC {} % dsg/chg MOS {}/{} max {} mV #{} min {} mV #{} prot 0x{:X} warn 0x{:X}",
+            self.cells.len(),
+            self.pack_voltage_cv / 100,
+            self.pack_voltage_cv % 100,
+            self.current_da,
+            self.soc_percent,
+            self.discharge_mos,
+            self.charge_mos,
+            self.max_cell_mv,
+            self.max_cell_number,
+            self.min_cell_mv,
+            self.min_cell_number,
+            self.protection_mask,
+            self.warning_mask,
+        )
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod test {
+    use super::*;
+    use crate::protect::Fault;
+    use crate::units::Soc;
+
+    fn pack(n: u8, mv: u32, ma: i32) -> Telemetry {
+        let mut t = Telemetry::empty(n);
+        for c in t.cells.iter_mut().take(n as usize) {
+            *c = MilliVolts::from_mv(mv);
+        }
+        t.pack_voltage = MilliVolts::from_mv(mv * n as u32);
+        t.current = MilliAmps::from_ma(ma);
+        t
+    }
+
+    #[test]
+    fn test_emit_layout_8s() {
+        let mut t = pack(8, 3_300, -12_345);
+        t.soc = Soc::try_from_permille(575).unwrap();
+        t.charge_fet = true;
+        t.faults.insert(Fault::CellUv);
+        let mut b = [0u8; StatusFrame::MAX_LEN];
+        let n = StatusFrame::emit(&t, &mut b).unwrap();
+        // 8 cells, 2 sensors: o = 20, length 136, LEN 0x7E (batmon's 8S fixture has the same).
+        assert_eq!(n, 136);
+        assert_eq!(&b[..6], &[0x7E, 0xA1, 0x11, 0x00, 0x00, 0x7E]);
+        assert_eq!(b[7], 2, "charging");
+        assert_eq!((b[8], b[9]), (2, 8));
+        assert_eq!(b[10], 1 << 2, "cell_uv is protection bit 2");
+        assert_eq!(&b[34..36], &3_300u16.to_le_bytes());
+        let o = 20;
+        assert_eq!(
+            &b[34 + o..36 + o],
+            &(-40i16).to_le_bytes(),
+            "MOS sensor absent"
+        );
+        assert_eq!(&b[38 + o..40 + o], &2_640u16.to_le_bytes());
+        assert_eq!(
+            &b[40 + o..42 + o],
+            &(-123i16).to_le_bytes(),
+            "-12.345 A -> -12.3 A"
+        );
+        assert_eq!(&b[42 + o..44 + o], &58u16.to_le_bytes(), "57.5 % -> 58 %");
+        assert_eq!(
+            (b[46 + o], b[47 + o]),
+            (2, 1),
+            "discharge: under-voltage; charge: on"
+        );
+        assert_eq!(&b[n - 2..n], &[0xAA, 0x55]);
+    }
+
+    #[test]
+    fn test_emit_rounds_half_away_from_zero() {
+        let mut t = pack(16, 3_300, 50);
+        t.cell_temps = [
+            Some(DeciCelsius::from_deci(-45)),
+            Some(DeciCelsius::from_deci(44)),
+        ];
+        let r = StatusRepr::from_telemetry(&t, &StatusOptions::default());
+        assert_eq!(r.current_da, 1);
+        assert_eq!(&r.temps_c[..], &[-5, 4]);
+        assert_eq!(r.battery_status, BatteryStatus::Idle);
+        let r = StatusRepr::from_telemetry(&pack(16, 3_300, -50), &StatusOptions::default());
+        assert_eq!(r.current_da, -1);
+    }
+
+    #[test]
+    fn test_buffer_too_small() {
+        let t = pack(20, 3_300, 0);
+        let mut b = [0u8; StatusFrame::MAX_LEN - 1];
+        assert_eq!(
+            StatusFrame::emit(&t, &mut b),
+            Err(Error::Emit(EmitError::BufferTooSmall))
+        );
+        let mut b = [0u8; StatusFrame::MAX_LEN];
+        assert_eq!(StatusFrame::emit(&t, &mut b), Ok(StatusFrame::MAX_LEN));
+    }
+}

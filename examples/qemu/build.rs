@@ -1,0 +1,11 @@
+//! Puts `memory.x` on the linker search path and rebuilds when `BMS_STEPS` changes.
+use std::{env, fs, path::PathBuf};
+
+fn main() {
+    let out = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR is set by cargo"));
+    fs::copy("memory.x", out.join("memory.x")).expect("memory.x is readable");
+    println!("cargo:rustc-link-search={}", out.display());
+    println!("cargo:rerun-if-changed=memory.x");
+    println!("cargo:rerun-if-env-changed=BMS_STEPS");
+    println!("cargo:rerun-if-env-changed=BMS_BENCH");
+}

@@ -1,0 +1,261 @@
+//! The `bms-core` control step on an emulated Cortex-M3 (QEMU `lm3s6965evb`, no FPU).
+//!
+//! A scripted 20S LFP pack (300 A variant) runs for `BMS_STEPS` steps of 100 ms
+//! (compile-time environment variable, default [`SCENARIO_STEPS`]):
+//! - steps 0..50: all cells at 3300 mV, 10 A discharge, 25 °C;
+//! - steps 50..100: cell 5 at 3700 mV, above the LFP `cell_ov` trip (3650 mV, 1 s delay),
+//!   pack at rest;
+//! - steps 100..200: cell 5 back at 3300 mV (below the 3400 mV release, 2 s delay);
+//! - steps 200..203: 450 A discharge, above the `sc` trip (the 300 A pulse rating, no delay);
+//! - from step 203: no current.
+//!
+//! The program records the step at which each fault trips and releases, prints them over
+//! semihosting, and checks them against the configuration's delays: it exits with a
+//! failure status when a fault trips or releases at another step, or when the MOSFETs do
+//! not follow. With fewer than [`SCENARIO_STEPS`] steps (the instruction-count runs of
+//! `benches/qemu-count.sh`, which also sets `BMS_BENCH`) the checks are skipped.
+#![no_std]
+#![no_main]
+
+use bms_core::config::{Chemistry, PackConfig, Port, Variant};
+use bms_core::{Bms, Fault, Instant, Measurements, MilliAmps, MilliVolts, Outputs};
+use cortex_m_rt::entry;
+use cortex_m_semihosting::{debug, hprintln};
+
+/// Steps the scenario needs for its checks.
+const SCENARIO_STEPS: u32 = 300;
+/// Steps to run: `BMS_STEPS` at compile time, else [`SCENARIO_STEPS`].
+const STEPS: u32 = parse_steps(option_env!("BMS_STEPS"));
+/// Set (`BMS_BENCH=1`) for instruction-count runs: the checks are skipped so that runs of
+/// different lengths execute the same code outside the step loop.
+const BENCH: bool = option_env!("BMS_BENCH").is_some();
+/// Control period.
+const PERIOD_MS: u64 = 100;
+const CELLS: u8 = 20;
+const OV_FROM: u32 = 50;
+const OV_UNTIL: u32 = 100;
+const SC_FROM: u32 = 200;
+const SC_UNTIL: u32 = 203;
+
+/// Parses a decimal step count at compile time; a malformed value fails the build.
+const fn parse_steps(s: Option<&str>) -> u32 {
+    let Some(s) = s else {
+        return SCENARIO_STEPS;
+    };
+    let b = s.as_bytes();
+    assert!(!b.is_empty(), "BMS_STEPS must be a decimal number");
+    let mut n: u32 = 0;
+    let mut i = 0;
+    while i < b.len() {
+        assert!(b[i].is_ascii_digit(), "BMS_STEPS must be a decimal number");
+        n = n * 10 + (b[i] - b'0') as u32;
+        i += 1;
+    }
+    n
+}
+
+/// The snapshot the board would read at `step`.
+fn measurements(step: u32) -> Measurements {
+    let now = Instant::from_millis(u64::from(step) * PERIOD_MS);
+    let mut m = Measurements::uniform(CELLS, MilliVolts::from_mv(3_300), now);
+    let mut current_ma = 10_000;
+    if (OV_FROM..OV_UNTIL).contains(&step) {
+        m.cells[4] = MilliVolts::from_mv(3_700);
+        current_ma = 0;
+    }
+    if step >= OV_UNTIL {
+        current_ma = 0;
+    }
+    if (SC_FROM..SC_UNTIL).contains(&step) {
+        current_ma = 450_000;
+    }
+    let pack = m.cell_sum();
+    m.pack = Some(pack);
+    m.load = Some(pack);
+    m.current = Some(MilliAmps::from_ma(current_ma));
+    m
+}
+
+extern "C" {
+    /// Lowest address the stack may grow to (end of `.bss`), from cortex-m-rt's `link.x`.
+    static _stack_end: u32;
+    /// Initial stack pointer (top of RAM), from cortex-m-rt's `link.x`.
+    static _stack_start: u32;
+}
+
+/// Word written over the free stack before the run.
+const PAINT: u32 = 0x5AA5_5AA5;
+
+/// Fills the free stack, from `_stack_end` to 256 bytes below the stack pointer, with
+/// [`PAINT`].
+fn paint_stack() {
+    let bottom = core::ptr::addr_of!(_stack_end) as usize;
+    let sp = cortex_m::register::msp::read() as usize;
+    let mut p = bottom;
+    while p + 256 < sp {
+        // SAFETY: `p` is word-aligned, within RAM, below the live stack frames.
+        unsafe { core::ptr::write_volatile(p as *mut u32, PAINT) };
+        p += 4;
+    }
+}
+
+/// Bytes of stack used so far: from the top of RAM down to the lowest overwritten word.
+fn stack_peak() -> usize {
+    let bottom = core::ptr::addr_of!(_stack_end) as usize;
+    let top = core::ptr::addr_of!(_stack_start) as usize;
+    let mut p = bottom;
+    // SAFETY: word-aligned reads within RAM.
+    while p < top && unsafe { core::ptr::read_volatile(p as *const u32) } == PAINT {
+        p += 4;
+    }
+    top - p
+}
+
+/// Steps at which things happened.
+#[derive(Default)]
+struct Record {
+    discharge_closed: Option<u32>,
+    ov_trip: Option<u32>,
+    ov_release: Option<u32>,
+    sc_trip: Option<u32>,
+    charge_open_during_ov: bool,
+    discharge_open_after_sc: bool,
+    other_faults: u32,
+}
+
+impl Record {
+    fn observe(&mut self, step: u32, bms: &Bms, out: &Outputs) {
+        let faults = bms.telemetry().faults;
+        if out.fets.discharge && self.discharge_closed.is_none() {
+            self.discharge_closed = Some(step);
+        }
+        if faults.contains(Fault::CellOv) && self.ov_trip.is_none() {
+            self.ov_trip = Some(step);
+        }
+        if !faults.contains(Fault::CellOv) && self.ov_trip.is_some() && self.ov_release.is_none() {
+            self.ov_release = Some(step);
+        }
+        if faults.contains(Fault::Sc) && self.sc_trip.is_none() {
+            self.sc_trip = Some(step);
+        }
+        if step == OV_UNTIL - 1 {
+            self.charge_open_during_ov = !out.fets.charge;
+        }
+        if step == SC_UNTIL {
+            self.discharge_open_after_sc = !out.fets.discharge;
+        }
+        let expected = Fault::CellOv.bit() | Fault::Sc.bit();
+        self.other_faults |= faults.bits() & !expected;
+    }
+}
+
+/// `Some(s)` with `lo <= s <= hi`.
+fn within(v: Option<u32>, lo: u32, hi: u32) -> bool {
+    matches!(v, Some(s) if (lo..=hi).contains(&s))
+}
+
+#[entry]
+fn main() -> ! {
+    if !BENCH {
+        paint_stack();
+    }
+    let cfg = match Variant::new(CELLS, 300, Port::Can) {
+        Ok(v) => PackConfig::preset(v, Chemistry::Lfp),
+        Err(_) => fail("variant"),
+    };
+    let ov_delay = cfg.protection.get(Fault::CellOv).delay.as_millis() as u64;
+    let ov_release_delay = cfg.protection.get(Fault::CellOv).release_delay.as_millis() as u64;
+    let mut bms = match Bms::new(cfg) {
+        Ok(b) => b,
+        Err(_) => fail("configuration"),
+    };
+
+    let mut rec = Record::default();
+    for step in 0..STEPS {
+        let m = measurements(step);
+        let out = bms.step(&m);
+        rec.observe(step, &bms, &out);
+        while bms.poll_event().is_some() {}
+    }
+
+    hprintln!("steps={}", STEPS);
+    hprintln!("discharge_closed_at={:?}", rec.discharge_closed);
+    hprintln!("cell_ov_trip_at={:?}", rec.ov_trip);
+    hprintln!("cell_ov_release_at={:?}", rec.ov_release);
+    hprintln!("sc_trip_at={:?}", rec.sc_trip);
+    if !BENCH {
+        hprintln!("bms_state_bytes={}", core::mem::size_of::<Bms>());
+        hprintln!("stack_peak_bytes={}", stack_peak());
+    }
+    if BENCH || STEPS < SCENARIO_STEPS {
+        hprintln!("checks skipped");
+        debug::exit(debug::EXIT_SUCCESS);
+        loop {
+            cortex_m::asm::wfi();
+        }
+    }
+
+    // Expected steps from the configuration: the value must stay beyond the trip (release)
+    // threshold for the whole delay; one step of slack for where the detector starts its
+    // timer.
+    let period = PERIOD_MS;
+    let ov_trip = OV_FROM + (ov_delay / period) as u32;
+    let ov_release = OV_UNTIL + (ov_release_delay / period) as u32;
+    let checks = [
+        (
+            "discharge closes before the over-voltage",
+            matches!(rec.discharge_closed, Some(s) if s < OV_FROM),
+        ),
+        (
+            "cell_ov trips after its delay",
+            within(rec.ov_trip, ov_trip, ov_trip + 1),
+        ),
+        (
+            "charge is open while cell_ov is active",
+            rec.charge_open_during_ov,
+        ),
+        (
+            "cell_ov releases after its release delay",
+            within(rec.ov_release, ov_release, ov_release + 1),
+        ),
+        (
+            "sc trips on the first sample",
+            within(rec.sc_trip, SC_FROM, SC_FROM),
+        ),
+        ("discharge is open after sc", rec.discharge_open_after_sc),
+        ("no other fault", rec.other_faults == 0),
+    ];
+    let mut failed = 0;
+    for (name, ok) in checks {
+        hprintln!("{} {}", if ok { "PASS" } else { "FAIL" }, name);
+        if !ok {
+            failed += 1;
+        }
+    }
+    hprintln!("{} passed, {} failed", checks.len() - failed, failed);
+    debug::exit(if failed == 0 {
+        debug::EXIT_SUCCESS
+    } else {
+        debug::EXIT_FAILURE
+    });
+    loop {
+        cortex_m::asm::wfi();
+    }
+}
+
+fn fail(what: &str) -> ! {
+    hprintln!("FAIL {}", what);
+    debug::exit(debug::EXIT_FAILURE);
+    loop {
+        cortex_m::asm::wfi();
+    }
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    hprintln!("panic: {}", info);
+    debug::exit(debug::EXIT_FAILURE);
+    loop {
+        cortex_m::asm::wfi();
+    }
+}
