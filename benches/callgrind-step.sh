@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 N="${1:-10000}"
 CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-1}" cargo build --release -q -p bms-hal-mock --bin bms-sim
-BIN=target/release/bms-sim
+BIN="${CARGO_TARGET_DIR:-target}/release/bms-sim"
 OUT="$(mktemp -d)"
 trap 'rm -rf "$OUT"' EXIT
 
