@@ -12,8 +12,9 @@ cargo build --release -q -p bms-hal-mock --bin bms-sim
 cargo build --release -q -p bms-core --target thumbv6m-none-eabi
 TMP="$(mktemp -d)"
 trap 'rm -rf "$TMP"' EXIT
-objdump -d --no-show-raw-insn target/release/bms-sim >"$TMP/x86.asm"
-RLIB="$PWD/target/thumbv6m-none-eabi/release/libbms_core.rlib"
+TARGET="${CARGO_TARGET_DIR:-$PWD/target}"
+objdump -d --no-show-raw-insn "$TARGET/release/bms-sim" >"$TMP/x86.asm"
+RLIB="$TARGET/thumbv6m-none-eabi/release/libbms_core.rlib"
 (mkdir "$TMP/m0" && cd "$TMP/m0" && llvm-ar x "$RLIB")
 llvm-objdump -d --no-show-raw-insn "$TMP"/m0/*.o >"$TMP/m0.asm" 2>/dev/null
 python3 - "$TMP" <<'PY'
@@ -21,7 +22,8 @@ import glob, re, subprocess, sys
 tmp = sys.argv[1]
 KEYS = ['3Bms4step', 'Protection4step', 'Summary2of', 'SocEstimator6update',
         'SocEstimator9rest_step', 'SocEstimator4boot', '14learn_capacity', '6limits6limits',
-        '11update_slow', 'soc_from_ocv', '11fill_values']
+        '11update_slow', 'soc_from_ocv', '11fill_values', '3ocv4fuse', '3ocv9soc_sigma',
+        '9sigma_ppm', '12mul_div_wide', '8Balancer6update']
 
 def demangle(n):
     return subprocess.run(['c++filt'], input=n, capture_output=True, text=True).stdout.strip().split('::h')[0]
