@@ -9,44 +9,9 @@ use crate::units::{DeciCelsius, MilliAmps, MilliVolts, Soc};
 
 use super::Seq;
 
-macro_rules! enum_with_unknown {
-    (
-        $(#[$m:meta])* pub enum $name:ident {
-            $( $(#[$vm:meta])* $v:ident = $code:literal, )*
-        }
-    ) => {
-        $(#[$m])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-        #[cfg_attr(feature = "defmt", derive(defmt::Format))]
-        pub enum $name {
-            $( $(#[$vm])* $v, )*
-            /// A code this firmware does not know (kept, never dropped).
-            Unknown(u8),
-        }
-
-        impl From<u8> for $name {
-            fn from(code: u8) -> Self {
-                match code {
-                    $( $code => $name::$v, )*
-                    other => $name::Unknown(other),
-                }
-            }
-        }
-
-        impl From<$name> for u8 {
-            fn from(v: $name) -> u8 {
-                match v {
-                    $( $name::$v => $code, )*
-                    $name::Unknown(other) => other,
-                }
-            }
-        }
-    };
-}
-
 enum_with_unknown! {
     /// What a calibration event calibrated.
-    pub enum Calibration {
+    pub enum Calibration(u8) {
         /// SOC set to 100 % at the end of a charge.
         SocFull = 0,
         /// SOC set to 0 % at the discharge cut-off.
@@ -68,7 +33,7 @@ enum_with_unknown! {
 
 enum_with_unknown! {
     /// Why the controller (re)started.
-    pub enum ResetCause {
+    pub enum ResetCause(u8) {
         /// Power-on reset.
         PowerOn = 0,
         /// Supply brown-out.

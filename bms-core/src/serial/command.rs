@@ -1,8 +1,6 @@
 //! Control "buttons" (function `0x51`, the legacy writes to 247..255) and the [`Command`]s
 //! they produce for the BMS.
 
-use super::frame::enum_with_unknown;
-
 enum_with_unknown! {
     /// Control register addressed by a `0x51` frame (ESPHome `switch/` and `button/`).
     pub enum ControlCode(u16) {

@@ -55,34 +55,6 @@ pub fn crc16_modbus(data: &[u8]) -> u16 {
     MODBUS.checksum(data)
 }
 
-macro_rules! enum_with_unknown {
-    (
-        $(#[$m:meta])* pub enum $name:ident($ty:ty) {
-            $( $(#[$vm:meta])* $v:ident = $val:expr, )*
-        }
-    ) => {
-        $(#[$m])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-        #[cfg_attr(feature = "defmt", derive(defmt::Format))]
-        pub enum $name {
-            $( $(#[$vm])* $v, )*
-            /// A code this implementation does not know.
-            Unknown($ty),
-        }
-        impl From<$ty> for $name {
-            fn from(v: $ty) -> Self {
-                match v { $( $val => $name::$v, )* other => $name::Unknown(other) }
-            }
-        }
-        impl From<$name> for $ty {
-            fn from(v: $name) -> $ty {
-                match v { $( $name::$v => $val, )* $name::Unknown(other) => other }
-            }
-        }
-    };
-}
-pub(crate) use enum_with_unknown;
-
 enum_with_unknown! {
     /// The function byte (requests from the client and the device's responses).
     pub enum Function(u8) {

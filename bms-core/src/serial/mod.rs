@@ -161,7 +161,7 @@ impl fmt::Display for Error {
 
 impl core::error::Error for Error {}
 
-frame::enum_with_unknown! {
+enum_with_unknown! {
     /// Error code of an error response (`func | 0x80`, 2-byte little-endian payload).
     pub enum ErrorCode(u16) {
         /// A write without a valid password session.

@@ -52,7 +52,7 @@
 use heapless::Vec;
 
 use super::faults::{self, BALANCER_ACTIVE, BALANCER_OFF, CHARGE_CODES, DISCHARGE_CODES};
-use super::frame::{enum_with_unknown, finish_in_place, Function, Packet, OVERHEAD};
+use super::frame::{finish_in_place, Function, Packet, OVERHEAD};
 use super::{DecodeError, EmitError, Error};
 use crate::telemetry::{PowerMode, Telemetry};
 use crate::units::{DeciCelsius, MilliAmps, MilliVolts};
