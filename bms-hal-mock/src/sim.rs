@@ -10,9 +10,12 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use bms_core::can::{write_candump_line, CanFrame};
-use bms_core::event_log::{record_of, EventLog, EventRecord, RateLimiter, Region};
+use bms_core::event_log::{
+    record_of, EventLog, EventRecord, ParamStore, RateLimiter, Region, Settings,
+};
 use bms_core::inverter::{InverterConfig, InverterNode};
 use bms_core::j1939::{Command, J1939Config, J1939Node};
+use bms_core::soc::StoredSoc;
 use bms_core::{Bms, Controller, Duration, Event, Instant, PowerMode, TimedEvent};
 
 use crate::flash::SimFlash;
@@ -134,6 +137,8 @@ pub struct RunSummary {
     pub modes_seen: Vec<PowerMode>,
     /// Power mode at the end of the run.
     pub final_mode: PowerMode,
+    /// The SOC state read back from the simulated flash at the end (what a restart resumes).
+    pub stored_soc: Option<StoredSoc>,
     /// Most erases of one log sector.
     pub max_sector_erases: u32,
     /// Largest |estimated - true SOC| in permille.
@@ -187,7 +192,8 @@ pub struct BalanceVerdict {
 impl RunSummary {
     /// The acceptance check of a scenario: `Err` says what did not hold.
     ///
-    /// - `cycle`: no fault, SOC within 2 points of the truth all along;
+    /// - `cycle`: no fault, SOC within 2 points of the truth all along, the SOC state
+    ///   persisted in the simulated flash;
     /// - `imbalance`: the balancing target met within 1.5 times the physics bound;
     /// - `faults`: every injected fault class tripped, and all released by the end;
     /// - `storage`: sleep, then deep sleep, then awake again after the manual wake.
@@ -371,11 +377,17 @@ pack_mv,current_ma,t1_dc,t2_dc,mos_dc,soc_permille,faults,charge_fet,discharge_f
 
 /// Flash sectors of the simulated event log (2 KiB each, 32 records per sector).
 pub const LOG_SECTORS: usize = 64;
+/// Sectors of each parameter store (SOC state, settings) after the log.
+pub const STORE_SECTORS: usize = 2;
 
 /// The board's event log: records in a simulated NOR flash, through the rate limiter.
 pub struct FlashLog {
     flash: SimFlash<8, 2048>,
     log: EventLog,
+    soc_store: ParamStore<{ <StoredSoc as bms_core::event_log::Persist>::MAX_LEN }>,
+    settings_store: ParamStore<{ <Settings as bms_core::event_log::Persist>::MAX_LEN }>,
+    /// SOC states and setting sets persisted.
+    pub stores: u64,
     limiter: RateLimiter<16>,
     sensor_causes: u8,
     /// Records the flash refused (full of torn slots or failing).
@@ -388,13 +400,23 @@ impl FlashLog {
     /// # Errors
     /// A message if the log cannot be opened.
     pub fn new(seed: u64) -> Result<Self, String> {
-        let mut flash = SimFlash::new(LOG_SECTORS, seed);
+        let mut flash = SimFlash::new(LOG_SECTORS + 2 * STORE_SECTORS, seed);
         let log = EventLog::open(&mut flash, Region::new(0, (LOG_SECTORS * 2048) as u32))
             .map_err(|e| format!("event log: {e:?}"))?;
+        let store_len = (STORE_SECTORS * 2048) as u32;
+        let soc_at = (LOG_SECTORS * 2048) as u32;
+        let soc_store = ParamStore::open(&mut flash, Region::new(soc_at, store_len))
+            .map_err(|e| format!("SOC store: {e:?}"))?;
+        let settings_store =
+            ParamStore::open(&mut flash, Region::new(soc_at + store_len, store_len))
+                .map_err(|e| format!("settings store: {e:?}"))?;
         let limiter = RateLimiter::new(RateLimiter::<16>::DEFAULT_WINDOW);
         Ok(FlashLog {
             flash,
             log,
+            soc_store,
+            settings_store,
+            stores: 0,
             limiter,
             sensor_causes: 0,
             rejected: 0,
@@ -405,8 +427,28 @@ impl FlashLog {
     pub fn drain(&mut self, bms: &mut Bms) -> Vec<TimedEvent> {
         let mut out = Vec::new();
         while let Some(e) = bms.poll_event() {
-            if let Event::SensorCauses(c) = e.event {
-                self.sensor_causes = c.bits();
+            match e.event {
+                Event::SensorCauses(c) => self.sensor_causes = c.bits(),
+                // A calibration or a boot estimate is worth keeping across a reset.
+                Event::Soc(_) => {
+                    if self
+                        .soc_store
+                        .store(&mut self.flash, &bms.stored_soc())
+                        .is_ok()
+                    {
+                        self.stores += 1;
+                    }
+                }
+                Event::ConfigChanged => {
+                    if self
+                        .settings_store
+                        .store(&mut self.flash, &Settings::capture(bms))
+                        .is_ok()
+                    {
+                        self.stores += 1;
+                    }
+                }
+                _ => {}
             }
             if let Some(rec) = record_of(&e.event, bms.telemetry(), self.sensor_causes) {
                 if let Some(rec) = self.limiter.offer(rec) {
@@ -471,6 +513,11 @@ impl FlashLog {
             n += 1;
         }
         Ok(n)
+    }
+
+    /// The SOC state last persisted, read back from the flash (what a restart resumes from).
+    pub fn stored_soc(&mut self) -> Option<StoredSoc> {
+        self.soc_store.load::<StoredSoc, _>(&mut self.flash).ok()
     }
 
     /// Erases per sector so far (wear).
@@ -651,6 +698,7 @@ pub fn run(sc: Scenario, opts: &RunOptions) -> Result<RunSummary, String> {
     }
     trace.flush().map_err(io_err(&trace_path))?;
     summary.final_faults = ctl.bms().telemetry().faults;
+    summary.stored_soc = log.stored_soc();
     summary.events = log.dump(&mut events)?;
     summary.log_rejected = log.rejected;
     summary.max_sector_erases = log.erase_counts().iter().copied().max().unwrap_or(0);

@@ -87,6 +87,7 @@ mod changes;
 mod limiter;
 mod log;
 mod params;
+mod persist;
 mod ram;
 mod record;
 mod ring;
@@ -96,6 +97,7 @@ pub use changes::{changes, Changes};
 pub use limiter::RateLimiter;
 pub use log::{EventLog, Events};
 pub use params::{DecodeError, EncodeError, LoadError, ParamStore, Persist, StoreError};
+pub use persist::{Settings, MAX_SETTINGS};
 pub use ram::{RamFlash, RamFlashError};
 pub use record::{
     Calibration, EventKind, EventRecord, RecordError, ResetCause, Snapshot, StoredEvent,
