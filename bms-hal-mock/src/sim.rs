@@ -427,29 +427,22 @@ impl FlashLog {
     pub fn drain(&mut self, bms: &mut Bms) -> Vec<TimedEvent> {
         let mut out = Vec::new();
         while let Some(e) = bms.poll_event() {
-            match e.event {
-                Event::SensorCauses(c) => self.sensor_causes = c.bits(),
-                // A calibration or a boot estimate is worth keeping across a reset.
-                Event::Soc(_) => {
-                    if self
-                        .soc_store
-                        .store(&mut self.flash, &bms.stored_soc())
-                        .is_ok()
-                    {
-                        self.stores += 1;
-                    }
-                }
-                Event::ConfigChanged => {
-                    if self
-                        .settings_store
-                        .store(&mut self.flash, &Settings::capture(bms))
-                        .is_ok()
-                    {
-                        self.stores += 1;
-                    }
-                }
-                _ => {}
+            if let Event::SensorCauses(c) = e.event {
+                self.sensor_causes = c.bits();
             }
+            // A calibration, a boot estimate or a setting change is worth keeping across a reset.
+            let stored = match e.event {
+                Event::Soc(_) => self
+                    .soc_store
+                    .store(&mut self.flash, &bms.stored_soc())
+                    .is_ok(),
+                Event::ConfigChanged => self
+                    .settings_store
+                    .store(&mut self.flash, &Settings::capture(bms))
+                    .is_ok(),
+                _ => false,
+            };
+            self.stores += u64::from(stored);
             if let Some(rec) = record_of(&e.event, bms.telemetry(), self.sensor_causes) {
                 if let Some(rec) = self.limiter.offer(rec) {
                     self.append(rec);
