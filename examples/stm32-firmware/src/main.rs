@@ -45,7 +45,9 @@
 //!
 //! # Flash (dual-bank, 2 KiB pages)
 //! - `0x0800_0000..0x0807_6000`: program (472 KiB, see `memory.x`);
-//! - `0x0807_6000..0x0807_7000`: parameter set (4 KiB, reserved);
+//! - `0x0807_6000..0x0807_7000`: settings written over the serial protocol (4 KiB),
+//!   stored on every configuration change and written back over the factory
+//!   configuration at start-up;
 //! - `0x0807_7000..0x0807_8000`: lifetime statistics (4 KiB), stored hourly;
 //! - `0x0807_8000..0x0808_0000`: event log (32 KiB, 512 records of 64 bytes).
 //!
@@ -66,6 +68,7 @@
 
 mod can_port;
 mod logbook;
+mod settings;
 
 use bms_core::config::{Chemistry, PackConfig, Port, Variant};
 use bms_core::event_log::Region;
@@ -95,6 +98,7 @@ use panic_halt as _;
 
 use crate::can_port::{CanPort, CanProtocol};
 use crate::logbook::Logbook;
+use crate::settings::Settings;
 
 bind_interrupts!(struct Irqs {
     FDCAN1_IT0 => can::IT0InterruptHandler<FDCAN1>;
@@ -106,6 +110,8 @@ bind_interrupts!(struct Irqs {
 const CELLS: u8 = 16;
 /// Current sense resistor between the cells and the MOSFETs.
 const SHUNT: ShuntResistance = ShuntResistance::from_micro_ohms(250);
+/// Settings: offset from the start of flash, size (2 pages).
+const SETTINGS: Region = Region::new(0x7_6000, 4 * 1024);
 /// Lifetime statistics: offset from the start of flash, size (2 pages).
 const STATS: Region = Region::new(0x7_7000, 4 * 1024);
 /// Event log: offset from the start of flash, size (16 pages).
@@ -275,8 +281,8 @@ async fn main(_spawner: Spawner) {
     let _afe_rst_shut = Output::new(p.PB4, Level::Low, Speed::Low);
     let mut led = Output::new(p.PA5, Level::Low, Speed::Low);
 
-    // Pack configuration: a 16S 300 A LFP pack on CAN; the serial protocol's setting
-    // writes change it at run time.
+    // Pack configuration: a 16S 300 A LFP pack on CAN; the settings stored from the serial
+    // protocol are written over it below, and its writes change it at run time.
     let Some(cfg) = factory_config() else {
         cortex_m::peripheral::SCB::sys_reset();
     };
@@ -346,12 +352,23 @@ async fn main(_spawner: Spawner) {
     };
 
     // Flash: event log and statistics (offsets from the start of flash).
-    let mut logbook = Logbook::open(Flash::new_blocking(p.FLASH), LOG, STATS, SysClock.now());
+    let mut logbook = Logbook::open(
+        Flash::new_blocking(p.FLASH),
+        LOG,
+        STATS,
+        SETTINGS,
+        SysClock.now(),
+    );
 
-    let bms = match Bms::new(cfg) {
+    let mut bms = match Bms::new(cfg) {
         Ok(b) => b,
         Err(_) => cortex_m::peripheral::SCB::sys_reset(),
     };
+    if let Some(stored) = logbook.load_settings() {
+        stored.apply_to(&mut bms);
+        // Restoring is not a change to log.
+        while bms.poll_event().is_some() {}
+    }
     let mut ctl = Controller::new(
         G474Board {
             afe,
@@ -376,7 +393,9 @@ async fn main(_spawner: Spawner) {
         led.toggle();
 
         // 2. The step's events into the flash log, statistics.
-        logbook.drain(ctl.bms_mut());
+        if logbook.drain(ctl.bms_mut()) {
+            logbook.store_settings(&Settings::read_from(ctl.bms()));
+        }
 
         // 3. CAN: the step's telemetry, due frames, commands.
         if let Some(port) = can_port.as_mut() {
