@@ -3,8 +3,11 @@
 # QEMU: the `examples/qemu` scenario is built for 0 and for N steps (BMS_STEPS at compile
 # time, BMS_BENCH=1 so both runs execute the same code outside the step loop) and run under
 # `-singlestep -d exec,nochain`, which logs one `Trace` line per executed instruction.
-# Prints (lines(N) - lines(0)) / N. A step here is one `Bms::step` plus building the
-# 20-cell `Measurements` snapshot and recording the result.
+# Prints (lines(N) - lines(0)) / N twice:
+# - decision step: one `Bms::step` plus building the 20-cell `Measurements` snapshot and
+#   recording the result;
+# - with CAN (`BMS_CAN=1`): the same plus a J1939 node update and every due frame drained
+#   from `poll_transmit` (encoded), as the firmware's CAN port does after each step.
 #
 # Usage: benches/qemu-count.sh [N]   (default N = 300, the whole scenario)
 set -euo pipefail
@@ -17,8 +20,9 @@ trap 'rm -rf "$WORK"' EXIT
 
 command -v qemu-system-arm >/dev/null || { echo "qemu-system-arm not found" >&2; exit 1; }
 
-build() { # $1 = steps, $2 = output file
-    (cd "$EX" && BMS_STEPS="$1" BMS_BENCH=1 CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-1}" \
+build() { # $1 = steps, $2 = output file, $3 = 1 for the CAN mode
+    (cd "$EX" && if [ "${3:-}" = 1 ]; then export BMS_CAN=1; else unset BMS_CAN; fi &&
+        BMS_STEPS="$1" BMS_BENCH=1 CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-1}" \
         cargo build --release --quiet)
     cp "$EX/target/thumbv7m-none-eabi/release/bms-qemu" "$2"
 }
@@ -36,9 +40,17 @@ count() { # $1 = kernel; prints the number of executed instructions
     cat "$WORK/count"
 }
 
-build 0 "$WORK/k0"
-build "$N" "$WORK/kN"
-L0=$(count "$WORK/k0")
-LN=$(count "$WORK/kN")
-echo "steps=$N instructions(0)=$L0 instructions($N)=$LN"
-echo "instructions_per_step=$(( (LN - L0) / N ))"
+measure() { # $1 = label, $2 = 1 for the CAN mode
+    build 0 "$WORK/k0" "$2"
+    build "$N" "$WORK/kN" "$2"
+    local l0 ln
+    l0=$(count "$WORK/k0")
+    ln=$(count "$WORK/kN")
+    echo "$1: steps=$N instructions(0)=$l0 instructions($N)=$ln"
+    echo "$1: instructions_per_step=$(( (ln - l0) / N ))"
+}
+
+measure "decision step" 0
+grep '^can_frames' "$WORK/out" || true
+measure "with CAN" 1
+grep '^can_frames' "$WORK/out" || true

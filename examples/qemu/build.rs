@@ -1,4 +1,5 @@
-//! Puts `memory.x` on the linker search path and rebuilds when `BMS_STEPS` changes.
+//! Puts `memory.x` on the linker search path and rebuilds when `BMS_STEPS`, `BMS_BENCH`
+//! or `BMS_CAN` change.
 use std::{env, fs, path::PathBuf};
 
 fn main() {
@@ -8,4 +9,5 @@ fn main() {
     println!("cargo:rerun-if-changed=memory.x");
     println!("cargo:rerun-if-env-changed=BMS_STEPS");
     println!("cargo:rerun-if-env-changed=BMS_BENCH");
+    println!("cargo:rerun-if-env-changed=BMS_CAN");
 }

@@ -14,10 +14,16 @@
 //! failure status when a fault trips or releases at another step, or when the MOSFETs do
 //! not follow. With fewer than [`SCENARIO_STEPS`] steps (the instruction-count runs of
 //! `benches/qemu-count.sh`, which also sets `BMS_BENCH`) the checks are skipped.
+//!
+//! With `BMS_CAN=1` at compile time, each step also feeds a J1939 node the step's
+//! telemetry and drains every due frame from it (address claim, periodic PGNs, DM1), as
+//! the firmware's CAN port does; the program then prints the number of frames and bytes.
 #![no_std]
 #![no_main]
 
+use bms_core::can::Frame as _;
 use bms_core::config::{Chemistry, PackConfig, Port, Variant};
+use bms_core::j1939::{J1939Config, J1939Node};
 use bms_core::{Bms, Fault, Instant, Measurements, MilliAmps, MilliVolts, Outputs};
 use cortex_m_rt::entry;
 use cortex_m_semihosting::{debug, hprintln};
@@ -29,6 +35,8 @@ const STEPS: u32 = parse_steps(option_env!("BMS_STEPS"));
 /// Set (`BMS_BENCH=1`) for instruction-count runs: the checks are skipped so that runs of
 /// different lengths execute the same code outside the step loop.
 const BENCH: bool = option_env!("BMS_BENCH").is_some();
+/// Set (`BMS_CAN=1`) to run a J1939 node after every step and encode its due frames.
+const CAN: bool = option_env!("BMS_CAN").is_some();
 /// Control period.
 const PERIOD_MS: u64 = 100;
 const CELLS: u8 = 20;
@@ -170,12 +178,23 @@ fn main() -> ! {
         Err(_) => fail("configuration"),
     };
 
+    let mut node = J1939Node::new(J1939Config::default());
+    let (mut can_frames, mut can_bytes) = (0u32, 0u32);
     let mut rec = Record::default();
     for step in 0..STEPS {
         let m = measurements(step);
         let out = bms.step(&m);
         rec.observe(step, &bms, &out);
         while bms.poll_event().is_some() {}
+        if CAN {
+            let now = m.timestamp;
+            node.update(now, bms.telemetry());
+            while let Some(f) = node.poll_transmit(now) {
+                let f = core::hint::black_box(f);
+                can_frames += 1;
+                can_bytes += f.dlc() as u32;
+            }
+        }
     }
 
     hprintln!("steps={}", STEPS);
@@ -183,6 +202,9 @@ fn main() -> ! {
     hprintln!("cell_ov_trip_at={:?}", rec.ov_trip);
     hprintln!("cell_ov_release_at={:?}", rec.ov_release);
     hprintln!("sc_trip_at={:?}", rec.sc_trip);
+    if CAN {
+        hprintln!("can_frames={} can_bytes={}", can_frames, can_bytes);
+    }
     if !BENCH {
         hprintln!("bms_state_bytes={}", core::mem::size_of::<Bms>());
         hprintln!("stack_peak_bytes={}", stack_peak());

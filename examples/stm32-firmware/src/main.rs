@@ -34,10 +34,29 @@
 //! FET outputs stay off until its configuration succeeds (`configure_afe`), so an AFE that
 //! cannot be configured keeps the pack switched off.
 //!
+//! # Communication
+//! - CAN (FDCAN1, 250 kbit/s): a J1939 node ([`CAN_PROTOCOL`]) or the inverter protocol,
+//!   when the part number's port is CAN (`-C`). J1939 commands (charge / discharge switch,
+//!   fault reset) need [`J1939_COMMAND_KEY`].
+//! - RS485 (USART2, 19200 8N1, DE on PA1): the ANT-compatible serial protocol. Status,
+//!   device information and register reads are open; setting writes and control codes need
+//!   the password [`SERIAL_PASSWORD`]. Setting writes go through `ParameterAccess for Bms`
+//!   (validated, atomic, logged as a configuration change).
+//!
 //! # Flash (dual-bank, 2 KiB pages)
 //! - `0x0800_0000..0x0807_6000`: program (472 KiB, see `memory.x`);
-//! - `0x0807_6000..0x0807_8000`: parameter store (8 KiB);
-//! - `0x0807_8000..0x0808_0000`: event log (32 KiB), a ring of 16-byte records.
+//! - `0x0807_6000..0x0807_7000`: settings written over the serial protocol (4 KiB),
+//!   stored on every configuration change and written back over the factory
+//!   configuration at start-up;
+//! - `0x0807_7000..0x0807_8000`: lifetime statistics (4 KiB), stored hourly;
+//! - `0x0807_8000..0x0808_0000`: event log (32 KiB, 512 records of 64 bytes).
+//!
+//! # Scheduling
+//! Every cycle runs the control step first (measure, `Bms::step`, apply), then logs the
+//! step's events, feeds the CAN node and applies the queued commands. Between two cycles
+//! the task serves received CAN frames, serial bytes and pending serial output, one item
+//! at a time, the cycle's timer always polled first. The CAN node's receive budget, the
+//! drivers' bounded queues and the bounded event queue keep every part of this bounded.
 //!
 //! # Watchdog and low power
 //! The independent watchdog (1 s) is fed once per cycle. In `sleep` the cycle slows to 1 s
@@ -47,12 +66,15 @@
 #![no_std]
 #![no_main]
 
-mod event_log;
-
-use core::cell::RefCell;
+mod can_port;
+mod logbook;
+mod settings;
 
 use bms_core::config::{Chemistry, PackConfig, Port, Variant};
+use bms_core::event_log::Region;
 use bms_core::ports::{Board, BoardTemperature, Clock, DigitalIo};
+use bms_core::serial::frame::MAX_FRAME_LEN;
+use bms_core::serial::{Command as SerialCommand, Counter, SerialConfig, SerialSession};
 use bms_core::{Bms, Controller, DeciCelsius, Instant, PowerMode};
 use bms_hal_stm32::bq76952::{
     Bq76952, Bq76952Monitor, ChannelMap, Config as AfeConfig, HwProtection, MonitorConfig,
@@ -60,44 +82,62 @@ use bms_hal_stm32::bq76952::{
 };
 use bms_hal_stm32::ntc::Divider;
 use bms_hal_stm32::ports::{FetPins, IoPins};
-use embassy_embedded_hal::flash::partition::BlockingPartition;
 use embassy_executor::Spawner;
-use embassy_futures::select::{select, Either};
+use embassy_futures::select::{select4, Either4};
 use embassy_stm32::adc::{Adc, AdcConfig, AnyAdcChannel, SampleTime};
 use embassy_stm32::flash::Flash;
 use embassy_stm32::gpio::{Input, Level, Output, Pull, Speed};
 use embassy_stm32::i2c::{self, I2c, Master};
 use embassy_stm32::mode::Blocking;
-use embassy_stm32::peripherals::{ADC1, FDCAN1};
-use embassy_stm32::usart::{self, Uart};
+use embassy_stm32::peripherals::{ADC1, FDCAN1, USART2};
+use embassy_stm32::usart::{self, BufferedUart};
 use embassy_stm32::wdg::IndependentWatchdog;
 use embassy_stm32::{bind_interrupts, can};
-use embassy_sync::blocking_mutex::raw::NoopRawMutex;
-use embassy_sync::blocking_mutex::Mutex;
 use embassy_time::{Duration, Ticker, Timer};
 use panic_halt as _;
 
-use crate::event_log::FlashRing;
+use crate::can_port::{CanPort, CanProtocol};
+use crate::logbook::Logbook;
+use crate::settings::Settings;
 
 bind_interrupts!(struct Irqs {
     FDCAN1_IT0 => can::IT0InterruptHandler<FDCAN1>;
     FDCAN1_IT1 => can::IT1InterruptHandler<FDCAN1>;
+    USART2 => usart::BufferedInterruptHandler<USART2>;
 });
 
 /// Cells in series on this board.
 const CELLS: u8 = 16;
 /// Current sense resistor between the cells and the MOSFETs.
 const SHUNT: ShuntResistance = ShuntResistance::from_micro_ohms(250);
-/// Parameter store: offset from the start of flash, size.
-const PARAMS: (u32, u32) = (0x7_6000, 8 * 1024);
-/// Event log: offset from the start of flash, size.
-const LOG: (u32, u32) = (0x7_8000, 32 * 1024);
+/// Settings: offset from the start of flash, size (2 pages).
+const SETTINGS: Region = Region::new(0x7_6000, 4 * 1024);
+/// Lifetime statistics: offset from the start of flash, size (2 pages).
+const STATS: Region = Region::new(0x7_7000, 4 * 1024);
+/// Event log: offset from the start of flash, size (16 pages).
+const LOG: Region = Region::new(0x7_8000, 32 * 1024);
+/// The CAN protocol when the part number's port is CAN.
+const CAN_PROTOCOL: CanProtocol = CanProtocol::J1939;
+/// Shared key of the J1939 command frames (`bms_core::j1939::Command`); `None` refuses
+/// every command. Set a per-product secret to let a vehicle controller switch the MOSFETs
+/// and reset faults.
+const J1939_COMMAND_KEY: Option<u32> = None;
+/// Password of the serial protocol's write session (1..=16 bytes). Reads need none. The
+/// value here is the factory default of compatible apps; change it per product.
+const SERIAL_PASSWORD: &[u8] = b"12345678";
+/// Frames the CAN driver queues for sending / keeps received.
+const CAN_TX_QUEUE: usize = 32;
+const CAN_RX_QUEUE: usize = 32;
+/// Serial driver buffers: transmit holds one whole response frame.
+const UART_TX_BUF: usize = 512;
+const UART_RX_BUF: usize = 256;
 /// Control period in the active mode and in sleep.
 const PERIOD_ACTIVE: Duration = Duration::from_millis(100);
 const PERIOD_SLEEP: Duration = Duration::from_millis(1_000);
 /// 12-bit ADC, NTCs on 10 kΩ pull-ups to the ADC reference.
 const NTC: Divider = Divider::new(10_000, 4_095);
 
+type BoardFlash = Flash<'static, embassy_stm32::flash::Blocking>;
 type AfeBus = I2c<'static, Blocking, Master>;
 type Afe = Bq76952Monitor<AfeBus>;
 type Fets = FetPins<Output<'static>, Output<'static>, Output<'static>>;
@@ -182,6 +222,12 @@ impl Board for G474Board {
     }
 }
 
+/// The factory configuration: a 16S 300 A LFP pack on CAN.
+fn factory_config() -> Option<PackConfig> {
+    let v = Variant::new(CELLS, 300, Port::Can).ok()?;
+    Some(PackConfig::preset(v, Chemistry::Lfp))
+}
+
 /// Programs the AFE (cell map, protections, open-wire check, shunt) and, only when all of
 /// it was written, enables its autonomous FET control. On failure the AFE's FET outputs stay
 /// off (FET_EN clear), which keeps the AND-ed gate drivers off whatever the core decides.
@@ -235,11 +281,10 @@ async fn main(_spawner: Spawner) {
     let _afe_rst_shut = Output::new(p.PB4, Level::Low, Speed::Low);
     let mut led = Output::new(p.PA5, Level::Low, Speed::Low);
 
-    // Pack configuration: a 16S 300 A LFP pack on CAN. The parameter store overrides it
-    // once the serial/CAN parameter protocol writes one.
-    let cfg = match Variant::new(CELLS, 300, Port::Can) {
-        Ok(v) => PackConfig::preset(v, Chemistry::Lfp),
-        Err(_) => cortex_m::peripheral::SCB::sys_reset(),
+    // Pack configuration: a 16S 300 A LFP pack on CAN; the settings stored from the serial
+    // protocol are written over it below, and its writes change it at run time.
+    let Some(cfg) = factory_config() else {
+        cortex_m::peripheral::SCB::sys_reset();
     };
 
     // AFE on I2C1.
@@ -263,32 +308,67 @@ async fn main(_spawner: Spawner) {
         balance: embassy_stm32::adc::AdcChannel::degrade_adc(p.PC1),
     };
 
-    // CAN at 250 kbit/s (J1939 or the inverter protocol, per the configured port).
+    // CAN: J1939 at 250 kbit/s or the inverter protocol at 500 kbit/s, when the part
+    // number's port is CAN. The driver's queues are filled and drained without waiting.
     let mut can_cfg = can::CanConfigurator::new(p.FDCAN1, p.PA11, p.PA12, Irqs);
-    can_cfg.set_bitrate(250_000);
-    let can = can_cfg.start(can::OperatingMode::NormalOperationMode);
-    // The transmit half is for the protocol layer (J1939 / inverter frames).
-    let (_can_tx, mut can_rx, _can_props) = can.split();
-    let mut can_frames: u32 = 0;
+    can_cfg.set_bitrate(match CAN_PROTOCOL {
+        CanProtocol::J1939 => 250_000,
+        CanProtocol::Inverter => 500_000,
+    });
+    let can_tx_buf = cortex_m::singleton!(: can::TxBuf<CAN_TX_QUEUE> = can::TxBuf::new());
+    let can_rx_buf = cortex_m::singleton!(: can::RxBuf<CAN_RX_QUEUE> = can::RxBuf::new());
+    let (Some(can_tx_buf), Some(can_rx_buf)) = (can_tx_buf, can_rx_buf) else {
+        cortex_m::peripheral::SCB::sys_reset();
+    };
+    let can = can_cfg
+        .start(can::OperatingMode::NormalOperationMode)
+        .buffered(can_tx_buf, can_rx_buf);
+    let can_rx = can.reader();
+    let mut can_port = (cfg.variant.port == Port::Can)
+        .then(|| CanPort::new(CAN_PROTOCOL, J1939_COMMAND_KEY, can.writer()));
 
-    // RS485 at 19200 8N1, DE driven by the USART.
+    // RS485 at 19200 8N1, DE driven by the USART, interrupt-driven ring buffers.
     let mut uart_cfg = usart::Config::default();
     uart_cfg.baudrate = 19_200;
-    let mut rs485 = match Uart::new_blocking_with_de(p.USART2, p.PA3, p.PA2, p.PA1, uart_cfg) {
+    let mut uart_tx_buf = [0u8; UART_TX_BUF];
+    let mut uart_rx_buf = [0u8; UART_RX_BUF];
+    let rs485 = match BufferedUart::new_with_de(
+        p.USART2,
+        p.PA3,
+        p.PA2,
+        p.PA1,
+        Irqs,
+        &mut uart_tx_buf,
+        &mut uart_rx_buf,
+        uart_cfg,
+    ) {
         Ok(u) => u,
         Err(_) => cortex_m::peripheral::SCB::sys_reset(),
     };
+    let (mut uart_tx, mut uart_rx) = rs485.split();
+    let mut session = match SerialConfig::new(SERIAL_PASSWORD) {
+        Ok(c) => SerialSession::new(c),
+        Err(_) => cortex_m::peripheral::SCB::sys_reset(),
+    };
 
-    // Flash: parameter store and event log partitions.
-    let flash: Mutex<NoopRawMutex, RefCell<Flash<'static, embassy_stm32::flash::Blocking>>> =
-        Mutex::new(RefCell::new(Flash::new_blocking(p.FLASH)));
-    let _params = BlockingPartition::new(&flash, PARAMS.0, PARAMS.1);
-    let mut log = FlashRing::new(BlockingPartition::new(&flash, LOG.0, LOG.1));
+    // Flash: event log and statistics (offsets from the start of flash).
+    let mut logbook = Logbook::open(
+        Flash::new_blocking(p.FLASH),
+        LOG,
+        STATS,
+        SETTINGS,
+        SysClock.now(),
+    );
 
-    let bms = match Bms::new(cfg) {
+    let mut bms = match Bms::new(cfg) {
         Ok(b) => b,
         Err(_) => cortex_m::peripheral::SCB::sys_reset(),
     };
+    if let Some(stored) = logbook.load_settings() {
+        stored.apply_to(&mut bms);
+        // Restoring is not a change to log.
+        while bms.poll_event().is_some() {}
+    }
     let mut ctl = Controller::new(
         G474Board {
             afe,
@@ -302,34 +382,139 @@ async fn main(_spawner: Spawner) {
 
     let mut period = PERIOD_ACTIVE;
     let mut ticker = Ticker::every(period);
+    // The serial response being sent: `out[sent..len]` is still to go.
+    let mut out = [0u8; MAX_FRAME_LEN];
+    let (mut sent, mut len) = (0usize, 0usize);
+    let mut rx = [0u8; 64];
     loop {
-        let out = ctl.run_once();
+        // 1. Protection first: measure, step, apply.
+        let step = ctl.run_once();
         wdg.pet();
-        while let Some(ev) = ctl.bms_mut().poll_event() {
-            let _ = log.append(&ev);
-        }
         led.toggle();
 
-        // Drain what the serial port received; the protocol layer consumes it when wired in.
-        while embedded_hal_nb::serial::Read::read(&mut rs485).is_ok() {}
+        // 2. The step's events into the flash log, statistics.
+        if logbook.drain(ctl.bms_mut()) {
+            logbook.store_settings(&Settings::read_from(ctl.bms()));
+        }
 
-        let want = match out.mode {
+        // 3. CAN: the step's telemetry, due frames, commands.
+        if let Some(port) = can_port.as_mut() {
+            port.step(ctl.bms_mut());
+        }
+
+        // 4. Serial commands received since the last step (at most `MAX_COMMANDS`).
+        let mut shutdown = false;
+        while let Some(c) = session.poll_command() {
+            shutdown |= apply_serial(c, &mut ctl, &mut logbook);
+        }
+
+        let want = match step.mode {
             PowerMode::Active => PERIOD_ACTIVE,
             PowerMode::Sleep => PERIOD_SLEEP,
             PowerMode::DeepSleep => {
+                logbook.flush(ctl.bms().telemetry().now);
                 deep_sleep(&mut ctl, &mut wdg).await;
                 PERIOD_ACTIVE
             }
         };
+        if shutdown && step.mode != PowerMode::DeepSleep {
+            logbook.flush(ctl.bms().telemetry().now);
+            deep_sleep(&mut ctl, &mut wdg).await;
+        }
         if want != period {
             period = want;
             ticker = Ticker::every(period);
         }
-        // Wait for the next cycle, receiving CAN frames meanwhile.
-        while let Either::Second(_) = select(ticker.next(), can_rx.read()).await {
-            can_frames = can_frames.wrapping_add(1);
+
+        // 5. Until the next cycle (the timer is polled first): CAN frames, serial bytes,
+        // serial output.
+        loop {
+            let write = async {
+                if sent < len {
+                    embedded_io_async::Write::write(&mut uart_tx, &out[sent..len]).await
+                } else {
+                    core::future::pending().await
+                }
+            };
+            let event = select4(
+                ticker.next(),
+                can_rx.receive(),
+                embedded_io_async::Read::read(&mut uart_rx, &mut rx),
+                write,
+            )
+            .await;
+            let now = SysClock.now();
+            match event {
+                Either4::First(()) => break,
+                Either4::Second(Ok(envelope)) => {
+                    if let Some(port) = can_port.as_mut() {
+                        port.receive(now, &envelope.frame);
+                    }
+                }
+                // Bus errors: the controller recovers on its own; nothing to answer.
+                Either4::Second(Err(_)) => {}
+                Either4::Third(Ok(n)) => {
+                    session.handle_bytes(now, rx.get(..n).unwrap_or(&[]), ctl.bms_mut());
+                }
+                // Framing or overrun: the session's receive gap resynchronises.
+                Either4::Third(Err(_)) => {}
+                Either4::Fourth(Ok(n)) => sent = sent.saturating_add(n).min(len),
+                Either4::Fourth(Err(_)) => sent = len,
+            }
+            if sent >= len {
+                let bms = ctl.bms();
+                len = session
+                    .poll_transmit(now, bms.telemetry(), bms, &mut out)
+                    .unwrap_or(0);
+                sent = 0;
+            }
+            // J1939 BAM data frames fall due between steps.
+            if let Some(port) = can_port.as_mut() {
+                if port.poll_timeout().is_some_and(|t| t <= now) {
+                    port.transmit(now);
+                }
+            }
         }
     }
+}
+
+/// Applies one authenticated serial command; returns `true` for a shutdown request.
+fn apply_serial(
+    c: SerialCommand,
+    ctl: &mut Controller<G474Board>,
+    logbook: &mut Logbook<BoardFlash>,
+) -> bool {
+    let bms = ctl.bms_mut();
+    let now = bms.telemetry().now;
+    let mut sw = bms.switches();
+    match c {
+        SerialCommand::SetChargeFet(on) => sw.charge = on,
+        SerialCommand::SetDischargeFet(on) => sw.discharge = on,
+        SerialCommand::SetBalancer(on) => sw.balance = on,
+        SerialCommand::Restart => {
+            logbook.flush(now);
+            cortex_m::peripheral::SCB::sys_reset();
+        }
+        SerialCommand::Shutdown => return true,
+        SerialCommand::FactoryReset => {
+            if let Some(cfg) = factory_config() {
+                // A rejected configuration leaves the one in force.
+                let _ = bms.set_config(now, cfg);
+            }
+        }
+        SerialCommand::ClearEventLog => logbook.clear_log(),
+        SerialCommand::ClearCounter(Counter::ChargedAh) => logbook.clear_counters(now, true, false),
+        SerialCommand::ClearCounter(Counter::DischargedAh) => {
+            logbook.clear_counters(now, false, true)
+        }
+        // Setting writes are applied when written; the time counters are not kept and the
+        // BQ76952's current offset is calibrated in production, not from the field.
+        SerialCommand::ApplySettings
+        | SerialCommand::ZeroCurrent
+        | SerialCommand::ClearCounter(_) => {}
+    }
+    bms.set_switches(sw);
+    false
 }
 
 /// Deep sleep: MOSFETs open, AFE in DEEPSLEEP, MCU idle until ACC wakes it.
