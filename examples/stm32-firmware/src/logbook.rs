@@ -9,12 +9,14 @@
 //! work per step is bounded by the core's event queue and the limiter's capacity.
 
 use bms_core::event_log::{
-    record_of, EventLog, EventRecord, LifetimeStats, ParamStore, RateLimiter, Region, Stats,
+    record_of, EventLog, EventRecord, LifetimeStats, ParamStore, Persist, RateLimiter, Region,
+    Settings, Stats,
 };
 use bms_core::{Bms, Event, Instant};
 use embedded_storage::nor_flash::NorFlash;
 
-use crate::settings::{Settings, SETTINGS_LEN};
+/// Encoded length of the settings at most.
+const SETTINGS_LEN: usize = <Settings as Persist>::MAX_LEN;
 
 /// Distinct events the limiter follows at once.
 const LIMITER_SLOTS: usize = 16;

@@ -68,7 +68,6 @@
 
 mod can_port;
 mod logbook;
-mod settings;
 
 use bms_core::config::{Chemistry, PackConfig, Port, Variant};
 use bms_core::event_log::Region;
@@ -98,7 +97,7 @@ use panic_halt as _;
 
 use crate::can_port::{CanPort, CanProtocol};
 use crate::logbook::Logbook;
-use crate::settings::Settings;
+use bms_core::event_log::Settings;
 
 bind_interrupts!(struct Irqs {
     FDCAN1_IT0 => can::IT0InterruptHandler<FDCAN1>;
@@ -365,7 +364,7 @@ async fn main(_spawner: Spawner) {
         Err(_) => cortex_m::peripheral::SCB::sys_reset(),
     };
     if let Some(stored) = logbook.load_settings() {
-        stored.apply_to(&mut bms);
+        stored.apply(&mut bms);
         // Restoring is not a change to log.
         while bms.poll_event().is_some() {}
     }
@@ -394,7 +393,7 @@ async fn main(_spawner: Spawner) {
 
         // 2. The step's events into the flash log, statistics.
         if logbook.drain(ctl.bms_mut()) {
-            logbook.store_settings(&Settings::read_from(ctl.bms()));
+            logbook.store_settings(&Settings::capture(ctl.bms()));
         }
 
         // 3. CAN: the step's telemetry, due frames, commands.
