@@ -24,7 +24,11 @@ fn measurements(b: &mut Bytes<'_>, now: u64) -> Measurements {
     for c in &mut cells {
         // Mostly near a real cell voltage, sometimes anything.
         let raw = b.u16();
-        *c = MilliVolts::from_mv(if raw & 0x8000 != 0 { u32::from(raw & 0x7FFF) } else { 2_000 + u32::from(raw % 2_400) });
+        *c = MilliVolts::from_mv(if raw & 0x8000 != 0 {
+            u32::from(raw & 0x7FFF)
+        } else {
+            2_000 + u32::from(raw % 2_400)
+        });
     }
     let flags = b.u8();
     Measurements {
@@ -54,15 +58,27 @@ fn encode_all(t: &Telemetry) {
     let mut buf = [0u8; StatusFrame::MAX_LEN];
     let n = StatusFrame::emit(t, &mut buf).expect("status frame fits MAX_LEN");
     let s = StatusFrame::parse(&buf[..n]).expect("own status frame decodes");
-    assert_eq!(s, StatusRepr::from_telemetry(t, &StatusOptions::default()), "status from telemetry round trip");
+    assert_eq!(
+        s,
+        StatusRepr::from_telemetry(t, &StatusOptions::default()),
+        "status from telemetry round trip"
+    );
 
     let legacy = LegacyStatusRepr::from_telemetry(t);
     let mut lb = [0u8; 140];
     legacy.emit(&mut lb).expect("legacy status fits 140 bytes");
-    assert_eq!(LegacyStatusRepr::parse(&lb), Ok(legacy), "legacy from telemetry round trip");
+    assert_eq!(
+        LegacyStatusRepr::parse(&lb),
+        Ok(legacy),
+        "legacy from telemetry round trip"
+    );
 
     let rec = EventRecord::from_telemetry(EventKind::from_raw(1, 0), t);
-    assert_eq!(EventRecord::decode(&rec.encode()), Ok(rec), "record from telemetry round trip");
+    assert_eq!(
+        EventRecord::decode(&rec.encode()),
+        Ok(rec),
+        "record from telemetry round trip"
+    );
 
     let ic = InverterConfig::default();
     for id in 0x351..=0x379u16 {
@@ -99,14 +115,22 @@ fuzz_target!(|data: &[u8]| {
         match op >> 5 {
             0 => bms.set_soc(Soc::from_permille_clamped(i32::from(b.i16()))),
             1 => bms.reset_faults(Instant::from_millis(now)),
-            2 => bms.set_switches(Switches { charge: b.bool(), discharge: b.bool(), balance: b.bool() }),
+            2 => bms.set_switches(Switches {
+                charge: b.bool(),
+                discharge: b.bool(),
+                balance: b.bool(),
+            }),
             _ => {}
         }
         let m = measurements(&mut b, now);
         let out = bms.step(&m);
         let n = u32::from(bms.telemetry().cell_count);
         if n < 32 {
-            assert_eq!(out.balance_mask >> n, 0, "balancing a cell that does not exist");
+            assert_eq!(
+                out.balance_mask >> n,
+                0,
+                "balancing a cell that does not exist"
+            );
         }
         while bms.poll_event().is_some() {}
         let _ = bms.stored_soc();

@@ -34,7 +34,11 @@ fuzz_target!(|data: &[u8]| {
         let _ = log.scan_report();
         let newest: Vec<_> = log.iter_newest_first(&mut flash).collect();
         let oldest: Vec<_> = log.iter_oldest_first(&mut flash).collect();
-        assert_eq!(newest.len(), oldest.len(), "both directions see the same records");
+        assert_eq!(
+            newest.len(),
+            oldest.len(),
+            "both directions see the same records"
+        );
         for pair in oldest.windows(2) {
             if let (Ok(a), Ok(b)) = (&pair[0], &pair[1]) {
                 assert!(a.seq < b.seq, "oldest-first is in sequence order");
@@ -45,12 +49,22 @@ fuzz_target!(|data: &[u8]| {
         }
         let rec = EventRecord::from_telemetry(EventKind::Reset(0u8.into()), &Telemetry::empty(16))
             .with_value(u32::from(sel));
-        let rec = EventRecord { time: Instant::from_millis(u64::from(sel)), ..rec };
+        let rec = EventRecord {
+            time: Instant::from_millis(u64::from(sel)),
+            ..rec
+        };
         if let Ok(seq) = log.append(&mut flash, rec) {
             let back = log.iter_newest_first(&mut flash).next();
-            assert!(matches!(back, Some(Ok(e)) if e.seq == seq && e.record == rec), "appended record reads back first");
+            assert!(
+                matches!(back, Some(Ok(e)) if e.seq == seq && e.record == rec),
+                "appended record reads back first"
+            );
             let reopened = EventLog::open(&mut flash, region).expect("reopen after append");
-            assert_eq!(reopened.newest_seq(), Some(seq), "reopen finds the appended record");
+            assert_eq!(
+                reopened.newest_seq(),
+                Some(seq),
+                "reopen finds the appended record"
+            );
         }
     }
 
@@ -61,7 +75,11 @@ fuzz_target!(|data: &[u8]| {
         let value = loaded.clone().unwrap_or(LifetimeStats::NEW);
         if store.store(&mut flash, &value).is_ok() {
             let mut again = ParamStore::<128>::open(&mut flash, region).expect("reopen");
-            assert_eq!(again.load::<LifetimeStats, _>(&mut flash).ok(), Some(value), "stored value loads back");
+            assert_eq!(
+                again.load::<LifetimeStats, _>(&mut flash).ok(),
+                Some(value),
+                "stored value loads back"
+            );
         }
     }
 });

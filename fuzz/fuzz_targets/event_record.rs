@@ -17,6 +17,10 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(s) = LifetimeStats::decode(data) {
         let mut buf = [0u8; LifetimeStats::MAX_LEN];
         let n = s.encode(&mut buf).expect("stats encode");
-        assert_eq!(LifetimeStats::decode(&buf[..n]).as_ref(), Ok(&s), "stats round trip");
+        assert_eq!(
+            LifetimeStats::decode(&buf[..n]).as_ref(),
+            Ok(&s),
+            "stats round trip"
+        );
     }
 });

@@ -10,7 +10,11 @@ fuzz_target!(|data: &[u8]| {
 
     if let Ok(cfg) = config_file::parse(&text) {
         let rendered = config_file::render(&cfg);
-        assert_eq!(config_file::parse(&rendered).ok(), Some(cfg), "config round trip");
+        assert_eq!(
+            config_file::parse(&rendered).ok(),
+            Some(cfg),
+            "config round trip"
+        );
     }
 
     let mut lines = text.lines();

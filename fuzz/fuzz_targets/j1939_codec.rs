@@ -2,7 +2,7 @@
 #![no_main]
 
 use bms_core::j1939::command::Command;
-use bms_core::j1939::dm::{Dtc, DmMessage};
+use bms_core::j1939::dm::{DmMessage, Dtc};
 use bms_core::j1939::request::{Ack, Request};
 use bms_core::j1939::{J1939Id, Name, Pgn};
 use bms_fuzz::Bytes;

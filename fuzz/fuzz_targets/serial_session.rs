@@ -2,7 +2,9 @@
 #![no_main]
 
 use bms_core::serial::registers::lookup;
-use bms_core::serial::{Packet, ParamError, ParameterAccess, SerialConfig, SerialSession, REGISTERS};
+use bms_core::serial::{
+    Packet, ParamError, ParameterAccess, SerialConfig, SerialSession, REGISTERS,
+};
 use bms_core::{Duration, Instant, Telemetry};
 use bms_fuzz::Bytes;
 use libfuzzer_sys::fuzz_target;
@@ -70,7 +72,10 @@ fuzz_target!(|data: &[u8]| {
             assert!(n <= out.len());
             // New-protocol answers must be valid frames; legacy answers start with AA 55.
             if out[0] == 0x7E {
-                assert!(Packet::new_checked(&out[..n]).is_ok(), "invalid answer frame");
+                assert!(
+                    Packet::new_checked(&out[..n]).is_ok(),
+                    "invalid answer frame"
+                );
             }
             answers += 1;
             assert!(answers <= 64, "answers never drain");

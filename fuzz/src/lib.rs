@@ -120,11 +120,19 @@ pub fn check_serial_packet(p: &bms_core::serial::Packet<&[u8]>) {
     if let Ok(r) = RequestRepr::parse(p) {
         let n = r.emit(&mut buf).expect("request emits");
         let q = Packet::new_checked(&buf[..n]).expect("emitted request frame is valid");
-        assert_eq!(RequestRepr::parse(&q).as_ref(), Ok(&r), "request round trip");
+        assert_eq!(
+            RequestRepr::parse(&q).as_ref(),
+            Ok(&r),
+            "request round trip"
+        );
     }
     if let Ok(d) = DeviceInfo::parse(p) {
         let n = d.emit(&mut buf).expect("device info emits");
-        assert_eq!(DeviceInfo::parse_frame(&buf[..n]), Ok(d), "device info round trip");
+        assert_eq!(
+            DeviceInfo::parse_frame(&buf[..n]),
+            Ok(d),
+            "device info round trip"
+        );
         let _ = (d.hardware(), d.software());
     }
 }
@@ -136,7 +144,11 @@ pub fn check_legacy_status(b: &[u8]) {
     if let Ok(s) = LegacyStatusRepr::parse(b) {
         let mut buf = [0u8; 200];
         let n = s.emit(&mut buf).expect("legacy status emits");
-        assert_eq!(LegacyStatusRepr::parse(&buf[..n]).as_ref(), Ok(&s), "legacy round trip");
+        assert_eq!(
+            LegacyStatusRepr::parse(&buf[..n]).as_ref(),
+            Ok(&s),
+            "legacy round trip"
+        );
         let _ = (s.pack_voltage(), s.current());
     }
 }
@@ -146,6 +158,10 @@ pub fn check_legacy_request(b: &[u8]) {
     use bms_core::serial::LegacyRequest;
 
     if let Ok(r) = LegacyRequest::parse(b) {
-        assert_eq!(LegacyRequest::parse(&r.to_bytes()), Ok(r), "legacy request round trip");
+        assert_eq!(
+            LegacyRequest::parse(&r.to_bytes()),
+            Ok(r),
+            "legacy request round trip"
+        );
     }
 }
