@@ -20,7 +20,8 @@ for t in $(cargo +nightly fuzz list); do
     echo "== $t: ${seconds} s"
     mkdir -p "corpus/$t"
     if ! cargo +nightly fuzz run "$t" -- -max_total_time="$seconds" -timeout=10 -print_final_stats=1 2>"$t.log"; then
-        tail -n 40 "$t.log"
+        grep -m1 -A4 'panicked at\|ERROR: libFuzzer' "$t.log" || tail -n 40 "$t.log"
+        grep -m1 'Test unit written to' "$t.log" || true
         failed+=("$t")
     fi
     grep -E '^stat::number_of_executed_units' "$t.log" | sed "s/^/$t /" || true
