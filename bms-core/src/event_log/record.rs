@@ -232,6 +232,11 @@ impl Snapshot {
     pub fn from_telemetry(t: &Telemetry) -> Self {
         let (min_cell, min_i) = t.min_cell();
         let (max_cell, max_i) = t.max_cell();
+        // `i16::MIN` encodes "no reading": a (physically impossible) reading of exactly
+        // -3276.8 °C is stored one count higher so that it stays a reading.
+        let temp = |x: Option<DeciCelsius>| {
+            x.map(|d| DeciCelsius::from_deci(d.as_deci().max(NO_TEMP + 1)))
+        };
         Snapshot {
             min_cell,
             min_cell_index: min_i as u8,
@@ -239,8 +244,8 @@ impl Snapshot {
             max_cell_index: max_i as u8,
             pack_voltage: t.pack_voltage,
             current: t.current,
-            cell_temps: t.cell_temps,
-            mos_temp: t.mos_temp,
+            cell_temps: t.cell_temps.map(temp),
+            mos_temp: temp(t.mos_temp),
             soc: t.soc,
             faults: t.faults,
             charge_fet: t.charge_fet,
@@ -438,9 +443,9 @@ impl fmt::Display for EventRecord {
             self.repeats,
             self.value,
             s.min_cell.as_mv(),
-            s.min_cell_index + 1,
+            u16::from(s.min_cell_index) + 1,
             s.max_cell.as_mv(),
-            s.max_cell_index + 1,
+            u16::from(s.max_cell_index) + 1,
             s.pack_voltage.as_mv(),
             s.current.as_ma(),
             s.soc.as_permille(),
@@ -528,5 +533,24 @@ mod test {
                 proptest::prop_assert_eq!(again, Ok(rec));
             }
         }
+    }
+
+    #[test]
+    fn display_of_any_decoded_record_does_not_overflow() {
+        let mut b = [0u8; EventRecord::LEN];
+        b[20] = 0xFF;
+        b[21] = 0xFF;
+        let r = EventRecord::decode(&b).unwrap();
+        assert!(r.to_string().contains("256"));
+    }
+
+    #[test]
+    fn lowest_temperature_stays_a_reading() {
+        let mut t = Telemetry::empty(16);
+        t.mos_temp = Some(DeciCelsius::from_deci(i16::MIN));
+        t.cell_temps[0] = Some(DeciCelsius::from_deci(i16::MIN));
+        let r = EventRecord::from_telemetry(EventKind::from_raw(1, 0), &t);
+        assert_eq!(EventRecord::decode(&r.encode()), Ok(r));
+        assert!(r.snapshot.mos_temp.is_some());
     }
 }
