@@ -14,7 +14,7 @@ use bms_core::event_log::{
     record_of, EventLog, EventRecord, ParamStore, RateLimiter, Region, Settings,
 };
 use bms_core::inverter::{InverterConfig, InverterNode};
-use bms_core::j1939::{Command, J1939Config, J1939Node};
+use bms_core::j1939::{J1939Config, J1939Node};
 use bms_core::soc::StoredSoc;
 use bms_core::{Bms, Controller, Duration, Event, Instant, PowerMode, TimedEvent};
 
@@ -74,13 +74,7 @@ impl CanPort {
                     tx(now, &f);
                 }
                 while let Some(c) = n.poll_command() {
-                    let mut sw = bms.switches();
-                    match c {
-                        Command::SetCharge(on) => sw.charge = on,
-                        Command::SetDischarge(on) => sw.discharge = on,
-                        Command::ResetFaults => bms.reset_faults(now),
-                    }
-                    bms.set_switches(sw);
+                    c.apply(bms);
                 }
             }
             CanPort::Inverter(n) => {

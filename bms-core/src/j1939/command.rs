@@ -67,6 +67,19 @@ impl fmt::Display for CommandError {
 impl core::error::Error for CommandError {}
 
 impl Command {
+    /// Carries the (already authenticated) command out on `bms`: the switches only ever take
+    /// permission away or give it back, protection keeps the last word; a reset releases only
+    /// faults whose condition has cleared.
+    pub fn apply(self, bms: &mut crate::Bms) {
+        let mut sw = bms.switches();
+        match self {
+            Command::SetCharge(on) => sw.charge = on,
+            Command::SetDischarge(on) => sw.discharge = on,
+            Command::ResetFaults => bms.reset_faults(bms.telemetry().now),
+        }
+        bms.set_switches(sw);
+    }
+
     /// The command code (byte 0).
     pub const fn code(self) -> u8 {
         match self {

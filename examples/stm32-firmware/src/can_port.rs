@@ -7,7 +7,7 @@
 
 use bms_core::can::{CanFrame, Frame as _};
 use bms_core::inverter::{InverterConfig, InverterNode};
-use bms_core::j1939::{Command, J1939Config, J1939Node};
+use bms_core::j1939::{J1939Config, J1939Node};
 use bms_core::{Bms, Instant};
 use embassy_stm32::can::{self, BufferedCanSender};
 
@@ -72,13 +72,7 @@ impl CanPort {
         if let Node::J1939(n) = &mut self.node {
             // At most `COMMAND_QUEUE` entries.
             while let Some(c) = n.poll_command() {
-                let mut sw = bms.switches();
-                match c {
-                    Command::SetCharge(on) => sw.charge = on,
-                    Command::SetDischarge(on) => sw.discharge = on,
-                    Command::ResetFaults => bms.reset_faults(now),
-                }
-                bms.set_switches(sw);
+                c.apply(bms);
             }
         }
     }
