@@ -6,8 +6,15 @@
 //!
 //! ## Layers
 //! - **Units and time** ([`units`], [`time`]): integer newtypes; no FPU on the control path.
-//! - **Model** ([`measure`], [`telemetry`]): one validated snapshot in, one report out.
-//! - **Logic** ([`protect`]): pure functions of configuration, measurements and time.
+//! - **Model** ([`measure`], [`telemetry`], [`config`]): one snapshot in, one report out,
+//!   one validated configuration.
+//! - **Logic** ([`protect`], [`soc`], [`balance`], tied together by [`Bms::step`]): pure
+//!   functions of configuration, measurements and time.
+//! - **Wire** ([`can`], [`j1939`], [`inverter`], [`serial`]): sans-I/O codecs and protocol
+//!   state machines fed from [`Telemetry`]; [`event_log`]: power-cut-safe storage over
+//!   `embedded-storage` NOR flash.
+//! - **Ports** ([`ports`], [`Controller`]): the traits a board implements, and one control
+//!   cycle over them.
 //!
 //! ## Guarantees
 //! `#![no_std]`, no heap, `#![forbid(unsafe_code)]`; no decoder panics on any input.
