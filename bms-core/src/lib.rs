@@ -11,7 +11,7 @@
 //! - **Logic** ([`protect`], [`soc`], [`balance`], tied together by [`Bms::step`]): pure
 //!   functions of configuration, measurements and time.
 //! - **Wire** ([`can`], [`j1939`], [`inverter`], [`serial`]): sans-I/O codecs and protocol
-//!   state machines fed from [`Telemetry`]; [`event_log`]: power-cut-safe storage over
+//!   state machines fed from [`telemetry::Telemetry`]; [`event_log`]: power-cut-safe storage over
 //!   `embedded-storage` NOR flash.
 //! - **Ports** ([`ports`], [`Controller`]): the traits a board implements, and one control
 //!   cycle over them.

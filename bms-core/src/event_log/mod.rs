@@ -200,7 +200,7 @@ impl<E: fmt::Debug> fmt::Display for Error<E> {
 
 impl<E: fmt::Debug> core::error::Error for Error<E> {}
 
-/// The log record of a [`crate::bms::Event`], stamped with the step's [`Telemetry`]
+/// The log record of a [`crate::bms::Event`], stamped with the step's [`crate::Telemetry`]
 /// (`None` for events the log does not keep: the plausibility detail, which travels as the
 /// `value` of the `sensor_fault` trip instead, see [`crate::bms::Bms::step`]).
 ///

@@ -6,7 +6,7 @@
 //! 2. debounces every fault and warning against its [`ProtectionRule`] ([`Detectors`]);
 //! 3. allows charging unless an active fault's [`Action`] blocks it, and likewise
 //!    discharging; deep sleep blocks both;
-//! 4. runs the [pre-charge](precharge) sequence before closing discharge;
+//! 4. runs the pre-charge sequence ([`Precharge`]) before closing discharge;
 //! 5. applies the body-diode rule: while only single-direction faults block a MOSFET,
 //!    current in the other direction of at least `limits.body_diode_current` re-closes it
 //!    so its body diode does not carry (and overheat on) that current;

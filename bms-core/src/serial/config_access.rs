@@ -1,4 +1,4 @@
-//! [`ParameterAccess`] over the [`Bms`]'s [`PackConfig`](crate::config::PackConfig): the
+//! [`ParameterAccess`] over the [`Bms`]'s [`PackConfig`]: the
 //! setting registers of the serial protocol mapped onto the protection table, balancing and
 //! capacity.
 //!
