@@ -100,9 +100,13 @@ pub(crate) struct Fused {
 // Out of line: its 128-bit temporaries stay off the caller's stack frame (Cortex-M0).
 #[inline(never)]
 pub(crate) fn fuse(prior: i64, prior_sigma: u32, meas: i64, meas_sigma: u32) -> Fused {
-    if let Some(f) = fuse_narrow(prior, prior_sigma, meas, meas_sigma) {
-        return f;
-    }
+    fuse_narrow(prior, prior_sigma, meas, meas_sigma)
+        .unwrap_or_else(|| fuse_wide(prior, prior_sigma, meas, meas_sigma))
+}
+
+/// [`fuse`] in 128-bit arithmetic: the reference form, and the path for values out of
+/// the 64-bit form's range.
+fn fuse_wide(prior: i64, prior_sigma: u32, meas: i64, meas_sigma: u32) -> Fused {
     let p = u128::from(prior_sigma) * u128::from(prior_sigma);
     let r = u128::from(meas_sigma.max(1)) * u128::from(meas_sigma.max(1));
     let innov = meas - prior;
@@ -160,27 +164,6 @@ fn fuse_narrow(prior: i64, prior_sigma: u32, meas: i64, meas_sigma: u32) -> Opti
 mod test {
     use super::*;
     use crate::soc::SocConfig;
-
-    /// The 128-bit form of `fuse`, as the reference of its 64-bit fast path.
-    fn fuse_wide(prior: i64, prior_sigma: u32, meas: i64, meas_sigma: u32) -> Fused {
-        let p = u128::from(prior_sigma) * u128::from(prior_sigma);
-        let r = u128::from(meas_sigma.max(1)) * u128::from(meas_sigma.max(1));
-        let innov = meas - prior;
-        let innov2 = u128::from(innov.unsigned_abs()) * u128::from(innov.unsigned_abs());
-        let p = if innov2 > 9 * (p + r) {
-            p.max(innov2)
-        } else {
-            p
-        };
-        let gain = (p * PPM_FULL as u128 / (p + r)) as i64;
-        let soc = prior + (i128::from(innov) * i128::from(gain) / i128::from(PPM_FULL)) as i64;
-        let post_var = p * r / (p + r);
-        Fused {
-            soc: soc.clamp(0, PPM_FULL),
-            sigma: isqrt(post_var.min(u128::from(u64::MAX)) as u64).min(PPM_FULL as u64) as u32,
-            gain: gain as u32,
-        }
-    }
 
     proptest::proptest! {
         #[test]
