@@ -2,11 +2,22 @@
 
 #![allow(clippy::unwrap_used)] // Test fixtures panic on setup failures by design.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn sim() -> Command {
     Command::new(env!("CARGO_BIN_EXE_bms-sim"))
+}
+
+/// `bms-sim replay --input IN --output OUT`, to which a test adds its own arguments.
+fn replay(input: &Path, output: &Path) -> Command {
+    let mut c = sim();
+    c.arg("replay")
+        .arg("--input")
+        .arg(input)
+        .arg("--output")
+        .arg(output);
+    c
 }
 
 fn tmp(name: &str) -> PathBuf {
@@ -62,14 +73,7 @@ fn config_output_reads_back_unchanged() {
     // And `replay --config` accepts it.
     let inp = tmp("flat.csv");
     std::fs::write(&inp, input(5, |_| 3_300)).unwrap();
-    let st = sim()
-        .args([
-            "replay",
-            "--input",
-            inp.to_str().unwrap(),
-            "--output",
-            tmp("flat.out").to_str().unwrap(),
-        ])
+    let st = replay(&inp, &tmp("flat.out"))
         .args(["--config", path.to_str().unwrap()])
         .status()
         .unwrap();
@@ -95,14 +99,7 @@ fn cell5_over_voltage_opens_charge_only_and_recovers() {
         }),
     )
     .unwrap();
-    let st = sim()
-        .args([
-            "replay",
-            "--input",
-            inp.to_str().unwrap(),
-            "--output",
-            outp.to_str().unwrap(),
-        ])
+    let st = replay(&inp, &outp)
         .args(["--preset", "ANT16S-80A-T", "--chemistry", "lfp"])
         .status()
         .unwrap();
@@ -141,16 +138,7 @@ fn malformed_input_names_line_and_column() {
     let mut text = input(3, |_| 3_300);
     text.push_str("3000,-2000,52800,52800,250,abc,300,3300,3300,3300,3300,3300,3300,3300,3300,3300,3300,3300,3300,3300,3300,3300,3300\n");
     std::fs::write(&inp, text).unwrap();
-    let out = sim()
-        .args([
-            "replay",
-            "--input",
-            inp.to_str().unwrap(),
-            "--output",
-            tmp("bad.out").to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    let out = replay(&inp, &tmp("bad.out")).output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("line 5, column 6"), "{err}");
@@ -163,14 +151,7 @@ fn malformed_config_is_rejected() {
     std::fs::write(&path, "cells = 16\n").unwrap();
     let inp = tmp("flat2.csv");
     std::fs::write(&inp, input(2, |_| 3_300)).unwrap();
-    let out = sim()
-        .args([
-            "replay",
-            "--input",
-            inp.to_str().unwrap(),
-            "--output",
-            tmp("x.out").to_str().unwrap(),
-        ])
+    let out = replay(&inp, &tmp("x.out"))
         .args(["--config", path.to_str().unwrap()])
         .output()
         .unwrap();
