@@ -151,9 +151,10 @@ impl Bms {
         let mut telemetry = Telemetry::empty(cfg.cells);
         telemetry.nominal_capacity = cfg.capacity_mah;
         telemetry.full_capacity = cfg.capacity_mah;
+        let protection = Protection::new(&cfg.protection);
         Ok(Bms {
             cfg,
-            protection: Protection::new(),
+            protection,
             soc,
             balancer,
             switches: Switches::default(),
@@ -181,6 +182,7 @@ impl Bms {
             self.telemetry = Telemetry::empty(cfg.cells);
         }
         self.balancer.set_config(cfg.balance);
+        self.protection.set_table(&cfg.protection);
         self.cfg = cfg;
         self.push(now, Event::ConfigChanged);
         Ok(())

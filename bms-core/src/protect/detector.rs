@@ -78,15 +78,19 @@ fn beyond(dir: Direction, value: i32, threshold: i32) -> bool {
     }
 }
 
-/// Whether `value` is at or beyond the first threshold of an idle detector: the less
-/// extreme of warn and trip (only a crossing there can start a timer).
-fn crosses_first(dir: Direction, rule: &ProtectionRule, value: Option<i32>) -> bool {
-    let first = match (dir, rule.warn) {
+/// The first threshold of a detector: the less extreme of warn and trip (only a crossing
+/// there can start a timer of an idle detector).
+pub(super) fn first_threshold(dir: Direction, rule: &ProtectionRule) -> i32 {
+    match (dir, rule.warn) {
         (_, None) => rule.trip,
         (Direction::Above, Some(w)) => w.min(rule.trip),
         (Direction::Below, Some(w)) => w.max(rule.trip),
-    };
-    value.is_some_and(|v| beyond(dir, v, first))
+    }
+}
+
+/// Whether `value` is at or beyond the first threshold of an idle detector.
+fn crosses_first(dir: Direction, rule: &ProtectionRule, value: Option<i32>) -> bool {
+    value.is_some_and(|v| beyond(dir, v, first_threshold(dir, rule)))
 }
 
 fn within(dir: Direction, value: i32, threshold: i32) -> bool {
@@ -110,6 +114,11 @@ impl Detectors {
     /// Faults that will not release without a reset.
     pub const fn latched(&self) -> FaultSet {
         self.latched
+    }
+
+    /// Faults with a tier active or a timer pending (the others are idle).
+    pub const fn busy(&self) -> FaultSet {
+        self.busy
     }
 
     /// Feeds one value of `fault` (`None`: not measurable now, state held).

@@ -57,15 +57,93 @@ pub struct Decision {
     pub sensor_causes: SensorCauses,
 }
 
+/// What a fault's value is read from; faults of one quantity and side share a reading
+/// (both pack faults the pack voltage, the discharge over-currents and the short circuit
+/// the discharge current).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Reading {
+    CellHigh,
+    CellLow,
+    Pack,
+    ChargeCurrent,
+    DischargeCurrent,
+    TempHigh,
+    TempLow,
+    MosTemp,
+    CellSpread,
+    OpenWires,
+    AfeSilent,
+    Implausible,
+    PrechargeTimeout,
+}
+
+const READINGS: usize = Reading::PrechargeTimeout as usize + 1;
+
+impl Reading {
+    /// The reading `fault` is judged on (an exhaustive match: a new fault must pick one).
+    const fn of(fault: Fault) -> Reading {
+        match fault {
+            Fault::CellOv => Reading::CellHigh,
+            Fault::CellUv => Reading::CellLow,
+            Fault::PackOv | Fault::PackUv => Reading::Pack,
+            Fault::ChgOc => Reading::ChargeCurrent,
+            Fault::DsgOc1 | Fault::DsgOc2 | Fault::Sc => Reading::DischargeCurrent,
+            Fault::ChgOt | Fault::DsgOt => Reading::TempHigh,
+            Fault::ChgUt | Fault::DsgUt => Reading::TempLow,
+            Fault::MosOt => Reading::MosTemp,
+            Fault::CellImbalance => Reading::CellSpread,
+            Fault::OpenWire => Reading::OpenWires,
+            Fault::AfeComm => Reading::AfeSilent,
+            Fault::SensorFault => Reading::Implausible,
+            Fault::PrechargeFail => Reading::PrechargeTimeout,
+        }
+    }
+}
+
+/// Per reading, the open interval inside which no enabled fault's first threshold (the less
+/// extreme of warning and trip) is reached: while every reading is inside it and no detector
+/// is busy, no detector has anything to do, so the step skips them all. Compiled from the
+/// [`ProtectionTable`] when the configuration is set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Envelope {
+    /// `(below, above)`: quiet while `below < value < above`. Every reading is at least
+    /// -32768 (temperatures) or 0, so `i32::MIN` is "no lower bound".
+    bounds: [(i32, i32); READINGS],
+}
+
+impl Envelope {
+    fn of(table: &ProtectionTable) -> Envelope {
+        let mut bounds = [(i32::MIN, i32::MAX); READINGS];
+        for (fault, rule) in table.iter().filter(|(_, r)| r.enabled) {
+            let (below, above) = &mut bounds[Reading::of(fault) as usize];
+            let first = detector::first_threshold(fault.direction(), rule);
+            match fault.direction() {
+                Direction::Above => *above = (*above).min(first),
+                Direction::Below => *below = (*below).max(first),
+            }
+        }
+        Envelope { bounds }
+    }
+
+    /// `true` if no reading reaches a first threshold (a missing reading reaches none).
+    fn contains(&self, readings: &[Option<i32>; READINGS]) -> bool {
+        readings
+            .iter()
+            .zip(&self.bounds)
+            .all(|(r, &(below, above))| r.is_none_or(|v| below < v && v < above))
+    }
+}
+
 /// The protection state machine.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Protection {
     detectors: Detectors,
+    envelope: Envelope,
     stuck: StuckDetector,
     precharge: Precharge,
     precharge_timed_out: bool,
     power: PowerModes,
-    values: [Option<i32>; Fault::COUNT],
+    readings: [Option<i32>; READINGS],
     last: Decision,
 }
 
@@ -74,9 +152,24 @@ fn mv(x: crate::units::MilliVolts) -> i32 {
 }
 
 impl Protection {
-    /// A fresh state: no faults, MOSFETs open, pre-charge not started.
-    pub fn new() -> Self {
-        Self::default()
+    /// A fresh state for `table`: no faults, MOSFETs open, pre-charge not started.
+    pub fn new(table: &ProtectionTable) -> Self {
+        Protection {
+            detectors: Detectors::default(),
+            envelope: Envelope::of(table),
+            stuck: StuckDetector::default(),
+            precharge: Precharge::default(),
+            precharge_timed_out: false,
+            power: PowerModes::default(),
+            readings: [None; READINGS],
+            last: Decision::default(),
+        }
+    }
+
+    /// Takes a new protection table into use (the state machines keep their state). Every
+    /// later [`step`](Self::step) must be given a configuration with this table.
+    pub fn set_table(&mut self, table: &ProtectionTable) {
+        self.envelope = Envelope::of(table);
     }
 
     /// Active faults.
@@ -105,7 +198,8 @@ impl Protection {
     }
 
     /// One protection step over a snapshot and its [`Summary`]. Every fault or warning
-    /// transition is passed to `events` in [`Fault::ALL`] order.
+    /// transition is passed to `events` in [`Fault::ALL`] order. `cfg.protection` must be
+    /// the table given to [`new`](Self::new) or [`set_table`](Self::set_table).
     pub fn step(
         &mut self,
         cfg: &PackConfig,
@@ -118,20 +212,24 @@ impl Protection {
         if self.stuck.update_summarised(m, s, &cfg.plausibility) {
             causes.insert(SensorCauses::STUCK);
         }
-        self.fill_values(m, s, causes);
-        let cond = ReleaseConditions {
-            load_removed: !self.last.fets.discharge
-                && !self.last.fets.precharge
-                && match (s.pack, m.load) {
-                    (Some(p), Some(l)) => {
-                        l.as_mv() >= cfg.precharge.load_removed_permille.of(p.as_mv())
-                    }
-                    _ => false,
-                },
-            charger_removed: !m.charger_present,
-        };
-        self.detectors
-            .update_all(now, &cfg.protection, &self.values, cond, events);
+        self.read(m, s, causes);
+        // Event-driven: with every reading inside the envelope and no detector busy, no
+        // timer can start, run or expire, so the detectors are skipped altogether.
+        if !(self.detectors.busy().is_empty() && self.envelope.contains(&self.readings)) {
+            let cond = ReleaseConditions {
+                load_removed: !self.last.fets.discharge
+                    && !self.last.fets.precharge
+                    && match (s.pack, m.load) {
+                        (Some(p), Some(l)) => {
+                            l.as_mv() >= cfg.precharge.load_removed_permille.of(p.as_mv())
+                        }
+                        _ => false,
+                    },
+                charger_removed: !m.charger_present,
+            };
+            self.detectors
+                .update_all(now, &cfg.protection, &self.values(), cond, events);
+        }
         let faults = self.detectors.active();
         if faults.contains(Fault::PrechargeFail) {
             self.precharge_timed_out = false;
@@ -199,33 +297,29 @@ impl Protection {
         self.last
     }
 
-    fn fill_values(&mut self, m: &Measurements, s: &Summary, causes: SensorCauses) {
-        let v = &mut self.values;
-        let hi = s.max_cell.map(|(x, _)| mv(x));
-        let lo = s.min_cell.map(|(x, _)| mv(x));
-        let pack = s.pack.map(mv);
+    fn read(&mut self, m: &Measurements, s: &Summary, causes: SensorCauses) {
         let i = m.current.map(|i| i.as_ma());
-        let t_hi = s.max_temp.map(|t| t.as_deci() as i32);
-        let t_lo = s.min_temp.map(|t| t.as_deci() as i32);
-        v[Fault::CellOv.index()] = hi;
-        v[Fault::CellUv.index()] = lo;
-        v[Fault::PackOv.index()] = pack;
-        v[Fault::PackUv.index()] = pack;
-        v[Fault::ChgOc.index()] = i.map(|i| i.saturating_neg().max(0));
-        let dsg = i.map(|i| i.max(0));
-        v[Fault::DsgOc1.index()] = dsg;
-        v[Fault::DsgOc2.index()] = dsg;
-        v[Fault::Sc.index()] = dsg;
-        v[Fault::ChgOt.index()] = t_hi;
-        v[Fault::ChgUt.index()] = t_lo;
-        v[Fault::DsgOt.index()] = t_hi;
-        v[Fault::DsgUt.index()] = t_lo;
-        v[Fault::MosOt.index()] = s.mos_temp.map(|t| t.as_deci() as i32);
-        v[Fault::CellImbalance.index()] = s.cell_spread().map(mv);
-        v[Fault::OpenWire.index()] = m.afe_ok.then_some(s.open_wires as i32);
-        v[Fault::AfeComm.index()] = Some(!m.afe_ok as i32);
-        v[Fault::SensorFault.index()] = Some(!causes.is_empty() as i32);
-        v[Fault::PrechargeFail.index()] = Some(self.precharge_timed_out as i32);
+        let deci = |t: Option<crate::units::DeciCelsius>| t.map(|t| i32::from(t.as_deci()));
+        self.readings = [
+            s.max_cell.map(|(x, _)| mv(x)),
+            s.min_cell.map(|(x, _)| mv(x)),
+            s.pack.map(mv),
+            i.map(|i| i.saturating_neg().max(0)),
+            i.map(|i| i.max(0)),
+            deci(s.max_temp),
+            deci(s.min_temp),
+            deci(s.mos_temp),
+            s.cell_spread().map(mv),
+            m.afe_ok.then_some(i32::from(s.open_wires)),
+            Some(i32::from(!m.afe_ok)),
+            Some(i32::from(!causes.is_empty())),
+            Some(i32::from(self.precharge_timed_out)),
+        ];
+    }
+
+    /// The value of every fault, indexed by [`Fault::index`].
+    fn values(&self) -> [Option<i32>; Fault::COUNT] {
+        Fault::ALL.map(|f| self.readings[Reading::of(f) as usize])
     }
 
     /// Explicit fault reset (a service command): clears latches and retry budgets and
@@ -233,6 +327,41 @@ impl Protection {
     /// condition persists stays active, so a reset never closes a MOSFET into a fault.
     pub fn reset(&mut self, now: Instant, cfg: &PackConfig, events: &mut impl FnMut(Transition)) {
         self.detectors
-            .reset(now, &cfg.protection, &self.values, events);
+            .reset(now, &cfg.protection, &self.values(), events);
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+    use crate::config::{Chemistry, PackConfig};
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The envelope holds a reading set exactly when no enabled fault's value reaches
+        /// its first threshold, i.e. exactly when every idle detector would do nothing.
+        #[test]
+        fn envelope_is_exactly_the_idle_region(
+            thresholds in proptest::array::uniform18((-500i32..500, proptest::option::of(-500i32..500), any::<bool>())),
+            readings in proptest::array::uniform13(proptest::option::of(-600i32..600)),
+        ) {
+            let mut table = PackConfig::preset("ANT16S-300A-C".parse().expect("part"), Chemistry::Lfp).protection;
+            for (f, (trip, warn, enabled)) in Fault::ALL.into_iter().zip(thresholds) {
+                let r = table.get_mut(f);
+                r.trip = trip;
+                r.warn = warn;
+                r.enabled = enabled;
+            }
+            let envelope = Envelope::of(&table);
+            let crossing = Fault::ALL.into_iter().any(|f| {
+                let rule = table.get(f);
+                rule.enabled
+                    && readings[Reading::of(f) as usize].is_some_and(|v| match f.direction() {
+                        Direction::Above => v >= detector::first_threshold(f.direction(), rule),
+                        Direction::Below => v <= detector::first_threshold(f.direction(), rule),
+                    })
+            });
+            prop_assert_eq!(envelope.contains(&readings), !crossing);
+        }
     }
 }
