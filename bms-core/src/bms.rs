@@ -34,7 +34,9 @@ use crate::balance::{BalanceInput, Balancer};
 use crate::config::{ConfigError, PackConfig};
 use crate::measure::Measurements;
 use crate::ports::FetState;
-use crate::protect::{limits, Decision, Fault, Protection, SensorCauses, Summary, Transition};
+use crate::protect::{
+    limits::LimitsPlan, Decision, Fault, Protection, SensorCauses, Summary, Transition,
+};
 use crate::soc::{SocEstimator, SocEvent, SocInput, StoredSoc};
 use crate::telemetry::{PowerMode, Telemetry};
 use crate::time::Instant;
@@ -119,6 +121,7 @@ impl Default for Switches {
 pub struct Bms {
     cfg: PackConfig,
     protection: Protection,
+    limits: LimitsPlan,
     soc: SocEstimator,
     balancer: Balancer,
     switches: Switches,
@@ -152,9 +155,11 @@ impl Bms {
         telemetry.nominal_capacity = cfg.capacity_mah;
         telemetry.full_capacity = cfg.capacity_mah;
         let protection = Protection::new(&cfg.protection);
+        let limits = LimitsPlan::of(&cfg);
         Ok(Bms {
             cfg,
             protection,
+            limits,
             soc,
             balancer,
             switches: Switches::default(),
@@ -183,6 +188,7 @@ impl Bms {
         }
         self.balancer.set_config(cfg.balance);
         self.protection.set_table(&cfg.protection);
+        self.limits = LimitsPlan::of(&cfg);
         self.cfg = cfg;
         self.push(now, Event::ConfigChanged);
         Ok(())
@@ -327,7 +333,7 @@ impl Bms {
         let input = BalanceInput {
             // The summary's range is exact only when every cell reading was plausible.
             cell_range: match (s.min_cell, s.max_cell) {
-                (Some((lo, _)), Some((hi, _))) if !s.causes.contains(SensorCauses::CELL_RANGE) => {
+                (Some(lo), Some(hi)) if !s.causes.contains(SensorCauses::CELL_RANGE) => {
                     Some((lo, hi))
                 }
                 _ => None,
@@ -381,8 +387,7 @@ impl Bms {
         t.full_capacity = self.soc.full_capacity();
         t.nominal_capacity = self.cfg.capacity_mah;
         t.cycles = self.soc.cycles();
-        t.limits = limits::limits(
-            &self.cfg,
+        t.limits = self.limits.limits(
             s,
             t.soc,
             d.charge_allowed && self.switches.charge,

@@ -157,9 +157,19 @@ impl FaultSet {
     pub const fn len(self) -> u32 {
         self.0.count_ones()
     }
+    /// `true` when `self` and `other` share a fault.
+    pub const fn intersects(self, other: FaultSet) -> bool {
+        self.0 & other.0 != 0
+    }
     /// The faults set, in discriminant order.
     pub fn iter(self) -> impl Iterator<Item = Fault> {
-        Fault::ALL.into_iter().filter(move |f| self.contains(*f))
+        let mut bits = self.0;
+        // Visits set bits only (lowest first), not every fault.
+        core::iter::from_fn(move || {
+            let f = Fault::ALL.get(bits.trailing_zeros() as usize).copied();
+            bits &= bits.wrapping_sub(1);
+            f
+        })
     }
 }
 

@@ -4,7 +4,6 @@
 //! ends at the trip threshold, so a charger or inverter that honours the limits keeps the
 //! pack away from its faults. The smallest factor wins.
 
-use super::rules::ProtectionTable;
 use super::summary::Summary;
 use super::Fault;
 use crate::config::PackConfig;
@@ -38,15 +37,149 @@ fn scale(i: MilliAmps, permille: u32) -> MilliAmps {
 /// Temperature derating band width (0.1 °C) inside the trip threshold.
 const TEMP_BAND: i32 = 100;
 
-fn temp_factor(t: &ProtectionTable, s: &Summary, hot: Fault, cold: Fault) -> u32 {
-    let (Some(hi), Some(lo)) = (s.max_temp, s.min_temp) else {
-        return 0;
-    };
-    let (ot, ut) = (t.get(hot).trip, t.get(cold).trip);
-    ramp(hi.as_deci() as i32, ot - TEMP_BAND, ot).min(ramp(lo.as_deci() as i32, ut + TEMP_BAND, ut))
+/// A linear derating: [`ramp`] from `full` to `zero`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Ramp {
+    full: i32,
+    zero: i32,
 }
 
-/// The limits for this step. `charge_ok`/`discharge_ok`: protection allows that direction.
+impl Ramp {
+    const fn new(full: i32, zero: i32) -> Ramp {
+        Ramp { full, zero }
+    }
+
+    fn factor(self, value: i32) -> u32 {
+        ramp(value, self.full, self.zero)
+    }
+
+    /// `true` when [`factor`](Self::factor) is 1000 (no derating) at `value`.
+    fn is_full(self, value: i32) -> bool {
+        match self.zero.cmp(&self.full) {
+            core::cmp::Ordering::Greater => value <= self.full,
+            core::cmp::Ordering::Less => value >= self.full,
+            core::cmp::Ordering::Equal => value < self.zero,
+        }
+    }
+}
+
+/// The derating ramps of a configuration, compiled once: [`LimitsPlan::limits`] is then
+/// a few compares per step while nothing derates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LimitsPlan {
+    charge_hot: Ramp,
+    charge_cold: Ramp,
+    discharge_hot: Ramp,
+    discharge_cold: Ramp,
+    charge_cell: Ramp,
+    discharge_cell: Ramp,
+    undated: Limits,
+}
+
+/// Near full, charge at most 20 %; near empty, discharge at most 20 % (SOC in permille).
+const SOC_FULL: Ramp = Ramp::new(950, 1000);
+const SOC_EMPTY: Ramp = Ramp::new(50, 0);
+
+impl LimitsPlan {
+    /// The ramps of `cfg`.
+    pub fn of(cfg: &PackConfig) -> LimitsPlan {
+        let t = &cfg.protection;
+        let hot = |f: Fault| Ramp::new(t.get(f).trip - TEMP_BAND, t.get(f).trip);
+        let cold = |f: Fault| Ramp::new(t.get(f).trip + TEMP_BAND, t.get(f).trip);
+        let cv = cfg.limits.charge_voltage.as_mv() as i32;
+        let (ov, uv) = (t.get(Fault::CellOv), t.get(Fault::CellUv));
+        let n = u32::from(cfg.cells);
+        LimitsPlan {
+            charge_hot: hot(Fault::ChgOt),
+            charge_cold: cold(Fault::ChgUt),
+            discharge_hot: hot(Fault::DsgOt),
+            discharge_cold: cold(Fault::DsgUt),
+            // Taper charge from 100 mV below the CV target down to zero at the OV warning
+            // (or trip); taper discharge from 100 mV above the UV warning to the UV trip.
+            charge_cell: Ramp::new(cv - 100, ov.warn.unwrap_or(ov.trip)),
+            discharge_cell: Ramp::new(uv.warn.unwrap_or(uv.release) + 100, uv.trip),
+            undated: Limits {
+                charge_voltage: MilliVolts::from_mv(n * cv as u32),
+                charge_current: MilliAmps::from_ma(
+                    cfg.limits.max_charge_current.unsigned_abs() as i32
+                ),
+                discharge_current: MilliAmps::from_ma(
+                    cfg.limits.max_discharge_current.unsigned_abs() as i32,
+                ),
+                discharge_voltage: MilliVolts::from_mv(n * cfg.limits.discharge_voltage.as_mv()),
+            },
+        }
+    }
+
+    /// The limits for this step. `charge_ok`/`discharge_ok`: protection allows that
+    /// direction.
+    pub fn limits(&self, s: &Summary, soc: Soc, charge_ok: bool, discharge_ok: bool) -> Limits {
+        let (Some(hi), Some(lo), Some(t_hi), Some(t_lo)) =
+            (s.max_cell, s.min_cell, s.max_temp, s.min_temp)
+        else {
+            return self.derated(s, soc, charge_ok, discharge_ok);
+        };
+        let (hi, lo) = (hi.as_mv() as i32, lo.as_mv() as i32);
+        let (t_hi, t_lo) = (i32::from(t_hi.as_deci()), i32::from(t_lo.as_deci()));
+        let p = i32::from(soc.as_permille());
+        // The usual case: nothing derates, so the result is the configured maximum.
+        let undated = charge_ok
+            && discharge_ok
+            && self.charge_hot.is_full(t_hi)
+            && self.discharge_hot.is_full(t_hi)
+            && self.charge_cold.is_full(t_lo)
+            && self.discharge_cold.is_full(t_lo)
+            && self.charge_cell.is_full(hi)
+            && self.discharge_cell.is_full(lo)
+            && SOC_FULL.is_full(p)
+            && SOC_EMPTY.is_full(p);
+        if undated {
+            self.undated
+        } else {
+            self.derated(s, soc, charge_ok, discharge_ok)
+        }
+    }
+
+    fn derated(&self, s: &Summary, soc: Soc, charge_ok: bool, discharge_ok: bool) -> Limits {
+        let temp = |hot: Ramp, cold: Ramp| match (s.max_temp, s.min_temp) {
+            (Some(hi), Some(lo)) => hot
+                .factor(i32::from(hi.as_deci()))
+                .min(cold.factor(i32::from(lo.as_deci()))),
+            _ => 0,
+        };
+        let mut chg = if charge_ok {
+            temp(self.charge_hot, self.charge_cold)
+        } else {
+            0
+        };
+        let mut dsg = if discharge_ok {
+            temp(self.discharge_hot, self.discharge_cold)
+        } else {
+            0
+        };
+        match (s.max_cell, s.min_cell) {
+            (Some(hi), Some(lo)) => {
+                chg = chg.min(self.charge_cell.factor(hi.as_mv() as i32));
+                dsg = dsg.min(self.discharge_cell.factor(lo.as_mv() as i32));
+            }
+            _ => {
+                chg = 0;
+                dsg = 0;
+            }
+        }
+        let p = i32::from(soc.as_permille());
+        chg = chg.min(200 + SOC_FULL.factor(p) * 4 / 5);
+        dsg = dsg.min(200 + SOC_EMPTY.factor(p) * 4 / 5);
+        Limits {
+            charge_current: scale(self.undated.charge_current, chg),
+            discharge_current: scale(self.undated.discharge_current, dsg),
+            ..self.undated
+        }
+    }
+}
+
+/// The limits for this step (compiles the [`LimitsPlan`] of `cfg` each call; keep a plan
+/// where this runs every step). `charge_ok`/`discharge_ok`: protection allows that direction.
 pub fn limits(
     cfg: &PackConfig,
     s: &Summary,
@@ -54,53 +187,79 @@ pub fn limits(
     charge_ok: bool,
     discharge_ok: bool,
 ) -> Limits {
-    let t = &cfg.protection;
-    let n = cfg.cells as u32;
-    let cv = cfg.limits.charge_voltage.as_mv() as i32;
-    let mut chg = if charge_ok {
-        temp_factor(t, s, Fault::ChgOt, Fault::ChgUt)
-    } else {
-        0
-    };
-    let mut dsg = if discharge_ok {
-        temp_factor(t, s, Fault::DsgOt, Fault::DsgUt)
-    } else {
-        0
-    };
-    match (s.max_cell, s.min_cell) {
-        (Some((hi, _)), Some((lo, _))) => {
-            // Taper charge from 100 mV below the CV target down to zero at the OV warning
-            // (or trip); taper discharge from 100 mV above the UV warning to the UV trip.
-            let ov = t.get(Fault::CellOv);
-            chg = chg.min(ramp(
-                hi.as_mv() as i32,
-                cv - 100,
-                ov.warn.unwrap_or(ov.trip),
-            ));
-            let uv = t.get(Fault::CellUv);
-            let uv_w = uv.warn.unwrap_or(uv.release);
-            dsg = dsg.min(ramp(lo.as_mv() as i32, uv_w + 100, uv.trip));
-        }
-        _ => {
-            chg = 0;
-            dsg = 0;
-        }
-    }
-    // Near full, charge at most 20 %; near empty, discharge at most 20 %.
-    let p = soc.as_permille() as i32;
-    chg = chg.min(200 + ramp(p, 950, 1000) * 4 / 5);
-    dsg = dsg.min(200 + ramp(p, 50, 0) * 4 / 5);
-    Limits {
-        charge_voltage: MilliVolts::from_mv(n * cv as u32),
-        charge_current: scale(cfg.limits.max_charge_current, chg),
-        discharge_current: scale(cfg.limits.max_discharge_current, dsg),
-        discharge_voltage: MilliVolts::from_mv(n * cfg.limits.discharge_voltage.as_mv()),
-    }
+    LimitsPlan::of(cfg).limits(s, soc, charge_ok, discharge_ok)
 }
 
 #[cfg(test)]
 mod test {
+    use super::super::rules::ProtectionTable;
     use super::*;
+
+    // The direct computation the plan must reproduce.
+
+    fn temp_factor(t: &ProtectionTable, s: &Summary, hot: Fault, cold: Fault) -> u32 {
+        let (Some(hi), Some(lo)) = (s.max_temp, s.min_temp) else {
+            return 0;
+        };
+        let (ot, ut) = (t.get(hot).trip, t.get(cold).trip);
+        ramp(hi.as_deci() as i32, ot - TEMP_BAND, ot).min(ramp(
+            lo.as_deci() as i32,
+            ut + TEMP_BAND,
+            ut,
+        ))
+    }
+
+    /// The limits for this step. `charge_ok`/`discharge_ok`: protection allows that direction.
+    pub(super) fn reference(
+        cfg: &PackConfig,
+        s: &Summary,
+        soc: Soc,
+        charge_ok: bool,
+        discharge_ok: bool,
+    ) -> Limits {
+        let t = &cfg.protection;
+        let n = cfg.cells as u32;
+        let cv = cfg.limits.charge_voltage.as_mv() as i32;
+        let mut chg = if charge_ok {
+            temp_factor(t, s, Fault::ChgOt, Fault::ChgUt)
+        } else {
+            0
+        };
+        let mut dsg = if discharge_ok {
+            temp_factor(t, s, Fault::DsgOt, Fault::DsgUt)
+        } else {
+            0
+        };
+        match (s.max_cell, s.min_cell) {
+            (Some(hi), Some(lo)) => {
+                // Taper charge from 100 mV below the CV target down to zero at the OV warning
+                // (or trip); taper discharge from 100 mV above the UV warning to the UV trip.
+                let ov = t.get(Fault::CellOv);
+                chg = chg.min(ramp(
+                    hi.as_mv() as i32,
+                    cv - 100,
+                    ov.warn.unwrap_or(ov.trip),
+                ));
+                let uv = t.get(Fault::CellUv);
+                let uv_w = uv.warn.unwrap_or(uv.release);
+                dsg = dsg.min(ramp(lo.as_mv() as i32, uv_w + 100, uv.trip));
+            }
+            _ => {
+                chg = 0;
+                dsg = 0;
+            }
+        }
+        // Near full, charge at most 20 %; near empty, discharge at most 20 %.
+        let p = soc.as_permille() as i32;
+        chg = chg.min(200 + ramp(p, 950, 1000) * 4 / 5);
+        dsg = dsg.min(200 + ramp(p, 50, 0) * 4 / 5);
+        Limits {
+            charge_voltage: MilliVolts::from_mv(n * cv as u32),
+            charge_current: scale(cfg.limits.max_charge_current, chg),
+            discharge_current: scale(cfg.limits.max_discharge_current, dsg),
+            discharge_voltage: MilliVolts::from_mv(n * cfg.limits.discharge_voltage.as_mv()),
+        }
+    }
 
     #[test]
     fn ramp_both_directions() {
@@ -110,5 +269,46 @@ mod test {
         assert_eq!(ramp(25, 20, 10), 1000);
         assert_eq!(ramp(12, 20, 10), 200);
         assert_eq!(ramp(5, 20, 10), 0);
+    }
+}
+
+#[cfg(test)]
+mod plan_test {
+    use super::test::reference;
+    use super::*;
+    use crate::config::Chemistry;
+    use crate::units::DeciCelsius;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The compiled plan gives exactly the limits of the direct computation.
+        #[test]
+        fn plan_equals_the_direct_computation(
+            lfp in any::<bool>(),
+            cells in 8u8..=20,
+            hi in proptest::option::of(2_000u32..4_500),
+            lo in proptest::option::of(2_000u32..4_500),
+            t_hi in proptest::option::of(-400i16..900),
+            t_lo in proptest::option::of(-400i16..900),
+            soc in 0i32..=1000,
+            charge_ok in any::<bool>(),
+            discharge_ok in any::<bool>(),
+        ) {
+            let chem = if lfp { Chemistry::Lfp } else { Chemistry::Nmc };
+            let variant = format!("ANT{cells}S-300A-C").parse().expect("part");
+            let cfg = PackConfig::preset(variant, chem);
+            let s = Summary {
+                max_cell: hi.map(MilliVolts::from_mv),
+                min_cell: lo.map(MilliVolts::from_mv),
+                max_temp: t_hi.map(DeciCelsius::from_deci),
+                min_temp: t_lo.map(DeciCelsius::from_deci),
+                ..Summary::default()
+            };
+            let soc = Soc::from_permille_clamped(soc);
+            prop_assert_eq!(
+                LimitsPlan::of(&cfg).limits(&s, soc, charge_ok, discharge_ok),
+                reference(&cfg, &s, soc, charge_ok, discharge_ok)
+            );
+        }
     }
 }

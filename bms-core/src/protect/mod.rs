@@ -245,9 +245,8 @@ impl Protection {
             },
         );
         let awake = mode != PowerMode::DeepSleep;
-        let blocks = |pred: fn(Action) -> bool| faults.iter().any(|f| pred(f.action()));
-        let charge_allowed = awake && !blocks(Action::blocks_charge);
-        let discharge_allowed = awake && !blocks(Action::blocks_discharge);
+        let charge_allowed = awake && !faults.intersects(Action::CHARGE_BLOCKING);
+        let discharge_allowed = awake && !faults.intersects(Action::DISCHARGE_BLOCKING);
         let pre = self
             .precharge
             .update(now, &cfg.precharge, discharge_allowed, s.pack, m.load);
@@ -261,7 +260,7 @@ impl Protection {
         };
         // Body-diode rule; never for faults that open both MOSFETs, never in deep sleep.
         let bd = cfg.limits.body_diode_current.as_ma();
-        if awake && bd > 0 && !blocks(|a| a == Action::OpenAll) {
+        if awake && bd > 0 && !faults.intersects(Action::BOTH_BLOCKING) {
             let i = s.current.as_ma();
             if !fets.charge && i >= bd {
                 fets.charge = true;
@@ -301,8 +300,8 @@ impl Protection {
         let i = m.current.map(|i| i.as_ma());
         let deci = |t: Option<crate::units::DeciCelsius>| t.map(|t| i32::from(t.as_deci()));
         self.readings = [
-            s.max_cell.map(|(x, _)| mv(x)),
-            s.min_cell.map(|(x, _)| mv(x)),
+            s.max_cell.map(mv),
+            s.min_cell.map(mv),
             s.pack.map(mv),
             i.map(|i| i.saturating_neg().max(0)),
             i.map(|i| i.max(0)),

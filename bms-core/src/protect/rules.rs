@@ -28,7 +28,7 @@
 
 use core::fmt;
 
-use super::Fault;
+use super::{Fault, FaultSet};
 use crate::time::Duration;
 
 /// The physical quantity a fault watches, and so the unit of its thresholds.
@@ -118,6 +118,29 @@ const CATALOGUE: [(Quantity, Direction, Action); Fault::COUNT] = {
         (Count, Above, OpenDischarge),       // precharge_fail
     ]
 };
+
+/// The faults whose catalogue action is `a` or, with `or_all`, also [`Action::OpenAll`].
+const fn faults_with(a: Action, or_all: bool) -> FaultSet {
+    let mut bits = 0;
+    let mut i = 0;
+    while i < Fault::COUNT {
+        let action = CATALOGUE[i].2;
+        if action as u8 == a as u8 || (or_all && matches!(action, Action::OpenAll)) {
+            bits |= 1 << i;
+        }
+        i += 1;
+    }
+    FaultSet::from_bits(bits)
+}
+
+impl Action {
+    /// Every fault that blocks charging (its action opens the charge MOSFET).
+    pub const CHARGE_BLOCKING: FaultSet = faults_with(Action::OpenCharge, true);
+    /// Every fault that blocks discharging.
+    pub const DISCHARGE_BLOCKING: FaultSet = faults_with(Action::OpenDischarge, true);
+    /// Every fault that opens both MOSFETs.
+    pub const BOTH_BLOCKING: FaultSet = faults_with(Action::OpenAll, false);
+}
 
 impl Fault {
     /// What this fault measures (the unit of its thresholds).
@@ -402,6 +425,33 @@ mod serde_impl {
                 }
             }
             d.deserialize_str(V)
+        }
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    #[test]
+    fn blocking_masks_follow_the_catalogue() {
+        for f in Fault::ALL {
+            let a = f.action();
+            assert_eq!(
+                Action::CHARGE_BLOCKING.contains(f),
+                a.blocks_charge(),
+                "{f}"
+            );
+            assert_eq!(
+                Action::DISCHARGE_BLOCKING.contains(f),
+                a.blocks_discharge(),
+                "{f}"
+            );
+            assert_eq!(
+                Action::BOTH_BLOCKING.contains(f),
+                a == Action::OpenAll,
+                "{f}"
+            );
         }
     }
 }

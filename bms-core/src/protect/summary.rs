@@ -4,15 +4,14 @@
 //! cell array is walked once per step.
 
 use crate::config::PlausibilityConfig;
-use crate::measure::Measurements;
+use crate::measure::{Measurements, MAX_CELLS};
 use crate::units::{DeciCelsius, MilliAmps, MilliVolts};
 
-/// Bits of a cell index in a min/max key (`MAX_CELLS` <= 32).
-const KEY_BITS: u32 = 5;
-const KEY_MASK: u32 = (1 << KEY_BITS) - 1;
-/// Largest reading that fits a key; above it a cell is implausible (134 V).
-const MAX_KEY_MV: u32 = u32::MAX >> KEY_BITS;
-const _: () = assert!(crate::measure::MAX_CELLS <= 1 << KEY_BITS);
+/// Multiplier of the order-sensitive cell fingerprint (the 32-bit FNV prime).
+const FINGERPRINT_MUL: u32 = 0x0100_0193;
+
+/// Readings up to this bound sum exactly in a `u32` over [`MAX_CELLS`] cells.
+const MAX_FAST_MV: u32 = u32::MAX / MAX_CELLS as u32;
 
 /// Why readings were judged implausible (a bit set, see the associated constants).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -60,10 +59,10 @@ impl SensorCauses {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Summary {
-    /// Highest plausible cell and its 0-based index (`None` without a plausible cell).
-    pub max_cell: Option<(MilliVolts, u8)>,
-    /// Lowest plausible cell and its 0-based index.
-    pub min_cell: Option<(MilliVolts, u8)>,
+    /// Highest plausible cell (`None` without a plausible cell).
+    pub max_cell: Option<MilliVolts>,
+    /// Lowest plausible cell.
+    pub min_cell: Option<MilliVolts>,
     /// Sum of all cells (plausible or not).
     pub cell_sum: MilliVolts,
     /// Pack voltage: the divider if it read, else the cell sum if the AFE answered.
@@ -97,53 +96,41 @@ impl Summary {
             s.causes.insert(SensorCauses::CURRENT);
         }
         if m.afe_ok {
-            // Readings above MAX_KEY_MV count as implausible, whatever the configuration.
-            let (lo, hi) = (p.cell_min.as_mv(), p.cell_max.as_mv().min(MAX_KEY_MV));
+            let (lo, hi) = (p.cell_min.as_mv(), p.cell_max.as_mv());
             let cells = m.cells();
-            // Fast pass over every cell: value in the high bits and the index in the low 5
-            // bits, so one min/max finds both; the max key holds 31 - index so that ties
-            // keep the lowest index, as the min key does.
-            let (mut kmin, mut kmax) = (u32::MAX, 0u32);
-            let mut sum = 0u64;
-            let mut fp = 0u32;
-            for (i, c) in cells.iter().enumerate() {
+            // One pass for the common case; u32 sum and the fingerprint's multiply-add
+            // are one instruction each per cell on a Cortex-M (an odd multiplier that is
+            // no shift-and-add keeps it one multiply on x86 as well).
+            let (mut min, mut max, mut sum, mut fp) = (u32::MAX, 0u32, 0u32, 0u32);
+            for c in cells {
                 let v = c.as_mv();
-                sum += u64::from(v);
-                fp = fp.wrapping_mul(31).wrapping_add(v);
-                // Wraps for readings above MAX_KEY_MV: the range check below catches them.
-                let key = v.wrapping_shl(KEY_BITS) | i as u32;
-                kmin = kmin.min(key);
-                kmax = kmax.max(key ^ KEY_MASK);
+                sum = sum.wrapping_add(v);
+                fp = fp.wrapping_mul(FINGERPRINT_MUL).wrapping_add(v);
+                min = min.min(v);
+                max = max.max(v);
             }
-            let mut implausible = false;
-            let all_plausible = |kmin: u32, kmax: u32| {
-                kmin >> KEY_BITS >= lo && kmax >> KEY_BITS <= hi && sum <= u64::from(MAX_KEY_MV)
-            };
-            if !cells.is_empty() && !all_plausible(kmin, kmax) {
-                // Rare: some reading is implausible (or too large for a key); redo the pass
-                // over the plausible cells only.
-                (kmin, kmax) = (u32::MAX, 0);
-                for (i, c) in cells.iter().enumerate() {
-                    let v = c.as_mv();
-                    if v < lo || v > hi {
-                        implausible = true;
-                        continue;
-                    }
-                    let key = (v << KEY_BITS) | i as u32;
-                    kmin = kmin.min(key);
-                    kmax = kmax.max(key ^ KEY_MASK);
-                }
+            if max > MAX_FAST_MV {
+                // Rare: absurd readings; the u32 sum may have wrapped, so sum again, saturating.
+                let wide: u64 = cells.iter().map(|c| u64::from(c.as_mv())).sum();
+                sum = wide.min(u64::from(u32::MAX)) as u32;
             }
-            if implausible {
+            if !cells.is_empty() && (min < lo || max > hi) {
+                // Rare: some reading is implausible; the extremes are over the others.
                 s.causes.insert(SensorCauses::CELL_RANGE);
+                let plausible = || {
+                    cells
+                        .iter()
+                        .map(|c| c.as_mv())
+                        .filter(|v| (lo..=hi).contains(v))
+                };
+                min = plausible().min().unwrap_or(u32::MAX);
+                max = plausible().max().unwrap_or(0);
             }
-            if kmin != u32::MAX {
-                let unkey = |k: u32, i: u32| (MilliVolts::from_mv(k >> KEY_BITS), i as u8);
-                s.min_cell = Some(unkey(kmin, kmin & KEY_MASK));
-                s.max_cell = Some(unkey(kmax, (kmax & KEY_MASK) ^ KEY_MASK));
+            if min <= max {
+                s.min_cell = Some(MilliVolts::from_mv(min));
+                s.max_cell = Some(MilliVolts::from_mv(max));
             }
             s.fingerprint = fp;
-            let sum = sum.min(u64::from(u32::MAX)) as u32;
             s.cell_sum = MilliVolts::from_mv(sum);
             let mask = (1u32 << m.cell_count.min(31)) - 1;
             s.open_wires = (m.open_wire & mask).count_ones() as u8;
@@ -180,7 +167,7 @@ impl Summary {
     /// Highest minus lowest plausible cell.
     pub fn cell_spread(&self) -> Option<MilliVolts> {
         match (self.max_cell, self.min_cell) {
-            (Some((hi, _)), Some((lo, _))) => Some(hi - lo),
+            (Some(hi), Some(lo)) => Some(hi - lo),
             _ => None,
         }
     }
@@ -249,27 +236,11 @@ mod test {
         }
     }
 
-    /// A cell reading and its index.
-    type Cell = Option<(u32, u8)>;
-
-    /// The plain definition: extremes over plausible cells, lowest index on ties.
-    fn reference(cells: &[u32], lo: u32, hi: u32) -> (Cell, Cell, bool) {
-        let mut min: Cell = None;
-        let mut max: Cell = None;
-        let mut bad = false;
-        for (i, &v) in cells.iter().enumerate() {
-            if v < lo || v > hi {
-                bad = true;
-                continue;
-            }
-            if min.is_none_or(|(m, _)| v < m) {
-                min = Some((v, i as u8));
-            }
-            if max.is_none_or(|(m, _)| v > m) {
-                max = Some((v, i as u8));
-            }
-        }
-        (min, max, bad)
+    /// The plain definition: extremes over plausible cells.
+    fn reference(cells: &[u32], lo: u32, hi: u32) -> (Option<u32>, Option<u32>, bool) {
+        let plausible = || cells.iter().copied().filter(|v| (lo..=hi).contains(v));
+        let bad = cells.iter().any(|v| !(lo..=hi).contains(v));
+        (plausible().min(), plausible().max(), bad)
     }
 
     proptest! {
@@ -287,10 +258,9 @@ mod test {
                 *c = MilliVolts::from_mv(v);
             }
             let s = Summary::of(&m, &plaus(lo, hi));
-            // Readings above MAX_KEY_MV are implausible whatever `hi` says.
-            let (min, max, bad) = reference(&cells, lo, hi.min(MAX_KEY_MV));
-            prop_assert_eq!(s.min_cell.map(|(v, i)| (v.as_mv(), i)), min);
-            prop_assert_eq!(s.max_cell.map(|(v, i)| (v.as_mv(), i)), max);
+            let (min, max, bad) = reference(&cells, lo, hi);
+            prop_assert_eq!(s.min_cell.map(|v| v.as_mv()), min);
+            prop_assert_eq!(s.max_cell.map(|v| v.as_mv()), max);
             prop_assert_eq!(s.causes.contains(SensorCauses::CELL_RANGE), bad);
             let sum = cells.iter().map(|&v| u64::from(v)).sum::<u64>().min(u64::from(u32::MAX));
             prop_assert_eq!(u64::from(s.cell_sum.as_mv()), sum);
