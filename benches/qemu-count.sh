@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Instructions per control step of bms-core on a Cortex-M3 (thumbv7m-none-eabi), counted by
-# QEMU: the `examples/qemu` scenario is built for 0 and for N steps (BMS_STEPS at compile
-# time, BMS_BENCH=1 so both runs execute the same code outside the step loop) and run under
-# `-singlestep -d exec,nochain`, which logs one `Trace` line per executed instruction.
-# Prints (lines(N) - lines(0)) / N twice:
-# - decision step: one `Bms::step` plus building the 20-cell `Measurements` snapshot and
-#   recording the result;
+# QEMU: `examples/qemu` is built with BMS_BENCH=1 (the steady 20S workload of `bms-sim
+# bench`: 10 A discharge, cells 3298..3302 mV, from a ring of 16 snapshots built once,
+# after a warm-up of 100 steps) for 0 and for N measured steps (BMS_STEPS at compile time)
+# and run under `-singlestep -d exec,nochain`, which logs one `Trace` line per executed
+# instruction. Prints (lines(N) - lines(0)) / N twice:
+# - decision step: one `Bms::step` (plus storing the timestamp and draining its events);
 # - with CAN (`BMS_CAN=1`): the same plus a J1939 node update and every due frame drained
 #   from `poll_transmit` (encoded), as the firmware's CAN port does after each step.
 #
-# Usage: benches/qemu-count.sh [N]   (default N = 300, the whole scenario)
+# Usage: benches/qemu-count.sh [N]   (default N = 300)
 set -euo pipefail
 
 N="${1:-300}"

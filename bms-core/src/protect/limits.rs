@@ -37,16 +37,32 @@ fn scale(i: MilliAmps, permille: u32) -> MilliAmps {
 /// Temperature derating band width (0.1 °C) inside the trip threshold.
 const TEMP_BAND: i32 = 100;
 
-/// A linear derating: [`ramp`] from `full` to `zero`.
+/// A linear derating: [`ramp`] from `full` to `zero`, with the inclusive range of values
+/// where it does not derate (precomputed: one pair of compares per step).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Ramp {
     full: i32,
     zero: i32,
+    undated: (i32, i32),
 }
 
 impl Ramp {
     const fn new(full: i32, zero: i32) -> Ramp {
-        Ramp { full, zero }
+        // Where `ramp` returns 1000: at or before `full`; a step ramp only before `zero`.
+        let undated = if zero > full {
+            (i32::MIN, full)
+        } else if zero < full {
+            (full, i32::MAX)
+        } else if zero > i32::MIN {
+            (i32::MIN, zero - 1)
+        } else {
+            (i32::MAX, i32::MIN)
+        };
+        Ramp {
+            full,
+            zero,
+            undated,
+        }
     }
 
     fn factor(self, value: i32) -> u32 {
@@ -54,12 +70,9 @@ impl Ramp {
     }
 
     /// `true` when [`factor`](Self::factor) is 1000 (no derating) at `value`.
+    #[inline]
     fn is_full(self, value: i32) -> bool {
-        match self.zero.cmp(&self.full) {
-            core::cmp::Ordering::Greater => value <= self.full,
-            core::cmp::Ordering::Less => value >= self.full,
-            core::cmp::Ordering::Equal => value < self.zero,
-        }
+        self.undated.0 <= value && value <= self.undated.1
     }
 }
 
@@ -281,6 +294,15 @@ mod plan_test {
     use proptest::prelude::*;
 
     proptest! {
+        /// A ramp's precomputed undated range is exactly where it gives 1000.
+        #[test]
+        fn undated_range_is_where_the_factor_is_full(
+            full in -50i32..50, zero in -50i32..50, v in -100i32..100,
+        ) {
+            let r = Ramp::new(full, zero);
+            prop_assert_eq!(r.is_full(v), r.factor(v) == 1000);
+        }
+
         /// The compiled plan gives exactly the limits of the direct computation.
         #[test]
         fn plan_equals_the_direct_computation(

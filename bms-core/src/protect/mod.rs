@@ -127,10 +127,13 @@ impl Envelope {
 
     /// `true` if no reading reaches a first threshold (a missing reading reaches none).
     fn contains(&self, readings: &[Option<i32>; READINGS]) -> bool {
-        readings
-            .iter()
-            .zip(&self.bounds)
-            .all(|(r, &(below, above))| r.is_none_or(|v| below < v && v < above))
+        for (r, &(below, above)) in readings.iter().zip(&self.bounds) {
+            match *r {
+                Some(v) if v <= below || v >= above => return false,
+                _ => {}
+            }
+        }
+        true
     }
 }
 
@@ -299,21 +302,21 @@ impl Protection {
     fn read(&mut self, m: &Measurements, s: &Summary, causes: SensorCauses) {
         let i = m.current.map(|i| i.as_ma());
         let deci = |t: Option<crate::units::DeciCelsius>| t.map(|t| i32::from(t.as_deci()));
-        self.readings = [
-            s.max_cell.map(mv),
-            s.min_cell.map(mv),
-            s.pack.map(mv),
-            i.map(|i| i.saturating_neg().max(0)),
-            i.map(|i| i.max(0)),
-            deci(s.max_temp),
-            deci(s.min_temp),
-            deci(s.mos_temp),
-            s.cell_spread().map(mv),
-            m.afe_ok.then_some(i32::from(s.open_wires)),
-            Some(i32::from(!m.afe_ok)),
-            Some(i32::from(!causes.is_empty())),
-            Some(i32::from(self.precharge_timed_out)),
-        ];
+        // Written in place: no temporary array to copy.
+        let r = &mut self.readings;
+        r[Reading::CellHigh as usize] = s.max_cell.map(mv);
+        r[Reading::CellLow as usize] = s.min_cell.map(mv);
+        r[Reading::Pack as usize] = s.pack.map(mv);
+        r[Reading::ChargeCurrent as usize] = i.map(|i| i.saturating_neg().max(0));
+        r[Reading::DischargeCurrent as usize] = i.map(|i| i.max(0));
+        r[Reading::TempHigh as usize] = deci(s.max_temp);
+        r[Reading::TempLow as usize] = deci(s.min_temp);
+        r[Reading::MosTemp as usize] = deci(s.mos_temp);
+        r[Reading::CellSpread as usize] = s.cell_spread().map(mv);
+        r[Reading::OpenWires as usize] = m.afe_ok.then_some(i32::from(s.open_wires));
+        r[Reading::AfeSilent as usize] = Some(i32::from(!m.afe_ok));
+        r[Reading::Implausible as usize] = Some(i32::from(!causes.is_empty()));
+        r[Reading::PrechargeTimeout as usize] = Some(i32::from(self.precharge_timed_out));
     }
 
     /// The value of every fault, indexed by [`Fault::index`].

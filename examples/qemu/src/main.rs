@@ -12,8 +12,11 @@
 //! The program records the step at which each fault trips and releases, prints them over
 //! semihosting, and checks them against the configuration's delays: it exits with a
 //! failure status when a fault trips or releases at another step, or when the MOSFETs do
-//! not follow. With fewer than [`SCENARIO_STEPS`] steps (the instruction-count runs of
-//! `benches/qemu-count.sh`, which also sets `BMS_BENCH`) the checks are skipped.
+//! not follow. With fewer than [`SCENARIO_STEPS`] steps the checks are skipped.
+//!
+//! With `BMS_BENCH=1` at compile time it runs instead the steady 20S workload of
+//! `bms-sim bench` (see [`bench`]) for `BMS_STEPS` steps after a warm-up: the
+//! instruction-count runs of `benches/qemu-count.sh`.
 //!
 //! With `BMS_CAN=1` at compile time, each step also feeds a J1939 node the step's
 //! telemetry and drains every due frame from it (address claim, periodic PGNs, DM1), as
@@ -32,8 +35,7 @@ use cortex_m_semihosting::{debug, hprintln};
 const SCENARIO_STEPS: u32 = 300;
 /// Steps to run: `BMS_STEPS` at compile time, else [`SCENARIO_STEPS`].
 const STEPS: u32 = parse_steps(option_env!("BMS_STEPS"));
-/// Set (`BMS_BENCH=1`) for instruction-count runs: the checks are skipped so that runs of
-/// different lengths execute the same code outside the step loop.
+/// Set (`BMS_BENCH=1`) for instruction-count runs: [`bench`] runs instead of the scenario.
 const BENCH: bool = option_env!("BMS_BENCH").is_some();
 /// Set (`BMS_CAN=1`) to run a J1939 node after every step and encode its due frames.
 const CAN: bool = option_env!("BMS_CAN").is_some();
@@ -179,6 +181,9 @@ fn main() -> ! {
     };
 
     let mut node = J1939Node::new(J1939Config::default());
+    if BENCH {
+        bench(&mut bms, &mut node);
+    }
     let (mut can_frames, mut can_bytes) = (0u32, 0u32);
     let mut rec = Record::default();
     for step in 0..STEPS {
@@ -209,7 +214,7 @@ fn main() -> ! {
         hprintln!("bms_state_bytes={}", core::mem::size_of::<Bms>());
         hprintln!("stack_peak_bytes={}", stack_peak());
     }
-    if BENCH || STEPS < SCENARIO_STEPS {
+    if STEPS < SCENARIO_STEPS {
         hprintln!("checks skipped");
         debug::exit(debug::EXIT_SUCCESS);
         loop {
@@ -256,6 +261,68 @@ fn main() -> ! {
     }
     hprintln!("{} passed, {} failed", checks.len() - failed, failed);
     debug::exit(if failed == 0 {
+        debug::EXIT_SUCCESS
+    } else {
+        debug::EXIT_FAILURE
+    });
+    loop {
+        cortex_m::asm::wfi();
+    }
+}
+
+/// Snapshots in the bench ring (a power of two: the index is a mask).
+const RING: usize = 16;
+/// Steps run before the measured ones (boot, pre-charge, address claim), as `bms-sim bench`.
+const WARM_UP: u32 = 100;
+
+/// The steady 20S workload of `bms-sim bench`: 10 A discharge with +-50 mA of noise, every
+/// cell at 3298..=3302 mV (so no reading is "stuck"), 25 degC; a ring of [`RING`] snapshots
+/// built once, so that a step costs the loop nothing but the timestamp.
+fn steady_ring() -> [Measurements; RING] {
+    let mut x: u32 = 0x5eed_1234;
+    let mut next = move || {
+        // xorshift32
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        x
+    };
+    core::array::from_fn(|_| {
+        let mut m = Measurements::uniform(CELLS, MilliVolts::from_mv(3_300), Instant::ZERO);
+        for c in &mut m.cells[..usize::from(CELLS)] {
+            *c = MilliVolts::from_mv(3_298 + next() % 5);
+        }
+        m.current = Some(MilliAmps::from_ma(10_000 + (next() % 101) as i32 - 50));
+        let pack = m.cell_sum();
+        m.pack = Some(pack);
+        m.load = Some(pack);
+        m
+    })
+}
+
+/// Runs [`WARM_UP`] + `STEPS` steps of the steady workload (with `BMS_CAN`, each step also
+/// updates the J1939 node and drains its due frames), prints what it ran and exits.
+fn bench(bms: &mut Bms, node: &mut J1939Node) -> ! {
+    let mut ring = steady_ring();
+    let (mut frames, mut faults) = (0u32, 0u32);
+    for step in 0..WARM_UP + STEPS {
+        let m = &mut ring[step as usize % RING];
+        m.timestamp = Instant::from_millis(u64::from(step) * PERIOD_MS);
+        let out = core::hint::black_box(bms.step(m));
+        while bms.poll_event().is_some() {}
+        if CAN {
+            node.update(m.timestamp, bms.telemetry());
+            while let Some(f) = node.poll_transmit(m.timestamp) {
+                core::hint::black_box(f);
+                frames += 1;
+            }
+        }
+        faults |= bms.telemetry().faults.bits() | u32::from(!out.fets.discharge) << 31;
+    }
+    hprintln!("bench steps={} warm_up={} can_frames={}", STEPS, WARM_UP, frames);
+    // The workload is fault-free once pre-charge is done; anything else is a broken bench.
+    let ok = bms.telemetry().faults.is_empty() && faults & !(1 << 31) == 0;
+    debug::exit(if ok {
         debug::EXIT_SUCCESS
     } else {
         debug::EXIT_FAILURE
