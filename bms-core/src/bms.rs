@@ -127,8 +127,7 @@ pub struct Bms {
     switches: Switches,
     telemetry: Telemetry,
     outputs: Outputs,
-    events: Deque<TimedEvent, EVENT_QUEUE>,
-    dropped_events: u32,
+    events: EventQueue,
     last_causes: SensorCauses,
 }
 
@@ -165,8 +164,7 @@ impl Bms {
             switches: Switches::default(),
             telemetry,
             outputs: Outputs::default(),
-            events: Deque::new(),
-            dropped_events: 0,
+            events: EventQueue::default(),
             last_causes: SensorCauses::NONE,
         })
     }
@@ -243,22 +241,17 @@ impl Bms {
 
     /// Events dropped because the queue was full.
     pub const fn dropped_events(&self) -> u32 {
-        self.dropped_events
+        self.events.dropped
     }
 
     /// The next queued event, oldest first. Poll after every step until `None`.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<TimedEvent> {
-        self.events.pop_front()
+        self.events.queue.pop_front()
     }
 
     fn push(&mut self, at: Instant, event: Event) {
-        if self.events.is_full() {
-            self.events.pop_front();
-            self.dropped_events = self.dropped_events.saturating_add(1);
-        }
-        // Cannot fail: a slot was freed above.
-        let _ = self.events.push_back(TimedEvent { at, event });
+        self.events.push(at, event);
     }
 
     /// Explicit fault reset (see [`Protection::reset`]).
@@ -277,14 +270,10 @@ impl Bms {
     pub fn step(&mut self, m: &Measurements) -> Outputs {
         let now = m.timestamp;
         let summary = Summary::of(m, &self.cfg.plausibility);
-        let mut tr: heapless::Vec<Transition, { 2 * Fault::COUNT }> = heapless::Vec::new();
+        let events = &mut self.events;
         let d = self.protection.step(&self.cfg, m, &summary, &mut |t| {
-            // At most one fault and one warning transition per fault and step.
-            let _ = tr.push(t);
+            events.push(now, transition_event(t))
         });
-        for t in tr {
-            self.push(now, transition_event(t));
-        }
         if d.sensor_causes != self.last_causes {
             self.last_causes = d.sensor_causes;
             if !d.sensor_causes.is_empty() {
@@ -393,6 +382,24 @@ impl Bms {
             d.charge_allowed && self.switches.charge,
             d.discharge_allowed && self.switches.discharge,
         );
+    }
+}
+
+/// The queue of [`TimedEvent`]s; the oldest is dropped (and counted) when it is full.
+#[derive(Clone, Debug, Default)]
+struct EventQueue {
+    queue: Deque<TimedEvent, EVENT_QUEUE>,
+    dropped: u32,
+}
+
+impl EventQueue {
+    fn push(&mut self, at: Instant, event: Event) {
+        if self.queue.is_full() {
+            self.queue.pop_front();
+            self.dropped = self.dropped.saturating_add(1);
+        }
+        // Cannot fail: a slot was freed above.
+        let _ = self.queue.push_back(TimedEvent { at, event });
     }
 }
 
