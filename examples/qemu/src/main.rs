@@ -211,7 +211,18 @@ fn main() -> ! {
         hprintln!("can_frames={} can_bytes={}", can_frames, can_bytes);
     }
     if !BENCH {
-        hprintln!("bms_state_bytes={}", core::mem::size_of::<Bms>());
+        use core::mem::size_of;
+        hprintln!("bms_state_bytes={}", size_of::<Bms>());
+        hprintln!(
+            "of which config={} protection={} soc={} balancer={} telemetry={} event_queue={}",
+            size_of::<PackConfig>(),
+            size_of::<bms_core::protect::Protection>(),
+            size_of::<bms_core::soc::SocEstimator>(),
+            size_of::<bms_core::balance::Balancer>(),
+            size_of::<bms_core::Telemetry>(),
+            size_of::<bms_core::bms::TimedEvent>() * bms_core::bms::EVENT_QUEUE,
+        );
+        hprintln!("j1939_node_bytes={}", size_of::<J1939Node>());
         hprintln!("stack_peak_bytes={}", stack_peak());
     }
     if STEPS < SCENARIO_STEPS {
