@@ -79,7 +79,31 @@ enum Reading {
 
 const READINGS: usize = Reading::PrechargeTimeout as usize + 1;
 
+/// The faults judged on each reading.
+const READING_FAULTS: [FaultSet; READINGS] = {
+    let mut t = [FaultSet::EMPTY; READINGS];
+    let mut r = 0;
+    while r < READINGS {
+        t[r] = Reading::faults(r);
+        r += 1;
+    }
+    t
+};
+
 impl Reading {
+    /// The faults judged on reading number `r`.
+    const fn faults(r: usize) -> FaultSet {
+        let mut bits = 0;
+        let mut i = 0;
+        while i < Fault::COUNT {
+            if Reading::of(Fault::ALL[i]) as usize == r {
+                bits |= 1 << i;
+            }
+            i += 1;
+        }
+        FaultSet::from_bits(bits)
+    }
+
     /// The reading `fault` is judged on (an exhaustive match: a new fault must pick one).
     const fn of(fault: Fault) -> Reading {
         match fault {
@@ -100,19 +124,23 @@ impl Reading {
     }
 }
 
-/// Per reading, the open interval inside which no enabled fault's first threshold (the less
+/// Per reading, the interval inside which no enabled fault's first threshold (the less
 /// extreme of warning and trip) is reached: while every reading is inside it and no detector
 /// is busy, no detector has anything to do, so the step skips them all. Compiled from the
 /// [`ProtectionTable`] when the configuration is set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Envelope {
-    /// `(below, above)`: quiet while `below < value < above`. Every reading is at least
-    /// -32768 (temperatures) or 0, so `i32::MIN` is "no lower bound".
-    bounds: [(i32, i32); READINGS],
+    /// Lowest quiet value per reading.
+    lo: [i32; READINGS],
+    /// Quiet values per reading: `v` is quiet when `(v - lo) as u32 < span` (one subtract
+    /// and one unsigned compare cover both sides). `0`: no value is quiet.
+    span: [u32; READINGS],
 }
 
 impl Envelope {
     fn of(table: &ProtectionTable) -> Envelope {
+        // Open interval (below, above); every reading is at least -32768 (temperatures) or
+        // 0, so `i32::MIN` is "no lower bound".
         let mut bounds = [(i32::MIN, i32::MAX); READINGS];
         for (fault, rule) in table.iter().filter(|(_, r)| r.enabled) {
             let (below, above) = &mut bounds[Reading::of(fault) as usize];
@@ -122,18 +150,58 @@ impl Envelope {
                 Direction::Below => *below = (*below).max(first),
             }
         }
-        Envelope { bounds }
+        let lo = bounds.map(|(below, _)| below.saturating_add(1));
+        let span = bounds.map(|(below, above)| {
+            let lo = below.saturating_add(1);
+            if above > lo {
+                above.wrapping_sub(lo) as u32
+            } else {
+                0
+            }
+        });
+        Envelope { lo, span }
     }
 
-    /// `true` if no reading reaches a first threshold (a missing reading reaches none).
-    fn contains(&self, readings: &[Option<i32>; READINGS]) -> bool {
-        for (r, &(below, above)) in readings.iter().zip(&self.bounds) {
-            match *r {
-                Some(v) if v <= below || v >= above => return false,
-                _ => {}
-            }
+    /// The readings that reach a first threshold, bit `r` = [`Reading`] `r`.
+    fn outside(&self, readings: &Readings) -> u16 {
+        let mut outside = 0;
+        // Branch-free over every reading: the common answer is "none".
+        for (i, ((&v, &lo), &span)) in readings
+            .values
+            .iter()
+            .zip(&self.lo)
+            .zip(&self.span)
+            .enumerate()
+        {
+            outside |= u16::from(v.wrapping_sub(lo) as u32 >= span) << i;
         }
-        true
+        outside
+    }
+}
+
+/// One value per [`Reading`]; a missing one holds its envelope's lowest quiet value (so it
+/// reaches no threshold, as a missing value does not) and its bit in `missing`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Readings {
+    values: [i32; READINGS],
+    missing: u16,
+}
+
+impl Readings {
+    const NONE: Readings = Readings {
+        values: [0; READINGS],
+        missing: (1 << READINGS) - 1,
+    };
+
+    fn set(&mut self, r: Reading, value: Option<i32>, envelope: &Envelope) {
+        let i = r as usize;
+        self.values[i] = value.unwrap_or(envelope.lo[i]);
+        self.missing = self.missing & !(1 << i) | u16::from(value.is_none()) << i;
+    }
+
+    fn get(&self, r: Reading) -> Option<i32> {
+        let i = r as usize;
+        (self.missing & 1 << i == 0).then_some(self.values[i])
     }
 }
 
@@ -146,7 +214,7 @@ pub struct Protection {
     precharge: Precharge,
     precharge_timed_out: bool,
     power: PowerModes,
-    readings: [Option<i32>; READINGS],
+    readings: Readings,
     last: Decision,
 }
 
@@ -164,7 +232,7 @@ impl Protection {
             precharge: Precharge::default(),
             precharge_timed_out: false,
             power: PowerModes::default(),
-            readings: [None; READINGS],
+            readings: Readings::NONE,
             last: Decision::default(),
         }
     }
@@ -216,9 +284,15 @@ impl Protection {
             causes.insert(SensorCauses::STUCK);
         }
         self.read(m, s, causes);
-        // Event-driven: with every reading inside the envelope and no detector busy, no
-        // timer can start, run or expire, so the detectors are skipped altogether.
-        if !(self.detectors.busy().is_empty() && self.envelope.contains(&self.readings)) {
+        // Event-driven: only a busy detector or one whose reading reaches its envelope can
+        // start, run or expire a timer; in the usual step there is none, and no loop runs.
+        let mut hot = self.detectors.busy();
+        let mut outside = self.envelope.outside(&self.readings);
+        while outside != 0 {
+            hot = hot.union(READING_FAULTS[outside.trailing_zeros() as usize]);
+            outside &= outside - 1;
+        }
+        if !hot.is_empty() {
             let cond = ReleaseConditions {
                 load_removed: !self.last.fets.discharge
                     && !self.last.fets.precharge
@@ -230,8 +304,11 @@ impl Protection {
                     },
                 charger_removed: !m.charger_present,
             };
-            self.detectors
-                .update_all(now, &cfg.protection, &self.values(), cond, events);
+            for f in hot.iter() {
+                let value = self.readings.get(Reading::of(f));
+                let rule = cfg.protection.get(f);
+                self.detectors.update(now, f, rule, value, cond, events);
+            }
         }
         let faults = self.detectors.active();
         if faults.contains(Fault::PrechargeFail) {
@@ -302,26 +379,31 @@ impl Protection {
     fn read(&mut self, m: &Measurements, s: &Summary, causes: SensorCauses) {
         let i = m.current.map(|i| i.as_ma());
         let deci = |t: Option<crate::units::DeciCelsius>| t.map(|t| i32::from(t.as_deci()));
-        // Written in place: no temporary array to copy.
-        let r = &mut self.readings;
-        r[Reading::CellHigh as usize] = s.max_cell.map(mv);
-        r[Reading::CellLow as usize] = s.min_cell.map(mv);
-        r[Reading::Pack as usize] = s.pack.map(mv);
-        r[Reading::ChargeCurrent as usize] = i.map(|i| i.saturating_neg().max(0));
-        r[Reading::DischargeCurrent as usize] = i.map(|i| i.max(0));
-        r[Reading::TempHigh as usize] = deci(s.max_temp);
-        r[Reading::TempLow as usize] = deci(s.min_temp);
-        r[Reading::MosTemp as usize] = deci(s.mos_temp);
-        r[Reading::CellSpread as usize] = s.cell_spread().map(mv);
-        r[Reading::OpenWires as usize] = m.afe_ok.then_some(i32::from(s.open_wires));
-        r[Reading::AfeSilent as usize] = Some(i32::from(!m.afe_ok));
-        r[Reading::Implausible as usize] = Some(i32::from(!causes.is_empty()));
-        r[Reading::PrechargeTimeout as usize] = Some(i32::from(self.precharge_timed_out));
+        let (r, e) = (&mut self.readings, &self.envelope);
+        r.set(Reading::CellHigh, s.max_cell.map(mv), e);
+        r.set(Reading::CellLow, s.min_cell.map(mv), e);
+        r.set(Reading::Pack, s.pack.map(mv), e);
+        r.set(
+            Reading::ChargeCurrent,
+            i.map(|i| i.saturating_neg().max(0)),
+            e,
+        );
+        r.set(Reading::DischargeCurrent, i.map(|i| i.max(0)), e);
+        r.set(Reading::TempHigh, deci(s.max_temp), e);
+        r.set(Reading::TempLow, deci(s.min_temp), e);
+        r.set(Reading::MosTemp, deci(s.mos_temp), e);
+        r.set(Reading::CellSpread, s.cell_spread().map(mv), e);
+        let open = m.afe_ok.then_some(i32::from(s.open_wires));
+        r.set(Reading::OpenWires, open, e);
+        r.set(Reading::AfeSilent, Some(i32::from(!m.afe_ok)), e);
+        r.set(Reading::Implausible, Some(i32::from(!causes.is_empty())), e);
+        let timed_out = Some(i32::from(self.precharge_timed_out));
+        r.set(Reading::PrechargeTimeout, timed_out, e);
     }
 
     /// The value of every fault, indexed by [`Fault::index`].
     fn values(&self) -> [Option<i32>; Fault::COUNT] {
-        Fault::ALL.map(|f| self.readings[Reading::of(f) as usize])
+        Fault::ALL.map(|f| self.readings.get(Reading::of(f)))
     }
 
     /// Explicit fault reset (a service command): clears latches and retry budgets and
@@ -339,6 +421,22 @@ mod test {
     use crate::config::{Chemistry, PackConfig};
     use proptest::prelude::*;
 
+    const ALL_READINGS: [Reading; READINGS] = [
+        Reading::CellHigh,
+        Reading::CellLow,
+        Reading::Pack,
+        Reading::ChargeCurrent,
+        Reading::DischargeCurrent,
+        Reading::TempHigh,
+        Reading::TempLow,
+        Reading::MosTemp,
+        Reading::CellSpread,
+        Reading::OpenWires,
+        Reading::AfeSilent,
+        Reading::Implausible,
+        Reading::PrechargeTimeout,
+    ];
+
     proptest! {
         /// The envelope holds a reading set exactly when no enabled fault's value reaches
         /// its first threshold, i.e. exactly when every idle detector would do nothing.
@@ -355,6 +453,11 @@ mod test {
                 r.enabled = enabled;
             }
             let envelope = Envelope::of(&table);
+            let mut set = Readings::NONE;
+            for (k, r) in ALL_READINGS.into_iter().enumerate() {
+                set.set(r, readings[k], &envelope);
+                prop_assert_eq!(set.get(r), readings[k]);
+            }
             let crossing = Fault::ALL.into_iter().any(|f| {
                 let rule = table.get(f);
                 rule.enabled
@@ -363,7 +466,14 @@ mod test {
                         Direction::Below => v <= detector::first_threshold(f.direction(), rule),
                     })
             });
-            prop_assert_eq!(envelope.contains(&readings), !crossing);
+            // A missing reading may count as outside only when no value is quiet at all.
+            let degenerate = envelope.span.contains(&0);
+            let inside = envelope.outside(&set) == 0;
+            if !degenerate || !readings.contains(&None) {
+                prop_assert_eq!(inside, !crossing);
+            } else if inside {
+                prop_assert!(!crossing);
+            }
         }
     }
 }
