@@ -130,11 +130,10 @@ impl Reading {
 /// [`ProtectionTable`] when the configuration is set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Envelope {
-    /// Lowest quiet value per reading.
-    lo: [i32; READINGS],
-    /// Quiet values per reading: `v` is quiet when `(v - lo) as u32 < span` (one subtract
-    /// and one unsigned compare cover both sides). `0`: no value is quiet.
-    span: [u32; READINGS],
+    /// `(lo, span)` per reading: `v` is quiet when `(v - lo) as u32 < span` (one subtract
+    /// and one unsigned compare cover both sides); `lo` is the lowest quiet value, and with
+    /// `span == 0` no value is quiet.
+    quiet: [(i32, u32); READINGS],
 }
 
 impl Envelope {
@@ -150,32 +149,40 @@ impl Envelope {
                 Direction::Below => *below = (*below).max(first),
             }
         }
-        let lo = bounds.map(|(below, _)| below.saturating_add(1));
-        let span = bounds.map(|(below, above)| {
+        let quiet = bounds.map(|(below, above)| {
             let lo = below.saturating_add(1);
-            if above > lo {
+            let span = if above > lo {
                 above.wrapping_sub(lo) as u32
             } else {
                 0
-            }
+            };
+            (lo, span)
         });
-        Envelope { lo, span }
+        Envelope { quiet }
     }
 
     /// The readings that reach a first threshold, bit `r` = [`Reading`] `r`.
-    fn outside(&self, readings: &Readings) -> u16 {
-        let mut outside = 0;
-        // Branch-free over every reading: the common answer is "none".
-        for (i, ((&v, &lo), &span)) in readings
-            .values
-            .iter()
-            .zip(&self.lo)
-            .zip(&self.span)
-            .enumerate()
-        {
-            outside |= u16::from(v.wrapping_sub(lo) as u32 >= span) << i;
-        }
-        outside
+    fn outside(&self, readings: &Readings) -> u32 {
+        const _: () = assert!(READINGS == 13);
+        let bit = |i: usize| {
+            let (lo, span) = self.quiet[i];
+            u32::from(readings.values[i].wrapping_sub(lo) as u32 >= span) << i
+        };
+        // Unrolled by hand and branch-free (opt-level "s" keeps loops rolled, and a loop
+        // costs a counter and address arithmetic per reading on a Cortex-M).
+        bit(0)
+            | bit(1)
+            | bit(2)
+            | bit(3)
+            | bit(4)
+            | bit(5)
+            | bit(6)
+            | bit(7)
+            | bit(8)
+            | bit(9)
+            | bit(10)
+            | bit(11)
+            | bit(12)
     }
 }
 
@@ -193,9 +200,11 @@ impl Readings {
         missing: (1 << READINGS) - 1,
     };
 
+    // Always inlined: 13 straight-line stores instead of 13 calls (opt-level "s").
+    #[inline(always)]
     fn set(&mut self, r: Reading, value: Option<i32>, envelope: &Envelope) {
         let i = r as usize;
-        self.values[i] = value.unwrap_or(envelope.lo[i]);
+        self.values[i] = value.unwrap_or(envelope.quiet[i].0);
         self.missing = self.missing & !(1 << i) | u16::from(value.is_none()) << i;
     }
 
@@ -467,7 +476,7 @@ mod test {
                     })
             });
             // A missing reading may count as outside only when no value is quiet at all.
-            let degenerate = envelope.span.contains(&0);
+            let degenerate = envelope.quiet.iter().any(|&(_, span)| span == 0);
             let inside = envelope.outside(&set) == 0;
             if !degenerate || !readings.contains(&None) {
                 prop_assert_eq!(inside, !crossing);

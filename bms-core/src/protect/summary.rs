@@ -132,8 +132,11 @@ impl Summary {
             }
             s.fingerprint = fp;
             s.cell_sum = MilliVolts::from_mv(sum);
-            let mask = (1u32 << m.cell_count.min(31)) - 1;
-            s.open_wires = (m.open_wire & mask).count_ones() as u8;
+            let open = m.open_wire & ((1u32 << m.cell_count.min(31)) - 1);
+            // Counted only when set: a Cortex-M has no population-count instruction.
+            if open != 0 {
+                s.open_wires = open.count_ones() as u8;
+            }
         }
         s.pack = match m.pack {
             Some(p) => Some(p),
