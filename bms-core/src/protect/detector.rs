@@ -34,9 +34,10 @@ pub enum Transition {
     WarningCleared(Fault),
 }
 
+/// The debounce timer of one tier (fault or warning); whether the tier is active lives in
+/// the [`Detectors`]' sets, so a tier is only its pending start.
 #[derive(Clone, Copy, Debug, Default)]
 struct Tier {
-    active: bool,
     pending: Option<Instant>,
 }
 
@@ -171,7 +172,8 @@ impl Detectors {
         let i = fault.index();
         self.tiers(now, fault, rule, value, cond, out);
         let (f, w) = (&self.faults[i], &self.warnings[i]);
-        if f.active || f.pending.is_some() || w.active || w.pending.is_some() {
+        let active = self.active.contains(fault) || self.warned.contains(fault);
+        if active || f.pending.is_some() || w.pending.is_some() {
             self.busy.insert(fault);
         } else {
             self.busy.remove(fault);
@@ -196,9 +198,8 @@ impl Detectors {
         };
         let dir = fault.direction();
         let f = &mut self.faults[i];
-        if !f.active {
+        if !self.active.contains(fault) {
             if f.debounce(now, beyond(dir, v, rule.trip), rule.delay) {
-                f.active = true;
                 self.active.insert(fault);
                 let recent =
                     self.last_release[i].is_some_and(|t| now.duration_since(t) < RETRY_WINDOW);
@@ -227,7 +228,6 @@ impl Detectors {
                 allowed && within(dir, v, rule.release),
                 rule.release_delay,
             ) {
-                f.active = false;
                 self.active.remove(fault);
                 self.last_release[i] = Some(now);
                 out(Transition::Released(fault));
@@ -240,14 +240,12 @@ impl Detectors {
                 Direction::Below => w + (rule.release - rule.trip),
             };
             let t = &mut self.warnings[i];
-            if !t.active {
+            if !self.warned.contains(fault) {
                 if t.debounce(now, beyond(dir, v, w), rule.delay) {
-                    t.active = true;
                     self.warned.insert(fault);
                     out(Transition::Warned(fault));
                 }
             } else if t.debounce(now, within(dir, v, clear), rule.release_delay) {
-                t.active = false;
                 self.warned.remove(fault);
                 out(Transition::WarningCleared(fault));
             }
