@@ -230,6 +230,9 @@ impl DtcTable {
     /// occurrence (saturating at 126; 127 means "not available" on the wire).
     pub fn update(&mut self, faults: FaultSet, warnings: FaultSet) -> bool {
         let new = [faults, warnings.difference(faults)];
+        if new == self.active {
+            return false; // the common case: nothing changed
+        }
         let mut changed = false;
         for tier in [Tier::Trip, Tier::Warning] {
             let i = tier_index(tier);

@@ -152,7 +152,8 @@ pub struct J1939Node {
     occupied: [u32; 8],
     telemetry: Option<Telemetry>,
     dtcs: DtcTable,
-    next_due: [Option<Instant>; Message::SINGLE_FRAME.len()],
+    next_due: [Instant; SINGLE_FRAMES],
+    pass: Pass,
     dm1_due: Option<Instant>,
     cells_due: Option<Instant>,
     dm2_due: Option<Instant>,
@@ -162,6 +163,33 @@ pub struct J1939Node {
     rx: BamReceiver,
     budget_used: u16,
     stats: NodeStats,
+}
+
+const SINGLE_FRAMES: usize = Message::SINGLE_FRAME.len();
+
+/// Progress of the scan of [`Message::SINGLE_FRAME`] for due messages at one instant.
+///
+/// Trick: one scan per instant instead of one per poll. Messages before `next` are not
+/// due at `at` (skipped or just served); `earliest` is the earliest due time of the messages
+/// scanned so far (after rescheduling), so a finished scan answers "nothing due before
+/// `earliest`" for later instants. Invalidated by any other change of `next_due` (claim
+/// completion starts a new scan).
+#[derive(Clone, Copy, Debug)]
+struct Pass {
+    at: Instant,
+    next: usize,
+    earliest: Instant,
+}
+
+impl Pass {
+    /// A scan from the first message at `at`.
+    const fn start(at: Instant) -> Pass {
+        Pass {
+            at,
+            next: 0,
+            earliest: Instant::from_millis(u64::MAX),
+        }
+    }
 }
 
 fn frame(prio: u8, pgn: Pgn, da: u8, sa: u8, data: &[u8]) -> Option<CanFrame> {
@@ -196,7 +224,8 @@ impl J1939Node {
             occupied: [0; 8],
             telemetry: None,
             dtcs: DtcTable::new(),
-            next_due: [None; Message::SINGLE_FRAME.len()],
+            next_due: [Instant::ZERO; SINGLE_FRAMES],
+            pass: Pass::start(Instant::ZERO),
             dm1_due: None,
             cells_due: None,
             dm2_due: None,
@@ -295,28 +324,9 @@ impl J1939Node {
     #[must_use]
     pub fn poll_transmit(&mut self, now: Instant) -> Option<CanFrame> {
         self.advance(now);
-        let name = self.config.name.to_le_bytes();
         let sa = match self.claim {
-            ClaimState::Pending(a) => {
-                self.claim = ClaimState::Claiming(a, now + CLAIM_WAIT);
-                self.claim_requested = false;
-                return frame(PRIO_CLAIM, Pgn::ADDRESS_CLAIMED, GLOBAL, a, &name);
-            }
-            ClaimState::CannotClaim => {
-                if core::mem::take(&mut self.claim_requested) {
-                    return frame(PRIO_CLAIM, Pgn::ADDRESS_CLAIMED, GLOBAL, NULL, &name);
-                }
-                return None;
-            }
-            ClaimState::Claiming(a, _) | ClaimState::Claimed(a) => {
-                if core::mem::take(&mut self.claim_requested) {
-                    return frame(PRIO_CLAIM, Pgn::ADDRESS_CLAIMED, GLOBAL, a, &name);
-                }
-                if matches!(self.claim, ClaimState::Claiming(..)) {
-                    return None;
-                }
-                a
-            }
+            ClaimState::Claimed(a) if !self.claim_requested => a,
+            _ => return self.poll_claim(now),
         };
         if let Some(f) = self.tx.pop_front() {
             return Some(f);
@@ -375,12 +385,31 @@ impl J1939Node {
                 }
                 if self.telemetry.is_some() {
                     for d in self.next_due {
-                        add(d);
+                        add(Some(d));
                     }
                 }
             }
         }
         t
+    }
+
+    /// Address claim frames, and silence until the address is ours.
+    ///
+    /// Trick: out of line (`cold`), so that the per-step path keeps a small stack frame.
+    #[cold]
+    fn poll_claim(&mut self, now: Instant) -> Option<CanFrame> {
+        let name = self.config.name.to_le_bytes();
+        let requested = core::mem::take(&mut self.claim_requested);
+        let sa = match self.claim {
+            ClaimState::Pending(a) => {
+                self.claim = ClaimState::Claiming(a, now + CLAIM_WAIT);
+                a
+            }
+            ClaimState::CannotClaim if requested => NULL,
+            ClaimState::Claiming(a, _) | ClaimState::Claimed(a) if requested => a,
+            _ => return None,
+        };
+        frame(PRIO_CLAIM, Pgn::ADDRESS_CLAIMED, GLOBAL, sa, &name)
     }
 
     fn count_error(&mut self) {
@@ -393,7 +422,8 @@ impl J1939Node {
         if let ClaimState::Claiming(a, until) = self.claim {
             if now >= until {
                 self.claim = ClaimState::Claimed(a);
-                self.next_due = [Some(now); Message::SINGLE_FRAME.len()];
+                self.next_due = [now; SINGLE_FRAMES];
+                self.pass = Pass::start(now);
                 self.dm1_due = Some(now);
                 self.cells_due = Some(now);
             }
@@ -554,27 +584,48 @@ impl J1939Node {
 
     fn poll_dm1_single(&mut self, now: Instant, sa: u8) -> Option<CanFrame> {
         let due = self.dm1_due.filter(|&d| d <= now)?;
-        let mut buf = [0; MAX_DM_LEN];
-        let n = self.dtcs.dm1(&mut buf);
-        if n > 8 {
+        if self.dtcs.active_count() > 1 {
             return None; // multi-packet: started by poll_bam_start
         }
         self.dm1_due = Some(reschedule(due, now, DM1_PERIOD));
+        self.dm1_single_frame(sa)
+    }
+
+    /// Trick: out of line, so that its buffer stays off the per-step path's stack frame.
+    #[inline(never)]
+    fn dm1_single_frame(&self, sa: u8) -> Option<CanFrame> {
+        let mut buf = [0; MAX_DM_LEN];
+        let n = self.dtcs.dm1(&mut buf);
         frame(PRIO_DIAG, Pgn::DM1, GLOBAL, sa, buf.get(..n)?)
     }
 
+    /// The first message of [`Message::SINGLE_FRAME`] due at `now`, rescheduled.
     fn poll_periodic(&mut self, now: Instant, sa: u8) -> Option<CanFrame> {
         let t = self.telemetry.as_ref()?;
-        for (m, due) in Message::SINGLE_FRAME.iter().zip(self.next_due.iter_mut()) {
-            let Some(d) = due.filter(|&d| d <= now) else {
-                continue;
-            };
-            *due = Some(reschedule(d, now, Duration::from_millis(m.period_ms())));
-            return frame(m.priority(), m.pgn(), GLOBAL, sa, &m.encode(t));
+        let p = &mut self.pass;
+        if now != p.at {
+            if p.next >= SINGLE_FRAMES && now < p.earliest {
+                return None; // trick: a finished scan knows nothing is due before `earliest`
+            }
+            *p = Pass::start(now);
+        }
+        while let (Some(m), Some(due)) = (
+            Message::SINGLE_FRAME.get(p.next),
+            self.next_due.get_mut(p.next),
+        ) {
+            p.next += 1;
+            if *due <= now {
+                *due = reschedule(*due, now, Duration::from_millis(m.period_ms()));
+                p.earliest = p.earliest.min(*due);
+                return frame(m.priority(), m.pgn(), GLOBAL, sa, &m.encode(t));
+            }
+            p.earliest = p.earliest.min(*due);
         }
         None
     }
 
+    /// Trick: out of line, so that its buffers stay off the per-step path's stack frame.
+    #[inline(never)]
     fn poll_bam_start(&mut self, now: Instant, sa: u8) -> Option<CanFrame> {
         if self.bam.is_some() {
             return None;
