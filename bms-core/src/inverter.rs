@@ -116,21 +116,20 @@ fn kelvin(t: DeciCelsius) -> u16 {
 
 /// Protection (or warning) flag bytes of 0x359 for a set of faults.
 pub fn flag_bytes(s: FaultSet) -> [u8; 2] {
-    let any = |fs: &[Fault]| fs.iter().any(|&f| s.contains(f));
-    let mut b0 = 0;
-    b0 |= u8::from(any(&[Fault::CellOv, Fault::PackOv])) << 1;
-    b0 |= u8::from(any(&[Fault::CellUv, Fault::PackUv])) << 2;
-    b0 |= u8::from(any(&[Fault::ChgOt, Fault::DsgOt, Fault::MosOt])) << 3;
-    b0 |= u8::from(any(&[Fault::ChgUt, Fault::DsgUt])) << 4;
-    b0 |= u8::from(any(&[Fault::DsgOc1, Fault::DsgOc2, Fault::Sc])) << 7;
-    let mut b1 = u8::from(s.contains(Fault::ChgOc));
+    // One mask test per flag instead of one test per fault.
+    let any = |fs: &[Fault]| u8::from(s.bits() & fs.iter().fold(0, |m, f| m | f.bit()) != 0);
+    let b0 = any(&[Fault::CellOv, Fault::PackOv]) << 1
+        | any(&[Fault::CellUv, Fault::PackUv]) << 2
+        | any(&[Fault::ChgOt, Fault::DsgOt, Fault::MosOt]) << 3
+        | any(&[Fault::ChgUt, Fault::DsgUt]) << 4
+        | any(&[Fault::DsgOc1, Fault::DsgOc2, Fault::Sc]) << 7;
     let system = [
         Fault::OpenWire,
         Fault::AfeComm,
         Fault::SensorFault,
         Fault::PrechargeFail,
     ];
-    b1 |= u8::from(any(&system)) << 3;
+    let b1 = any(&[Fault::ChgOc]) | any(&system) << 3;
     [b0, b1]
 }
 

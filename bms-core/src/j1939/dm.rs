@@ -233,25 +233,17 @@ impl DtcTable {
         if new == self.active {
             return false; // the common case: nothing changed
         }
-        let mut changed = false;
-        for tier in [Tier::Trip, Tier::Warning] {
-            let i = tier_index(tier);
-            let old = self.active[i];
-            if old == new[i] {
-                continue;
-            }
-            changed = true;
-            for f in new[i].difference(old).iter() {
+        for i in 0..2 {
+            let rose = new[i].difference(self.active[i]);
+            let fell = self.active[i].difference(new[i]);
+            for f in rose.iter() {
                 let c = &mut self.occurrences[i][f.index()];
                 *c = c.saturating_add(1).min(126);
-                self.previous[i].remove(f);
             }
-            for f in old.difference(new[i]).iter() {
-                self.previous[i].insert(f);
-            }
-            self.active[i] = new[i];
+            self.previous[i] = self.previous[i].difference(rose).union(fell);
         }
-        changed
+        self.active = new;
+        true
     }
 
     /// Active faults per tier (trip, warning without tripped ones).

@@ -191,8 +191,9 @@ fn hves_current(charging_ma: i64) -> u16 {
 ///
 /// Trick: no 64-bit division (a library call on Cortex-M). Below the clamp the dividend is
 /// under 2^42, so the estimate `(x >> 10) * floor(2^42 / D) >> 32` is less than one below
-/// `x / D` (the dropped bits and the reciprocal's rounding each cost less than 1/2 + 1/2):
+/// `x / D` (the ten dropped bits cost under 2^-15, the reciprocal's rounding under 0.94):
 /// it is the quotient or one below, and one multiply-and-compare settles it.
+#[inline(never)] // two fields use it: one copy of the 64-bit arithmetic
 fn power_50w(mv: u32, ma: u32) -> u16 {
     const D: u64 = 50_000_000;
     const RECIPROCAL: u64 = (1 << 42) / D;

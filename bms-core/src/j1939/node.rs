@@ -518,18 +518,10 @@ impl J1939Node {
         let from = id.source_address();
         match req.pgn {
             Pgn::DM1 => self.dm1_due = Some(now),
-            Pgn::DM2 => {
-                let mut buf = [0; MAX_DM_LEN];
-                let n = self.dtcs.dm2(&mut buf);
-                if n <= 8 {
-                    let f = buf
-                        .get(..n)
-                        .and_then(|d| frame(PRIO_DIAG, Pgn::DM2, GLOBAL, sa, d));
-                    self.push_tx(f);
-                } else {
-                    self.dm2_due = Some(now);
-                }
-            }
+            Pgn::DM2 => match self.dm_single_frame(Pgn::DM2, sa) {
+                Some(f) => self.push_tx(Some(f)),
+                None => self.dm2_due = Some(now), // multi-packet: by BAM
+            },
             Pgn::DM3 | Pgn::DM11 => {
                 if req.pgn == Pgn::DM3 {
                     self.dtcs.clear_previous();
@@ -588,15 +580,24 @@ impl J1939Node {
             return None; // multi-packet: started by poll_bam_start
         }
         self.dm1_due = Some(reschedule(due, now, DM1_PERIOD));
-        self.dm1_single_frame(sa)
+        self.dm_single_frame(Pgn::DM1, sa)
     }
 
+    /// The DM1 or DM2 frame, `None` when the payload needs the transport protocol.
+    ///
     /// Trick: out of line, so that its buffer stays off the per-step path's stack frame.
     #[inline(never)]
-    fn dm1_single_frame(&self, sa: u8) -> Option<CanFrame> {
+    fn dm_single_frame(&self, pgn: Pgn, sa: u8) -> Option<CanFrame> {
         let mut buf = [0; MAX_DM_LEN];
-        let n = self.dtcs.dm1(&mut buf);
-        frame(PRIO_DIAG, Pgn::DM1, GLOBAL, sa, buf.get(..n)?)
+        let n = if pgn == Pgn::DM1 {
+            self.dtcs.dm1(&mut buf)
+        } else {
+            self.dtcs.dm2(&mut buf)
+        };
+        if n > 8 {
+            return None;
+        }
+        frame(PRIO_DIAG, pgn, GLOBAL, sa, buf.get(..n)?)
     }
 
     /// The first message of [`Message::SINGLE_FRAME`] due at `now`, rescheduled.
@@ -631,18 +632,16 @@ impl J1939Node {
             return None;
         }
         let due = |d: Option<Instant>| d.filter(|&d| d <= now);
-        let dm1 = due(self.dm1_due);
-        let dm2 = due(self.dm2_due);
-        let cells = due(self.cells_due).filter(|_| self.telemetry.is_some());
+        let cells = self.telemetry.as_ref().and(due(self.cells_due));
         // Earliest due first; ties go to DM1, then DM2, then cells.
-        let pick = [(0u8, dm1), (1, dm2), (2, cells)]
+        let (at, kind) = [(due(self.dm1_due), 0u8), (due(self.dm2_due), 1), (cells, 2)]
             .into_iter()
-            .filter_map(|(k, d)| d.map(|d| (d, k)))
+            .filter_map(|(d, k)| Some((d?, k)))
             .min()?;
         let mut buf = [0xFF; MAX_DM_LEN];
-        let (pgn, len) = match pick.1 {
+        let (pgn, len) = match kind {
             0 => {
-                self.dm1_due = Some(reschedule(pick.0, now, DM1_PERIOD));
+                self.dm1_due = Some(reschedule(at, now, DM1_PERIOD));
                 (Pgn::DM1, self.dtcs.dm1(&mut buf))
             }
             1 => {
@@ -651,10 +650,9 @@ impl J1939Node {
             }
             _ => {
                 let period = Duration::from_millis(Message::CellVoltages.period_ms());
-                self.cells_due = Some(reschedule(pick.0, now, period));
-                let mut cells = [0; CELL_VOLTAGES_LEN];
-                encode_cell_voltages(self.telemetry.as_ref()?, &mut cells);
-                buf[..CELL_VOLTAGES_LEN].copy_from_slice(&cells);
+                self.cells_due = Some(reschedule(at, now, period));
+                let cells = buf.first_chunk_mut::<CELL_VOLTAGES_LEN>()?;
+                encode_cell_voltages(self.telemetry.as_ref()?, cells);
                 (Message::CellVoltages.pgn(), CELL_VOLTAGES_LEN)
             }
         };
