@@ -208,7 +208,10 @@ pub fn encode(id: u16, t: &Telemetry, c: &InverterConfig) -> Option<CanFrame> {
             ]),
             8,
         ),
-        0x379 => (words([u16_sat(t.nominal_capacity.as_mah() / 1000), 0, 0, 0]), 2),
+        0x379 => (
+            words([u16_sat(t.nominal_capacity.as_mah() / 1000), 0, 0, 0]),
+            2,
+        ),
         _ => return None,
     };
     CanFrame::standard(id, data.get(..len)?)

@@ -115,7 +115,11 @@ mod reference {
                 let chg_wh = mv_times_ma_to_w(v, to_full).min(MAX_U24);
                 b[..3].copy_from_slice(&dsg_wh.to_le_bytes()[..3]);
                 b[3..6].copy_from_slice(&chg_wh.to_le_bytes()[..3]);
-                put16(&mut b, 6, scale_u16(u64::from(l.charge_voltage.as_mv()), 50));
+                put16(
+                    &mut b,
+                    6,
+                    scale_u16(u64::from(l.charge_voltage.as_mv()), 50),
+                );
             }
             Message::Temperatures => {
                 put16(&mut b, 0, deci_kelvin(t.cell_temps[0]));
@@ -133,10 +137,26 @@ mod reference {
                 b[2..6].copy_from_slice(&(t.balance_mask & ((1 << MAX_CELLS) - 1)).to_le_bytes());
             }
             Message::Limits => {
-                put16(&mut b, 0, scale_u16(u64::from(l.charge_voltage.as_mv()), 10));
-                put16(&mut b, 2, scale_u16(u64::from(l.charge_current.unsigned_abs()), 100));
-                put16(&mut b, 4, scale_u16(u64::from(l.discharge_current.unsigned_abs()), 100));
-                put16(&mut b, 6, scale_u16(u64::from(l.discharge_voltage.as_mv()), 10));
+                put16(
+                    &mut b,
+                    0,
+                    scale_u16(u64::from(l.charge_voltage.as_mv()), 10),
+                );
+                put16(
+                    &mut b,
+                    2,
+                    scale_u16(u64::from(l.charge_current.unsigned_abs()), 100),
+                );
+                put16(
+                    &mut b,
+                    4,
+                    scale_u16(u64::from(l.discharge_current.unsigned_abs()), 100),
+                );
+                put16(
+                    &mut b,
+                    6,
+                    scale_u16(u64::from(l.discharge_voltage.as_mv()), 10),
+                );
             }
             Message::Alarms => {
                 b[..4].copy_from_slice(&t.faults.bits().to_le_bytes());
@@ -145,7 +165,11 @@ mod reference {
             Message::Capacity => {
                 put16(&mut b, 0, t.soh.as_permille().min(MAX_U16 as u16));
                 put16(&mut b, 2, t.cycles.min(MAX_U16) as u16);
-                put16(&mut b, 4, scale_u16(u64::from(t.full_capacity.as_mah()), 100));
+                put16(
+                    &mut b,
+                    4,
+                    scale_u16(u64::from(t.full_capacity.as_mah()), 100),
+                );
                 put16(&mut b, 6, scale_u16(u64::from(t.remaining.as_mah()), 100));
             }
             Message::CellVoltages => {
@@ -285,7 +309,12 @@ fn telemetry() -> BoxedStrategy<Telemetry> {
             any::<u32>(),
             any::<u32>(),
             0u8..3,
-            (u32_value(100_000), i32_value(400_000), i32_value(400_000), u32_value(100_000)),
+            (
+                u32_value(100_000),
+                i32_value(400_000),
+                i32_value(400_000),
+                u32_value(100_000),
+            ),
         )
             .boxed(),
     )
@@ -368,7 +397,11 @@ fn power_fields_at_the_edges() {
     }
     // Every quotient step near the clamp: x = q * D - 1, q * D and q * D + D / 2.
     for q in (0u64..=64_256).step_by(97).chain(64_250..=64_256) {
-        for x in [q * 50_000_000, q * 50_000_000 + 24_999_999, q * 50_000_000 + 25_000_000] {
+        for x in [
+            q * 50_000_000,
+            q * 50_000_000 + 24_999_999,
+            q * 50_000_000 + 25_000_000,
+        ] {
             let (mv, ma) = (100_000u64, x / 100_000);
             t.pack_voltage = MilliVolts::from_mv(mv as u32);
             t.limits.discharge_current = MilliAmps::from_ma(ma.min(i32::MAX as u64) as i32);

@@ -233,14 +233,14 @@ impl DtcTable {
         if new == self.active {
             return false; // the common case: nothing changed
         }
-        for i in 0..2 {
-            let rose = new[i].difference(self.active[i]);
-            let fell = self.active[i].difference(new[i]);
+        let tiers = self.occurrences.iter_mut().zip(&mut self.previous);
+        for ((counts, previous), (old, new)) in tiers.zip(self.active.iter().zip(new)) {
+            let rose = new.difference(*old);
             for f in rose.iter() {
-                let c = &mut self.occurrences[i][f.index()];
+                let c = &mut counts[f.index()];
                 *c = c.saturating_add(1).min(126);
             }
-            self.previous[i] = self.previous[i].difference(rose).union(fell);
+            *previous = previous.difference(rose).union(old.difference(new));
         }
         self.active = new;
         true

@@ -193,7 +193,6 @@ fn hves_current(charging_ma: i64) -> u16 {
 /// under 2^42, so the estimate `(x >> 10) * floor(2^42 / D) >> 32` is less than one below
 /// `x / D` (the ten dropped bits cost under 2^-15, the reciprocal's rounding under 0.94):
 /// it is the quotient or one below, and one multiply-and-compare settles it.
-#[inline(never)] // two fields use it: one copy of the 64-bit arithmetic
 fn power_50w(mv: u32, ma: u32) -> u16 {
     const D: u64 = 50_000_000;
     const RECIPROCAL: u64 = (1 << 42) / D;
@@ -240,8 +239,16 @@ fn put16(b: &mut [u8; 8], at: usize, v: u16) {
 fn hves1d1(t: &Telemetry) -> [u8; 8] {
     let mut b = [0xFF; 8];
     let v = t.pack_voltage.as_mv();
-    put16(&mut b, 0, power_50w(v, t.limits.discharge_current.unsigned_abs()));
-    put16(&mut b, 2, power_50w(v, t.limits.charge_current.unsigned_abs()));
+    put16(
+        &mut b,
+        0,
+        power_50w(v, t.limits.discharge_current.unsigned_abs()),
+    );
+    put16(
+        &mut b,
+        2,
+        power_50w(v, t.limits.charge_current.unsigned_abs()),
+    );
     put16(&mut b, 4, scale_u16(v, 50));
     put16(&mut b, 6, hves_current(-i64::from(t.current.as_ma())));
     b
@@ -358,7 +365,11 @@ fn limits(t: &Telemetry) -> [u8; 8] {
     let mut b = [0xFF; 8];
     put16(&mut b, 0, scale_u16(l.charge_voltage.as_mv(), 10));
     put16(&mut b, 2, scale_u16(l.charge_current.unsigned_abs(), 100));
-    put16(&mut b, 4, scale_u16(l.discharge_current.unsigned_abs(), 100));
+    put16(
+        &mut b,
+        4,
+        scale_u16(l.discharge_current.unsigned_abs(), 100),
+    );
     put16(&mut b, 6, scale_u16(l.discharge_voltage.as_mv(), 10));
     b
 }

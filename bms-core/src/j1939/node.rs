@@ -874,4 +874,90 @@ mod test {
         assert_eq!(n.poll_command(), None);
         assert_eq!(n.stats().commands_refused, 1);
     }
+
+    /// One step of a random drive of the node.
+    #[derive(Clone, Debug)]
+    enum Op {
+        /// New telemetry with these fault and warning bits, `ms` later.
+        Update { ms: u16, faults: u32, warnings: u32 },
+        /// A request for `pgn` (global or to the node), `ms` later.
+        Request { ms: u16, pgn: u32, global: bool },
+        /// At most `polls` calls of `poll_transmit`, `ms` later (a drain cut short, or one
+        /// at a time as a timeout-driven caller does).
+        Poll { ms: u16, polls: u8 },
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        let pgns = prop::sample::select(vec![
+            0xF090u32, 0xF095, 0xFF02, 0xFF00, 0xFECA, 0xFECB, 0xFED3, 0xEE00, 0x1234,
+        ]);
+        prop_oneof![
+            (0u16..300, 0u32..8, 0u32..8).prop_map(|(ms, faults, warnings)| Op::Update {
+                ms,
+                faults,
+                warnings
+            }),
+            (0u16..300, pgns, any::<bool>()).prop_map(|(ms, pgn, global)| Op::Request {
+                ms,
+                pgn,
+                global
+            }),
+            (0u16..1_200, 0u8..40).prop_map(|(ms, polls)| Op::Poll { ms, polls }),
+        ]
+    }
+
+    /// The first single-frame message due at `now` by a direct scan of the due times.
+    fn first_due(n: &J1939Node, now: Instant) -> Option<Message> {
+        let due = n.next_due.iter().position(|&d| d <= now)?;
+        Message::SINGLE_FRAME.get(due).copied()
+    }
+
+    proptest::proptest! {
+        /// The scan state is exact: what it skips is not due, `earliest` is the earliest
+        /// due time scanned, and every periodic frame sent is the first due one in order,
+        /// whatever the caller's pattern of updates, requests and (partial) drains.
+        #[test]
+        fn periodic_scan_matches_direct_computation(
+            ops in proptest::collection::vec(op(), 1..120)
+        ) {
+            let mut n = J1939Node::new(J1939Config::default());
+            let mut tel = Telemetry::empty(16);
+            let mut now = Instant::ZERO;
+            for op in ops {
+                match op {
+                    Op::Update { ms, faults, warnings } => {
+                        now += Duration::from_millis(ms.into());
+                        tel.faults = FaultSet::from_bits(faults);
+                        tel.warnings = FaultSet::from_bits(warnings << 3);
+                        n.update(now, &tel);
+                    }
+                    Op::Request { ms, pgn, global } => {
+                        now += Duration::from_millis(ms.into());
+                        let da = if global { 0xFF } else { 0xF3 };
+                        let b = pgn.to_le_bytes();
+                        n.handle_frame(now, &ext(0x18EA_00F9 | da << 8, &b[..3]));
+                    }
+                    Op::Poll { ms, polls } => {
+                        now += Duration::from_millis(ms.into());
+                        for _ in 0..polls {
+                            let expected = first_due(&n, now);
+                            let answer = !n.tx.is_empty(); // requested, not scheduled
+                            let Some(f) = n.poll_transmit(now) else { break };
+                            let pgn = J1939Id::try_from(f.id()).unwrap().pgn();
+                            let sent = Message::SINGLE_FRAME.into_iter().find(|m| m.pgn() == pgn);
+                            if sent.is_some() && !answer {
+                                proptest::prop_assert_eq!(sent, expected);
+                            }
+                        }
+                    }
+                }
+                let p = n.pass;
+                let scanned = n.next_due.get(..p.next).unwrap_or(&[]);
+                proptest::prop_assert!(scanned.iter().all(|&d| d > p.at));
+                let earliest = scanned.iter().min().copied();
+                proptest::prop_assert_eq!(earliest.unwrap_or(Instant::from_millis(u64::MAX)), p.earliest);
+            }
+        }
+    }
 }
