@@ -154,6 +154,7 @@ pub struct J1939Node {
     dtcs: DtcTable,
     next_due: [Instant; SINGLE_FRAMES],
     pass: Pass,
+    quiet_at: Option<Instant>,
     dm1_due: Option<Instant>,
     cells_due: Option<Instant>,
     dm2_due: Option<Instant>,
@@ -226,6 +227,7 @@ impl J1939Node {
             dtcs: DtcTable::new(),
             next_due: [Instant::ZERO; SINGLE_FRAMES],
             pass: Pass::start(Instant::ZERO),
+            quiet_at: None,
             dm1_due: None,
             cells_due: None,
             dm2_due: None,
@@ -265,6 +267,7 @@ impl J1939Node {
     /// and starts a new receive budget.
     pub fn update(&mut self, now: Instant, telemetry: &Telemetry) {
         self.budget_used = 0;
+        self.quiet_at = None;
         self.telemetry = Some(telemetry.clone());
         if self.dtcs.update(telemetry.faults, telemetry.warnings) {
             self.dm1_due = Some(now);
@@ -274,6 +277,7 @@ impl J1939Node {
 
     /// Processes one received frame (within the step's receive budget).
     pub fn handle_frame(&mut self, now: Instant, frame: &CanFrame) {
+        self.quiet_at = None;
         self.advance(now);
         if self.budget_used >= self.config.rx_budget {
             self.stats.rx_dropped = self.stats.rx_dropped.saturating_add(1);
@@ -323,6 +327,31 @@ impl J1939Node {
     /// `handle_frame`/`update` and at [`J1939Node::poll_timeout`].
     #[must_use]
     pub fn poll_transmit(&mut self, now: Instant) -> Option<CanFrame> {
+        // Trick: once the checks that come before the periodic messages found nothing at
+        // `now`, they find nothing at `now` until `update`, `handle_frame` or a BAM start
+        // (which reset `quiet_at`), so the following polls skip them.
+        if self.quiet_at != Some(now) {
+            self.quiet_at = None;
+            if let Some(f) = self.poll_urgent(now) {
+                return Some(f);
+            }
+            if !matches!(self.claim, ClaimState::Claimed(_)) || self.claim_requested {
+                return None;
+            }
+            self.quiet_at = Some(now);
+        }
+        let ClaimState::Claimed(sa) = self.claim else {
+            return None;
+        };
+        if let Some(f) = self.poll_periodic(now, sa) {
+            return Some(f);
+        }
+        self.quiet_at = None;
+        self.poll_bam_start(now, sa)
+    }
+
+    /// Address claim, answers, the running BAM's next packet and a single-frame DM1.
+    fn poll_urgent(&mut self, now: Instant) -> Option<CanFrame> {
         self.advance(now);
         let sa = match self.claim {
             ClaimState::Claimed(a) if !self.claim_requested => a,
@@ -339,13 +368,7 @@ impl J1939Node {
                 self.bam = None;
             }
         }
-        if let Some(f) = self.poll_dm1_single(now, sa) {
-            return Some(f);
-        }
-        if let Some(f) = self.poll_periodic(now, sa) {
-            return Some(f);
-        }
-        self.poll_bam_start(now, sa)
+        self.poll_dm1_single(now, sa)
     }
 
     /// The earliest instant at which [`J1939Node::poll_transmit`] has something to send
