@@ -7,6 +7,7 @@
 
 use bms_core::can::Frame;
 use bms_core::inverter::{self, InverterConfig};
+use bms_core::j1939::dm::{DmMessage, DtcTable, Tier, MAX_DM_LEN};
 use bms_core::j1939::messages::{
     encode_cell_voltages, power_mode_code, Message, CELL_VOLTAGES_LEN,
 };
@@ -407,6 +408,97 @@ fn power_fields_at_the_edges() {
             t.limits.discharge_current = MilliAmps::from_ma(ma.min(i32::MAX as u64) as i32);
             let m = Message::Hves1D1;
             assert_eq!(m.encode(&t), reference::encode(m, &t), "{mv} mV, {ma} mA");
+        }
+    }
+}
+
+/// The first version of the DTC table's bookkeeping: per fault, per tier.
+#[derive(Default)]
+struct ReferenceDtcs {
+    active: [FaultSet; 2],
+    previous: [FaultSet; 2],
+    occurrences: [[u8; Fault::COUNT]; 2],
+}
+
+#[allow(clippy::needless_range_loop)] // kept as first written
+impl ReferenceDtcs {
+    fn update(&mut self, faults: FaultSet, warnings: FaultSet) -> bool {
+        let new = [faults, warnings.difference(faults)];
+        let mut changed = false;
+        for i in 0..2 {
+            let old = self.active[i];
+            if old == new[i] {
+                continue;
+            }
+            changed = true;
+            for f in new[i].difference(old).iter() {
+                let c = &mut self.occurrences[i][f.index()];
+                *c = c.saturating_add(1).min(126);
+                self.previous[i].remove(f);
+            }
+            for f in old.difference(new[i]).iter() {
+                self.previous[i].insert(f);
+            }
+            self.active[i] = new[i];
+        }
+        changed
+    }
+
+    fn clear_previous(&mut self) {
+        for i in 0..2 {
+            for f in self.previous[i].difference(self.active[i]).iter() {
+                self.occurrences[i][f.index()] = 0;
+            }
+            self.previous[i] = FaultSet::EMPTY;
+        }
+    }
+
+    fn clear_active(&mut self) {
+        self.clear_previous();
+        for i in 0..2 {
+            for f in Fault::ALL {
+                self.occurrences[i][f.index()] = u8::from(self.active[i].contains(f));
+            }
+        }
+    }
+}
+
+proptest! {
+    /// The DTC table's set-at-once update keeps the same active and previous DTCs and
+    /// occurrence counts as the per-fault bookkeeping, through clears (DM3, DM11) too.
+    #[test]
+    fn dtc_table_matches_the_reference(
+        ops in proptest::collection::vec((0u8..10, 0u32..256, 0u32..256), 1..200)
+    ) {
+        let (mut ours, mut theirs) = (DtcTable::new(), ReferenceDtcs::default());
+        for (kind, a, b) in ops {
+            // Few faults (so that counts rise and fall), spread over the mask.
+            let set = |x: u32| FaultSet::from_bits((x & 0x0F) | (x & 0xF0) << 10);
+            match kind {
+                0 => {
+                    ours.clear_previous();
+                    theirs.clear_previous();
+                }
+                1 => {
+                    ours.clear_active();
+                    theirs.clear_active();
+                }
+                _ => prop_assert_eq!(
+                    ours.update(set(a), set(b)),
+                    theirs.update(set(a), set(b))
+                ),
+            }
+            for (i, tier) in [Tier::Trip, Tier::Warning].into_iter().enumerate() {
+                prop_assert_eq!(ours.active(tier), theirs.active[i]);
+                for f in Fault::ALL {
+                    prop_assert_eq!(ours.dtc(f, tier).occurrences(), theirs.occurrences[i][f.index()]);
+                }
+            }
+            // DM2 lists the previously active DTCs.
+            let mut dm2 = [0; MAX_DM_LEN];
+            let n = ours.dm2(&mut dm2);
+            let listed = DmMessage::parse(&dm2[..n]).unwrap().dtcs().count() as u32;
+            prop_assert_eq!(listed, theirs.previous[0].len() + theirs.previous[1].len());
         }
     }
 }
