@@ -599,6 +599,8 @@ impl J1939Node {
 
     fn poll_dm1_single(&mut self, now: Instant, sa: u8) -> Option<CanFrame> {
         let due = self.dm1_due.filter(|&d| d <= now)?;
+        // Trick: DM1 needs more than 8 bytes exactly when two or more DTCs are active, so
+        // the count decides without building the payload.
         if self.dtcs.active_count() > 1 {
             return None; // multi-packet: started by poll_bam_start
         }
