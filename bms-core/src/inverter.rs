@@ -94,16 +94,20 @@ pub struct InverterNode {
     last_keepalive: Option<Instant>,
 }
 
-fn i16_sat(v: i64) -> i16 {
-    v.clamp(i64::from(i16::MIN), i64::from(i16::MAX)) as i16
+/// Four little-endian `u16` words.
+fn words(w: [u16; 4]) -> [u8; 8] {
+    let [a, b, c, d] = w.map(u16::to_le_bytes);
+    [a[0], a[1], b[0], b[1], c[0], c[1], d[0], d[1]]
 }
 
-fn u16_sat(v: u64) -> u16 {
-    v.min(u64::from(u16::MAX)) as u16
+/// A non-negative value clamped to `u16`.
+fn u16_sat(v: u32) -> u16 {
+    v.min(u32::from(u16::MAX)) as u16
 }
 
-fn le(parts: &[u16]) -> heapless::Vec<u8, 8> {
-    parts.iter().flat_map(|p| p.to_le_bytes()).take(8).collect()
+/// A value clamped to `i16`, in its two's-complement wire form.
+fn i16_sat(v: i32) -> u16 {
+    v.clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16 as u16
 }
 
 fn kelvin(t: DeciCelsius) -> u16 {
@@ -112,21 +116,20 @@ fn kelvin(t: DeciCelsius) -> u16 {
 
 /// Protection (or warning) flag bytes of 0x359 for a set of faults.
 pub fn flag_bytes(s: FaultSet) -> [u8; 2] {
-    let any = |fs: &[Fault]| fs.iter().any(|&f| s.contains(f));
-    let mut b0 = 0;
-    b0 |= u8::from(any(&[Fault::CellOv, Fault::PackOv])) << 1;
-    b0 |= u8::from(any(&[Fault::CellUv, Fault::PackUv])) << 2;
-    b0 |= u8::from(any(&[Fault::ChgOt, Fault::DsgOt, Fault::MosOt])) << 3;
-    b0 |= u8::from(any(&[Fault::ChgUt, Fault::DsgUt])) << 4;
-    b0 |= u8::from(any(&[Fault::DsgOc1, Fault::DsgOc2, Fault::Sc])) << 7;
-    let mut b1 = u8::from(s.contains(Fault::ChgOc));
+    // One mask test per flag instead of one test per fault.
+    let any = |fs: &[Fault]| u8::from(s.bits() & fs.iter().fold(0, |m, f| m | f.bit()) != 0);
+    let b0 = any(&[Fault::CellOv, Fault::PackOv]) << 1
+        | any(&[Fault::CellUv, Fault::PackUv]) << 2
+        | any(&[Fault::ChgOt, Fault::DsgOt, Fault::MosOt]) << 3
+        | any(&[Fault::ChgUt, Fault::DsgUt]) << 4
+        | any(&[Fault::DsgOc1, Fault::DsgOc2, Fault::Sc]) << 7;
     let system = [
         Fault::OpenWire,
         Fault::AfeComm,
         Fault::SensorFault,
         Fault::PrechargeFail,
     ];
-    b1 |= u8::from(any(&system)) << 3;
+    let b1 = any(&[Fault::ChgOc]) | any(&system) << 3;
     [b0, b1]
 }
 
@@ -136,61 +139,82 @@ pub fn encode(id: u16, t: &Telemetry, c: &InverterConfig) -> Option<CanFrame> {
     let temps = t.temp_range();
     let charge_enabled = t.charge_fet && l.charge_current.unsigned_abs() > 0;
     let discharge_enabled = t.discharge_fet && l.discharge_current.unsigned_abs() > 0;
-    let data: heapless::Vec<u8, 8> = match id {
-        0x351 => le(&[
-            u16_sat(u64::from(l.charge_voltage.as_mv()) / 100),
-            i16_sat(i64::from(l.charge_current.unsigned_abs()) / 100) as u16,
-            i16_sat(i64::from(l.discharge_current.unsigned_abs()) / 100) as u16,
-            u16_sat(u64::from(l.discharge_voltage.as_mv()) / 100),
-        ]),
-        0x355 => le(&[
-            u16::from(t.soc.as_percent()),
-            (t.soh.as_permille().min(1000) + 5) / 10,
-        ]),
-        0x356 => le(&[
-            i16_sat(i64::from(t.pack_voltage.as_mv()) / 10) as u16,
-            i16_sat(-i64::from(t.current.as_ma()) / 100) as u16,
-            temps.map_or(0, |(hi, _)| hi.as_deci()) as u16,
-        ]),
+    let modules = u16::from(c.modules);
+    let blocked = |enabled: bool| if enabled { 0 } else { modules };
+    let (data, len) = match id {
+        0x351 => (
+            words([
+                u16_sat(l.charge_voltage.as_mv() / 100),
+                i16_sat((l.charge_current.unsigned_abs() / 100) as i32),
+                i16_sat((l.discharge_current.unsigned_abs() / 100) as i32),
+                u16_sat(l.discharge_voltage.as_mv() / 100),
+            ]),
+            8,
+        ),
+        0x355 => (
+            words([
+                u16::from(t.soc.as_percent()),
+                (t.soh.as_permille().min(1000) + 5) / 10,
+                0,
+                0,
+            ]),
+            4,
+        ),
+        0x356 => (
+            words([
+                i16_sat((t.pack_voltage.as_mv() / 10).min(i32::MAX as u32) as i32),
+                // Truncating division is symmetric: -(x / 100) = (-x) / 100, without the
+                // overflow of negating i32::MIN.
+                i16_sat(-(t.current.as_ma() / 100)),
+                temps.map_or(0, |(hi, _)| hi.as_deci() as u16),
+                0,
+            ]),
+            6,
+        ),
         0x359 => {
-            let f = flag_bytes(t.faults);
-            let w = flag_bytes(t.warnings);
-            heapless::Vec::from_slice(&[f[0], f[1], w[0], w[1], c.modules, b'P', b'N', 0]).ok()?
+            let [f0, f1] = flag_bytes(t.faults);
+            let [w0, w1] = flag_bytes(t.warnings);
+            ([f0, f1, w0, w1, c.modules, b'P', b'N', 0], 8)
         }
         0x35C => {
             let force = t.faults.contains(Fault::CellUv) || t.faults.contains(Fault::PackUv);
             let b0 = u8::from(charge_enabled) << 7
                 | u8::from(discharge_enabled) << 6
                 | u8::from(force) << 5;
-            heapless::Vec::from_slice(&[b0, 0]).ok()?
+            ([b0, 0, 0, 0, 0, 0, 0, 0], 2)
         }
-        0x35E => heapless::Vec::from_slice(&c.manufacturer).ok()?,
-        0x370 => heapless::Vec::from_slice(c.bms_name.get(..8)?).ok()?,
-        0x371 => heapless::Vec::from_slice(c.bms_name.get(8..)?).ok()?,
-        0x372 => le(&[
-            u16::from(c.modules),
-            if charge_enabled {
-                0
-            } else {
-                u16::from(c.modules)
-            },
-            if discharge_enabled {
-                0
-            } else {
-                u16::from(c.modules)
-            },
-            0,
-        ]),
-        0x373 => le(&[
-            u16_sat(u64::from(t.min_cell().0.as_mv())),
-            u16_sat(u64::from(t.max_cell().0.as_mv())),
-            temps.map_or(0, |(_, lo)| kelvin(lo)),
-            temps.map_or(0, |(hi, _)| kelvin(hi)),
-        ]),
-        0x379 => le(&[u16_sat(u64::from(t.nominal_capacity.as_mah()) / 1000)]),
+        0x35E => (c.manufacturer, 8),
+        0x370 | 0x371 => {
+            let half = if id == 0x370 { 0 } else { 8 };
+            let mut b = [0; 8];
+            b.copy_from_slice(c.bms_name.get(half..half + 8)?);
+            (b, 8)
+        }
+        0x372 => (
+            words([
+                modules,
+                blocked(charge_enabled),
+                blocked(discharge_enabled),
+                0,
+            ]),
+            8,
+        ),
+        0x373 => (
+            words([
+                u16_sat(t.min_cell().0.as_mv()),
+                u16_sat(t.max_cell().0.as_mv()),
+                temps.map_or(0, |(_, lo)| kelvin(lo)),
+                temps.map_or(0, |(hi, _)| kelvin(hi)),
+            ]),
+            8,
+        ),
+        0x379 => (
+            words([u16_sat(t.nominal_capacity.as_mah() / 1000), 0, 0, 0]),
+            2,
+        ),
         _ => return None,
     };
-    CanFrame::standard(id, &data)
+    CanFrame::standard(id, data.get(..len)?)
 }
 
 impl InverterNode {

@@ -230,25 +230,20 @@ impl DtcTable {
     /// occurrence (saturating at 126; 127 means "not available" on the wire).
     pub fn update(&mut self, faults: FaultSet, warnings: FaultSet) -> bool {
         let new = [faults, warnings.difference(faults)];
-        let mut changed = false;
-        for tier in [Tier::Trip, Tier::Warning] {
-            let i = tier_index(tier);
-            let old = self.active[i];
-            if old == new[i] {
-                continue;
-            }
-            changed = true;
-            for f in new[i].difference(old).iter() {
-                let c = &mut self.occurrences[i][f.index()];
-                *c = c.saturating_add(1).min(126);
-                self.previous[i].remove(f);
-            }
-            for f in old.difference(new[i]).iter() {
-                self.previous[i].insert(f);
-            }
-            self.active[i] = new[i];
+        if new == self.active {
+            return false; // the common case: nothing changed
         }
-        changed
+        let tiers = self.occurrences.iter_mut().zip(&mut self.previous);
+        for ((counts, previous), (old, new)) in tiers.zip(self.active.iter().zip(new)) {
+            let rose = new.difference(*old);
+            for f in rose.iter() {
+                let c = &mut counts[f.index()];
+                *c = c.saturating_add(1).min(126);
+            }
+            *previous = previous.difference(rose).union(old.difference(new));
+        }
+        self.active = new;
+        true
     }
 
     /// Active faults per tier (trip, warning without tripped ones).

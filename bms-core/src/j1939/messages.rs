@@ -169,15 +169,39 @@ impl Message {
     }
 }
 
-/// Rounded `num / den` of a non-negative value, clamped to a valid 16-bit parameter.
-fn scale_u16(num: u64, den: u64) -> u16 {
-    ((num + den / 2) / den).min(u64::from(MAX_U16)) as u16
+/// `num / den` rounded half up, without the overflow of `(num + den / 2) / den`.
+const fn round_div(num: u32, den: u32) -> u32 {
+    num / den + (num % den >= den - den / 2) as u32
 }
 
-/// Current in the HVES form: 0.05 A/bit, -1600 A offset, `core_ma` in core convention
-/// (positive = discharge) turned into positive = charging.
+/// Rounded `num / den`, clamped to a valid 16-bit parameter.
+fn scale_u16(num: u32, den: u32) -> u16 {
+    round_div(num, den).min(MAX_U16) as u16
+}
+
+/// Current in the HVES form: 0.05 A/bit, -1600 A offset, from a current positive when
+/// charging (the callers negate the core's convention).
 fn hves_current(charging_ma: i64) -> u16 {
-    scale_u16((charging_ma + 1_600_000).max(0) as u64, 50)
+    let raw = (charging_ma + 1_600_000).clamp(0, i64::from(u32::MAX));
+    scale_u16(raw as u32, 50)
+}
+
+/// `mv * ma` in 0.05 kW, rounded, clamped to a valid 16-bit parameter:
+/// `round(floor(mv * ma / 10^6) / 50) = floor((mv * ma + D / 2) / D)` with `D = 5 * 10^7`.
+///
+/// Trick: no 64-bit division (a library call on Cortex-M). Below the clamp the dividend is
+/// under 2^42, so the estimate `(x >> 10) * floor(2^42 / D) >> 32` is less than one below
+/// `x / D` (the ten dropped bits cost under 2^-15, the reciprocal's rounding under 0.94):
+/// it is the quotient or one below, and one multiply-and-compare settles it.
+fn power_50w(mv: u32, ma: u32) -> u16 {
+    const D: u64 = 50_000_000;
+    const RECIPROCAL: u64 = (1 << 42) / D;
+    let x = u64::from(mv) * u64::from(ma) + D / 2;
+    if x >= (MAX_U16 as u64 + 1) * D {
+        return MAX_U16 as u16;
+    }
+    let estimate = (u64::from((x >> 10) as u32) * RECIPROCAL) >> 32;
+    (estimate + u64::from((estimate + 1) * D <= x)) as u16
 }
 
 fn mv_times_ma_to_w(mv: u32, ma: u32) -> u64 {
@@ -185,12 +209,9 @@ fn mv_times_ma_to_w(mv: u32, ma: u32) -> u64 {
 }
 
 /// Temperature in the HVES cell form: 0.03125 °C/bit, -273 °C.
-fn hves_cell_temp(t: Option<DeciCelsius>) -> u16 {
-    match t {
-        // (deci / 10 + 273) * 32 = (deci + 2730) * 16 / 5
-        Some(t) => scale_u16((i64::from(t.as_deci()) + 2_730).max(0) as u64 * 16, 5),
-        None => NA16,
-    }
+fn hves_cell_temp(t: DeciCelsius) -> u16 {
+    // (deci / 10 + 273) * 32 = (deci + 2730) * 16 / 5
+    scale_u16((i32::from(t.as_deci()) + 2_730).max(0) as u32 * 16, 5)
 }
 
 /// Temperature in the 1 °C/bit, -40 °C byte form.
@@ -218,11 +239,17 @@ fn put16(b: &mut [u8; 8], at: usize, v: u16) {
 fn hves1d1(t: &Telemetry) -> [u8; 8] {
     let mut b = [0xFF; 8];
     let v = t.pack_voltage.as_mv();
-    let dsg_w = mv_times_ma_to_w(v, t.limits.discharge_current.unsigned_abs());
-    let chg_w = mv_times_ma_to_w(v, t.limits.charge_current.unsigned_abs());
-    put16(&mut b, 0, scale_u16(dsg_w, 50));
-    put16(&mut b, 2, scale_u16(chg_w, 50));
-    put16(&mut b, 4, scale_u16(u64::from(v), 50));
+    put16(
+        &mut b,
+        0,
+        power_50w(v, t.limits.discharge_current.unsigned_abs()),
+    );
+    put16(
+        &mut b,
+        2,
+        power_50w(v, t.limits.charge_current.unsigned_abs()),
+    );
+    put16(&mut b, 4, scale_u16(v, 50));
     put16(&mut b, 6, hves_current(-i64::from(t.current.as_ma())));
     b
 }
@@ -231,8 +258,12 @@ fn hves1d2(t: &Telemetry) -> [u8; 8] {
     let mut b = [0xFF; 8];
     put16(&mut b, 0, t.soc.as_permille() * 64);
     if t.cell_count > 0 {
-        put16(&mut b, 2, scale_u16(u64::from(t.max_cell().0.as_mv()), 1));
-        put16(&mut b, 4, scale_u16(u64::from(t.min_cell().0.as_mv()), 1));
+        // One pass for both extremes (values only; the indexes are not sent).
+        let (hi, lo) = t.cells().iter().fold((0, u32::MAX), |(hi, lo), c| {
+            (hi.max(c.as_mv()), lo.min(c.as_mv()))
+        });
+        put16(&mut b, 2, hi.min(MAX_U16) as u16);
+        put16(&mut b, 4, lo.min(MAX_U16) as u16);
     }
     let imbalance = crate::protect::Fault::CellImbalance;
     let status = if t.faults.contains(imbalance) {
@@ -249,7 +280,7 @@ fn hves1d2(t: &Telemetry) -> [u8; 8] {
 fn hves1d3(t: &Telemetry) -> [u8; 8] {
     let mut b = [0xFF; 8];
     if let Some((hi, lo)) = t.temp_range() {
-        let (h, l) = (hves_cell_temp(Some(hi)), hves_cell_temp(Some(lo)));
+        let (h, l) = (hves_cell_temp(hi), hves_cell_temp(lo));
         put16(&mut b, 0, h);
         put16(&mut b, 2, l);
         // Average of the two readings, taken at wire resolution (finer than 0.1 °C).
@@ -270,7 +301,7 @@ fn hves1d5(t: &Telemetry) -> [u8; 8] {
 
 fn hves1d6(t: &Telemetry) -> [u8; 8] {
     let mut b = [0xFF; 8];
-    put16(&mut b, 0, scale_u16(u64::from(t.load_voltage.as_mv()), 50));
+    put16(&mut b, 0, scale_u16(t.load_voltage.as_mv(), 50));
     b[6] = byte_temp(t.mos_temp);
     b[7] = byte_temp(t.temp_range().map(|(hi, _)| hi));
     b
@@ -295,11 +326,7 @@ fn hves1d7(t: &Telemetry) -> [u8; 8] {
     let chg_wh = mv_times_ma_to_w(v, to_full).min(MAX_U24);
     b[..3].copy_from_slice(&dsg_wh.to_le_bytes()[..3]);
     b[3..6].copy_from_slice(&chg_wh.to_le_bytes()[..3]);
-    put16(
-        &mut b,
-        6,
-        scale_u16(u64::from(t.limits.charge_voltage.as_mv()), 50),
-    );
+    put16(&mut b, 6, scale_u16(t.limits.charge_voltage.as_mv(), 50));
     b
 }
 
@@ -336,26 +363,14 @@ fn status(t: &Telemetry) -> [u8; 8] {
 fn limits(t: &Telemetry) -> [u8; 8] {
     let l = &t.limits;
     let mut b = [0xFF; 8];
-    put16(
-        &mut b,
-        0,
-        scale_u16(u64::from(l.charge_voltage.as_mv()), 10),
-    );
-    put16(
-        &mut b,
-        2,
-        scale_u16(u64::from(l.charge_current.unsigned_abs()), 100),
-    );
+    put16(&mut b, 0, scale_u16(l.charge_voltage.as_mv(), 10));
+    put16(&mut b, 2, scale_u16(l.charge_current.unsigned_abs(), 100));
     put16(
         &mut b,
         4,
-        scale_u16(u64::from(l.discharge_current.unsigned_abs()), 100),
+        scale_u16(l.discharge_current.unsigned_abs(), 100),
     );
-    put16(
-        &mut b,
-        6,
-        scale_u16(u64::from(l.discharge_voltage.as_mv()), 10),
-    );
+    put16(&mut b, 6, scale_u16(l.discharge_voltage.as_mv(), 10));
     b
 }
 
@@ -370,12 +385,8 @@ fn capacity(t: &Telemetry) -> [u8; 8] {
     let mut b = [0xFF; 8];
     put16(&mut b, 0, t.soh.as_permille().min(MAX_U16 as u16));
     put16(&mut b, 2, t.cycles.min(MAX_U16) as u16);
-    put16(
-        &mut b,
-        4,
-        scale_u16(u64::from(t.full_capacity.as_mah()), 100),
-    );
-    put16(&mut b, 6, scale_u16(u64::from(t.remaining.as_mah()), 100));
+    put16(&mut b, 4, scale_u16(t.full_capacity.as_mah(), 100));
+    put16(&mut b, 6, scale_u16(t.remaining.as_mah(), 100));
     b
 }
 
@@ -385,7 +396,7 @@ pub fn encode_cell_voltages(t: &Telemetry, out: &mut [u8; CELL_VOLTAGES_LEN]) {
     out.fill(0xFF);
     out[0] = t.cell_count.min(MAX_CELLS as u8);
     for (i, v) in t.cells().iter().enumerate() {
-        let raw = scale_u16(u64::from(v.as_mv()), 1).to_le_bytes();
+        let raw = (v.as_mv().min(MAX_U16) as u16).to_le_bytes();
         if let Some(slot) = out.get_mut(1 + 2 * i..3 + 2 * i) {
             slot.copy_from_slice(&raw);
         }

@@ -152,7 +152,9 @@ pub struct J1939Node {
     occupied: [u32; 8],
     telemetry: Option<Telemetry>,
     dtcs: DtcTable,
-    next_due: [Option<Instant>; Message::SINGLE_FRAME.len()],
+    next_due: [Instant; SINGLE_FRAMES],
+    pass: Pass,
+    quiet_at: Option<Instant>,
     dm1_due: Option<Instant>,
     cells_due: Option<Instant>,
     dm2_due: Option<Instant>,
@@ -162,6 +164,33 @@ pub struct J1939Node {
     rx: BamReceiver,
     budget_used: u16,
     stats: NodeStats,
+}
+
+const SINGLE_FRAMES: usize = Message::SINGLE_FRAME.len();
+
+/// Progress of the scan of [`Message::SINGLE_FRAME`] for due messages at one instant.
+///
+/// Trick: one scan per instant instead of one per poll. Messages before `next` are not
+/// due at `at` (skipped or just served); `earliest` is the earliest due time of the messages
+/// scanned so far (after rescheduling), so a finished scan answers "nothing due before
+/// `earliest`" for later instants. Invalidated by any other change of `next_due` (claim
+/// completion starts a new scan).
+#[derive(Clone, Copy, Debug)]
+struct Pass {
+    at: Instant,
+    next: usize,
+    earliest: Instant,
+}
+
+impl Pass {
+    /// A scan from the first message at `at`.
+    const fn start(at: Instant) -> Pass {
+        Pass {
+            at,
+            next: 0,
+            earliest: Instant::from_millis(u64::MAX),
+        }
+    }
 }
 
 fn frame(prio: u8, pgn: Pgn, da: u8, sa: u8, data: &[u8]) -> Option<CanFrame> {
@@ -196,7 +225,9 @@ impl J1939Node {
             occupied: [0; 8],
             telemetry: None,
             dtcs: DtcTable::new(),
-            next_due: [None; Message::SINGLE_FRAME.len()],
+            next_due: [Instant::ZERO; SINGLE_FRAMES],
+            pass: Pass::start(Instant::ZERO),
+            quiet_at: None,
             dm1_due: None,
             cells_due: None,
             dm2_due: None,
@@ -236,6 +267,7 @@ impl J1939Node {
     /// and starts a new receive budget.
     pub fn update(&mut self, now: Instant, telemetry: &Telemetry) {
         self.budget_used = 0;
+        self.quiet_at = None;
         self.telemetry = Some(telemetry.clone());
         if self.dtcs.update(telemetry.faults, telemetry.warnings) {
             self.dm1_due = Some(now);
@@ -245,6 +277,7 @@ impl J1939Node {
 
     /// Processes one received frame (within the step's receive budget).
     pub fn handle_frame(&mut self, now: Instant, frame: &CanFrame) {
+        self.quiet_at = None;
         self.advance(now);
         if self.budget_used >= self.config.rx_budget {
             self.stats.rx_dropped = self.stats.rx_dropped.saturating_add(1);
@@ -294,29 +327,35 @@ impl J1939Node {
     /// `handle_frame`/`update` and at [`J1939Node::poll_timeout`].
     #[must_use]
     pub fn poll_transmit(&mut self, now: Instant) -> Option<CanFrame> {
-        self.advance(now);
-        let name = self.config.name.to_le_bytes();
-        let sa = match self.claim {
-            ClaimState::Pending(a) => {
-                self.claim = ClaimState::Claiming(a, now + CLAIM_WAIT);
-                self.claim_requested = false;
-                return frame(PRIO_CLAIM, Pgn::ADDRESS_CLAIMED, GLOBAL, a, &name);
+        // Trick: once the checks that come before the periodic messages found nothing at
+        // `now`, they find nothing at `now` until `update`, `handle_frame` or a BAM start
+        // (which reset `quiet_at`), so the following polls skip them.
+        if self.quiet_at != Some(now) {
+            self.quiet_at = None;
+            if let Some(f) = self.poll_urgent(now) {
+                return Some(f);
             }
-            ClaimState::CannotClaim => {
-                if core::mem::take(&mut self.claim_requested) {
-                    return frame(PRIO_CLAIM, Pgn::ADDRESS_CLAIMED, GLOBAL, NULL, &name);
-                }
+            if !matches!(self.claim, ClaimState::Claimed(_)) || self.claim_requested {
                 return None;
             }
-            ClaimState::Claiming(a, _) | ClaimState::Claimed(a) => {
-                if core::mem::take(&mut self.claim_requested) {
-                    return frame(PRIO_CLAIM, Pgn::ADDRESS_CLAIMED, GLOBAL, a, &name);
-                }
-                if matches!(self.claim, ClaimState::Claiming(..)) {
-                    return None;
-                }
-                a
-            }
+            self.quiet_at = Some(now);
+        }
+        let ClaimState::Claimed(sa) = self.claim else {
+            return None;
+        };
+        if let Some(f) = self.poll_periodic(now, sa) {
+            return Some(f);
+        }
+        self.quiet_at = None;
+        self.poll_bam_start(now, sa)
+    }
+
+    /// Address claim, answers, the running BAM's next packet and a single-frame DM1.
+    fn poll_urgent(&mut self, now: Instant) -> Option<CanFrame> {
+        self.advance(now);
+        let sa = match self.claim {
+            ClaimState::Claimed(a) if !self.claim_requested => a,
+            _ => return self.poll_claim(now),
         };
         if let Some(f) = self.tx.pop_front() {
             return Some(f);
@@ -329,13 +368,7 @@ impl J1939Node {
                 self.bam = None;
             }
         }
-        if let Some(f) = self.poll_dm1_single(now, sa) {
-            return Some(f);
-        }
-        if let Some(f) = self.poll_periodic(now, sa) {
-            return Some(f);
-        }
-        self.poll_bam_start(now, sa)
+        self.poll_dm1_single(now, sa)
     }
 
     /// The earliest instant at which [`J1939Node::poll_transmit`] has something to send
@@ -375,12 +408,31 @@ impl J1939Node {
                 }
                 if self.telemetry.is_some() {
                     for d in self.next_due {
-                        add(d);
+                        add(Some(d));
                     }
                 }
             }
         }
         t
+    }
+
+    /// Address claim frames, and silence until the address is ours.
+    ///
+    /// Trick: out of line (`cold`), so that the per-step path keeps a small stack frame.
+    #[cold]
+    fn poll_claim(&mut self, now: Instant) -> Option<CanFrame> {
+        let name = self.config.name.to_le_bytes();
+        let requested = core::mem::take(&mut self.claim_requested);
+        let sa = match self.claim {
+            ClaimState::Pending(a) => {
+                self.claim = ClaimState::Claiming(a, now + CLAIM_WAIT);
+                a
+            }
+            ClaimState::CannotClaim if requested => NULL,
+            ClaimState::Claiming(a, _) | ClaimState::Claimed(a) if requested => a,
+            _ => return None,
+        };
+        frame(PRIO_CLAIM, Pgn::ADDRESS_CLAIMED, GLOBAL, sa, &name)
     }
 
     fn count_error(&mut self) {
@@ -393,7 +445,8 @@ impl J1939Node {
         if let ClaimState::Claiming(a, until) = self.claim {
             if now >= until {
                 self.claim = ClaimState::Claimed(a);
-                self.next_due = [Some(now); Message::SINGLE_FRAME.len()];
+                self.next_due = [now; SINGLE_FRAMES];
+                self.pass = Pass::start(now);
                 self.dm1_due = Some(now);
                 self.cells_due = Some(now);
             }
@@ -488,18 +541,10 @@ impl J1939Node {
         let from = id.source_address();
         match req.pgn {
             Pgn::DM1 => self.dm1_due = Some(now),
-            Pgn::DM2 => {
-                let mut buf = [0; MAX_DM_LEN];
-                let n = self.dtcs.dm2(&mut buf);
-                if n <= 8 {
-                    let f = buf
-                        .get(..n)
-                        .and_then(|d| frame(PRIO_DIAG, Pgn::DM2, GLOBAL, sa, d));
-                    self.push_tx(f);
-                } else {
-                    self.dm2_due = Some(now);
-                }
-            }
+            Pgn::DM2 => match self.dm_single_frame(Pgn::DM2, sa) {
+                Some(f) => self.push_tx(Some(f)),
+                None => self.dm2_due = Some(now), // multi-packet: by BAM
+            },
             Pgn::DM3 | Pgn::DM11 => {
                 if req.pgn == Pgn::DM3 {
                     self.dtcs.clear_previous();
@@ -554,44 +599,74 @@ impl J1939Node {
 
     fn poll_dm1_single(&mut self, now: Instant, sa: u8) -> Option<CanFrame> {
         let due = self.dm1_due.filter(|&d| d <= now)?;
-        let mut buf = [0; MAX_DM_LEN];
-        let n = self.dtcs.dm1(&mut buf);
-        if n > 8 {
+        // Trick: DM1 needs more than 8 bytes exactly when two or more DTCs are active, so
+        // the count decides without building the payload.
+        if self.dtcs.active_count() > 1 {
             return None; // multi-packet: started by poll_bam_start
         }
         self.dm1_due = Some(reschedule(due, now, DM1_PERIOD));
-        frame(PRIO_DIAG, Pgn::DM1, GLOBAL, sa, buf.get(..n)?)
+        self.dm_single_frame(Pgn::DM1, sa)
     }
 
+    /// The DM1 or DM2 frame, `None` when the payload needs the transport protocol.
+    ///
+    /// Trick: out of line, so that its buffer stays off the per-step path's stack frame.
+    #[inline(never)]
+    fn dm_single_frame(&self, pgn: Pgn, sa: u8) -> Option<CanFrame> {
+        let mut buf = [0; MAX_DM_LEN];
+        let n = if pgn == Pgn::DM1 {
+            self.dtcs.dm1(&mut buf)
+        } else {
+            self.dtcs.dm2(&mut buf)
+        };
+        if n > 8 {
+            return None;
+        }
+        frame(PRIO_DIAG, pgn, GLOBAL, sa, buf.get(..n)?)
+    }
+
+    /// The first message of [`Message::SINGLE_FRAME`] due at `now`, rescheduled.
     fn poll_periodic(&mut self, now: Instant, sa: u8) -> Option<CanFrame> {
         let t = self.telemetry.as_ref()?;
-        for (m, due) in Message::SINGLE_FRAME.iter().zip(self.next_due.iter_mut()) {
-            let Some(d) = due.filter(|&d| d <= now) else {
-                continue;
-            };
-            *due = Some(reschedule(d, now, Duration::from_millis(m.period_ms())));
-            return frame(m.priority(), m.pgn(), GLOBAL, sa, &m.encode(t));
+        let p = &mut self.pass;
+        if now != p.at {
+            if p.next >= SINGLE_FRAMES && now < p.earliest {
+                return None; // trick: a finished scan knows nothing is due before `earliest`
+            }
+            *p = Pass::start(now);
+        }
+        while let (Some(m), Some(due)) = (
+            Message::SINGLE_FRAME.get(p.next),
+            self.next_due.get_mut(p.next),
+        ) {
+            p.next += 1;
+            if *due <= now {
+                *due = reschedule(*due, now, Duration::from_millis(m.period_ms()));
+                p.earliest = p.earliest.min(*due);
+                return frame(m.priority(), m.pgn(), GLOBAL, sa, &m.encode(t));
+            }
+            p.earliest = p.earliest.min(*due);
         }
         None
     }
 
+    /// Trick: out of line, so that its buffers stay off the per-step path's stack frame.
+    #[inline(never)]
     fn poll_bam_start(&mut self, now: Instant, sa: u8) -> Option<CanFrame> {
         if self.bam.is_some() {
             return None;
         }
         let due = |d: Option<Instant>| d.filter(|&d| d <= now);
-        let dm1 = due(self.dm1_due);
-        let dm2 = due(self.dm2_due);
-        let cells = due(self.cells_due).filter(|_| self.telemetry.is_some());
+        let cells = self.telemetry.as_ref().and(due(self.cells_due));
         // Earliest due first; ties go to DM1, then DM2, then cells.
-        let pick = [(0u8, dm1), (1, dm2), (2, cells)]
+        let (at, kind) = [(due(self.dm1_due), 0u8), (due(self.dm2_due), 1), (cells, 2)]
             .into_iter()
-            .filter_map(|(k, d)| d.map(|d| (d, k)))
+            .filter_map(|(d, k)| Some((d?, k)))
             .min()?;
         let mut buf = [0xFF; MAX_DM_LEN];
-        let (pgn, len) = match pick.1 {
+        let (pgn, len) = match kind {
             0 => {
-                self.dm1_due = Some(reschedule(pick.0, now, DM1_PERIOD));
+                self.dm1_due = Some(reschedule(at, now, DM1_PERIOD));
                 (Pgn::DM1, self.dtcs.dm1(&mut buf))
             }
             1 => {
@@ -600,10 +675,9 @@ impl J1939Node {
             }
             _ => {
                 let period = Duration::from_millis(Message::CellVoltages.period_ms());
-                self.cells_due = Some(reschedule(pick.0, now, period));
-                let mut cells = [0; CELL_VOLTAGES_LEN];
-                encode_cell_voltages(self.telemetry.as_ref()?, &mut cells);
-                buf[..CELL_VOLTAGES_LEN].copy_from_slice(&cells);
+                self.cells_due = Some(reschedule(at, now, period));
+                let cells = buf.first_chunk_mut::<CELL_VOLTAGES_LEN>()?;
+                encode_cell_voltages(self.telemetry.as_ref()?, cells);
                 (Message::CellVoltages.pgn(), CELL_VOLTAGES_LEN)
             }
         };
@@ -824,5 +898,91 @@ mod test {
         n.handle_frame(t, &ext(0x18EF_FFF9, &good));
         assert_eq!(n.poll_command(), None);
         assert_eq!(n.stats().commands_refused, 1);
+    }
+
+    /// One step of a random drive of the node.
+    #[derive(Clone, Debug)]
+    enum Op {
+        /// New telemetry with these fault and warning bits, `ms` later.
+        Update { ms: u16, faults: u32, warnings: u32 },
+        /// A request for `pgn` (global or to the node), `ms` later.
+        Request { ms: u16, pgn: u32, global: bool },
+        /// At most `polls` calls of `poll_transmit`, `ms` later (a drain cut short, or one
+        /// at a time as a timeout-driven caller does).
+        Poll { ms: u16, polls: u8 },
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        let pgns = prop::sample::select(vec![
+            0xF090u32, 0xF095, 0xFF02, 0xFF00, 0xFECA, 0xFECB, 0xFED3, 0xEE00, 0x1234,
+        ]);
+        prop_oneof![
+            (0u16..300, 0u32..8, 0u32..8).prop_map(|(ms, faults, warnings)| Op::Update {
+                ms,
+                faults,
+                warnings
+            }),
+            (0u16..300, pgns, any::<bool>()).prop_map(|(ms, pgn, global)| Op::Request {
+                ms,
+                pgn,
+                global
+            }),
+            (0u16..1_200, 0u8..40).prop_map(|(ms, polls)| Op::Poll { ms, polls }),
+        ]
+    }
+
+    /// The first single-frame message due at `now` by a direct scan of the due times.
+    fn first_due(n: &J1939Node, now: Instant) -> Option<Message> {
+        let due = n.next_due.iter().position(|&d| d <= now)?;
+        Message::SINGLE_FRAME.get(due).copied()
+    }
+
+    proptest::proptest! {
+        /// The scan state is exact: what it skips is not due, `earliest` is the earliest
+        /// due time scanned, and every periodic frame sent is the first due one in order,
+        /// whatever the caller's pattern of updates, requests and (partial) drains.
+        #[test]
+        fn periodic_scan_matches_direct_computation(
+            ops in proptest::collection::vec(op(), 1..120)
+        ) {
+            let mut n = J1939Node::new(J1939Config::default());
+            let mut tel = Telemetry::empty(16);
+            let mut now = Instant::ZERO;
+            for op in ops {
+                match op {
+                    Op::Update { ms, faults, warnings } => {
+                        now += Duration::from_millis(ms.into());
+                        tel.faults = FaultSet::from_bits(faults);
+                        tel.warnings = FaultSet::from_bits(warnings << 3);
+                        n.update(now, &tel);
+                    }
+                    Op::Request { ms, pgn, global } => {
+                        now += Duration::from_millis(ms.into());
+                        let da = if global { 0xFF } else { 0xF3 };
+                        let b = pgn.to_le_bytes();
+                        n.handle_frame(now, &ext(0x18EA_00F9 | da << 8, &b[..3]));
+                    }
+                    Op::Poll { ms, polls } => {
+                        now += Duration::from_millis(ms.into());
+                        for _ in 0..polls {
+                            let expected = first_due(&n, now);
+                            let answer = !n.tx.is_empty(); // requested, not scheduled
+                            let Some(f) = n.poll_transmit(now) else { break };
+                            let pgn = J1939Id::try_from(f.id()).unwrap().pgn();
+                            let sent = Message::SINGLE_FRAME.into_iter().find(|m| m.pgn() == pgn);
+                            if sent.is_some() && !answer {
+                                proptest::prop_assert_eq!(sent, expected);
+                            }
+                        }
+                    }
+                }
+                let p = n.pass;
+                let scanned = n.next_due.get(..p.next).unwrap_or(&[]);
+                proptest::prop_assert!(scanned.iter().all(|&d| d > p.at));
+                let earliest = scanned.iter().min().copied();
+                proptest::prop_assert_eq!(earliest.unwrap_or(Instant::from_millis(u64::MAX)), p.earliest);
+            }
+        }
     }
 }
