@@ -40,6 +40,7 @@ use crate::protect::{
 use crate::soc::{SocEstimator, SocEvent, SocInput, StoredSoc};
 use crate::telemetry::{PowerMode, Telemetry};
 use crate::time::Instant;
+use crate::units::MilliVolts;
 
 /// Capacity of the event queue; older events are dropped (and counted) when it is full.
 pub const EVENT_QUEUE: usize = 32;
@@ -122,6 +123,8 @@ pub struct Bms {
     cfg: PackConfig,
     protection: Protection,
     limits: LimitsPlan,
+    /// No cell below this is bled: the `cell_uv` warning (or release) threshold.
+    balance_floor: MilliVolts,
     soc: SocEstimator,
     balancer: Balancer,
     switches: Switches,
@@ -155,10 +158,12 @@ impl Bms {
         telemetry.full_capacity = cfg.capacity_mah;
         let protection = Protection::new(&cfg.protection);
         let limits = LimitsPlan::of(&cfg);
+        let balance_floor = balance_floor(&cfg);
         Ok(Bms {
             cfg,
             protection,
             limits,
+            balance_floor,
             soc,
             balancer,
             switches: Switches::default(),
@@ -187,6 +192,7 @@ impl Bms {
         self.balancer.set_config(cfg.balance);
         self.protection.set_table(&cfg.protection);
         self.limits = LimitsPlan::of(&cfg);
+        self.balance_floor = balance_floor(&cfg);
         self.cfg = cfg;
         self.push(now, Event::ConfigChanged);
         Ok(())
@@ -313,9 +319,6 @@ impl Bms {
     }
 
     fn balance(&mut self, m: &Measurements, s: &Summary, d: &Decision) -> u32 {
-        let uv = self.cfg.protection.get(Fault::CellUv);
-        let uv_warning =
-            crate::units::MilliVolts::from_mv(uv.warn.unwrap_or(uv.release).max(0) as u32);
         // Never in sleep or deep sleep, nor when the user switched balancing off: the
         // balancer then sees an inhibit, so its bled-charge accounting stays true.
         let inhibit = d.mode != PowerMode::Active || !self.switches.balance;
@@ -331,7 +334,7 @@ impl Bms {
             ..BalanceInput::from_measurements(
                 m,
                 inhibit || !self.protection.faults().is_empty(),
-                uv_warning,
+                self.balance_floor,
             )
         };
         self.balancer.update(&input)
@@ -401,6 +404,12 @@ impl EventQueue {
         // Cannot fail: a slot was freed above.
         let _ = self.queue.push_back(TimedEvent { at, event });
     }
+}
+
+/// The `cell_uv` warning threshold (its release without a warning): no cell below it is bled.
+fn balance_floor(cfg: &PackConfig) -> MilliVolts {
+    let uv = cfg.protection.get(Fault::CellUv);
+    MilliVolts::from_mv(uv.warn.unwrap_or(uv.release).max(0) as u32)
 }
 
 fn transition_event(t: Transition) -> Event {

@@ -49,6 +49,13 @@ impl PowerModes {
             None
         };
         let uv = i.undervoltage && !i.charger;
+        // The usual step: awake, current flowing, no under-voltage: no timer runs, the mode
+        // stays (the general path below gives the same).
+        if self.mode == PowerMode::Active && !idle && !uv {
+            self.idle_since = None;
+            self.uv_since = None;
+            return PowerMode::Active;
+        }
         self.uv_since = if uv {
             Some(self.uv_since.unwrap_or(i.now))
         } else {
@@ -84,6 +91,68 @@ impl PowerModes {
 mod test {
     use super::*;
     use crate::time::Duration;
+    use proptest::prelude::*;
+
+    /// The general path alone, without the fast path: what `update` must equal.
+    fn reference(p: &mut PowerModes, cfg: &PowerConfig, i: PowerInput) -> PowerMode {
+        let idle =
+            i.current.unsigned_abs() < cfg.idle_current.unsigned_abs() && !i.charger && !i.acc;
+        p.idle_since = if idle {
+            Some(p.idle_since.unwrap_or(i.now))
+        } else {
+            None
+        };
+        let uv = i.undervoltage && !i.charger;
+        p.uv_since = if uv {
+            Some(p.uv_since.unwrap_or(i.now))
+        } else {
+            None
+        };
+        let elapsed = |since: Option<Instant>| since.map(|s| i.now.duration_since(s));
+        let long_uv = elapsed(p.uv_since).is_some_and(|d| d >= cfg.deep_sleep_after);
+        p.mode = match p.mode {
+            PowerMode::DeepSleep if i.acc => {
+                p.uv_since = None;
+                p.idle_since = None;
+                PowerMode::Active
+            }
+            PowerMode::DeepSleep => PowerMode::DeepSleep,
+            _ if long_uv => PowerMode::DeepSleep,
+            PowerMode::Active if elapsed(p.idle_since).is_some_and(|d| d >= cfg.sleep_after) => {
+                PowerMode::Sleep
+            }
+            PowerMode::Sleep
+                if i.current.unsigned_abs() >= cfg.wake_current.unsigned_abs()
+                    || i.charger
+                    || i.acc =>
+            {
+                PowerMode::Active
+            }
+            m => m,
+        };
+        p.mode
+    }
+
+    proptest! {
+        #[test]
+        fn update_equals_the_general_path(
+            steps in proptest::collection::vec((0u64..30, -2_000i32..2_000, any::<bool>(), any::<bool>(), any::<bool>()), 1..200),
+        ) {
+            let (mut fast, mut slow) = (PowerModes::default(), PowerModes::default());
+            let mut t = 0;
+            for (dt, ma, charger, acc, uv) in steps {
+                t += dt * 1_000;
+                let i = PowerInput {
+                    now: Instant::from_millis(t),
+                    current: MilliAmps::from_ma(ma),
+                    charger,
+                    acc,
+                    undervoltage: uv,
+                };
+                prop_assert_eq!(fast.update(&CFG, i), reference(&mut slow, &CFG, i));
+            }
+        }
+    }
 
     const CFG: PowerConfig = PowerConfig {
         idle_current: MilliAmps::from_ma(500),
