@@ -151,14 +151,23 @@ impl Summary {
             }
         }
         let plausible = |t: DeciCelsius| t >= p.temp_min && t <= p.temp_max;
+        let (mut hot, mut cold) = (
+            DeciCelsius::from_deci(i16::MIN),
+            DeciCelsius::from_deci(i16::MAX),
+        );
         for t in m.cell_temps {
             match t {
                 Some(t) if plausible(t) => {
-                    s.max_temp = Some(s.max_temp.map_or(t, |x| x.max(t)));
-                    s.min_temp = Some(s.min_temp.map_or(t, |x| x.min(t)));
+                    hot = hot.max(t);
+                    cold = cold.min(t);
                 }
                 _ => s.causes.insert(SensorCauses::TEMPERATURE),
             }
+        }
+        // Extremes kept as plain values in the loop, wrapped once.
+        if cold <= hot {
+            s.max_temp = Some(hot);
+            s.min_temp = Some(cold);
         }
         match m.mos_temp {
             Some(t) if plausible(t) => s.mos_temp = Some(t),
