@@ -370,10 +370,13 @@ impl Protection {
                 (a, b) => a.or(b),
             },
         };
-        let mut digital = [false; 3];
-        for (k, f) in cfg.outputs.functions().into_iter().enumerate() {
-            digital[k] = outputs::decide(f, &oi, self.last.digital[k]);
-        }
+        let (o, was) = (&cfg.outputs, self.last.digital);
+        // Three calls written out: no array of functions built per step.
+        let digital = [
+            outputs::decide(o.do1, &oi, was[0]),
+            outputs::decide(o.do2, &oi, was[1]),
+            outputs::decide(o.do3, &oi, was[2]),
+        ];
         self.last = Decision {
             fets,
             charge_allowed,
