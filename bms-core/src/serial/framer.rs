@@ -87,6 +87,8 @@ impl<const N: usize> Framer<N> {
         }
     }
 
+    // Out of line: one copy of the range check for all its callers.
+    #[inline(never)]
     fn data(&self) -> &[u8] {
         self.buf.get(self.head..self.tail).unwrap_or(&[])
     }
@@ -181,6 +183,8 @@ impl<const N: usize> Framer<N> {
         self.drop_front(keep);
     }
 
+    // Out of line: one copy for all its callers.
+    #[inline(never)]
     fn drop_front(&mut self, n: usize) {
         self.head = (self.head + n).min(self.tail);
         if self.head == self.tail {

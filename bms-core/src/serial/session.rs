@@ -45,7 +45,7 @@ use heapless::Deque;
 use super::auth::{Auth, AuthConfig, AuthError};
 use super::command::{legacy_command, Command};
 use super::device_info::{DeviceInfo, DEVICE_INFO_ADDR};
-use super::frame::{emit_frame, emit_raw, finish_in_place, Function, ERROR_FLAG, MAX_FRAME_LEN};
+use super::frame::{emit_raw, finish_in_place, Function, ERROR_FLAG, MAX_FRAME_LEN};
 use super::framer::{Frame, Framer};
 use super::legacy::{LegacyKind, LegacyRequest, LegacyStatusRepr, LEGACY_PASSWORD_ADDR};
 use super::registers::{lookup, ParameterAccess};
@@ -247,9 +247,10 @@ impl SerialSession {
         }
     }
 
-    fn reject(&mut self, func: Function, addr: u16, code: ErrorCode) {
+    /// Refuses a write: an error response with the `response` function.
+    fn reject(&mut self, response: Function, addr: u16, code: ErrorCode) {
         self.stats.writes_rejected = self.stats.writes_rejected.saturating_add(1);
-        let func = func.response().map_or(0, u8::from) | ERROR_FLAG;
+        let func = u8::from(response) | ERROR_FLAG;
         self.queue(Pending::Error { func, addr, code });
     }
 
@@ -262,7 +263,7 @@ impl SerialSession {
                     Err(e) => auth_code(e),
                     Ok(()) => ErrorCode::BadLength,
                 };
-                return self.reject(Function::WriteRegister, addr, code);
+                return self.reject(Function::WriteAck, addr, code);
             }
         };
         match req {
@@ -300,7 +301,7 @@ impl SerialSession {
                 }
             }
             RequestRepr::WriteRegister { addr, value } => {
-                let f = Function::WriteRegister;
+                let f = Function::WriteAck;
                 let len = value.len() as u8;
                 let mut data = [0u8; 4];
                 data[..value.len()].copy_from_slice(&value);
@@ -329,7 +330,7 @@ impl SerialSession {
                 });
             }
             RequestRepr::Control(code) => {
-                let f = Function::Control;
+                let f = Function::ControlAck;
                 let code_raw = u16::from(code);
                 if let Err(e) = self.auth.check(now) {
                     return self.reject(f, code_raw, auth_code(e));
@@ -430,34 +431,40 @@ impl SerialSession {
         params: &P,
         out: &mut [u8],
     ) -> Result<usize, super::EmitError> {
-        match p {
-            Pending::Status => StatusRepr::from_telemetry(t, &self.cfg.status).emit(out),
-            Pending::LegacyStatus => LegacyStatusRepr::from_telemetry(t).emit(out),
-            Pending::DeviceInfo => self.cfg.device_info.emit(out),
-            Pending::Ident { addr } => emit_frame(Function::Ident, addr, &self.cfg.ident, 12, out),
+        // Every short response goes through the one `emit_raw` call below.
+        let mut small = [0u8; 4];
+        let (func, addr, payload, len): (u8, u16, &[u8], u8) = match p {
+            Pending::Status => return StatusRepr::from_telemetry(t, &self.cfg.status).emit(out),
+            Pending::LegacyStatus => return LegacyStatusRepr::from_telemetry(t).emit(out),
+            Pending::DeviceInfo => return self.cfg.device_info.emit(out),
+            Pending::Ident { addr } => (u8::from(Function::Ident), addr, &self.cfg.ident, 12),
             Pending::Ack {
                 func,
                 addr,
                 data,
                 len,
             } => {
-                let n = (len as usize).min(4);
-                emit_frame(func, addr, &data[..n], len, out)
+                small = data;
+                (u8::from(func), addr, &small[..(len as usize).min(4)], len)
             }
             Pending::Error { func, addr, code } => {
-                emit_raw(func, addr, &u16::from(code).to_le_bytes(), 2, out)
+                small[..2].copy_from_slice(&u16::from(code).to_le_bytes());
+                (func, addr, &small[..2], 2)
             }
             Pending::Registers { addr, len } => match read_block(addr, len, params, out) {
-                Ok(n) => finish_in_place(u8::from(Function::Registers), addr, n, out),
-                Err(code) => emit_raw(
-                    u8::from(Function::Registers) | ERROR_FLAG,
-                    addr,
-                    &u16::from(code).to_le_bytes(),
-                    2,
-                    out,
-                ),
+                Ok(n) => return finish_in_place(u8::from(Function::Registers), addr, n, out),
+                Err(code) => {
+                    small[..2].copy_from_slice(&u16::from(code).to_le_bytes());
+                    (
+                        u8::from(Function::Registers) | ERROR_FLAG,
+                        addr,
+                        &small[..2],
+                        2,
+                    )
+                }
             },
-        }
+        };
+        emit_raw(func, addr, payload, len, out)
     }
 }
 
