@@ -212,6 +212,8 @@ impl SerialSession {
     /// Feeds received bytes; handles every request they complete, in order.
     ///
     /// Setting writes are applied through `params` here, before this returns.
+    // Out of line: compiled on its own it is smaller than inlined into a large caller.
+    #[inline(never)]
     pub fn handle_bytes<P: ParameterAccess>(&mut self, now: Instant, bytes: &[u8], params: &mut P) {
         if let (Some(gap), Some(last)) = (self.cfg.rx_gap, self.last_rx) {
             if !bytes.is_empty() && now.duration_since(last) > gap {
@@ -400,6 +402,8 @@ impl SerialSession {
     /// hold [`MAX_FRAME_LEN`] bytes; a response that does not fit is dropped (counted in
     /// [`SessionStats::dropped`]). `now` is not used yet; it is part of the signature so that
     /// response pacing can be added without changing callers.
+    // Out of line: compiled on its own it is smaller than inlined into a large caller.
+    #[inline(never)]
     #[must_use]
     pub fn poll_transmit<P: ParameterAccess>(
         &mut self,

@@ -308,6 +308,8 @@ impl StatusRepr {
     /// [`IDLE_CURRENT`]; else charge or discharge by the current's sign when |I| ≥
     /// [`IDLE_CURRENT`]; else [`BatteryStatus::Standby`] in sleep modes, [`BatteryStatus::Idle`]
     /// otherwise. MOSFET and balancer codes and the masks follow [`faults`].
+    // Out of line: compiled on its own it is smaller than inlined into a large caller.
+    #[inline(never)]
     pub fn from_telemetry(t: &Telemetry, opts: &StatusOptions) -> StatusRepr {
         let mut cells: Vec<u16, MAX_FRAME_CELLS> = Vec::new();
         for &c in t.cells().iter().take(MAX_FRAME_CELLS) {
