@@ -237,7 +237,7 @@ impl SerialSession {
                 Some(Frame::LegacyStatus(_)) | None => None,
             };
             if let Some(req) = req {
-                self.stats.frames = self.stats.frames.saturating_add(1);
+                bump(&mut self.stats.frames);
                 self.handle(now, req, params);
             }
         }
@@ -245,13 +245,15 @@ impl SerialSession {
 
     fn queue(&mut self, p: Pending) {
         if self.pending.push_back(p).is_err() {
-            self.stats.dropped = self.stats.dropped.saturating_add(1);
+            bump(&mut self.stats.dropped);
         }
     }
 
     /// Refuses a write: an error response with the `response` function.
+    // Out of line: called from nine branches.
+    #[inline(never)]
     fn reject(&mut self, response: Function, addr: u16, code: ErrorCode) {
-        self.stats.writes_rejected = self.stats.writes_rejected.saturating_add(1);
+        bump(&mut self.stats.writes_rejected);
         let func = u8::from(response) | ERROR_FLAG;
         self.queue(Pending::Error { func, addr, code });
     }
@@ -292,7 +294,7 @@ impl SerialSession {
                         });
                     }
                     Err(e) => {
-                        self.stats.auth_failures = self.stats.auth_failures.saturating_add(1);
+                        bump(&mut self.stats.auth_failures);
                         let code = auth_code(e);
                         self.queue(Pending::Error {
                             func: u8::from(Function::AuthAck) | ERROR_FLAG,
@@ -358,7 +360,7 @@ impl SerialSession {
 
     fn accept(&mut self, now: Instant) {
         self.auth.touch(now);
-        self.stats.writes_accepted = self.stats.writes_accepted.saturating_add(1);
+        bump(&mut self.stats.writes_accepted);
     }
 
     fn handle_legacy(&mut self, now: Instant, r: LegacyRequest) {
@@ -378,7 +380,7 @@ impl SerialSession {
                         self.legacy_pw_parts = 0;
                         let pw = self.legacy_pw;
                         if self.auth.attempt(now, &pw).is_err() {
-                            self.stats.auth_failures = self.stats.auth_failures.saturating_add(1);
+                            bump(&mut self.stats.auth_failures);
                         }
                     }
                     return;
@@ -388,7 +390,7 @@ impl SerialSession {
                     Some(cmd) if allowed && self.commands.push_back(cmd).is_ok() => {
                         self.accept(now)
                     }
-                    _ => self.stats.writes_rejected = self.stats.writes_rejected.saturating_add(1),
+                    _ => bump(&mut self.stats.writes_rejected),
                 }
             }
         }
@@ -416,7 +418,7 @@ impl SerialSession {
         while let Some(p) = self.pending.pop_front() {
             match self.emit(p, telemetry, params, out) {
                 Ok(n) => return Some(n),
-                Err(_) => self.stats.dropped = self.stats.dropped.saturating_add(1),
+                Err(_) => bump(&mut self.stats.dropped),
             }
         }
         None
@@ -470,6 +472,13 @@ impl SerialSession {
         };
         emit_raw(func, addr, payload, len, out)
     }
+}
+
+/// Adds one to a counter, saturating.
+// Out of line: the counters are bumped from many branches; a call is smaller at each.
+#[inline(never)]
+fn bump(counter: &mut u32) {
+    *counter = counter.saturating_add(1);
 }
 
 fn auth_code(e: AuthError) -> ErrorCode {
