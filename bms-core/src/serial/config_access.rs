@@ -182,6 +182,21 @@ mod test {
     }
 
     #[test]
+    fn every_mapped_register_is_in_the_table_once() {
+        for (i, &(reg, _, div)) in FIELDS.iter().enumerate() {
+            assert!(super::super::registers::lookup(reg).is_some(), "{reg:#x}");
+            assert!(div > 0);
+            assert!(FIELDS[..i].iter().all(|e| e.0 != reg), "{reg:#x} twice");
+        }
+        let b = bms();
+        let mapped = crate::serial::REGISTERS
+            .iter()
+            .filter(|r| ParameterAccess::read(&b, r.addr).is_ok())
+            .count();
+        assert_eq!(mapped, FIELDS.len());
+    }
+
+    #[test]
     fn valid_write_applies_and_logs() {
         let mut b = bms();
         assert_eq!(ParameterAccess::write(&mut b, 0x00, 3_620), Ok(()));

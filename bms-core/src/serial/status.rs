@@ -695,6 +695,55 @@ mod test {
         assert_eq!(r.current_da, -1);
     }
 
+    /// The 64-bit rounding the 32-bit helpers replace.
+    fn div_round_wide(v: i64, d: i64) -> i64 {
+        if v >= 0 {
+            (v + d / 2) / d
+        } else {
+            (v - d / 2) / d
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn rounding_helpers_equal_the_wide_division(v: i32, u: u32, k in 0usize..4) {
+            let d = [10, 100, 1_000, 7][k];
+            proptest::prop_assert_eq!(div_round(v, d) as i64, div_round_wide(v as i64, d as i64));
+            proptest::prop_assert_eq!(udiv_round(u, d as u32) as i64, div_round_wide(u as i64, d as i64));
+        }
+    }
+
+    #[test]
+    fn rounding_helpers_at_the_edges() {
+        for v in [
+            i32::MIN,
+            i32::MIN + 1,
+            -51,
+            -50,
+            -49,
+            -5,
+            0,
+            5,
+            49,
+            50,
+            51,
+            i32::MAX,
+        ] {
+            assert_eq!(
+                div_round(v, 100) as i64,
+                div_round_wide(v as i64, 100),
+                "{v}"
+            );
+        }
+        for u in [0, 4, 5, 49, 50, u32::MAX - 50, u32::MAX - 49, u32::MAX] {
+            assert_eq!(
+                udiv_round(u, 100) as i64,
+                div_round_wide(u as i64, 100),
+                "{u}"
+            );
+        }
+    }
+
     #[test]
     fn test_buffer_too_small() {
         let t = pack(20, 3_300, 0);
