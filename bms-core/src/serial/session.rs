@@ -117,7 +117,8 @@ pub struct SessionStats {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Request {
-    New(RequestRepr),
+    /// A request and the frame's address field (for a control frame, the raw code).
+    New(RequestRepr, u16),
     Legacy(LegacyRequest),
     OversizedWrite(u16),
 }
@@ -228,7 +229,7 @@ impl SerialSession {
             // this device's own echo.
             let req = match self.framer.push(b) {
                 Some(Frame::New(p)) => match RequestRepr::parse(&p) {
-                    Ok(r) => Some(Request::New(r)),
+                    Ok(r) => Some(Request::New(r, p.address())),
                     // A register write with more than 4 value bytes.
                     Err(DecodeError::Malformed) => Some(Request::OversizedWrite(p.address())),
                     Err(_) => None,
@@ -259,8 +260,8 @@ impl SerialSession {
     }
 
     fn handle<P: ParameterAccess>(&mut self, now: Instant, req: Request, params: &mut P) {
-        let req = match req {
-            Request::New(r) => r,
+        let (req, frame_addr) = match req {
+            Request::New(r, addr) => (r, addr),
             Request::Legacy(r) => return self.handle_legacy(now, r),
             Request::OversizedWrite(addr) => {
                 let code = match self.auth.check(now) {
@@ -335,7 +336,8 @@ impl SerialSession {
             }
             RequestRepr::Control(code) => {
                 let f = Function::ControlAck;
-                let code_raw = u16::from(code);
+                // The frame's address is the raw code: no conversion back from `ControlCode`.
+                let code_raw = frame_addr;
                 if let Err(e) = self.auth.check(now) {
                     return self.reject(f, code_raw, auth_code(e));
                 }
