@@ -518,8 +518,10 @@ impl PackConfig {
         }
         self.soc.validate().map_err(ConfigError::Soc)?;
         self.balance.validate().map_err(ConfigError::Balance)?;
-        for o in self.outputs.functions() {
-            let ok = match o {
+        // By reference: no copy of the three outputs.
+        let outputs = &self.outputs;
+        for o in [&outputs.do1, &outputs.do2, &outputs.do3] {
+            let ok = match *o {
                 OutputFunction::Heater {
                     on_below_dc,
                     off_above_dc,

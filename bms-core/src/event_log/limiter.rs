@@ -71,6 +71,8 @@ impl<const N: usize> RateLimiter<N> {
     /// Offers one occurrence. Returns the record to append now (with the count of the
     /// occurrences held back before it added to its `repeats`), or `None` when it is held
     /// back and will come out of [`poll`](Self::poll).
+    // Out of line: compiled on its own it is smaller than inlined into a large caller.
+    #[inline(never)]
     #[must_use]
     pub fn offer(&mut self, record: EventRecord) -> Option<EventRecord> {
         let now = record.time;
@@ -110,6 +112,8 @@ impl<const N: usize> RateLimiter<N> {
 
     /// A held-back summary whose window is over at `now`, if any. Call after each step and
     /// append what it returns, until it returns `None`.
+    // Out of line: compiled on its own it is smaller than inlined into a large caller.
+    #[inline(never)]
     #[must_use]
     pub fn poll(&mut self, now: Instant) -> Option<EventRecord> {
         let window = self.window;

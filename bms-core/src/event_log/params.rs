@@ -254,31 +254,20 @@ impl<const N: usize> ParamStore<N> {
         &mut self,
         flash: &mut F,
     ) -> Result<T, LoadError<F::Error>> {
-        let mut walk = Walk::new(&self.ring, false, ..);
-        let h = match walk.next(&self.ring, flash, &mut self.buf) {
-            None if self.ring.counts().valid == 0 && self.ring.counts().corrupt == 0 => {
-                return Err(LoadError::Empty)
-            }
-            None => return Err(LoadError::Corrupt),
-            Some(Err(Error::Flash(e))) => return Err(LoadError::Flash(e)),
-            Some(Err(_)) => return Err(LoadError::Corrupt),
-            Some(Ok(h)) => h,
-        };
-        let len = h.len as usize;
-        let bytes = self.buf.get(..len).ok_or(LoadError::TooLong)?;
-        if h.tag > T::VERSION {
+        let (tag, bytes) = newest(&self.ring, flash, &mut self.buf)?;
+        if tag > T::VERSION {
             return Err(LoadError::NewerVersion {
-                found: h.tag,
+                found: tag,
                 supported: T::VERSION,
             });
         }
-        if h.tag == T::VERSION {
-            if len > T::MAX_LEN {
+        if tag == T::VERSION {
+            if bytes.len() > T::MAX_LEN {
                 return Err(LoadError::TooLong);
             }
             T::decode(bytes).map_err(LoadError::Decode)
         } else {
-            T::migrate(h.tag, bytes).map_err(LoadError::Decode)
+            T::migrate(tag, bytes).map_err(LoadError::Decode)
         }
     }
 
@@ -316,4 +305,25 @@ impl<const N: usize> ParamStore<N> {
     pub fn slots_per_sector(&self) -> u32 {
         self.ring.slots_per_sector()
     }
+}
+
+/// The newest valid copy in `ring`: its version tag and its bytes, read into `buf`.
+// Generic over the flash only (not the store size or the value type): one copy in firmware.
+fn newest<'b, F: NorFlash>(
+    ring: &Ring,
+    flash: &mut F,
+    buf: &'b mut [u8],
+) -> Result<(u16, &'b [u8]), LoadError<F::Error>> {
+    let mut walk = Walk::new(ring, false, ..);
+    let h = match walk.next(ring, flash, buf) {
+        None if ring.counts().valid == 0 && ring.counts().corrupt == 0 => {
+            return Err(LoadError::Empty)
+        }
+        None => return Err(LoadError::Corrupt),
+        Some(Err(Error::Flash(e))) => return Err(LoadError::Flash(e)),
+        Some(Err(_)) => return Err(LoadError::Corrupt),
+        Some(Ok(h)) => h,
+    };
+    let bytes = buf.get(..h.len as usize).ok_or(LoadError::TooLong)?;
+    Ok((h.tag, bytes))
 }

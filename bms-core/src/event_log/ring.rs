@@ -201,45 +201,49 @@ impl Ring {
         let size = self.slot_size as usize;
         let mut buf = [0u8; CHUNK];
         let mut all_ff = true;
-        let mut header: Option<SlotHeader> = None;
+        let mut header = SlotHeader {
+            seq: 0,
+            len: 0,
+            tag: 0,
+        };
         let mut stored_crc = 0u32;
         let mut digest = CRC.digest();
         let mut bad = false;
+        // Slot offset where the body ends; stays 0 (no body bytes) once the slot is bad.
+        let mut body_end = 0usize;
         let mut off = 0usize;
         while off < size {
             let n = (size - off).min(CHUNK);
             let chunk = &mut buf[..n];
             flash.read(addr + off as u32, chunk).map_err(Error::Flash)?;
             all_ff &= chunk.iter().all(|&b| b == 0xFF);
-            let body_from = if off == 0 {
-                let h = SlotHeader {
+            if off == 0 {
+                header = SlotHeader {
                     seq: le_u32(chunk, 0),
                     len: le_u16(chunk, 4),
                     tag: le_u16(chunk, 6),
                 };
                 stored_crc = le_u32(chunk, 8);
-                if le_u32(chunk, 12) != 0 || HEADER_LEN + h.len as usize > size {
+                body_end = HEADER_LEN + header.len as usize;
+                if le_u32(chunk, 12) != 0 || body_end > size {
                     bad = true;
+                    body_end = 0;
                 }
                 digest.update(&[self.domain]);
                 digest.update(chunk.get(..8).unwrap_or(&[]));
-                header = Some(h);
-                HEADER_LEN
-            } else {
-                0
-            };
-            if let Some(h) = header.filter(|_| !bad) {
-                // Body bytes of this chunk: slot offsets [HEADER_LEN, HEADER_LEN + len).
-                let body_end = HEADER_LEN + h.len as usize;
-                let lo = off + body_from;
-                let hi = (off + n).min(body_end);
-                if lo < hi {
-                    let part = &chunk[lo - off..hi - off];
-                    digest.update(part);
-                    if let Some(out) = body_out.as_deref_mut() {
-                        match out.get_mut(lo - HEADER_LEN..hi - HEADER_LEN) {
-                            Some(dst) => dst.copy_from_slice(part),
-                            None => bad = true,
+            }
+            // Body bytes of this chunk: slot offsets [HEADER_LEN, body_end).
+            let lo = off.max(HEADER_LEN);
+            let hi = (off + n).min(body_end);
+            if lo < hi {
+                let part = &chunk[lo - off..hi - off];
+                digest.update(part);
+                if let Some(out) = body_out.as_deref_mut() {
+                    match out.get_mut(lo - HEADER_LEN..hi - HEADER_LEN) {
+                        Some(dst) => dst.copy_from_slice(part),
+                        None => {
+                            bad = true;
+                            body_end = 0;
                         }
                     }
                 }
@@ -249,11 +253,10 @@ impl Ring {
         if all_ff {
             return Ok(Slot::Empty);
         }
-        match header {
-            Some(h) if !bad && h.seq != u32::MAX && digest.finalize() == stored_crc => {
-                Ok(Slot::Valid(h))
-            }
-            _ => Ok(Slot::Corrupt),
+        if !bad && header.seq != u32::MAX && digest.finalize() == stored_crc {
+            Ok(Slot::Valid(header))
+        } else {
+            Ok(Slot::Corrupt)
         }
     }
 

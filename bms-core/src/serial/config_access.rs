@@ -30,7 +30,7 @@
 use super::registers::{ParamError, ParameterAccess};
 use crate::bms::Bms;
 use crate::config::{ConfigError, PackConfig};
-use crate::protect::{Fault, ProtectionRule};
+use crate::protect::Fault;
 use crate::time::Duration;
 use crate::units::{MilliAmpHours, MilliVolts};
 
@@ -48,85 +48,88 @@ enum Field {
     Capacity,
 }
 
-/// Wire value = config value / `div` (e.g. mA / 100 = 0.1 A).
-fn field(reg: u16) -> Option<(Field, i32)> {
+/// Every mapped register with its field and scale: wire value = config value / `div` (e.g.
+/// mA / 100 = 0.1 A; only thresholds have a `div` other than 1).
+// A table walk instead of a match: the same pairs in a third of the flash.
+const FIELDS: [(u16, Field, u16); 27] = {
     use Fault::*;
     use Field::*;
-    Some(match reg {
-        0x00 => (Trip(CellOv), 1),
-        0x02 => (Release(CellOv), 1),
-        0x08 => (Trip(PackOv), 100),
-        0x0A => (Release(PackOv), 100),
-        0x0C => (Trip(CellUv), 1),
-        0x0E => (Release(CellUv), 1),
-        0x14 => (Trip(PackUv), 100),
-        0x16 => (Release(PackUv), 100),
-        0x18 => (Trip(CellImbalance), 1),
-        0x1A => (Release(CellImbalance), 1),
-        0x20 => (Warn(CellOv), 1),
-        0x28 => (Warn(CellUv), 1),
-        0x30 => (Warn(CellImbalance), 1),
-        0x68 => (Trip(ChgOc), 100),
-        0x6A => (DelaySecs(ChgOc), 1),
-        0x6C => (Trip(DsgOc1), 100),
-        0x6E => (DelaySecs(DsgOc1), 1),
-        0x70 => (Trip(DsgOc2), 100),
-        0x72 => (DelayMillis(DsgOc2), 1),
-        0x74 => (Trip(Sc), 1_000),
-        0x76 => (DelayMicros(Sc), 1),
-        0x7C => (Warn(ChgOc), 100),
-        0x80 => (Warn(DsgOc1), 100),
-        0x8E => (BalanceStart, 1),
-        0x90 => (BalanceOn, 1),
-        0x92 => (BalanceOff, 1),
-        0xA2 => (Capacity, 1),
-        _ => return None,
-    })
+    [
+        (0x00, Trip(CellOv), 1),
+        (0x02, Release(CellOv), 1),
+        (0x08, Trip(PackOv), 100),
+        (0x0A, Release(PackOv), 100),
+        (0x0C, Trip(CellUv), 1),
+        (0x0E, Release(CellUv), 1),
+        (0x14, Trip(PackUv), 100),
+        (0x16, Release(PackUv), 100),
+        (0x18, Trip(CellImbalance), 1),
+        (0x1A, Release(CellImbalance), 1),
+        (0x20, Warn(CellOv), 1),
+        (0x28, Warn(CellUv), 1),
+        (0x30, Warn(CellImbalance), 1),
+        (0x68, Trip(ChgOc), 100),
+        (0x6A, DelaySecs(ChgOc), 1),
+        (0x6C, Trip(DsgOc1), 100),
+        (0x6E, DelaySecs(DsgOc1), 1),
+        (0x70, Trip(DsgOc2), 100),
+        (0x72, DelayMillis(DsgOc2), 1),
+        (0x74, Trip(Sc), 1_000),
+        (0x76, DelayMicros(Sc), 1),
+        (0x7C, Warn(ChgOc), 100),
+        (0x80, Warn(DsgOc1), 100),
+        (0x8E, BalanceStart, 1),
+        (0x90, BalanceOn, 1),
+        (0x92, BalanceOff, 1),
+        (0xA2, Capacity, 1),
+    ]
+};
+
+fn field(reg: u16) -> Option<(Field, i32)> {
+    FIELDS
+        .iter()
+        .find(|e| e.0 == reg)
+        .map(|&(_, f, div)| (f, i32::from(div)))
 }
 
 fn read(cfg: &PackConfig, reg: u16) -> Result<u32, ParamError> {
     let (f, div) = field(reg).ok_or(ParamError::UnknownRegister)?;
     let rule = |x: Fault| cfg.protection.get(x);
-    let raw: i64 = match f {
-        Field::Trip(x) => i64::from(rule(x).trip),
-        Field::Release(x) => i64::from(rule(x).release),
-        Field::Warn(x) => i64::from(rule(x).warn.unwrap_or(rule(x).trip)),
-        Field::DelaySecs(x) => i64::from(rule(x).delay.as_secs()),
-        Field::DelayMillis(x) => i64::from(rule(x).delay.as_millis()),
-        Field::DelayMicros(x) => i64::from(rule(x).delay.as_millis()) * 1_000,
-        Field::BalanceStart => i64::from(cfg.balance.start_voltage.as_mv()),
-        Field::BalanceOn => i64::from(cfg.balance.start_delta.as_mv()),
-        Field::BalanceOff => i64::from(cfg.balance.stop_delta.as_mv()),
-        Field::Capacity => i64::from(cfg.capacity_mah.as_mah()) * 1_000,
+    // 32-bit: thresholds are `i32` and only they are scaled down (a negative one is out of
+    // range); the two fields scaled up may overflow `u32`, which is out of range too.
+    let threshold = |v: i32| u32::try_from(v / div).ok();
+    let value = match f {
+        Field::Trip(x) => threshold(rule(x).trip),
+        Field::Release(x) => threshold(rule(x).release),
+        Field::Warn(x) => threshold(rule(x).warn.unwrap_or(rule(x).trip)),
+        Field::DelaySecs(x) => Some(rule(x).delay.as_secs()),
+        Field::DelayMillis(x) => Some(rule(x).delay.as_millis()),
+        Field::DelayMicros(x) => rule(x).delay.as_millis().checked_mul(1_000),
+        Field::BalanceStart => Some(cfg.balance.start_voltage.as_mv()),
+        Field::BalanceOn => Some(cfg.balance.start_delta.as_mv()),
+        Field::BalanceOff => Some(cfg.balance.stop_delta.as_mv()),
+        Field::Capacity => cfg.capacity_mah.as_mah().checked_mul(1_000),
     };
-    u32::try_from(raw / i64::from(div)).map_err(|_| ParamError::OutOfRange)
+    value.ok_or(ParamError::OutOfRange)
 }
 
 fn write(cfg: &mut PackConfig, reg: u16, value: u32) -> Result<(), ParamError> {
     let (f, mul) = field(reg).ok_or(ParamError::UnknownRegister)?;
-    let scaled = i64::from(value) * i64::from(mul);
-    let v = i32::try_from(scaled).map_err(|_| ParamError::OutOfRange)?;
+    // `value · mul` fits an i32 exactly when both steps do (`mul` is positive).
+    let v = i32::try_from(value)
+        .ok()
+        .and_then(|v| v.checked_mul(mul))
+        .ok_or(ParamError::OutOfRange)?;
     let mv = MilliVolts::from_mv(value);
-    let edit = |cfg: &mut PackConfig, x: Fault, g: &dyn Fn(&mut ProtectionRule)| {
-        g(cfg.protection.get_mut(x))
-    };
+    let p = &mut cfg.protection;
     match f {
-        Field::Trip(x) => edit(cfg, x, &|r| r.trip = v),
-        Field::Release(x) => edit(cfg, x, &|r| r.release = v),
-        Field::Warn(x) => edit(cfg, x, &|r| r.warn = Some(v)),
-        Field::DelaySecs(x) => {
-            let d = Duration::from_secs(value);
-            edit(cfg, x, &|r| r.delay = d)
-        }
-        Field::DelayMillis(x) => {
-            let d = Duration::from_millis(value);
-            edit(cfg, x, &|r| r.delay = d)
-        }
-        Field::DelayMicros(x) => {
-            // Software protection runs per step: round up to whole milliseconds.
-            let d = Duration::from_millis(value.div_ceil(1_000));
-            edit(cfg, x, &|r| r.delay = d)
-        }
+        Field::Trip(x) => p.get_mut(x).trip = v,
+        Field::Release(x) => p.get_mut(x).release = v,
+        Field::Warn(x) => p.get_mut(x).warn = Some(v),
+        Field::DelaySecs(x) => p.get_mut(x).delay = Duration::from_secs(value),
+        Field::DelayMillis(x) => p.get_mut(x).delay = Duration::from_millis(value),
+        // Software protection runs per step: round up to whole milliseconds.
+        Field::DelayMicros(x) => p.get_mut(x).delay = Duration::from_millis(value.div_ceil(1_000)),
         Field::BalanceStart => cfg.balance.start_voltage = mv,
         Field::BalanceOn => cfg.balance.start_delta = mv,
         Field::BalanceOff => cfg.balance.stop_delta = mv,
@@ -176,6 +179,21 @@ mod test {
             ParameterAccess::read(&b, 0x17A),
             Err(ParamError::UnknownRegister)
         );
+    }
+
+    #[test]
+    fn every_mapped_register_is_in_the_table_once() {
+        for (i, &(reg, _, div)) in FIELDS.iter().enumerate() {
+            assert!(super::super::registers::lookup(reg).is_some(), "{reg:#x}");
+            assert!(div > 0);
+            assert!(FIELDS[..i].iter().all(|e| e.0 != reg), "{reg:#x} twice");
+        }
+        let b = bms();
+        let mapped = crate::serial::REGISTERS
+            .iter()
+            .filter(|r| ParameterAccess::read(&b, r.addr).is_ok())
+            .count();
+        assert_eq!(mapped, FIELDS.len());
     }
 
     #[test]

@@ -87,6 +87,8 @@ impl<const N: usize> Framer<N> {
         }
     }
 
+    // Out of line: one copy of the range check for all its callers.
+    #[inline(never)]
     fn data(&self) -> &[u8] {
         self.buf.get(self.head..self.tail).unwrap_or(&[])
     }
@@ -125,9 +127,7 @@ impl<const N: usize> Framer<N> {
         if self.tail == N {
             if self.head == 0 {
                 // Full of one candidate that cannot complete: give up its first byte.
-                self.drop_front(1);
-                self.skipped = self.skipped.saturating_add(1);
-                self.rescan_to_start();
+                self.resync();
             }
             self.buf.copy_within(self.head..self.tail, 0);
             self.tail -= self.head;
@@ -140,17 +140,10 @@ impl<const N: usize> Framer<N> {
         loop {
             match scan(self.data(), N) {
                 Scan::NeedMore => match self.embedded_frame_start() {
-                    Some(i) => {
-                        self.skipped = self.skipped.saturating_add(i as u32);
-                        self.drop_front(i);
-                    }
+                    Some(i) => self.discard(i),
                     None => return None,
                 },
-                Scan::Invalid => {
-                    self.drop_front(1);
-                    self.skipped = self.skipped.saturating_add(1);
-                    self.rescan_to_start();
-                }
+                Scan::Invalid => self.resync(),
                 Scan::Complete(len) => {
                     self.consumed = len;
                     let b = self.data();
@@ -174,13 +167,25 @@ impl<const N: usize> Framer<N> {
         })
     }
 
-    fn rescan_to_start(&mut self) {
+    /// Gives up the first buffered byte and the bytes after it up to the next possible frame
+    /// start, counting them as skipped.
+    // Out of line: one copy for its two callers.
+    #[inline(never)]
+    fn resync(&mut self) {
+        self.discard(1);
         let b = self.data();
         let keep = b.iter().position(|&x| is_start(x)).unwrap_or(b.len());
-        self.skipped = self.skipped.saturating_add(keep as u32);
-        self.drop_front(keep);
+        self.discard(keep);
     }
 
+    /// Drops `n` bytes that start no frame, counting them as skipped.
+    fn discard(&mut self, n: usize) {
+        self.skipped = self.skipped.saturating_add(n as u32);
+        self.drop_front(n);
+    }
+
+    // Out of line: one copy for all its callers.
+    #[inline(never)]
     fn drop_front(&mut self, n: usize) {
         self.head = (self.head + n).min(self.tail);
         if self.head == self.tail {

@@ -32,7 +32,10 @@
 
 use heapless::Vec;
 
-use super::status::{celsius, div_round, sat_i32, sat_u16, sat_u32, Derived, TEMP_ABSENT};
+use super::cursor::Writer;
+use super::status::{
+    celsius, div_round, sat_u16, udiv_round, StatusOptions, StatusRepr, TEMP_ABSENT,
+};
 use super::{DecodeError, EmitError};
 use crate::telemetry::Telemetry;
 use crate::units::{MilliAmps, MilliVolts};
@@ -186,35 +189,33 @@ impl LegacyStatusRepr {
     /// [`StatusRepr::from_telemetry`](super::status::StatusRepr::from_telemetry)). The legacy
     /// frame has no fault mask: faults show only in the MOSFET status codes.
     pub fn from_telemetry(t: &Telemetry) -> LegacyStatusRepr {
-        let d = Derived::of(t);
+        // The same values as the new status frame, except where the legacy layout differs:
+        // pack voltage in 100 mV, the current not saturated to 16 bits, four temperatures.
+        let s = StatusRepr::from_telemetry(t, &StatusOptions::default());
         LegacyStatusRepr {
-            pack_voltage_dv: sat_u16(div_round(t.pack_voltage.as_mv() as i64, 100)),
-            cells: t
-                .cells()
-                .iter()
-                .map(|c| sat_u16(c.as_mv() as i64))
-                .collect(),
-            current_da: sat_i32(d.current_da),
+            pack_voltage_dv: sat_u16(udiv_round(t.pack_voltage.as_mv(), 100)),
+            cells: s.cells,
+            current_da: div_round(t.current.as_ma(), 100),
             soc_percent: t.soc.as_percent(),
-            design_capacity_uah: sat_u32(t.nominal_capacity.as_mah() as i64 * 1000),
-            remaining_uah: sat_u32(t.remaining.as_mah() as i64 * 1000),
-            cycle_capacity_mah: super::status::cycle_capacity_mah(t),
-            runtime_s: d.runtime_s,
+            design_capacity_uah: s.design_capacity_uah,
+            remaining_uah: s.remaining_uah,
+            cycle_capacity_mah: s.cycle_capacity_mah,
+            runtime_s: s.runtime_s,
             temps_c: [
-                celsius(t.mos_temp),
-                celsius(t.balance_temp),
+                s.mos_temp_c,
+                s.balancer_temp_c,
                 celsius(t.cell_temps[0]),
                 celsius(t.cell_temps[1]),
                 TEMP_ABSENT,
                 TEMP_ABSENT,
             ],
-            charge_mos: d.charge_mos,
-            discharge_mos: d.discharge_mos,
-            balancer: d.balancer,
-            power_w: sat_i32(d.power_w),
-            max_cell: (d.max.1 as u8, d.max.0),
-            min_cell: (d.min.1 as u8, d.min.0),
-            average_mv: d.average_mv,
+            charge_mos: s.charge_mos,
+            discharge_mos: s.discharge_mos,
+            balancer: s.balancer,
+            power_w: s.power_w,
+            max_cell: (s.max_cell_number as u8, s.max_cell_mv),
+            min_cell: (s.min_cell_number as u8, s.min_cell_mv),
+            average_mv: s.average_mv,
             balance_mask: t.balance_mask,
         }
     }
@@ -273,36 +274,44 @@ impl LegacyStatusRepr {
             .get_mut(..LEGACY_STATUS_LEN)
             .ok_or(EmitError::BufferTooSmall)?;
         b.fill(0);
-        fn w(b: &mut [u8], at: usize, v: &[u8]) {
-            b[at..at + v.len()].copy_from_slice(v);
+        // In offset order (see the table above); the skipped bytes stay 0.
+        let mut w = Writer::new(b);
+        w.bytes(&LEGACY_STATUS_HEADER);
+        w.be16(self.pack_voltage_dv);
+        for &c in &self.cells {
+            w.be16(c);
         }
-        w(b, 0, &LEGACY_STATUS_HEADER);
-        w(b, 4, &self.pack_voltage_dv.to_be_bytes());
-        for (i, c) in self.cells.iter().enumerate() {
-            w(b, 6 + 2 * i, &c.to_be_bytes());
+        w.skip(2 * (LEGACY_CELL_SLOTS - self.cells.len()));
+        w.be32(self.current_da as u32);
+        w.u8(self.soc_percent);
+        for v in [
+            self.design_capacity_uah,
+            self.remaining_uah,
+            self.cycle_capacity_mah,
+            self.runtime_s,
+        ] {
+            w.be32(v);
         }
-        w(b, 70, &self.current_da.to_be_bytes());
-        b[74] = self.soc_percent;
-        w(b, 75, &self.design_capacity_uah.to_be_bytes());
-        w(b, 79, &self.remaining_uah.to_be_bytes());
-        w(b, 83, &self.cycle_capacity_mah.to_be_bytes());
-        w(b, 87, &self.runtime_s.to_be_bytes());
-        for (i, t) in self.temps_c.iter().enumerate() {
-            w(b, 91 + 2 * i, &t.to_be_bytes());
+        for t in self.temps_c {
+            w.be16(t as u16);
         }
-        b[103] = self.charge_mos;
-        b[104] = self.discharge_mos;
-        b[105] = self.balancer;
-        w(b, 111, &self.power_w.to_be_bytes());
-        b[115] = self.max_cell.0;
-        w(b, 116, &self.max_cell.1.to_be_bytes());
-        b[118] = self.min_cell.0;
-        w(b, 119, &self.min_cell.1.to_be_bytes());
-        w(b, 121, &self.average_mv.to_be_bytes());
-        b[123] = self.cells.len() as u8;
-        w(b, 132, &self.balance_mask.to_be_bytes());
-        let sum = legacy_sum(&b[4..138]);
-        w(b, 138, &sum.to_be_bytes());
+        w.u8(self.charge_mos);
+        w.u8(self.discharge_mos);
+        w.u8(self.balancer);
+        w.skip(5); // tyre length, pulses per week, relay
+        w.be32(self.power_w as u32);
+        w.u8(self.max_cell.0);
+        w.be16(self.max_cell.1);
+        w.u8(self.min_cell.0);
+        w.be16(self.min_cell.1);
+        w.be16(self.average_mv);
+        w.u8(self.cells.len() as u8);
+        w.skip(8); // MOSFET voltages, comparator
+        w.be32(self.balance_mask);
+        w.skip(2); // system log
+        debug_assert_eq!(w.position(), 138);
+        let sum = legacy_sum(b.get(4..138).unwrap_or_default());
+        b[138..].copy_from_slice(&sum.to_be_bytes());
         Ok(LEGACY_STATUS_LEN)
     }
 

@@ -54,6 +54,7 @@
 pub mod auth;
 pub mod command;
 pub mod config_access;
+mod cursor;
 pub mod device_info;
 pub mod faults;
 pub mod frame;

@@ -45,7 +45,7 @@ use heapless::Deque;
 use super::auth::{Auth, AuthConfig, AuthError};
 use super::command::{legacy_command, Command};
 use super::device_info::{DeviceInfo, DEVICE_INFO_ADDR};
-use super::frame::{emit_frame, emit_raw, finish_in_place, Function, ERROR_FLAG, MAX_FRAME_LEN};
+use super::frame::{emit_raw, finish_in_place, Function, ERROR_FLAG, MAX_FRAME_LEN};
 use super::framer::{Frame, Framer};
 use super::legacy::{LegacyKind, LegacyRequest, LegacyStatusRepr, LEGACY_PASSWORD_ADDR};
 use super::registers::{lookup, ParameterAccess};
@@ -117,7 +117,8 @@ pub struct SessionStats {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Request {
-    New(RequestRepr),
+    /// A request and the frame's address field (for a control frame, the raw code).
+    New(RequestRepr, u16),
     Legacy(LegacyRequest),
     OversizedWrite(u16),
 }
@@ -212,6 +213,8 @@ impl SerialSession {
     /// Feeds received bytes; handles every request they complete, in order.
     ///
     /// Setting writes are applied through `params` here, before this returns.
+    // Out of line: compiled on its own it is smaller than inlined into a large caller.
+    #[inline(never)]
     pub fn handle_bytes<P: ParameterAccess>(&mut self, now: Instant, bytes: &[u8], params: &mut P) {
         if let (Some(gap), Some(last)) = (self.cfg.rx_gap, self.last_rx) {
             if !bytes.is_empty() && now.duration_since(last) > gap {
@@ -226,7 +229,7 @@ impl SerialSession {
             // this device's own echo.
             let req = match self.framer.push(b) {
                 Some(Frame::New(p)) => match RequestRepr::parse(&p) {
-                    Ok(r) => Some(Request::New(r)),
+                    Ok(r) => Some(Request::New(r, p.address())),
                     // A register write with more than 4 value bytes.
                     Err(DecodeError::Malformed) => Some(Request::OversizedWrite(p.address())),
                     Err(_) => None,
@@ -235,7 +238,7 @@ impl SerialSession {
                 Some(Frame::LegacyStatus(_)) | None => None,
             };
             if let Some(req) = req {
-                self.stats.frames = self.stats.frames.saturating_add(1);
+                bump(&mut self.stats.frames);
                 self.handle(now, req, params);
             }
         }
@@ -243,26 +246,29 @@ impl SerialSession {
 
     fn queue(&mut self, p: Pending) {
         if self.pending.push_back(p).is_err() {
-            self.stats.dropped = self.stats.dropped.saturating_add(1);
+            bump(&mut self.stats.dropped);
         }
     }
 
-    fn reject(&mut self, func: Function, addr: u16, code: ErrorCode) {
-        self.stats.writes_rejected = self.stats.writes_rejected.saturating_add(1);
-        let func = func.response().map_or(0, u8::from) | ERROR_FLAG;
+    /// Refuses a write: an error response with the `response` function.
+    // Out of line: called from nine branches.
+    #[inline(never)]
+    fn reject(&mut self, response: Function, addr: u16, code: ErrorCode) {
+        bump(&mut self.stats.writes_rejected);
+        let func = u8::from(response) | ERROR_FLAG;
         self.queue(Pending::Error { func, addr, code });
     }
 
     fn handle<P: ParameterAccess>(&mut self, now: Instant, req: Request, params: &mut P) {
-        let req = match req {
-            Request::New(r) => r,
+        let (req, frame_addr) = match req {
+            Request::New(r, addr) => (r, addr),
             Request::Legacy(r) => return self.handle_legacy(now, r),
             Request::OversizedWrite(addr) => {
                 let code = match self.auth.check(now) {
                     Err(e) => auth_code(e),
                     Ok(()) => ErrorCode::BadLength,
                 };
-                return self.reject(Function::WriteRegister, addr, code);
+                return self.reject(Function::WriteAck, addr, code);
             }
         };
         match req {
@@ -289,7 +295,7 @@ impl SerialSession {
                         });
                     }
                     Err(e) => {
-                        self.stats.auth_failures = self.stats.auth_failures.saturating_add(1);
+                        bump(&mut self.stats.auth_failures);
                         let code = auth_code(e);
                         self.queue(Pending::Error {
                             func: u8::from(Function::AuthAck) | ERROR_FLAG,
@@ -300,7 +306,7 @@ impl SerialSession {
                 }
             }
             RequestRepr::WriteRegister { addr, value } => {
-                let f = Function::WriteRegister;
+                let f = Function::WriteAck;
                 let len = value.len() as u8;
                 let mut data = [0u8; 4];
                 data[..value.len()].copy_from_slice(&value);
@@ -329,8 +335,9 @@ impl SerialSession {
                 });
             }
             RequestRepr::Control(code) => {
-                let f = Function::Control;
-                let code_raw = u16::from(code);
+                let f = Function::ControlAck;
+                // The frame's address is the raw code: no conversion back from `ControlCode`.
+                let code_raw = frame_addr;
                 if let Err(e) = self.auth.check(now) {
                     return self.reject(f, code_raw, auth_code(e));
                 }
@@ -355,7 +362,7 @@ impl SerialSession {
 
     fn accept(&mut self, now: Instant) {
         self.auth.touch(now);
-        self.stats.writes_accepted = self.stats.writes_accepted.saturating_add(1);
+        bump(&mut self.stats.writes_accepted);
     }
 
     fn handle_legacy(&mut self, now: Instant, r: LegacyRequest) {
@@ -375,7 +382,7 @@ impl SerialSession {
                         self.legacy_pw_parts = 0;
                         let pw = self.legacy_pw;
                         if self.auth.attempt(now, &pw).is_err() {
-                            self.stats.auth_failures = self.stats.auth_failures.saturating_add(1);
+                            bump(&mut self.stats.auth_failures);
                         }
                     }
                     return;
@@ -385,7 +392,7 @@ impl SerialSession {
                     Some(cmd) if allowed && self.commands.push_back(cmd).is_ok() => {
                         self.accept(now)
                     }
-                    _ => self.stats.writes_rejected = self.stats.writes_rejected.saturating_add(1),
+                    _ => bump(&mut self.stats.writes_rejected),
                 }
             }
         }
@@ -399,6 +406,8 @@ impl SerialSession {
     /// hold [`MAX_FRAME_LEN`] bytes; a response that does not fit is dropped (counted in
     /// [`SessionStats::dropped`]). `now` is not used yet; it is part of the signature so that
     /// response pacing can be added without changing callers.
+    // Out of line: compiled on its own it is smaller than inlined into a large caller.
+    #[inline(never)]
     #[must_use]
     pub fn poll_transmit<P: ParameterAccess>(
         &mut self,
@@ -411,7 +420,7 @@ impl SerialSession {
         while let Some(p) = self.pending.pop_front() {
             match self.emit(p, telemetry, params, out) {
                 Ok(n) => return Some(n),
-                Err(_) => self.stats.dropped = self.stats.dropped.saturating_add(1),
+                Err(_) => bump(&mut self.stats.dropped),
             }
         }
         None
@@ -430,35 +439,48 @@ impl SerialSession {
         params: &P,
         out: &mut [u8],
     ) -> Result<usize, super::EmitError> {
-        match p {
-            Pending::Status => StatusRepr::from_telemetry(t, &self.cfg.status).emit(out),
-            Pending::LegacyStatus => LegacyStatusRepr::from_telemetry(t).emit(out),
-            Pending::DeviceInfo => self.cfg.device_info.emit(out),
-            Pending::Ident { addr } => emit_frame(Function::Ident, addr, &self.cfg.ident, 12, out),
+        // Every short response goes through the one `emit_raw` call below.
+        let mut small = [0u8; 4];
+        let (func, addr, payload, len): (u8, u16, &[u8], u8) = match p {
+            Pending::Status => return StatusRepr::from_telemetry(t, &self.cfg.status).emit(out),
+            Pending::LegacyStatus => return LegacyStatusRepr::from_telemetry(t).emit(out),
+            Pending::DeviceInfo => return self.cfg.device_info.emit(out),
+            Pending::Ident { addr } => (u8::from(Function::Ident), addr, &self.cfg.ident, 12),
             Pending::Ack {
                 func,
                 addr,
                 data,
                 len,
             } => {
-                let n = (len as usize).min(4);
-                emit_frame(func, addr, &data[..n], len, out)
+                small = data;
+                (u8::from(func), addr, &small[..(len as usize).min(4)], len)
             }
             Pending::Error { func, addr, code } => {
-                emit_raw(func, addr, &u16::from(code).to_le_bytes(), 2, out)
+                small[..2].copy_from_slice(&u16::from(code).to_le_bytes());
+                (func, addr, &small[..2], 2)
             }
             Pending::Registers { addr, len } => match read_block(addr, len, params, out) {
-                Ok(n) => finish_in_place(u8::from(Function::Registers), addr, n, out),
-                Err(code) => emit_raw(
-                    u8::from(Function::Registers) | ERROR_FLAG,
-                    addr,
-                    &u16::from(code).to_le_bytes(),
-                    2,
-                    out,
-                ),
+                Ok(n) => return finish_in_place(u8::from(Function::Registers), addr, n, out),
+                Err(code) => {
+                    small[..2].copy_from_slice(&u16::from(code).to_le_bytes());
+                    (
+                        u8::from(Function::Registers) | ERROR_FLAG,
+                        addr,
+                        &small[..2],
+                        2,
+                    )
+                }
             },
-        }
+        };
+        emit_raw(func, addr, payload, len, out)
     }
+}
+
+/// Adds one to a counter, saturating.
+// Out of line: the counters are bumped from many branches; a call is smaller at each.
+#[inline(never)]
+fn bump(counter: &mut u32) {
+    *counter = counter.saturating_add(1);
 }
 
 fn auth_code(e: AuthError) -> ErrorCode {

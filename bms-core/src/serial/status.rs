@@ -51,6 +51,7 @@
 
 use heapless::Vec;
 
+use super::cursor::Writer;
 use super::faults::{self, BALANCER_ACTIVE, BALANCER_OFF, CHARGE_CODES, DISCHARGE_CODES};
 use super::frame::{finish_in_place, Function, Packet, OVERHEAD};
 use super::{DecodeError, EmitError, Error};
@@ -226,28 +227,47 @@ fn rd8(b: &[u8], at: usize) -> Result<u8, DecodeError> {
     b.get(at).copied().ok_or(DecodeError::Truncated)
 }
 
-/// Divides and rounds half away from zero.
-pub(crate) const fn div_round(v: i64, d: i64) -> i64 {
-    if v >= 0 {
-        (v + d / 2) / d
+/// `v / d` rounded half away from zero (`d > 0`), exact for every `v`.
+// 32-bit: the remainder decides the rounding, so no 64-bit division is needed.
+pub(crate) const fn div_round(v: i32, d: i32) -> i32 {
+    let (q, r) = (v / d, v % d);
+    if r.unsigned_abs() >= (d - d / 2) as u32 {
+        q + v.signum()
     } else {
-        (v - d / 2) / d
+        q
     }
 }
-pub(crate) fn sat_i16(v: i64) -> i16 {
-    v.clamp(i16::MIN as i64, i16::MAX as i64) as i16
+
+/// `v / d` rounded half up (`d > 0`), exact for every `v` (no overflow near `u32::MAX`).
+pub(crate) const fn udiv_round(v: u32, d: u32) -> u32 {
+    v / d + (v % d >= d - d / 2) as u32
 }
-pub(crate) fn sat_u16(v: i64) -> u16 {
-    v.clamp(0, u16::MAX as i64) as u16
+
+/// Saturated to `u16`.
+pub(crate) const fn sat_u16(v: u32) -> u16 {
+    if v > u16::MAX as u32 {
+        u16::MAX
+    } else {
+        v as u16
+    }
 }
-pub(crate) fn sat_u32(v: i64) -> u32 {
-    v.clamp(0, u32::MAX as i64) as u32
+
+/// A cell voltage in whole mV, saturated to the wire's `u16`.
+pub(crate) const fn mv16(v: MilliVolts) -> u16 {
+    sat_u16(v.as_mv())
 }
-pub(crate) fn sat_i32(v: i64) -> i32 {
-    v.clamp(i32::MIN as i64, i32::MAX as i64) as i32
+
+/// A capacity in µAh, saturated to the wire's `u32`.
+pub(crate) const fn uah(v: crate::units::MilliAmpHours) -> u32 {
+    v.as_mah().saturating_mul(1000)
 }
+
+/// A temperature in whole °C (rounded half away from zero), [`TEMP_ABSENT`] when unknown.
+// Out of line: one copy for the four sensors.
+#[inline(never)]
 pub(crate) fn celsius(t: Option<DeciCelsius>) -> i16 {
-    t.map_or(TEMP_ABSENT, |t| sat_i16(div_round(t.as_deci() as i64, 10)))
+    // |deci / 10| <= 3277: always an i16.
+    t.map_or(TEMP_ABSENT, |t| div_round(t.as_deci() as i32, 10) as i16)
 }
 
 /// Cycle (throughput) capacity: the mean of lifetime charged and discharged, as real devices
@@ -255,47 +275,6 @@ pub(crate) fn celsius(t: Option<DeciCelsius>) -> i16 {
 /// 21.256 Ah = ⌊(11.901 + 30.612) / 2⌋).
 pub(crate) fn cycle_capacity_mah(t: &Telemetry) -> u32 {
     ((t.total_discharged.as_mah() as u64 + t.total_charged.as_mah() as u64) / 2) as u32
-}
-
-/// Values both status layouts (new and legacy) derive from [`Telemetry`] the same way.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Derived {
-    pub discharge_mos: u8,
-    pub charge_mos: u8,
-    pub balancer: u8,
-    pub current_da: i64,
-    pub power_w: i64,
-    pub max: (u16, u16),
-    pub min: (u16, u16),
-    pub average_mv: u16,
-    pub runtime_s: u32,
-}
-
-impl Derived {
-    pub fn of(t: &Telemetry) -> Derived {
-        let cells = t.cells();
-        let (max, imax) = t.max_cell();
-        let (min, imin) = t.min_cell();
-        let sum: u64 = cells.iter().map(|c| c.as_mv() as u64).sum();
-        // Rounded down, as the real device does (52 840 mV / 16 cells -> 3302).
-        let average = sum.checked_div(cells.len() as u64).unwrap_or(0);
-        let power_uw = t.pack_voltage.as_mv() as i64 * t.current.as_ma() as i64;
-        Derived {
-            discharge_mos: faults::mos_code(t.discharge_fet, t.faults, DISCHARGE_CODES),
-            charge_mos: faults::mos_code(t.charge_fet, t.faults, CHARGE_CODES),
-            balancer: if t.balance_mask != 0 {
-                BALANCER_ACTIVE
-            } else {
-                BALANCER_OFF
-            },
-            current_da: div_round(t.current.as_ma() as i64, 100),
-            power_w: div_round(power_uw, 1_000_000),
-            max: (sat_u16(max.as_mv() as i64), (imax + 1) as u16),
-            min: (sat_u16(min.as_mv() as i64), (imin + 1) as u16),
-            average_mv: sat_u16(average as i64),
-            runtime_s: (t.now.as_millis() / 1000).min(u32::MAX as u64) as u32,
-        }
-    }
 }
 
 fn battery_status(t: &Telemetry) -> BatteryStatus {
@@ -329,15 +308,28 @@ impl StatusRepr {
     /// [`IDLE_CURRENT`]; else charge or discharge by the current's sign when |I| ≥
     /// [`IDLE_CURRENT`]; else [`BatteryStatus::Standby`] in sleep modes, [`BatteryStatus::Idle`]
     /// otherwise. MOSFET and balancer codes and the masks follow [`faults`].
+    // Out of line: compiled on its own it is smaller than inlined into a large caller.
+    #[inline(never)]
     pub fn from_telemetry(t: &Telemetry, opts: &StatusOptions) -> StatusRepr {
-        let d = Derived::of(t);
-        let cells: Vec<u16, MAX_FRAME_CELLS> = t
-            .cells()
-            .iter()
-            .take(MAX_FRAME_CELLS)
-            .map(|c| sat_u16(c.as_mv() as i64))
-            .collect();
-        let temps_c: Vec<i16, MAX_FRAME_TEMPS> = t.cell_temps.iter().map(|&x| celsius(x)).collect();
+        let mut cells: Vec<u16, MAX_FRAME_CELLS> = Vec::new();
+        for &c in t.cells().iter().take(MAX_FRAME_CELLS) {
+            // `take` bounds the count: the push cannot fail.
+            let _ = cells.push(mv16(c));
+        }
+        let temps = t.cell_temps.map(celsius);
+        // Two sensors, eight slots: cannot fail.
+        let temps_c = Vec::from_slice(&temps).unwrap_or_default();
+        let (max, imax) = t.max_cell();
+        let (min, imin) = t.min_cell();
+        let (max, min) = (mv16(max), mv16(min));
+        let sum: u64 = t.cells().iter().map(|c| c.as_mv() as u64).sum();
+        // Rounded down, as the real device does (52 840 mV / 16 cells -> 3302).
+        let average = sum.checked_div(t.cells().len() as u64).unwrap_or(0);
+        // Pack voltage × current exceeds 32 bits: the frame's one 64-bit division.
+        let power_uw = t.pack_voltage.as_mv() as i64 * t.current.as_ma() as i64;
+        let half = if power_uw >= 0 { 500_000 } else { -500_000 };
+        let power_w = (power_uw + half) / 1_000_000;
+        let (pack, load) = (t.pack_voltage.as_mv(), t.load_voltage.as_mv());
         StatusRepr {
             permissions: PERMISSIONS,
             battery_status: battery_status(t),
@@ -348,30 +340,34 @@ impl StatusRepr {
             temps_c,
             mos_temp_c: celsius(t.mos_temp),
             balancer_temp_c: celsius(t.balance_temp),
-            pack_voltage_cv: sat_u16(div_round(t.pack_voltage.as_mv() as i64, 10)),
-            current_da: sat_i16(d.current_da),
+            pack_voltage_cv: sat_u16(udiv_round(pack, 10)),
+            current_da: div_round(t.current.as_ma(), 100).clamp(i16::MIN as i32, i16::MAX as i32)
+                as i16,
             soc_percent: t.soc.as_percent() as u16,
-            soh_percent: sat_u16(div_round(t.soh.as_permille() as i64, 10)),
-            discharge_mos: d.discharge_mos,
-            charge_mos: d.charge_mos,
-            balancer: d.balancer,
+            // At most 6554: always a u16.
+            soh_percent: udiv_round(t.soh.as_permille() as u32, 10) as u16,
+            discharge_mos: faults::mos_code(t.discharge_fet, t.faults, DISCHARGE_CODES),
+            charge_mos: faults::mos_code(t.charge_fet, t.faults, CHARGE_CODES),
+            balancer: if t.balance_mask != 0 {
+                BALANCER_ACTIVE
+            } else {
+                BALANCER_OFF
+            },
             reserved: 0,
-            design_capacity_uah: sat_u32(t.nominal_capacity.as_mah() as i64 * 1000),
-            remaining_uah: sat_u32(t.remaining.as_mah() as i64 * 1000),
+            design_capacity_uah: uah(t.nominal_capacity),
+            remaining_uah: uah(t.remaining),
             cycle_capacity_mah: cycle_capacity_mah(t),
-            power_w: sat_i32(d.power_w),
-            runtime_s: d.runtime_s,
+            power_w: power_w.clamp(i32::MIN as i64, i32::MAX as i64) as i32,
+            runtime_s: (t.now.as_millis() / 1000).min(u32::MAX as u64) as u32,
             balance_mask: t.balance_mask,
-            max_cell_mv: d.max.0,
-            max_cell_number: d.max.1,
-            min_cell_mv: d.min.0,
-            min_cell_number: d.min.1,
-            delta_mv: d.max.0.saturating_sub(d.min.0),
-            average_mv: d.average_mv,
-            dsg_mos_ds_dv: sat_u16(div_round(
-                t.pack_voltage.as_mv() as i64 - t.load_voltage.as_mv() as i64,
-                100,
-            )),
+            max_cell_mv: max,
+            max_cell_number: (imax + 1) as u16,
+            min_cell_mv: min,
+            min_cell_number: (imin + 1) as u16,
+            delta_mv: max.saturating_sub(min),
+            average_mv: average.min(u16::MAX as u64) as u16,
+            // A load above the pack reads 0, as a negative value rounds to at most 0.
+            dsg_mos_ds_dv: sat_u16(pack.checked_sub(load).map_or(0, |v| udiv_round(v, 100))),
             dsg_drive_dv: 0,
             chg_drive_dv: 0,
             f40: 0,
@@ -482,52 +478,55 @@ impl StatusRepr {
     /// # Errors
     /// [`EmitError::BufferTooSmall`] when `out` is shorter than [`StatusRepr::buffer_len`].
     pub fn emit(&self, out: &mut [u8]) -> Result<usize, EmitError> {
-        let o = self.o();
-        let len = BASE_LEN + o;
-        if out.len() < OVERHEAD + len {
-            return Err(EmitError::BufferTooSmall);
+        let len = BASE_LEN + self.o();
+        let frame = out
+            .get_mut(..OVERHEAD + len)
+            .ok_or(EmitError::BufferTooSmall)?;
+        // The fields follow each other without gaps from offset 6 (see the table above).
+        let mut w = Writer::new(frame.get_mut(6..).unwrap_or_default());
+        w.bytes(&[
+            self.permissions,
+            u8::from(self.battery_status),
+            self.temps_c.len() as u8,
+            self.cells.len() as u8,
+        ]);
+        w.le64(self.protection_mask);
+        w.le64(self.warning_mask);
+        w.le64(self.reserved_mask);
+        for &c in &self.cells {
+            w.le16(c);
         }
-        let pl = &mut out[6..6 + len];
-        pl.fill(0);
-        let at = |off: usize| off - 6;
-        let f = |off: usize| off - 6 + o;
-        fn w(b: &mut [u8], at: usize, v: &[u8]) {
-            b[at..at + v.len()].copy_from_slice(v);
+        for &t in &self.temps_c {
+            w.le16(t as u16);
         }
-        pl[at(6)] = self.permissions;
-        pl[at(7)] = u8::from(self.battery_status);
-        pl[at(8)] = self.temps_c.len() as u8;
-        pl[at(9)] = self.cells.len() as u8;
-        w(pl, at(10), &self.protection_mask.to_le_bytes());
-        w(pl, at(18), &self.warning_mask.to_le_bytes());
-        w(pl, at(26), &self.reserved_mask.to_le_bytes());
-        for (i, c) in self.cells.iter().enumerate() {
-            w(pl, at(34) + 2 * i, &c.to_le_bytes());
+        let words = [
+            self.mos_temp_c as u16,
+            self.balancer_temp_c as u16,
+            self.pack_voltage_cv,
+            self.current_da as u16,
+            self.soc_percent,
+            self.soh_percent,
+        ];
+        for v in words {
+            w.le16(v);
         }
-        for (i, t) in self.temps_c.iter().enumerate() {
-            w(pl, at(34) + 2 * self.cells.len() + 2 * i, &t.to_le_bytes());
-        }
-        w(pl, f(34), &self.mos_temp_c.to_le_bytes());
-        w(pl, f(36), &self.balancer_temp_c.to_le_bytes());
-        w(pl, f(38), &self.pack_voltage_cv.to_le_bytes());
-        w(pl, f(40), &self.current_da.to_le_bytes());
-        w(pl, f(42), &self.soc_percent.to_le_bytes());
-        w(pl, f(44), &self.soh_percent.to_le_bytes());
         let (first, second) = if DISCHARGE_MOS_FIRST {
             (self.discharge_mos, self.charge_mos)
         } else {
             (self.charge_mos, self.discharge_mos)
         };
-        pl[f(46)] = first;
-        pl[f(47)] = second;
-        pl[f(48)] = self.balancer;
-        pl[f(49)] = self.reserved;
-        w(pl, f(50), &self.design_capacity_uah.to_le_bytes());
-        w(pl, f(54), &self.remaining_uah.to_le_bytes());
-        w(pl, f(58), &self.cycle_capacity_mah.to_le_bytes());
-        w(pl, f(62), &self.power_w.to_le_bytes());
-        w(pl, f(66), &self.runtime_s.to_le_bytes());
-        w(pl, f(70), &self.balance_mask.to_le_bytes());
+        w.bytes(&[first, second, self.balancer, self.reserved]);
+        let longs = [
+            self.design_capacity_uah,
+            self.remaining_uah,
+            self.cycle_capacity_mah,
+            self.power_w as u32,
+            self.runtime_s,
+            self.balance_mask,
+        ];
+        for v in longs {
+            w.le32(v);
+        }
         let words = [
             self.max_cell_mv,
             self.max_cell_number,
@@ -541,8 +540,8 @@ impl StatusRepr {
             self.f40,
             u16::from(self.battery_type),
         ];
-        for (i, v) in words.iter().enumerate() {
-            w(pl, f(74) + 2 * i, &v.to_le_bytes());
+        for v in words {
+            w.le16(v);
         }
         let longs = [
             self.total_discharged_mah,
@@ -550,9 +549,10 @@ impl StatusRepr {
             self.total_discharge_time_s,
             self.total_charge_time_s,
         ];
-        for (i, v) in longs.iter().enumerate() {
-            w(pl, f(96) + 4 * i, &v.to_le_bytes());
+        for v in longs {
+            w.le32(v);
         }
+        debug_assert_eq!(w.position(), len);
         finish_in_place(u8::from(Function::Status), 0, len, out)
     }
 
@@ -693,6 +693,55 @@ mod test {
         assert_eq!(r.battery_status, BatteryStatus::Idle);
         let r = StatusRepr::from_telemetry(&pack(16, 3_300, -50), &StatusOptions::default());
         assert_eq!(r.current_da, -1);
+    }
+
+    /// The 64-bit rounding the 32-bit helpers replace.
+    fn div_round_wide(v: i64, d: i64) -> i64 {
+        if v >= 0 {
+            (v + d / 2) / d
+        } else {
+            (v - d / 2) / d
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn rounding_helpers_equal_the_wide_division(v: i32, u: u32, k in 0usize..4) {
+            let d = [10, 100, 1_000, 7][k];
+            proptest::prop_assert_eq!(div_round(v, d) as i64, div_round_wide(v as i64, d as i64));
+            proptest::prop_assert_eq!(udiv_round(u, d as u32) as i64, div_round_wide(u as i64, d as i64));
+        }
+    }
+
+    #[test]
+    fn rounding_helpers_at_the_edges() {
+        for v in [
+            i32::MIN,
+            i32::MIN + 1,
+            -51,
+            -50,
+            -49,
+            -5,
+            0,
+            5,
+            49,
+            50,
+            51,
+            i32::MAX,
+        ] {
+            assert_eq!(
+                div_round(v, 100) as i64,
+                div_round_wide(v as i64, 100),
+                "{v}"
+            );
+        }
+        for u in [0, 4, 5, 49, 50, u32::MAX - 50, u32::MAX - 49, u32::MAX] {
+            assert_eq!(
+                udiv_round(u, 100) as i64,
+                div_round_wide(u as i64, 100),
+                "{u}"
+            );
+        }
     }
 
     #[test]
