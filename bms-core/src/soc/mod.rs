@@ -67,10 +67,13 @@ use crate::units::{
     DeciCelsius, MilliAmpHours, MilliAmpMillis, MilliAmps, MilliVolts, Permille, Soc,
 };
 
-use ocv::{fuse, ocv_at, soc_from_ocv, soc_sigma, PPM_FULL};
+use ocv::{fuse, ocv_at, sigma16, soc_from_ocv, soc_sigma, PPM_FULL};
 
 /// mA·ms in one mAh.
 const MAMS_PER_MAH: i64 = 3_600_000;
+/// mA·ms in a two-thousandth of one mAh: `charge / (full_mah * this)` is the SOC in half
+/// permille, i.e. `charge * 2000 / full_mams` without the overflow of the product.
+const HALF_PERMILLE_MAMS_PER_MAH: i64 = MAMS_PER_MAH / 2_000;
 /// Fixed-point scale of the filters: 2^20 per mV (or mA), so that a 100 ms step of a
 /// 30 s filter still moves it by the exact fraction.
 const FILTER_SHIFT: u32 = 20;
@@ -262,6 +265,62 @@ struct RestCal {
     last_refine: Instant,
 }
 
+/// `q = x / unit` (floor, `x >= 0`) for the last `x` given, with `lo = q * unit`: while `x`
+/// stays within `lo..lo + unit` the quotient is known without a division, and a step into
+/// a neighbouring interval moves it by one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Quotient {
+    q: i64,
+    lo: i64,
+}
+
+impl Quotient {
+    fn of(x: i64, unit: i64) -> Self {
+        let q = x / unit;
+        Quotient { q, lo: q * unit }
+    }
+
+    /// The quotient for `x`, exact for any `x >= 0` as long as `unit` stays the same (a
+    /// new unit needs [`of`](Self::of)).
+    fn follow(&mut self, x: i64, unit: i64) {
+        let d = x - self.lo;
+        if d >= 0 && d < unit {
+            return;
+        }
+        if d >= unit && d < 2 * unit {
+            self.q += 1;
+            self.lo += unit;
+        } else if d < 0 && d >= -unit {
+            self.q -= 1;
+            self.lo -= unit;
+        } else {
+            *self = Quotient::of(x, unit);
+        }
+    }
+}
+
+/// Everything a rest refinement's outcome depends on besides the configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct RefineKey {
+    /// SOC the cells imply, ppm.
+    mean: i64,
+    /// Uncertainty of the voltage, 1/16 mV.
+    s16: i32,
+    prior: i64,
+    prior_sigma: u32,
+    moved: i64,
+    charge: i64,
+    full_mah: u32,
+}
+
+/// The outcome of a rest refinement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Refined {
+    charge: i64,
+    sigma: u32,
+    gain: u32,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Anchor {
     /// Counted discharge and SOC (ppm) at the calibration.
@@ -281,8 +340,16 @@ pub struct SocEstimator {
     cfg: SocConfig,
     nominal_mah: u32,
     full_mah: u32,
-    /// Remaining charge, `0..=full`.
+    /// Remaining charge, `0..=full`. Written only by `set_charge`, which keeps the two
+    /// quotients below in step.
     charge: i64,
+    /// `charge / (full_mah * HALF_PERMILLE_MAMS_PER_MAH)`: the SOC in half permille. A new
+    /// `full_mah` (only in `set_full`) rebuilds it.
+    soc_half: Quotient,
+    /// `charge / MAMS_PER_MAH`: the remaining mAh.
+    remaining_mah: Quotient,
+    /// `full_mah * 1000 / nominal_mah`, capped: set with `full_mah` in `set_full`.
+    soh: Permille,
     /// Counted discharge since boot, never clamped (capacity learning).
     raw: i64,
     /// Uncertainty at the last anchor, ppm, and what has been added since.
@@ -303,6 +370,18 @@ pub struct SocEstimator {
     cells_n: usize,
     /// Filtered cell voltages, mV << FILTER_SHIFT.
     cell_filt: [i64; MAX_CELLS],
+    /// The readings of the filter's last pass.
+    filt_in: [MilliVolts; MAX_CELLS],
+    /// The largest gain with which a pass over `filt_in` moves no filter, or -1: a pass
+    /// with the same readings and a gain no larger would change nothing (a positive
+    /// difference `d` moves by `d * gain >> RECIP_SHIFT`, which is 0 for the smaller gain
+    /// too; a negative one always moves), so it is skipped. Reset by every pass that moves.
+    filt_idle_gain: i64,
+    /// The cell filter's gain (Q24) for a step of `.0` ms: recomputed when the step changes.
+    filt_gain: (i64, i64),
+    /// The last rest refinement's inputs and outcome: a pure function of the key (the
+    /// configuration is fixed), so never stale.
+    refined: Option<(RefineKey, Refined)>,
     /// A filtered cell voltage changed since the last rest refinement read them.
     filt_moved: bool,
     /// Temperature correction (1/16 mV) of the last refinement that read the cells.
@@ -329,19 +408,10 @@ fn per_ah(rate: u16, capacity_mah: u32) -> i32 {
 
 /// One step of a first-order low-pass filter with time constant `tau_ms`.
 fn approach(x: i64, target: i64, dt_ms: i64, tau_ms: i64) -> i64 {
-    // 64-bit fast path (the usual case); the same result as the i128 form below.
-    let diff = target.saturating_sub(x);
-    if let Some(step) = diff
-        .checked_mul(dt_ms)
-        .and_then(|p| p.checked_div(tau_ms.saturating_add(dt_ms).max(1)))
-    {
-        return x.saturating_add(step);
-    }
-    let step = i128::from(target.saturating_sub(x)) * i128::from(dt_ms)
-        / i128::from(tau_ms + dt_ms).max(1);
-    x.saturating_add(step.clamp(i64::MIN.into(), i64::MAX.into()) as i64)
+    x.saturating_add(mul_div(target.saturating_sub(x), dt_ms, tau_ms + dt_ms))
 }
 
+/// `a * b / c` rounded toward zero, saturated to `i64`; 0 when `c == 0`.
 fn mul_div(a: i64, b: i64, c: i64) -> i64 {
     if c == 0 {
         return 0;
@@ -358,6 +428,24 @@ fn mul_div(a: i64, b: i64, c: i64) -> i64 {
 #[inline(never)]
 fn mul_div_wide(a: i64, b: i64, c: i64) -> i64 {
     (i128::from(a) * i128::from(b) / i128::from(c)).clamp(i64::MIN.into(), i64::MAX.into()) as i64
+}
+
+/// `charge * PPM_FULL / full_mams` (floor, `charge >= 0`), reduced by 200_000 so that no
+/// capacity overflows (a capacity of 0, possible only with 1 mAh nominal, has no charge).
+fn charge_ppm(charge: i64, full_mah: u32) -> i64 {
+    charge * 5 / (i64::from(full_mah) * 18).max(1)
+}
+
+/// `ppm * full_mams / PPM_FULL` (floor) for `ppm` clamped to `0..=PPM_FULL`, reduced by
+/// 200_000 so that no capacity overflows.
+fn ppm_charge(ppm: i64, full_mah: u32) -> i64 {
+    ppm.clamp(0, PPM_FULL) * i64::from(full_mah) * 18 / 5
+}
+
+/// Whether `pred` holds for any cell; without an early exit, so that the compiler can
+/// vectorize it (the scan runs every step of a discharge within the cut-off's window).
+fn any_cell(cells: &[MilliVolts], pred: impl Fn(MilliVolts) -> bool) -> bool {
+    cells.iter().fold(false, |hit, v| hit | pred(*v))
 }
 
 impl SocEstimator {
@@ -379,7 +467,8 @@ impl SocEstimator {
         });
         let floor = cfg.deadband_min_ma.min(i32::MAX as u32 / 2) as i32;
         let deadband_ma = per_ah(cfg.deadband_ma_per_ah, nominal_mah).max(floor);
-        SocEstimator {
+        let charge = i64::from(full_mah) * MAMS_PER_MAH / 2;
+        let mut est = SocEstimator {
             deadband_ma,
             rest_ma: per_ah(cfg.rest_current_ma_per_ah, nominal_mah).max(floor / 2 * 3),
             tail_ma: per_ah(cfg.tail_current_ma_per_ah, nominal_mah).max(deadband_ma * 2),
@@ -387,7 +476,11 @@ impl SocEstimator {
             cfg,
             nominal_mah,
             full_mah,
-            charge: i64::from(full_mah) * MAMS_PER_MAH / 2,
+            charge,
+            // Both set by `set_full` below.
+            soc_half: Quotient::of(charge, 1),
+            remaining_mah: Quotient::of(charge, MAMS_PER_MAH),
+            soh: Permille::from_permille(0),
             raw: 0,
             sigma_base: PPM_FULL as u32,
             throughput: 0,
@@ -400,6 +493,10 @@ impl SocEstimator {
             rest_cal: None,
             cells_n: 0,
             cell_filt: [0; MAX_CELLS],
+            filt_in: [MilliVolts::ZERO; MAX_CELLS],
+            filt_idle_gain: -1,
+            filt_gain: (0, 0),
+            refined: None,
             filt_moved: true,
             refined_tc: None,
             cell_delta: [0; MAX_CELLS],
@@ -414,7 +511,9 @@ impl SocEstimator {
             cycle_acc: 0,
             at_rest: false,
             events: Deque::new(),
-        }
+        };
+        est.set_full(full_mah);
+        est
     }
 
     /// The configuration in use.
@@ -427,11 +526,32 @@ impl SocEstimator {
     }
 
     fn soc_ppm(&self) -> i64 {
-        mul_div(self.charge, PPM_FULL, self.full_mams())
+        charge_ppm(self.charge, self.full_mah)
+    }
+
+    /// The unit of `soc_half`, mA·ms.
+    fn soc_unit(&self) -> i64 {
+        (i64::from(self.full_mah) * HALF_PERMILLE_MAMS_PER_MAH).max(1)
     }
 
     fn set_ppm(&mut self, ppm: i64) {
-        self.charge = mul_div(ppm.clamp(0, PPM_FULL), self.full_mams(), PPM_FULL);
+        self.set_charge(ppm_charge(ppm, self.full_mah));
+    }
+
+    /// The only writer of `charge` (`0..=full_mams`): keeps the SOC and remaining-mAh
+    /// quotients in step, without a division while the charge moves less than their unit.
+    fn set_charge(&mut self, charge: i64) {
+        self.charge = charge;
+        self.soc_half.follow(charge, self.soc_unit());
+        self.remaining_mah.follow(charge, MAMS_PER_MAH);
+    }
+
+    /// The only writer of `full_mah` (`1..`): recomputes what depends on it.
+    fn set_full(&mut self, full_mah: u32) {
+        self.full_mah = full_mah;
+        self.soc_half = Quotient::of(self.charge, self.soc_unit());
+        let p = u64::from(full_mah) * 1_000 / u64::from(self.nominal_mah);
+        self.soh = Permille::from_permille(p.min(u64::from(u16::MAX)) as u16);
     }
 
     fn reanchor(&mut self, sigma: u32) {
@@ -492,10 +612,10 @@ impl SocEstimator {
         // Coulomb counting, lossless.
         let dq = i64::from(effective) * dt_ms;
         if dq != 0 {
-            self.charge = self.charge.saturating_sub(dq).clamp(0, self.full_mams());
+            self.set_charge(self.charge.saturating_sub(dq).clamp(0, self.full_mams()));
             self.raw = self.raw.saturating_add(dq);
             self.throughput = self.throughput.saturating_add(dq.saturating_abs());
-            self.active_ms += dt as u64;
+            self.active_ms = self.active_ms.saturating_add(u64::from(dt));
             if let Some(rc) = self.rest_cal.as_mut() {
                 rc.moved = rc.moved.saturating_add(dq);
             }
@@ -522,22 +642,24 @@ impl SocEstimator {
                 self.rest_cal = None;
             }
         } else if resting && self.rest_since.is_some() {
-            // One division per step: the filter gain dt / (tau + dt) as a Q24 reciprocal.
-            // Filter values and targets lie in 0..=2^36, so `diff * gain` < 2^61 fits i64.
-            let gain = (dt_ms << RECIP_SHIFT) / (CELL_FILTER_TAU_MS + dt_ms);
-            let mut moved = 0;
-            for (f, v) in self.cell_filt.iter_mut().zip(cells) {
-                let target = i64::from(v.as_mv().min(u32::from(u16::MAX))) << FILTER_SHIFT;
-                let step = ((target - *f) * gain) >> RECIP_SHIFT;
-                *f += step;
-                moved |= step;
+            // The filter gain dt / (tau + dt) as a Q24 reciprocal, divided out only when the
+            // step length changes.
+            if self.filt_gain.0 != dt_ms {
+                self.filt_gain = (dt_ms, (dt_ms << RECIP_SHIFT) / (CELL_FILTER_TAU_MS + dt_ms));
             }
-            self.filt_moved |= moved != 0;
+            let gain = self.filt_gain.1;
+            // A settled filter with the same readings has nothing to do (see `filt_idle_gain`).
+            if gain > self.filt_idle_gain || cells != &self.filt_in[..n] {
+                self.filter_cells(cells, gain);
+            }
         } else if resting {
             // The filter is read only while resting, so it is seeded when a rest starts.
             for (f, v) in self.cell_filt.iter_mut().zip(cells) {
                 *f = i64::from(v.as_mv().min(u32::from(u16::MAX))) << FILTER_SHIFT;
             }
+            // Every filter sits on its reading: no gain moves it.
+            self.filt_in[..n].copy_from_slice(cells);
+            self.filt_idle_gain = i64::MAX;
             self.filt_moved = true;
             self.rest_since = Some(now);
         } else {
@@ -562,6 +684,21 @@ impl SocEstimator {
             remaining: self.remaining(),
             at_rest: resting,
         }
+    }
+
+    /// One step of the per-cell rest filters towards `cells` with the Q24 gain `gain`.
+    fn filter_cells(&mut self, cells: &[MilliVolts], gain: i64) {
+        // Filter values and targets lie in 0..=2^36, so `diff * gain` < 2^61 fits i64.
+        let mut moved = 0;
+        for (f, v) in self.cell_filt.iter_mut().zip(cells) {
+            let target = i64::from(v.as_mv().min(u32::from(u16::MAX))) << FILTER_SHIFT;
+            let step = ((target - *f) * gain) >> RECIP_SHIFT;
+            *f += step;
+            moved |= step;
+        }
+        self.filt_moved |= moved != 0;
+        self.filt_in[..cells.len()].copy_from_slice(cells);
+        self.filt_idle_gain = if moved == 0 { gain } else { -1 };
     }
 
     // Out of line: its locals stay off the stack frame of `update` (smaller worst case).
@@ -617,7 +754,8 @@ impl SocEstimator {
             let sigma_uv = (u32::from(self.cfg.ocv_sigma_mv) + (ir_mv.unsigned_abs() as u32) / 2)
                 .saturating_mul(1_000);
             let mv16 = ocv_at(&self.cfg.ocv_mv, ppm);
-            let sigma = soc_sigma(&self.cfg.ocv_mv, mv16, sigma_uv).max(LOADED_BOOT_SIGMA_PPM);
+            let sigma =
+                soc_sigma(&self.cfg.ocv_mv, mv16, sigma16(sigma_uv)).max(LOADED_BOOT_SIGMA_PPM);
             self.reanchor(sigma);
         } else {
             self.reanchor(PPM_FULL as u32);
@@ -641,8 +779,10 @@ impl SocEstimator {
             // A poor count (booted under load, set by hand, long without an anchor) does not
             // wait for full relaxation: the relaxation term of the voltage's uncertainty
             // keeps an early reading's weight honest.
-            let quick = self.sigma_ppm() >= QUICK_REST_SIGMA_PPM && rested >= self.cfg.relax_tau_ms;
-            if rested < self.rest_time(temperature) && !quick {
+            // The cheap comparisons first: `sigma_ppm` divides.
+            if rested < self.rest_time(temperature)
+                && (rested < self.cfg.relax_tau_ms || self.sigma_ppm() < QUICK_REST_SIGMA_PPM)
+            {
                 return;
             }
             self.rest_cal = Some(RestCal {
@@ -700,20 +840,27 @@ impl SocEstimator {
             u64::from(self.cfg.ocv_temp_sigma_uv_per_k) * dt_deci.unsigned_abs() as u64 / 10;
         let sigma_uv = (u64::from(self.cfg.ocv_sigma_mv) * 1_000 + relax_uv + temp_uv)
             .min(u64::from(u32::MAX));
-        let meas_sigma = soc_sigma(
-            &self.cfg.ocv_mv,
-            ocv_at(&self.cfg.ocv_mv, mean),
-            sigma_uv as u32,
-        );
-
-        let f = fuse(rc.prior, rc.prior_sigma, mean, meas_sigma);
-        // A refinement replaces the previous one; keep it between the present SOC and the
-        // voltage's, so that no step moves the SOC away from what the cells say.
-        let target = f.soc - mul_div(rc.moved, PPM_FULL, self.full_mams());
+        let key = RefineKey {
+            mean,
+            s16: sigma16(sigma_uv as u32),
+            prior: rc.prior,
+            prior_sigma: rc.prior_sigma,
+            moved: rc.moved,
+            charge: self.charge,
+            full_mah: self.full_mah,
+        };
+        // While the rest lasts the inputs change rarely (the voltage's sigma in steps of
+        // 1/16 mV): the memo spares the table look-ups, the Kalman step and the divisions.
+        let f = match self.refined {
+            Some((k, f)) if k == key => f,
+            _ => {
+                let f = self.refine(&key);
+                self.refined = Some((key, f));
+                f
+            }
+        };
         self.last_ocv = Some(mean);
-        let now_ppm = self.soc_ppm();
-        let target = target.clamp(now_ppm.min(mean), now_ppm.max(mean));
-        self.set_ppm(target);
+        self.set_charge(f.charge);
         self.reanchor(f.sigma);
         if reuse.is_none() {
             for (d, p) in self.cell_delta.iter_mut().zip(&cell_ppm[..n]) {
@@ -738,6 +885,27 @@ impl SocEstimator {
         self.rest_cal = Some(rc);
     }
 
+    /// A rest refinement's outcome: the Kalman step from the calibration's prior, less the
+    /// charge moved since, kept between the present SOC and the voltage's, so that no step
+    /// moves the SOC away from what the cells say. It replaces the previous refinement.
+    fn refine(&self, k: &RefineKey) -> Refined {
+        let table = &self.cfg.ocv_mv;
+        let meas_sigma = soc_sigma(table, ocv_at(table, k.mean), k.s16);
+        let f = fuse(k.prior, k.prior_sigma, k.mean, meas_sigma);
+        // `moved * PPM_FULL / full_mams`, reduced by 200_000 (rounded toward zero); beyond
+        // twice the capacity the target is clamped to the same bound whatever the amount.
+        let full = i64::from(k.full_mah) * MAMS_PER_MAH;
+        let moved_ppm =
+            k.moved.clamp(-2 * full, 2 * full) * 5 / (i64::from(k.full_mah) * 18).max(1);
+        let now_ppm = charge_ppm(k.charge, k.full_mah);
+        let target = (f.soc - moved_ppm).clamp(now_ppm.min(k.mean), now_ppm.max(k.mean));
+        Refined {
+            charge: ppm_charge(target, k.full_mah),
+            sigma: f.sigma,
+            gain: f.gain,
+        }
+    }
+
     fn end_of_charge(&mut self, now: Instant, current: i32, cells: &[MilliVolts]) {
         if current < -self.tail_ma {
             self.cv_seen = true;
@@ -751,7 +919,7 @@ impl SocEstimator {
             && !self.full_latched
             && current < -self.deadband_ma
             && current >= -self.tail_ma
-            && cells.iter().any(|v| *v >= self.cfg.full_threshold());
+            && any_cell(cells, |v| v >= self.cfg.full_threshold());
         if !tapering {
             self.full_since = None;
             return;
@@ -799,7 +967,7 @@ impl SocEstimator {
         let at_cut_off = !self.empty_latched
             && current > self.deadband_ma
             && current <= self.empty_ma
-            && cells.iter().any(|v| *v <= self.cfg.empty_threshold());
+            && any_cell(cells, |v| v <= self.cfg.empty_threshold());
         if !at_cut_off {
             self.empty_since = None;
             return;
@@ -809,7 +977,7 @@ impl SocEstimator {
             return;
         }
         let before = self.soc();
-        self.charge = 0;
+        self.set_charge(0);
         self.reanchor(ANCHOR_SIGMA_PPM);
         self.rest_cal = None;
         self.empty_latched = true;
@@ -834,8 +1002,10 @@ impl SocEstimator {
         if span_ppm < PPM_FULL / 2 {
             return;
         }
-        let measured_mams = mul_div(moved_mams, PPM_FULL, span_ppm);
-        let measured = (measured_mams / MAMS_PER_MAH).clamp(0, i64::from(u32::MAX)) as u32;
+        // `moved * PPM_FULL / span / MAMS_PER_MAH` (toward zero) reduced by 200_000: for
+        // beyond 10^18 mA·ms it exceeds u32::MAX as well, hence the clamp.
+        let moved = moved_mams.clamp(-1_000_000_000_000_000_000, 1_000_000_000_000_000_000);
+        let measured = (moved * 5 / (span_ppm * 18)).clamp(0, i64::from(u32::MAX)) as u32;
         let nominal = u64::from(self.nominal_mah);
         let m = u64::from(measured);
         if m * 2 < nominal || m * 5 > nominal * 6 {
@@ -850,7 +1020,7 @@ impl SocEstimator {
         let upper = (nominal * 11 / 10).min(u64::from(u32::MAX)) as i64;
         let new = (old + step).clamp((nominal / 2) as i64, upper) as u32;
         let ppm = self.soc_ppm();
-        self.full_mah = new.max(1);
+        self.set_full(new.max(1));
         self.set_ppm(ppm);
         self.push(SocEvent::CapacityLearned {
             old: MilliAmpHours::from_mah(old as u32),
@@ -885,7 +1055,8 @@ impl SocEstimator {
 
     /// Pack state of charge (mean cell), rounded to the nearest permille.
     pub fn soc(&self) -> Soc {
-        let p = mul_div(self.charge, 2_000, self.full_mams());
+        // In half permille (0..=2000), kept by `set_charge`.
+        let p = self.soc_half.q;
         Soc::from_permille_clamped(((p + 1) / 2) as i32)
     }
 
@@ -894,43 +1065,32 @@ impl SocEstimator {
         Permille::from_permille((self.sigma_ppm() / 1_000).min(1_000) as u16)
     }
 
-    // Out of line: its 128-bit temporaries stay off the callers' frames (Cortex-M0).
-    #[inline(never)]
     fn sigma_ppm(&self) -> u32 {
+        // Each term saturates past PPM_FULL, so saturating products change nothing.
         let full = self.full_mams().max(1);
-        // 64-bit fast path (the usual case); the same result as the i128 form below.
-        let gain = self
-            .throughput
-            .checked_mul(i64::from(self.cfg.gain_sigma_permille) * 1_000)
-            .map(|x| x / full);
-        let offset = i64::try_from(self.active_ms)
-            .ok()
-            .and_then(|ms| ms.checked_mul(i64::from(self.deadband_ma)))
-            .and_then(|x| x.checked_mul(PPM_FULL))
-            .map(|x| x / full);
-        if let (Some(g), Some(o)) = (gain, offset) {
-            let sum = i64::from(self.sigma_base)
-                .saturating_add(g)
-                .saturating_add(o);
-            return sum.clamp(0, PPM_FULL) as u32;
-        }
-        let full = i128::from(full);
-        let gain =
-            i128::from(self.throughput) * i128::from(self.cfg.gain_sigma_permille) * 1_000 / full;
-        let offset =
-            i128::from(self.active_ms) * i128::from(self.deadband_ma) * i128::from(PPM_FULL) / full;
-        (i128::from(self.sigma_base) + gain + offset).clamp(0, i128::from(PPM_FULL)) as u32
+        let gain_ppm = i64::from(self.cfg.gain_sigma_permille) * 1_000;
+        let gain = mul_div(self.throughput, gain_ppm, full);
+        let active_ms = i64::try_from(self.active_ms).unwrap_or(i64::MAX);
+        let offset = mul_div(
+            active_ms.saturating_mul(i64::from(self.deadband_ma)),
+            PPM_FULL,
+            full,
+        );
+        let sum = i64::from(self.sigma_base)
+            .saturating_add(gain)
+            .saturating_add(offset);
+        sum.clamp(0, PPM_FULL) as u32
     }
 
     /// State of health: learned full capacity over nominal capacity.
     pub fn soh(&self) -> Permille {
-        let p = u64::from(self.full_mah) * 1_000 / u64::from(self.nominal_mah);
-        Permille::from_permille(p.min(u64::from(u16::MAX)) as u16)
+        self.soh
     }
 
     /// Charge left.
     pub fn remaining(&self) -> MilliAmpHours {
-        MilliAmpHours::from_mah((self.charge / MAMS_PER_MAH).clamp(0, i64::from(u32::MAX)) as u32)
+        // `charge / MAMS_PER_MAH`, kept by `set_charge`; at most `full_mah`.
+        MilliAmpHours::from_mah(self.remaining_mah.q.clamp(0, i64::from(u32::MAX)) as u32)
     }
 
     /// Charge left in the lossless accumulator unit.
