@@ -358,6 +358,8 @@ pub struct SocEstimator {
     active_ms: u64,
     /// Learned current offset, mA << FILTER_SHIFT.
     offset_fx: i64,
+    /// `offset_fx` rounded to mA: set with it (`new` and the open-path learning).
+    offset_ma: i32,
     deadband_ma: i32,
     rest_ma: i32,
     tail_ma: i32,
@@ -442,6 +444,18 @@ fn ppm_charge(ppm: i64, full_mah: u32) -> i64 {
     ppm.clamp(0, PPM_FULL) * i64::from(full_mah) * 18 / 5
 }
 
+/// A filtered current (mA << FILTER_SHIFT) rounded to mA.
+fn rounded_ma(fx: i64) -> i32 {
+    let rounded = (fx + (1 << (FILTER_SHIFT - 1))) >> FILTER_SHIFT;
+    rounded.clamp(i32::MIN.into(), i32::MAX.into()) as i32
+}
+
+/// Whether any of `a` differs from the same cell of `b`; without an early exit, so that the
+/// compiler can vectorize it (a resting pack compares every step).
+fn differ(a: &[MilliVolts], b: &[MilliVolts]) -> bool {
+    a.iter().zip(b).fold(false, |d, (x, y)| d | (x != y))
+}
+
 /// Whether `pred` holds for any cell; without an early exit, so that the compiler can
 /// vectorize it (the scan runs every step of a discharge within the cut-off's window).
 fn any_cell(cells: &[MilliVolts], pred: impl Fn(MilliVolts) -> bool) -> bool {
@@ -486,6 +500,7 @@ impl SocEstimator {
             throughput: 0,
             active_ms: 0,
             offset_fx,
+            offset_ma: rounded_ma(offset_fx),
             last: None,
             stored,
             booted: false,
@@ -597,9 +612,10 @@ impl SocEstimator {
         let corrected = if path_open {
             let target = i64::from(measured) << FILTER_SHIFT;
             self.offset_fx = approach(self.offset_fx, target, dt_ms, OFFSET_TAU_MS);
+            self.offset_ma = rounded_ma(self.offset_fx);
             0
         } else {
-            measured.saturating_sub(self.current_offset().as_ma())
+            measured.saturating_sub(self.offset_ma)
         };
         let effective = if corrected.unsigned_abs() < self.deadband_ma.unsigned_abs() {
             0
@@ -649,7 +665,7 @@ impl SocEstimator {
             }
             let gain = self.filt_gain.1;
             // A settled filter with the same readings has nothing to do (see `filt_idle_gain`).
-            if gain > self.filt_idle_gain || cells != &self.filt_in[..n] {
+            if gain > self.filt_idle_gain || differ(cells, &self.filt_in) {
                 self.filter_cells(cells, gain);
             }
         } else if resting {
@@ -1138,8 +1154,7 @@ impl SocEstimator {
 
     /// Learned current-sensor offset (subtracted from every reading).
     pub fn current_offset(&self) -> MilliAmps {
-        let rounded = (self.offset_fx + (1 << (FILTER_SHIFT - 1))) >> FILTER_SHIFT;
-        MilliAmps::from_ma(rounded.clamp(i32::MIN.into(), i32::MAX.into()) as i32)
+        MilliAmps::from_ma(self.offset_ma)
     }
 
     /// The SOC the relaxed cell voltages implied at the last rest calibration (mean of the
@@ -1174,5 +1189,192 @@ impl SocEstimator {
     /// OCV of one cell at the present SOC and 25 °C, from the table.
     pub fn expected_ocv(&self) -> MilliVolts {
         MilliVolts::from_mv((ocv_at(&self.cfg.ocv_mv, self.soc_ppm()) / 16).max(0) as u32)
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+    use proptest::prelude::*;
+    use std::vec::Vec;
+
+    /// One thing that can happen to the estimator.
+    #[derive(Clone, Debug)]
+    enum Op {
+        /// `repeat` steps `dt_ms` apart at `ma` with 16 cells around `mv`.
+        Step {
+            dt_ms: u32,
+            ma: i32,
+            mv: u32,
+            spread: u32,
+            temp: Option<i16>,
+            open: bool,
+            repeat: u16,
+        },
+        /// A CV charge tapering at the full threshold, then held there.
+        Full,
+        /// A small discharge with the cells at the empty threshold, held there.
+        Empty,
+        /// `permille` of the nominal capacity out (negative: in) at 1 C.
+        Move(i32),
+        Hold(u32),
+        SetSoc(u16),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        let step = (
+            prop_oneof![Just(100u32), 0u32..5_000, Just(u32::MAX)],
+            prop_oneof![
+                Just(0i32),
+                -3_000i32..3_000,
+                -300_000i32..300_000,
+                any::<i32>()
+            ],
+            0u32..5_000,
+            0u32..6,
+            prop::option::of(-400i16..700),
+            any::<bool>(),
+            1u16..300,
+        )
+            .prop_map(|(dt_ms, ma, mv, spread, temp, open, repeat)| Op::Step {
+                dt_ms,
+                ma,
+                mv,
+                spread,
+                temp,
+                open,
+                repeat,
+            });
+        prop_oneof![
+            8 => step,
+            2 => Just(Op::Full),
+            2 => Just(Op::Empty),
+            3 => prop_oneof![-1_100i32..1_100, 850i32..1_100, -1_100i32..-850].prop_map(Op::Move),
+            1 => (0u32..100_000).prop_map(Op::Hold),
+            1 => (0u16..=1_000).prop_map(Op::SetSoc),
+        ]
+    }
+
+    /// The steps (dt ms, mA, mV of all 16 cells) that an `Op::Full`/`Empty`/`Move` stands for.
+    fn scripted(est: &SocEstimator, op: &Op) -> Vec<(u32, i32, u32)> {
+        let full_mv = est.cfg.full_threshold().as_mv();
+        let empty_mv = est.cfg.empty_threshold().as_mv();
+        let mid_mv = u32::from(est.cfg.ocv_mv[10]);
+        let taper = -(est.deadband_ma / 2 + est.tail_ma / 2);
+        let cut_off = est.deadband_ma / 2 + est.empty_ma / 2 + 1;
+        let one_c = est.nominal_mah.min(i32::MAX as u32) as i32;
+        match *op {
+            Op::Full => core::iter::once((1_000, est.tail_ma.saturating_mul(-2), full_mv))
+                .chain((0..12).map(|_| (1_000, taper, full_mv)))
+                .collect(),
+            Op::Empty => (0..12).map(|_| (1_000, cut_off, empty_mv)).collect(),
+            Op::Move(permille) => {
+                let ma = if permille > 0 { one_c } else { -one_c };
+                (0..permille.unsigned_abs() * 60 / 1_000)
+                    .map(|_| (60_000, ma, mid_mv))
+                    .collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// Every cached value equals the direct computation from the state it caches.
+    fn check_caches(e: &SocEstimator) -> Result<(), TestCaseError> {
+        let full = i128::from(e.full_mah) * i128::from(MAMS_PER_MAH);
+        let charge = i128::from(e.charge);
+        let div = |a: i128, b: i128| if b == 0 { 0 } else { a / b };
+        let half_permille = div(charge * 2_000, full);
+        let soc = Soc::from_permille_clamped(((half_permille + 1) / 2) as i32);
+        prop_assert_eq!(e.soc(), soc);
+        let mah = (charge / i128::from(MAMS_PER_MAH)).clamp(0, u32::MAX.into()) as u32;
+        prop_assert_eq!(e.remaining(), MilliAmpHours::from_mah(mah));
+        let soh = u64::from(e.full_mah) * 1_000 / u64::from(e.nominal_mah);
+        prop_assert_eq!(e.soh().as_permille(), soh.min(u64::from(u16::MAX)) as u16);
+        prop_assert_eq!(i128::from(e.soc_ppm()), div(charge * 1_000_000, full));
+        let rounded = (i128::from(e.offset_fx) + (1 << (FILTER_SHIFT - 1))) >> FILTER_SHIFT;
+        let rounded = rounded.clamp(i32::MIN.into(), i32::MAX.into()) as i32;
+        prop_assert_eq!(e.current_offset(), MilliAmps::from_ma(rounded));
+        // The uncertainty, as the 128-bit formula gives it.
+        let f = full.max(1);
+        let gain = i128::from(e.throughput) * i128::from(e.cfg.gain_sigma_permille) * 1_000 / f;
+        let offset = i128::from(e.active_ms) * i128::from(e.deadband_ma) * 1_000_000 / f;
+        let sigma = (i128::from(e.sigma_base) + gain + offset).clamp(0, 1_000_000);
+        prop_assert_eq!(i128::from(e.sigma_ppm()), sigma);
+        // The filter's idle gain: a pass over the same readings would move nothing.
+        if e.filt_idle_gain >= 0 {
+            let g = e.filt_idle_gain.min(1 << RECIP_SHIFT);
+            for (f, v) in e.cell_filt.iter().zip(&e.filt_in[..e.cells_n]) {
+                let target = i64::from(v.as_mv().min(u32::from(u16::MAX))) << FILTER_SHIFT;
+                prop_assert_eq!(((target - f) * g) >> RECIP_SHIFT, 0);
+            }
+        }
+        // The refinement memo is what the refinement computes for its key.
+        if let Some((k, out)) = e.refined {
+            prop_assert_eq!(e.refine(&k), out);
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        /// After any sequence of steps, holds, overrides, calibrations and capacity
+        /// learning, from a stored state or not, every cached value is the direct one.
+        #[test]
+        fn caches_equal_the_direct_formulas(
+            chem in 0usize..3,
+            stored in prop::option::of((0u16..=1_000, 0u32..300_000, -3_000i32..3_000)),
+            cap in prop_oneof![Just(100_000u32), 1u32..2_000_000, Just(1), any::<u32>()],
+            ops in prop::collection::vec(op(), 1..40),
+        ) {
+            let cfg = [SocConfig::lfp(), SocConfig::nmc(), SocConfig::lto()][chem].clone();
+            let stored = stored.map(|(soc, full, offset)| StoredSoc {
+                soc: Soc::from_permille_clamped(soc.into()),
+                full_capacity: MilliAmpHours::from_mah(full),
+                cycles: 0,
+                current_offset: MilliAmps::from_ma(offset),
+            });
+            let mut e = SocEstimator::new(cfg, MilliAmpHours::from_mah(cap), stored);
+            check_caches(&e)?;
+            let mut t = 0u64;
+            for op in &ops {
+                let mut steps: Vec<(u32, i32, Vec<MilliVolts>, Option<i16>, bool)> = Vec::new();
+                match *op {
+                    Op::Step { dt_ms, ma, mv, spread, temp, open, repeat } => {
+                        let cells = (0..16)
+                            .map(|k| MilliVolts::from_mv(mv + k * 7 % (spread + 1)))
+                            .collect::<Vec<_>>();
+                        for _ in 0..repeat {
+                            steps.push((dt_ms, ma, cells.clone(), temp, open));
+                        }
+                    }
+                    Op::Hold(dt) => {
+                        t = t.saturating_add(u64::from(dt));
+                        e.hold(Instant::from_millis(t));
+                    }
+                    Op::SetSoc(p) => e.set_soc(Soc::from_permille_clamped(p.into())),
+                    _ => {
+                        for (dt, ma, mv) in scripted(&e, op) {
+                            steps.push((dt, ma, [MilliVolts::from_mv(mv); 16].to_vec(), None, false));
+                        }
+                    }
+                }
+                for (dt, ma, cells, temp, open) in &steps {
+                    t = t.saturating_add(u64::from(*dt));
+                    let out = e.update(&SocInput {
+                        now: Instant::from_millis(t),
+                        current: MilliAmps::from_ma(*ma),
+                        cells,
+                        temperature: temp.map(DeciCelsius::from_deci),
+                        current_path_open: *open,
+                    });
+                    while e.poll_event().is_some() {}
+                    prop_assert_eq!(out.soc, e.soc());
+                    prop_assert_eq!(out.remaining, e.remaining());
+                    check_caches(&e)?;
+                }
+                check_caches(&e)?;
+            }
+        }
     }
 }
