@@ -429,7 +429,14 @@ fn mul_div(a: i64, b: i64, c: i64) -> i64 {
 #[cold]
 #[inline(never)]
 fn mul_div_wide(a: i64, b: i64, c: i64) -> i64 {
-    (i128::from(a) * i128::from(b) / i128::from(c)).clamp(i64::MIN.into(), i64::MAX.into()) as i64
+    // On magnitudes: one unsigned 128-bit division is less code than the signed one.
+    let n = u128::from(a.unsigned_abs()) * u128::from(b.unsigned_abs());
+    let q = n.checked_div(u128::from(c.unsigned_abs())).unwrap_or(0);
+    if (a < 0) ^ (b < 0) ^ (c < 0) {
+        i64::try_from(q).map_or(i64::MIN, |q| -q)
+    } else {
+        i64::try_from(q).unwrap_or(i64::MAX)
+    }
 }
 
 /// `charge * PPM_FULL / full_mams` (floor, `charge >= 0`), reduced by 200_000 so that no
@@ -547,6 +554,11 @@ impl SocEstimator {
     /// The unit of `soc_half`, mA·ms.
     fn soc_unit(&self) -> i64 {
         (i64::from(self.full_mah) * HALF_PERMILLE_MAMS_PER_MAH).max(1)
+    }
+
+    /// The cells' IR drop at `current_ma` (toward zero): below 2^48 before the division.
+    fn ir_drop_mv(&self, current_ma: i64) -> i64 {
+        current_ma * i64::from(self.cfg.resistance_mohm_ah) / i64::from(self.nominal_mah)
     }
 
     fn set_ppm(&mut self, ppm: i64) {
@@ -753,11 +765,7 @@ impl SocEstimator {
             return;
         }
         // Under load, nothing stored: OCV = V + I·R, trusted only loosely.
-        let ir_mv = mul_div(
-            i64::from(corrected),
-            i64::from(self.cfg.resistance_mohm_ah),
-            i64::from(self.nominal_mah),
-        );
+        let ir_mv = self.ir_drop_mv(i64::from(corrected));
         let n = self.cells_n;
         if n > 0 {
             let mut sum = 0i64;
@@ -949,11 +957,7 @@ impl SocEstimator {
         // (100 % only if the charge voltage reaches the table's top).
         let n = cells.len().max(1) as i64;
         let mean_mv = cells.iter().map(|v| i64::from(v.as_mv())).sum::<i64>() / n;
-        let ir_mv = mul_div(
-            i64::from(current.unsigned_abs()),
-            i64::from(self.cfg.resistance_mohm_ah),
-            i64::from(self.nominal_mah),
-        );
+        let ir_mv = self.ir_drop_mv(i64::from(current.unsigned_abs()));
         let ocv16 = ((mean_mv - ir_mv) * 16).clamp(0, i64::from(i32::MAX)) as i32;
         let full_ppm = soc_from_ocv(&self.cfg.ocv_mv, ocv16);
         let before = self.soc();
@@ -1278,6 +1282,26 @@ mod test {
         }
     }
 
+    proptest! {
+        /// The 64-bit path with its 128-bit fallback is the 128-bit formula, saturated.
+        #[test]
+        fn mul_div_is_the_wide_formula(
+            a in prop_oneof![any::<i64>(), -1i64 << 40..1 << 40],
+            b in prop_oneof![any::<i64>(), -1i64 << 30..1 << 30],
+            c in any::<i64>(),
+        ) {
+            let want = if c == 0 {
+                0
+            } else {
+                (i128::from(a) * i128::from(b) / i128::from(c)).clamp(i64::MIN.into(), i64::MAX.into()) as i64
+            };
+            prop_assert_eq!(mul_div(a, b, c), want);
+        }
+    }
+
+    /// One planned update: dt ms, mA, cells, temperature, path open.
+    type Planned = (u32, i32, Vec<MilliVolts>, Option<i16>, bool);
+
     /// Every cached value equals the direct computation from the state it caches.
     fn check_caches(e: &SocEstimator) -> Result<(), TestCaseError> {
         let full = i128::from(e.full_mah) * i128::from(MAMS_PER_MAH);
@@ -1338,7 +1362,7 @@ mod test {
             check_caches(&e)?;
             let mut t = 0u64;
             for op in &ops {
-                let mut steps: Vec<(u32, i32, Vec<MilliVolts>, Option<i16>, bool)> = Vec::new();
+                let mut steps: Vec<Planned> = Vec::new();
                 match *op {
                     Op::Step { dt_ms, ma, mv, spread, temp, open, repeat } => {
                         let cells = (0..16)
