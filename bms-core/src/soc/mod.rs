@@ -348,6 +348,9 @@ pub struct SocEstimator {
     soc_half: Quotient,
     /// `charge / MAMS_PER_MAH`: the remaining mAh.
     remaining_mah: Quotient,
+    /// `soc_half` rounded to permille, and `remaining_mah`: set with them.
+    soc: Soc,
+    remaining: MilliAmpHours,
     /// `full_mah * 1000 / nominal_mah`, capped: set with `full_mah` in `set_full`.
     soh: Permille,
     /// Counted discharge since boot, never clamped (capacity learning).
@@ -429,9 +432,8 @@ fn mul_div(a: i64, b: i64, c: i64) -> i64 {
 #[cold]
 #[inline(never)]
 fn mul_div_wide(a: i64, b: i64, c: i64) -> i64 {
-    // On magnitudes: one unsigned 128-bit division is less code than the signed one.
     let n = u128::from(a.unsigned_abs()) * u128::from(b.unsigned_abs());
-    let q = n.checked_div(u128::from(c.unsigned_abs())).unwrap_or(0);
+    let q = div_wide(n, c.unsigned_abs());
     if (a < 0) ^ (b < 0) ^ (c < 0) {
         i64::try_from(q).map_or(i64::MIN, |q| -q)
     } else {
@@ -439,14 +441,38 @@ fn mul_div_wide(a: i64, b: i64, c: i64) -> i64 {
     }
 }
 
+/// `n / d` (floor, `d > 0`) saturated to `u64`, by binary long division: 32-bit targets
+/// would otherwise inline a generic 128-bit division several times this size.
+fn div_wide(n: u128, d: u64) -> u64 {
+    let (hi, lo) = ((n >> 64) as u64, n as u64);
+    if hi >= d {
+        return u64::MAX;
+    }
+    // Invariant: the remainder `r < d`; a bit shifted out of `r` means `r >= d` as well.
+    let (mut r, mut q) = (hi, 0u64);
+    for i in (0..64).rev() {
+        let carry = r >> 63;
+        r = (r << 1) | ((lo >> i) & 1);
+        q <<= 1;
+        if carry != 0 || r >= d {
+            r = r.wrapping_sub(d);
+            q |= 1;
+        }
+    }
+    q
+}
+
 /// `charge * PPM_FULL / full_mams` (floor, `charge >= 0`), reduced by 200_000 so that no
 /// capacity overflows (a capacity of 0, possible only with 1 mAh nominal, has no charge).
+// Out of line (as `ppm_charge`): one copy of the 64-bit division for all callers.
+#[inline(never)]
 fn charge_ppm(charge: i64, full_mah: u32) -> i64 {
     charge * 5 / (i64::from(full_mah) * 18).max(1)
 }
 
 /// `ppm * full_mams / PPM_FULL` (floor) for `ppm` clamped to `0..=PPM_FULL`, reduced by
 /// 200_000 so that no capacity overflows.
+#[inline(never)]
 fn ppm_charge(ppm: i64, full_mah: u32) -> i64 {
     ppm.clamp(0, PPM_FULL) * i64::from(full_mah) * 18 / 5
 }
@@ -501,6 +527,8 @@ impl SocEstimator {
             // Both set by `set_full` below.
             soc_half: Quotient::of(charge, 1),
             remaining_mah: Quotient::of(charge, MAMS_PER_MAH),
+            soc: Soc::EMPTY,
+            remaining: MilliAmpHours::from_mah(0),
             soh: Permille::from_permille(0),
             raw: 0,
             sigma_base: PPM_FULL as u32,
@@ -571,12 +599,21 @@ impl SocEstimator {
         self.charge = charge;
         self.soc_half.follow(charge, self.soc_unit());
         self.remaining_mah.follow(charge, MAMS_PER_MAH);
+        self.round_quotients();
+    }
+
+    /// `soc` and `remaining` from the quotients (`0..=2000` half permille, `0..=full_mah`).
+    fn round_quotients(&mut self) {
+        self.soc = Soc::from_permille_clamped(((self.soc_half.q + 1) / 2) as i32);
+        let mah = self.remaining_mah.q.clamp(0, i64::from(u32::MAX));
+        self.remaining = MilliAmpHours::from_mah(mah as u32);
     }
 
     /// The only writer of `full_mah` (`1..`): recomputes what depends on it.
     fn set_full(&mut self, full_mah: u32) {
         self.full_mah = full_mah;
         self.soc_half = Quotient::of(self.charge, self.soc_unit());
+        self.round_quotients();
         let p = u64::from(full_mah) * 1_000 / u64::from(self.nominal_mah);
         self.soh = Permille::from_permille(p.min(u64::from(u16::MAX)) as u16);
     }
@@ -587,6 +624,8 @@ impl SocEstimator {
         self.active_ms = 0;
     }
 
+    // Out of line: one copy for the eight places that log an event.
+    #[inline(never)]
     fn push(&mut self, e: SocEvent) {
         if self.events.is_full() {
             self.events.pop_front();
@@ -1075,9 +1114,8 @@ impl SocEstimator {
 
     /// Pack state of charge (mean cell), rounded to the nearest permille.
     pub fn soc(&self) -> Soc {
-        // In half permille (0..=2000), kept by `set_charge`.
-        let p = self.soc_half.q;
-        Soc::from_permille_clamped(((p + 1) / 2) as i32)
+        // Kept by `set_charge` and `set_full`.
+        self.soc
     }
 
     /// One-sigma uncertainty of [`soc`](Self::soc), permille.
@@ -1110,7 +1148,7 @@ impl SocEstimator {
     /// Charge left.
     pub fn remaining(&self) -> MilliAmpHours {
         // `charge / MAMS_PER_MAH`, kept by `set_charge`; at most `full_mah`.
-        MilliAmpHours::from_mah(self.remaining_mah.q.clamp(0, i64::from(u32::MAX)) as u32)
+        self.remaining
     }
 
     /// Charge left in the lossless accumulator unit.

@@ -94,9 +94,9 @@ pub(crate) struct Fused {
     pub gain: u32,
 }
 
-/// A prior sigma beyond this (ppm) gives the same result as this: the gain is then
-/// 999_999 ppm and the posterior sigma `meas_sigma - 1` whatever the prior (`p >= 2^62`
-/// against `r <= 10^12`), and the variances stay within 63 bits.
+/// From this prior sigma (ppm) on, the prior is as good as unknown: with `p >= 2^62`
+/// against `r <= 10^12` the gain is exactly 999_999 ppm and the posterior sigma exactly
+/// `meas_sigma - 1`. Below it the variances stay within 62 bits.
 const PRIOR_SIGMA_CAP: u32 = 1 << 31;
 
 /// Weighs a measured SOC (`meas`, `meas_sigma`) against the prior (`prior`, `prior_sigma`)
@@ -114,8 +114,18 @@ const PRIOR_SIGMA_CAP: u32 = 1 << 31;
 pub(crate) fn fuse(prior: i64, prior_sigma: u32, meas: i64, meas_sigma: u32) -> Fused {
     let prior = prior.clamp(0, PPM_FULL);
     let innov = meas.clamp(0, PPM_FULL) - prior;
-    let ps = u64::from(prior_sigma.min(PRIOR_SIGMA_CAP));
     let ms = u64::from(meas_sigma.clamp(1, PPM_FULL as u32));
+    let full = PPM_FULL as u64;
+    if prior_sigma >= PRIOR_SIGMA_CAP {
+        // Nothing known (a boot without a stored SOC): see PRIOR_SIGMA_CAP.
+        let gain = PPM_FULL - 1;
+        return Fused {
+            soc: (prior + innov * gain / PPM_FULL).clamp(0, PPM_FULL),
+            sigma: (ms - 1) as u32,
+            gain: gain as u32,
+        };
+    }
+    let ps = u64::from(prior_sigma);
     // p < 2^62, r and innov2 <= 10^12 < 2^40.
     let (p, r) = (ps * ps, ms * ms);
     let innov2 = innov.unsigned_abs() * innov.unsigned_abs();
@@ -127,10 +137,15 @@ pub(crate) fn fuse(prior: i64, prior_sigma: u32, meas: i64, meas_sigma: u32) -> 
     };
     let sum = p + r;
     // floor(p * 10^6 / sum) written as 10^6 - ceil(r * 10^6 / sum): r * 10^6 < 2^60.
-    let full = PPM_FULL as u64;
     let gain = full - (r * full).div_ceil(sum);
     let soc = prior + innov * gain as i64 / PPM_FULL;
-    let post_var = super::mul_div(p as i64, r as i64, sum as i64) as u64;
+    // floor(p * r / sum) is m - ceil(m^2 / sum) for m either of p and r: with the smaller
+    // one, 64 bits do unless both sigmas exceed 65_535 ppm.
+    let m = p.min(r);
+    let post_var = match m.checked_mul(m) {
+        Some(mm) => m - mm.div_ceil(sum),
+        None => super::mul_div(p as i64, r as i64, sum as i64) as u64,
+    };
     Fused {
         soc: soc.clamp(0, PPM_FULL),
         sigma: isqrt(post_var).min(full) as u32,
