@@ -417,6 +417,8 @@ fn approach(x: i64, target: i64, dt_ms: i64, tau_ms: i64) -> i64 {
 }
 
 /// `a * b / c` rounded toward zero, saturated to `i64`; 0 when `c == 0`.
+// Out of line: one copy of the 64-bit overflow check, which is long code on 32-bit targets.
+#[inline(never)]
 fn mul_div(a: i64, b: i64, c: i64) -> i64 {
     if c == 0 {
         return 0;
@@ -899,8 +901,10 @@ impl SocEstimator {
         let tau = u64::from(self.cfg.relax_tau_ms.as_millis()).max(1);
         let relax_uv = u64::from(self.cfg.relax_sigma_mv) * 1_000 * tau
             / (tau + u64::from(rested.as_millis()));
+        // In 32 bits: at most 65_535 * 33_018 (a 64-bit division by a constant is long code
+        // on 32-bit targets).
         let temp_uv =
-            u64::from(self.cfg.ocv_temp_sigma_uv_per_k) * dt_deci.unsigned_abs() as u64 / 10;
+            u64::from(u32::from(self.cfg.ocv_temp_sigma_uv_per_k) * dt_deci.unsigned_abs() / 10);
         let sigma_uv = (u64::from(self.cfg.ocv_sigma_mv) * 1_000 + relax_uv + temp_uv)
             .min(u64::from(u32::MAX));
         let key = RefineKey {
@@ -1074,10 +1078,13 @@ impl SocEstimator {
             return;
         }
         let old = i64::from(self.full_mah);
-        let step_limit = (nominal / 20) as i64;
+        // 32-bit divisions: a 64-bit one by a constant is long code on 32-bit targets.
+        let n32 = self.nominal_mah;
+        let step_limit = i64::from(n32 / 20);
         let step = ((i64::from(measured) - old) / 4).clamp(-step_limit, step_limit);
-        let upper = (nominal * 11 / 10).min(u64::from(u32::MAX)) as i64;
-        let new = (old + step).clamp((nominal / 2) as i64, upper) as u32;
+        // nominal * 11 / 10, exactly.
+        let upper = (nominal + u64::from(n32 / 10)).min(u64::from(u32::MAX)) as i64;
+        let new = (old + step).clamp(i64::from(n32 / 2), upper) as u32;
         let ppm = self.soc_ppm();
         self.set_full(new.max(1));
         self.set_ppm(ppm);
