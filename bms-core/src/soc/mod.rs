@@ -127,6 +127,7 @@ impl<'a> SocInput<'a> {
     /// assert_eq!(input.cells.len(), 16);
     /// assert_eq!(input.temperature.map(|t| t.as_deci()), Some(250));
     /// ```
+    #[inline]
     pub fn from_measurements(m: &'a Measurements, current_path_open: bool) -> Option<Self> {
         let current = m.current?;
         let cells = if m.afe_ok { m.cells() } else { &[] };
@@ -281,11 +282,11 @@ impl Quotient {
     }
 
     /// The quotient for `x`, exact for any `x >= 0` as long as `unit` stays the same (a
-    /// new unit needs [`of`](Self::of)).
-    fn follow(&mut self, x: i64, unit: i64) {
+    /// new unit needs [`of`](Self::of)); `true` if it changed.
+    fn follow(&mut self, x: i64, unit: i64) -> bool {
         let d = x - self.lo;
         if d >= 0 && d < unit {
-            return;
+            return false;
         }
         if d >= unit && d < 2 * unit {
             self.q += 1;
@@ -296,6 +297,7 @@ impl Quotient {
         } else {
             *self = Quotient::of(x, unit);
         }
+        true
     }
 }
 
@@ -599,9 +601,10 @@ impl SocEstimator {
     /// quotients in step, without a division while the charge moves less than their unit.
     fn set_charge(&mut self, charge: i64) {
         self.charge = charge;
-        self.soc_half.follow(charge, self.soc_unit());
-        self.remaining_mah.follow(charge, MAMS_PER_MAH);
-        self.round_quotients();
+        let soc_moved = self.soc_half.follow(charge, self.soc_unit());
+        if self.remaining_mah.follow(charge, MAMS_PER_MAH) | soc_moved {
+            self.round_quotients();
+        }
     }
 
     /// `soc` and `remaining` from the quotients (`0..=2000` half permille, `0..=full_mah`).
