@@ -874,9 +874,10 @@ impl SocEstimator {
         // Temperature: reference the reading to 25 °C and widen its uncertainty.
         let t_deci = temperature.map_or(250, |t| i32::from(t.as_deci()));
         let dt_deci = t_deci - 250;
-        let tc_x16 = (i64::from(self.cfg.ocv_temp_coeff_uv_per_k) * i64::from(dt_deci) * 16
-            / 10_000)
-            .clamp(-(1 << 20), 1 << 20) as i32;
+        // µV/K * K/10 * 16 / 1000 = coeff * dt_deci / 625: in 32 bits (at most 32_768 *
+        // 33_018 before the division).
+        let tc_x16 = (i32::from(self.cfg.ocv_temp_coeff_uv_per_k) * dt_deci / 625)
+            .clamp(-(1 << 20), 1 << 20);
 
         let n = self.cells_n;
         let mut cell_ppm = [0i64; MAX_CELLS];

@@ -116,39 +116,35 @@ pub(crate) fn fuse(prior: i64, prior_sigma: u32, meas: i64, meas_sigma: u32) -> 
     let innov = meas.clamp(0, PPM_FULL) - prior;
     let ms = u64::from(meas_sigma.clamp(1, PPM_FULL as u32));
     let full = PPM_FULL as u64;
-    if prior_sigma >= PRIOR_SIGMA_CAP {
+    let (gain, sigma) = if prior_sigma >= PRIOR_SIGMA_CAP {
         // Nothing known (a boot without a stored SOC): see PRIOR_SIGMA_CAP.
-        let gain = PPM_FULL - 1;
-        return Fused {
-            soc: (prior + innov * gain / PPM_FULL).clamp(0, PPM_FULL),
-            sigma: (ms - 1) as u32,
-            gain: gain as u32,
-        };
-    }
-    let ps = u64::from(prior_sigma);
-    // p < 2^62, r and innov2 <= 10^12 < 2^40.
-    let (p, r) = (ps * ps, ms * ms);
-    let innov2 = innov.unsigned_abs() * innov.unsigned_abs();
-    // Saturating: beyond 2^64 the bound is above any innov2 anyway.
-    let p = if innov2 > (p + r).saturating_mul(9) {
-        p.max(innov2)
+        (full - 1, ms - 1)
     } else {
-        p
-    };
-    let sum = p + r;
-    // floor(p * 10^6 / sum) written as 10^6 - ceil(r * 10^6 / sum): r * 10^6 < 2^60.
-    let gain = full - (r * full).div_ceil(sum);
-    let soc = prior + innov * gain as i64 / PPM_FULL;
-    // floor(p * r / sum) is m - ceil(m^2 / sum) for m either of p and r: with the smaller
-    // one, 64 bits do unless both sigmas exceed 65_535 ppm.
-    let m = p.min(r);
-    let post_var = match m.checked_mul(m) {
-        Some(mm) => m - mm.div_ceil(sum),
-        None => super::mul_div(p as i64, r as i64, sum as i64) as u64,
+        let ps = u64::from(prior_sigma);
+        // p < 2^62, r and innov2 <= 10^12 < 2^40.
+        let (p, r) = (ps * ps, ms * ms);
+        let innov2 = innov.unsigned_abs() * innov.unsigned_abs();
+        // Saturating: beyond 2^64 the bound is above any innov2 anyway.
+        let p = if innov2 > (p + r).saturating_mul(9) {
+            p.max(innov2)
+        } else {
+            p
+        };
+        let sum = p + r;
+        // floor(p * 10^6 / sum) written as 10^6 - ceil(r * 10^6 / sum): r * 10^6 < 2^60.
+        let gain = full - (r * full).div_ceil(sum);
+        // floor(p * r / sum) is m - ceil(m^2 / sum) for m either of p and r: with the
+        // smaller one, 64 bits do unless both sigmas exceed 65_535 ppm.
+        let m = p.min(r);
+        let post_var = match m.checked_mul(m) {
+            Some(mm) => m - mm.div_ceil(sum),
+            None => super::mul_div(p as i64, r as i64, sum as i64) as u64,
+        };
+        (gain, isqrt(post_var).min(full))
     };
     Fused {
-        soc: soc.clamp(0, PPM_FULL),
-        sigma: isqrt(post_var).min(full) as u32,
+        soc: (prior + innov * gain as i64 / PPM_FULL).clamp(0, PPM_FULL),
+        sigma: sigma as u32,
         gain: gain as u32,
     }
 }
