@@ -745,7 +745,11 @@ impl SocEstimator {
             self.boot(input, corrected, resting);
         }
 
-        if resting && n > 0 {
+        // Between refinements of an applied calibration a rest step has nothing to do: the
+        // cadence is checked here, without the call.
+        let waiting = matches!(self.rest_cal,
+            Some(rc) if rc.applied && now.duration_since(rc.last_refine) < REFINE_EVERY);
+        if resting && n > 0 && !waiting {
             self.rest_step(now, input.temperature);
         }
         self.end_of_charge(now, corrected, cells);
@@ -863,12 +867,10 @@ impl SocEstimator {
                 last_refine: now,
             });
         }
+        // Due: `update` calls this only when no applied calibration waits for its cadence.
         let Some(mut rc) = self.rest_cal else {
             return;
         };
-        if rc.applied && now.duration_since(rc.last_refine) < REFINE_EVERY {
-            return;
-        }
         rc.last_refine = now;
 
         // Temperature: reference the reading to 25 °C and widen its uncertainty.
