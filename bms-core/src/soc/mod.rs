@@ -725,12 +725,10 @@ impl SocEstimator {
                 self.filter_cells(cells, gain);
             }
         } else if resting {
-            // The filter is read only while resting, so it is seeded when a rest starts.
-            for (f, v) in self.cell_filt.iter_mut().zip(cells) {
-                *f = i64::from(v.as_mv().min(u32::from(u16::MAX))) << FILTER_SHIFT;
-            }
+            // The filter is read only while resting, so it is seeded when a rest starts: a
+            // gain of 1 (Q24) sets every filter to its reading (differences below 2^36).
+            self.filter_cells(cells, 1 << RECIP_SHIFT);
             // Every filter sits on its reading: no gain moves it.
-            self.filt_in[..n].copy_from_slice(cells);
             self.filt_idle_gain = i64::MAX;
             self.filt_moved = true;
             self.rest_since = Some(now);
