@@ -67,10 +67,13 @@ use crate::units::{
     DeciCelsius, MilliAmpHours, MilliAmpMillis, MilliAmps, MilliVolts, Permille, Soc,
 };
 
-use ocv::{fuse, ocv_at, soc_from_ocv, soc_sigma, PPM_FULL};
+use ocv::{fuse, ocv_at, sigma16, soc_from_ocv, soc_sigma, PPM_FULL};
 
 /// mA·ms in one mAh.
 const MAMS_PER_MAH: i64 = 3_600_000;
+/// mA·ms in a two-thousandth of one mAh: `charge / (full_mah * this)` is the SOC in half
+/// permille, i.e. `charge * 2000 / full_mams` without the overflow of the product.
+const HALF_PERMILLE_MAMS_PER_MAH: i64 = MAMS_PER_MAH / 2_000;
 /// Fixed-point scale of the filters: 2^20 per mV (or mA), so that a 100 ms step of a
 /// 30 s filter still moves it by the exact fraction.
 const FILTER_SHIFT: u32 = 20;
@@ -124,6 +127,7 @@ impl<'a> SocInput<'a> {
     /// assert_eq!(input.cells.len(), 16);
     /// assert_eq!(input.temperature.map(|t| t.as_deci()), Some(250));
     /// ```
+    #[inline]
     pub fn from_measurements(m: &'a Measurements, current_path_open: bool) -> Option<Self> {
         let current = m.current?;
         let cells = if m.afe_ok { m.cells() } else { &[] };
@@ -262,6 +266,63 @@ struct RestCal {
     last_refine: Instant,
 }
 
+/// `q = x / unit` (floor, `x >= 0`) for the last `x` given, with `lo = q * unit`: while `x`
+/// stays within `lo..lo + unit` the quotient is known without a division, and a step into
+/// a neighbouring interval moves it by one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Quotient {
+    q: i64,
+    lo: i64,
+}
+
+impl Quotient {
+    fn of(x: i64, unit: i64) -> Self {
+        let q = x / unit;
+        Quotient { q, lo: q * unit }
+    }
+
+    /// The quotient for `x`, exact for any `x >= 0` as long as `unit` stays the same (a
+    /// new unit needs [`of`](Self::of)); `true` if it changed.
+    fn follow(&mut self, x: i64, unit: i64) -> bool {
+        let d = x - self.lo;
+        if d >= 0 && d < unit {
+            return false;
+        }
+        if d >= unit && d < 2 * unit {
+            self.q += 1;
+            self.lo += unit;
+        } else if d < 0 && d >= -unit {
+            self.q -= 1;
+            self.lo -= unit;
+        } else {
+            *self = Quotient::of(x, unit);
+        }
+        true
+    }
+}
+
+/// Everything a rest refinement's outcome depends on besides the configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct RefineKey {
+    /// SOC the cells imply, ppm.
+    mean: i64,
+    /// Uncertainty of the voltage, 1/16 mV.
+    s16: i32,
+    prior: i64,
+    prior_sigma: u32,
+    moved: i64,
+    charge: i64,
+    full_mah: u32,
+}
+
+/// The outcome of a rest refinement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Refined {
+    charge: i64,
+    sigma: u32,
+    gain: u32,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Anchor {
     /// Counted discharge and SOC (ppm) at the calibration.
@@ -281,8 +342,19 @@ pub struct SocEstimator {
     cfg: SocConfig,
     nominal_mah: u32,
     full_mah: u32,
-    /// Remaining charge, `0..=full`.
+    /// Remaining charge, `0..=full`. Written only by `set_charge`, which keeps the two
+    /// quotients below in step.
     charge: i64,
+    /// `charge / (full_mah * HALF_PERMILLE_MAMS_PER_MAH)`: the SOC in half permille. A new
+    /// `full_mah` (only in `set_full`) rebuilds it.
+    soc_half: Quotient,
+    /// `charge / MAMS_PER_MAH`: the remaining mAh.
+    remaining_mah: Quotient,
+    /// `soc_half` rounded to permille, and `remaining_mah`: set with them.
+    soc: Soc,
+    remaining: MilliAmpHours,
+    /// `full_mah * 1000 / nominal_mah`, capped: set with `full_mah` in `set_full`.
+    soh: Permille,
     /// Counted discharge since boot, never clamped (capacity learning).
     raw: i64,
     /// Uncertainty at the last anchor, ppm, and what has been added since.
@@ -291,6 +363,8 @@ pub struct SocEstimator {
     active_ms: u64,
     /// Learned current offset, mA << FILTER_SHIFT.
     offset_fx: i64,
+    /// `offset_fx` rounded to mA: set with it (`new` and the open-path learning).
+    offset_ma: i32,
     deadband_ma: i32,
     rest_ma: i32,
     tail_ma: i32,
@@ -303,6 +377,18 @@ pub struct SocEstimator {
     cells_n: usize,
     /// Filtered cell voltages, mV << FILTER_SHIFT.
     cell_filt: [i64; MAX_CELLS],
+    /// The readings of the filter's last pass.
+    filt_in: [MilliVolts; MAX_CELLS],
+    /// The largest gain with which a pass over `filt_in` moves no filter, or -1: a pass
+    /// with the same readings and a gain no larger would change nothing (a positive
+    /// difference `d` moves by `d * gain >> RECIP_SHIFT`, which is 0 for the smaller gain
+    /// too; a negative one always moves), so it is skipped. Reset by every pass that moves.
+    filt_idle_gain: i64,
+    /// The cell filter's gain (Q24) for a step of `.0` ms: recomputed when the step changes.
+    filt_gain: (i64, i64),
+    /// The last rest refinement's inputs and outcome: a pure function of the key (the
+    /// configuration is fixed), so never stale.
+    refined: Option<(RefineKey, Refined)>,
     /// A filtered cell voltage changed since the last rest refinement read them.
     filt_moved: bool,
     /// Temperature correction (1/16 mV) of the last refinement that read the cells.
@@ -329,19 +415,12 @@ fn per_ah(rate: u16, capacity_mah: u32) -> i32 {
 
 /// One step of a first-order low-pass filter with time constant `tau_ms`.
 fn approach(x: i64, target: i64, dt_ms: i64, tau_ms: i64) -> i64 {
-    // 64-bit fast path (the usual case); the same result as the i128 form below.
-    let diff = target.saturating_sub(x);
-    if let Some(step) = diff
-        .checked_mul(dt_ms)
-        .and_then(|p| p.checked_div(tau_ms.saturating_add(dt_ms).max(1)))
-    {
-        return x.saturating_add(step);
-    }
-    let step = i128::from(target.saturating_sub(x)) * i128::from(dt_ms)
-        / i128::from(tau_ms + dt_ms).max(1);
-    x.saturating_add(step.clamp(i64::MIN.into(), i64::MAX.into()) as i64)
+    x.saturating_add(mul_div(target.saturating_sub(x), dt_ms, tau_ms + dt_ms))
 }
 
+/// `a * b / c` rounded toward zero, saturated to `i64`; 0 when `c == 0`.
+// Out of line: one copy of the 64-bit overflow check, which is long code on 32-bit targets.
+#[inline(never)]
 fn mul_div(a: i64, b: i64, c: i64) -> i64 {
     if c == 0 {
         return 0;
@@ -357,7 +436,67 @@ fn mul_div(a: i64, b: i64, c: i64) -> i64 {
 #[cold]
 #[inline(never)]
 fn mul_div_wide(a: i64, b: i64, c: i64) -> i64 {
-    (i128::from(a) * i128::from(b) / i128::from(c)).clamp(i64::MIN.into(), i64::MAX.into()) as i64
+    let n = u128::from(a.unsigned_abs()) * u128::from(b.unsigned_abs());
+    let q = div_wide(n, c.unsigned_abs());
+    if (a < 0) ^ (b < 0) ^ (c < 0) {
+        i64::try_from(q).map_or(i64::MIN, |q| -q)
+    } else {
+        i64::try_from(q).unwrap_or(i64::MAX)
+    }
+}
+
+/// `n / d` (floor, `d > 0`) saturated to `u64`, by binary long division: 32-bit targets
+/// would otherwise inline a generic 128-bit division several times this size.
+fn div_wide(n: u128, d: u64) -> u64 {
+    let (hi, lo) = ((n >> 64) as u64, n as u64);
+    if hi >= d {
+        return u64::MAX;
+    }
+    // Invariant: the remainder `r < d`; a bit shifted out of `r` means `r >= d` as well.
+    let (mut r, mut q) = (hi, 0u64);
+    for i in (0..64).rev() {
+        let carry = r >> 63;
+        r = (r << 1) | ((lo >> i) & 1);
+        q <<= 1;
+        if carry != 0 || r >= d {
+            r = r.wrapping_sub(d);
+            q |= 1;
+        }
+    }
+    q
+}
+
+/// `charge * PPM_FULL / full_mams` (floor, `charge >= 0`), reduced by 200_000 so that no
+/// capacity overflows (a capacity of 0, possible only with 1 mAh nominal, has no charge).
+// Out of line (as `ppm_charge`): one copy of the 64-bit division for all callers.
+#[inline(never)]
+fn charge_ppm(charge: i64, full_mah: u32) -> i64 {
+    charge * 5 / (i64::from(full_mah) * 18).max(1)
+}
+
+/// `ppm * full_mams / PPM_FULL` (floor) for `ppm` clamped to `0..=PPM_FULL`, reduced by
+/// 200_000 so that no capacity overflows.
+#[inline(never)]
+fn ppm_charge(ppm: i64, full_mah: u32) -> i64 {
+    ppm.clamp(0, PPM_FULL) * i64::from(full_mah) * 18 / 5
+}
+
+/// A filtered current (mA << FILTER_SHIFT) rounded to mA.
+fn rounded_ma(fx: i64) -> i32 {
+    let rounded = (fx + (1 << (FILTER_SHIFT - 1))) >> FILTER_SHIFT;
+    rounded.clamp(i32::MIN.into(), i32::MAX.into()) as i32
+}
+
+/// Whether any of `a` differs from the same cell of `b`; without an early exit, so that the
+/// compiler can vectorize it (a resting pack compares every step).
+fn differ(a: &[MilliVolts], b: &[MilliVolts]) -> bool {
+    a.iter().zip(b).fold(false, |d, (x, y)| d | (x != y))
+}
+
+/// Whether `pred` holds for any cell; without an early exit, so that the compiler can
+/// vectorize it (the scan runs every step of a discharge within the cut-off's window).
+fn any_cell(cells: &[MilliVolts], pred: impl Fn(MilliVolts) -> bool) -> bool {
+    cells.iter().fold(false, |hit, v| hit | pred(*v))
 }
 
 impl SocEstimator {
@@ -379,7 +518,8 @@ impl SocEstimator {
         });
         let floor = cfg.deadband_min_ma.min(i32::MAX as u32 / 2) as i32;
         let deadband_ma = per_ah(cfg.deadband_ma_per_ah, nominal_mah).max(floor);
-        SocEstimator {
+        let charge = i64::from(full_mah) * MAMS_PER_MAH / 2;
+        let mut est = SocEstimator {
             deadband_ma,
             rest_ma: per_ah(cfg.rest_current_ma_per_ah, nominal_mah).max(floor / 2 * 3),
             tail_ma: per_ah(cfg.tail_current_ma_per_ah, nominal_mah).max(deadband_ma * 2),
@@ -387,12 +527,19 @@ impl SocEstimator {
             cfg,
             nominal_mah,
             full_mah,
-            charge: i64::from(full_mah) * MAMS_PER_MAH / 2,
+            charge,
+            // Both set by `set_full` below.
+            soc_half: Quotient::of(charge, 1),
+            remaining_mah: Quotient::of(charge, MAMS_PER_MAH),
+            soc: Soc::EMPTY,
+            remaining: MilliAmpHours::from_mah(0),
+            soh: Permille::from_permille(0),
             raw: 0,
             sigma_base: PPM_FULL as u32,
             throughput: 0,
             active_ms: 0,
             offset_fx,
+            offset_ma: rounded_ma(offset_fx),
             last: None,
             stored,
             booted: false,
@@ -400,6 +547,10 @@ impl SocEstimator {
             rest_cal: None,
             cells_n: 0,
             cell_filt: [0; MAX_CELLS],
+            filt_in: [MilliVolts::ZERO; MAX_CELLS],
+            filt_idle_gain: -1,
+            filt_gain: (0, 0),
+            refined: None,
             filt_moved: true,
             refined_tc: None,
             cell_delta: [0; MAX_CELLS],
@@ -414,7 +565,9 @@ impl SocEstimator {
             cycle_acc: 0,
             at_rest: false,
             events: Deque::new(),
-        }
+        };
+        est.set_full(full_mah);
+        est
     }
 
     /// The configuration in use.
@@ -427,11 +580,47 @@ impl SocEstimator {
     }
 
     fn soc_ppm(&self) -> i64 {
-        mul_div(self.charge, PPM_FULL, self.full_mams())
+        charge_ppm(self.charge, self.full_mah)
+    }
+
+    /// The unit of `soc_half`, mA·ms.
+    fn soc_unit(&self) -> i64 {
+        (i64::from(self.full_mah) * HALF_PERMILLE_MAMS_PER_MAH).max(1)
+    }
+
+    /// The cells' IR drop at `current_ma` (toward zero): below 2^48 before the division.
+    fn ir_drop_mv(&self, current_ma: i64) -> i64 {
+        current_ma * i64::from(self.cfg.resistance_mohm_ah) / i64::from(self.nominal_mah)
     }
 
     fn set_ppm(&mut self, ppm: i64) {
-        self.charge = mul_div(ppm.clamp(0, PPM_FULL), self.full_mams(), PPM_FULL);
+        self.set_charge(ppm_charge(ppm, self.full_mah));
+    }
+
+    /// The only writer of `charge` (`0..=full_mams`): keeps the SOC and remaining-mAh
+    /// quotients in step, without a division while the charge moves less than their unit.
+    fn set_charge(&mut self, charge: i64) {
+        self.charge = charge;
+        let soc_moved = self.soc_half.follow(charge, self.soc_unit());
+        if self.remaining_mah.follow(charge, MAMS_PER_MAH) | soc_moved {
+            self.round_quotients();
+        }
+    }
+
+    /// `soc` and `remaining` from the quotients (`0..=2000` half permille, `0..=full_mah`).
+    fn round_quotients(&mut self) {
+        self.soc = Soc::from_permille_clamped(((self.soc_half.q + 1) / 2) as i32);
+        let mah = self.remaining_mah.q.clamp(0, i64::from(u32::MAX));
+        self.remaining = MilliAmpHours::from_mah(mah as u32);
+    }
+
+    /// The only writer of `full_mah` (`1..`): recomputes what depends on it.
+    fn set_full(&mut self, full_mah: u32) {
+        self.full_mah = full_mah;
+        self.soc_half = Quotient::of(self.charge, self.soc_unit());
+        self.round_quotients();
+        let p = u64::from(full_mah) * 1_000 / u64::from(self.nominal_mah);
+        self.soh = Permille::from_permille(p.min(u64::from(u16::MAX)) as u16);
     }
 
     fn reanchor(&mut self, sigma: u32) {
@@ -440,6 +629,8 @@ impl SocEstimator {
         self.active_ms = 0;
     }
 
+    // Out of line: one copy for the eight places that log an event.
+    #[inline(never)]
     fn push(&mut self, e: SocEvent) {
         if self.events.is_full() {
             self.events.pop_front();
@@ -477,9 +668,10 @@ impl SocEstimator {
         let corrected = if path_open {
             let target = i64::from(measured) << FILTER_SHIFT;
             self.offset_fx = approach(self.offset_fx, target, dt_ms, OFFSET_TAU_MS);
+            self.offset_ma = rounded_ma(self.offset_fx);
             0
         } else {
-            measured.saturating_sub(self.current_offset().as_ma())
+            measured.saturating_sub(self.offset_ma)
         };
         let effective = if corrected.unsigned_abs() < self.deadband_ma.unsigned_abs() {
             0
@@ -492,10 +684,10 @@ impl SocEstimator {
         // Coulomb counting, lossless.
         let dq = i64::from(effective) * dt_ms;
         if dq != 0 {
-            self.charge = self.charge.saturating_sub(dq).clamp(0, self.full_mams());
+            self.set_charge(self.charge.saturating_sub(dq).clamp(0, self.full_mams()));
             self.raw = self.raw.saturating_add(dq);
             self.throughput = self.throughput.saturating_add(dq.saturating_abs());
-            self.active_ms += dt as u64;
+            self.active_ms = self.active_ms.saturating_add(u64::from(dt));
             if let Some(rc) = self.rest_cal.as_mut() {
                 rc.moved = rc.moved.saturating_add(dq);
             }
@@ -522,22 +714,22 @@ impl SocEstimator {
                 self.rest_cal = None;
             }
         } else if resting && self.rest_since.is_some() {
-            // One division per step: the filter gain dt / (tau + dt) as a Q24 reciprocal.
-            // Filter values and targets lie in 0..=2^36, so `diff * gain` < 2^61 fits i64.
-            let gain = (dt_ms << RECIP_SHIFT) / (CELL_FILTER_TAU_MS + dt_ms);
-            let mut moved = 0;
-            for (f, v) in self.cell_filt.iter_mut().zip(cells) {
-                let target = i64::from(v.as_mv().min(u32::from(u16::MAX))) << FILTER_SHIFT;
-                let step = ((target - *f) * gain) >> RECIP_SHIFT;
-                *f += step;
-                moved |= step;
+            // The filter gain dt / (tau + dt) as a Q24 reciprocal, divided out only when the
+            // step length changes.
+            if self.filt_gain.0 != dt_ms {
+                self.filt_gain = (dt_ms, (dt_ms << RECIP_SHIFT) / (CELL_FILTER_TAU_MS + dt_ms));
             }
-            self.filt_moved |= moved != 0;
+            let gain = self.filt_gain.1;
+            // A settled filter with the same readings has nothing to do (see `filt_idle_gain`).
+            if gain > self.filt_idle_gain || differ(cells, &self.filt_in) {
+                self.filter_cells(cells, gain);
+            }
         } else if resting {
-            // The filter is read only while resting, so it is seeded when a rest starts.
-            for (f, v) in self.cell_filt.iter_mut().zip(cells) {
-                *f = i64::from(v.as_mv().min(u32::from(u16::MAX))) << FILTER_SHIFT;
-            }
+            // The filter is read only while resting, so it is seeded when a rest starts: a
+            // gain of 1 (Q24) sets every filter to its reading (differences below 2^36).
+            self.filter_cells(cells, 1 << RECIP_SHIFT);
+            // Every filter sits on its reading: no gain moves it.
+            self.filt_idle_gain = i64::MAX;
             self.filt_moved = true;
             self.rest_since = Some(now);
         } else {
@@ -551,7 +743,11 @@ impl SocEstimator {
             self.boot(input, corrected, resting);
         }
 
-        if resting && n > 0 {
+        // Between refinements of an applied calibration a rest step has nothing to do: the
+        // cadence is checked here, without the call.
+        let waiting = matches!(self.rest_cal,
+            Some(rc) if rc.applied && now.duration_since(rc.last_refine) < REFINE_EVERY);
+        if resting && n > 0 && !waiting {
             self.rest_step(now, input.temperature);
         }
         self.end_of_charge(now, corrected, cells);
@@ -562,6 +758,21 @@ impl SocEstimator {
             remaining: self.remaining(),
             at_rest: resting,
         }
+    }
+
+    /// One step of the per-cell rest filters towards `cells` with the Q24 gain `gain`.
+    fn filter_cells(&mut self, cells: &[MilliVolts], gain: i64) {
+        // Filter values and targets lie in 0..=2^36, so `diff * gain` < 2^61 fits i64.
+        let mut moved = 0;
+        for (f, v) in self.cell_filt.iter_mut().zip(cells) {
+            let target = i64::from(v.as_mv().min(u32::from(u16::MAX))) << FILTER_SHIFT;
+            let step = ((target - *f) * gain) >> RECIP_SHIFT;
+            *f += step;
+            moved |= step;
+        }
+        self.filt_moved |= moved != 0;
+        self.filt_in[..cells.len()].copy_from_slice(cells);
+        self.filt_idle_gain = if moved == 0 { gain } else { -1 };
     }
 
     // Out of line: its locals stay off the stack frame of `update` (smaller worst case).
@@ -600,11 +811,7 @@ impl SocEstimator {
             return;
         }
         // Under load, nothing stored: OCV = V + I·R, trusted only loosely.
-        let ir_mv = mul_div(
-            i64::from(corrected),
-            i64::from(self.cfg.resistance_mohm_ah),
-            i64::from(self.nominal_mah),
-        );
+        let ir_mv = self.ir_drop_mv(i64::from(corrected));
         let n = self.cells_n;
         if n > 0 {
             let mut sum = 0i64;
@@ -617,7 +824,8 @@ impl SocEstimator {
             let sigma_uv = (u32::from(self.cfg.ocv_sigma_mv) + (ir_mv.unsigned_abs() as u32) / 2)
                 .saturating_mul(1_000);
             let mv16 = ocv_at(&self.cfg.ocv_mv, ppm);
-            let sigma = soc_sigma(&self.cfg.ocv_mv, mv16, sigma_uv).max(LOADED_BOOT_SIGMA_PPM);
+            let sigma =
+                soc_sigma(&self.cfg.ocv_mv, mv16, sigma16(sigma_uv)).max(LOADED_BOOT_SIGMA_PPM);
             self.reanchor(sigma);
         } else {
             self.reanchor(PPM_FULL as u32);
@@ -641,8 +849,10 @@ impl SocEstimator {
             // A poor count (booted under load, set by hand, long without an anchor) does not
             // wait for full relaxation: the relaxation term of the voltage's uncertainty
             // keeps an early reading's weight honest.
-            let quick = self.sigma_ppm() >= QUICK_REST_SIGMA_PPM && rested >= self.cfg.relax_tau_ms;
-            if rested < self.rest_time(temperature) && !quick {
+            // The cheap comparisons first: `sigma_ppm` divides.
+            if rested < self.rest_time(temperature)
+                && (rested < self.cfg.relax_tau_ms || self.sigma_ppm() < QUICK_REST_SIGMA_PPM)
+            {
                 return;
             }
             self.rest_cal = Some(RestCal {
@@ -655,20 +865,19 @@ impl SocEstimator {
                 last_refine: now,
             });
         }
+        // Due: `update` calls this only when no applied calibration waits for its cadence.
         let Some(mut rc) = self.rest_cal else {
             return;
         };
-        if rc.applied && now.duration_since(rc.last_refine) < REFINE_EVERY {
-            return;
-        }
         rc.last_refine = now;
 
         // Temperature: reference the reading to 25 °C and widen its uncertainty.
         let t_deci = temperature.map_or(250, |t| i32::from(t.as_deci()));
         let dt_deci = t_deci - 250;
-        let tc_x16 = (i64::from(self.cfg.ocv_temp_coeff_uv_per_k) * i64::from(dt_deci) * 16
-            / 10_000)
-            .clamp(-(1 << 20), 1 << 20) as i32;
+        // µV/K * K/10 * 16 / 1000 = coeff * dt_deci / 625: in 32 bits (at most 32_768 *
+        // 33_018 before the division).
+        let tc_x16 = (i32::from(self.cfg.ocv_temp_coeff_uv_per_k) * dt_deci / 625)
+            .clamp(-(1 << 20), 1 << 20);
 
         let n = self.cells_n;
         let mut cell_ppm = [0i64; MAX_CELLS];
@@ -696,24 +905,33 @@ impl SocEstimator {
         let tau = u64::from(self.cfg.relax_tau_ms.as_millis()).max(1);
         let relax_uv = u64::from(self.cfg.relax_sigma_mv) * 1_000 * tau
             / (tau + u64::from(rested.as_millis()));
+        // In 32 bits: at most 65_535 * 33_018 (a 64-bit division by a constant is long code
+        // on 32-bit targets).
         let temp_uv =
-            u64::from(self.cfg.ocv_temp_sigma_uv_per_k) * dt_deci.unsigned_abs() as u64 / 10;
+            u64::from(u32::from(self.cfg.ocv_temp_sigma_uv_per_k) * dt_deci.unsigned_abs() / 10);
         let sigma_uv = (u64::from(self.cfg.ocv_sigma_mv) * 1_000 + relax_uv + temp_uv)
             .min(u64::from(u32::MAX));
-        let meas_sigma = soc_sigma(
-            &self.cfg.ocv_mv,
-            ocv_at(&self.cfg.ocv_mv, mean),
-            sigma_uv as u32,
-        );
-
-        let f = fuse(rc.prior, rc.prior_sigma, mean, meas_sigma);
-        // A refinement replaces the previous one; keep it between the present SOC and the
-        // voltage's, so that no step moves the SOC away from what the cells say.
-        let target = f.soc - mul_div(rc.moved, PPM_FULL, self.full_mams());
+        let key = RefineKey {
+            mean,
+            s16: sigma16(sigma_uv as u32),
+            prior: rc.prior,
+            prior_sigma: rc.prior_sigma,
+            moved: rc.moved,
+            charge: self.charge,
+            full_mah: self.full_mah,
+        };
+        // While the rest lasts the inputs change rarely (the voltage's sigma in steps of
+        // 1/16 mV): the memo spares the table look-ups, the Kalman step and the divisions.
+        let f = match self.refined {
+            Some((k, f)) if k == key => f,
+            _ => {
+                let f = self.refine(&key);
+                self.refined = Some((key, f));
+                f
+            }
+        };
         self.last_ocv = Some(mean);
-        let now_ppm = self.soc_ppm();
-        let target = target.clamp(now_ppm.min(mean), now_ppm.max(mean));
-        self.set_ppm(target);
+        self.set_charge(f.charge);
         self.reanchor(f.sigma);
         if reuse.is_none() {
             for (d, p) in self.cell_delta.iter_mut().zip(&cell_ppm[..n]) {
@@ -738,6 +956,27 @@ impl SocEstimator {
         self.rest_cal = Some(rc);
     }
 
+    /// A rest refinement's outcome: the Kalman step from the calibration's prior, less the
+    /// charge moved since, kept between the present SOC and the voltage's, so that no step
+    /// moves the SOC away from what the cells say. It replaces the previous refinement.
+    fn refine(&self, k: &RefineKey) -> Refined {
+        let table = &self.cfg.ocv_mv;
+        let meas_sigma = soc_sigma(table, ocv_at(table, k.mean), k.s16);
+        let f = fuse(k.prior, k.prior_sigma, k.mean, meas_sigma);
+        // `moved * PPM_FULL / full_mams`, reduced by 200_000 (rounded toward zero); beyond
+        // twice the capacity the target is clamped to the same bound whatever the amount.
+        let full = i64::from(k.full_mah) * MAMS_PER_MAH;
+        let moved_ppm =
+            k.moved.clamp(-2 * full, 2 * full) * 5 / (i64::from(k.full_mah) * 18).max(1);
+        let now_ppm = charge_ppm(k.charge, k.full_mah);
+        let target = (f.soc - moved_ppm).clamp(now_ppm.min(k.mean), now_ppm.max(k.mean));
+        Refined {
+            charge: ppm_charge(target, k.full_mah),
+            sigma: f.sigma,
+            gain: f.gain,
+        }
+    }
+
     fn end_of_charge(&mut self, now: Instant, current: i32, cells: &[MilliVolts]) {
         if current < -self.tail_ma {
             self.cv_seen = true;
@@ -751,7 +990,7 @@ impl SocEstimator {
             && !self.full_latched
             && current < -self.deadband_ma
             && current >= -self.tail_ma
-            && cells.iter().any(|v| *v >= self.cfg.full_threshold());
+            && any_cell(cells, |v| v >= self.cfg.full_threshold());
         if !tapering {
             self.full_since = None;
             return;
@@ -765,11 +1004,7 @@ impl SocEstimator {
         // (100 % only if the charge voltage reaches the table's top).
         let n = cells.len().max(1) as i64;
         let mean_mv = cells.iter().map(|v| i64::from(v.as_mv())).sum::<i64>() / n;
-        let ir_mv = mul_div(
-            i64::from(current.unsigned_abs()),
-            i64::from(self.cfg.resistance_mohm_ah),
-            i64::from(self.nominal_mah),
-        );
+        let ir_mv = self.ir_drop_mv(i64::from(current.unsigned_abs()));
         let ocv16 = ((mean_mv - ir_mv) * 16).clamp(0, i64::from(i32::MAX)) as i32;
         let full_ppm = soc_from_ocv(&self.cfg.ocv_mv, ocv16);
         let before = self.soc();
@@ -799,7 +1034,7 @@ impl SocEstimator {
         let at_cut_off = !self.empty_latched
             && current > self.deadband_ma
             && current <= self.empty_ma
-            && cells.iter().any(|v| *v <= self.cfg.empty_threshold());
+            && any_cell(cells, |v| v <= self.cfg.empty_threshold());
         if !at_cut_off {
             self.empty_since = None;
             return;
@@ -809,7 +1044,7 @@ impl SocEstimator {
             return;
         }
         let before = self.soc();
-        self.charge = 0;
+        self.set_charge(0);
         self.reanchor(ANCHOR_SIGMA_PPM);
         self.rest_cal = None;
         self.empty_latched = true;
@@ -834,8 +1069,10 @@ impl SocEstimator {
         if span_ppm < PPM_FULL / 2 {
             return;
         }
-        let measured_mams = mul_div(moved_mams, PPM_FULL, span_ppm);
-        let measured = (measured_mams / MAMS_PER_MAH).clamp(0, i64::from(u32::MAX)) as u32;
+        // `moved * PPM_FULL / span / MAMS_PER_MAH` (toward zero) reduced by 200_000: for
+        // beyond 10^18 mA·ms it exceeds u32::MAX as well, hence the clamp.
+        let moved = moved_mams.clamp(-1_000_000_000_000_000_000, 1_000_000_000_000_000_000);
+        let measured = (moved * 5 / (span_ppm * 18)).clamp(0, i64::from(u32::MAX)) as u32;
         let nominal = u64::from(self.nominal_mah);
         let m = u64::from(measured);
         if m * 2 < nominal || m * 5 > nominal * 6 {
@@ -845,12 +1082,15 @@ impl SocEstimator {
             return;
         }
         let old = i64::from(self.full_mah);
-        let step_limit = (nominal / 20) as i64;
+        // 32-bit divisions: a 64-bit one by a constant is long code on 32-bit targets.
+        let n32 = self.nominal_mah;
+        let step_limit = i64::from(n32 / 20);
         let step = ((i64::from(measured) - old) / 4).clamp(-step_limit, step_limit);
-        let upper = (nominal * 11 / 10).min(u64::from(u32::MAX)) as i64;
-        let new = (old + step).clamp((nominal / 2) as i64, upper) as u32;
+        // nominal * 11 / 10, exactly.
+        let upper = (nominal + u64::from(n32 / 10)).min(u64::from(u32::MAX)) as i64;
+        let new = (old + step).clamp(i64::from(n32 / 2), upper) as u32;
         let ppm = self.soc_ppm();
-        self.full_mah = new.max(1);
+        self.set_full(new.max(1));
         self.set_ppm(ppm);
         self.push(SocEvent::CapacityLearned {
             old: MilliAmpHours::from_mah(old as u32),
@@ -885,8 +1125,8 @@ impl SocEstimator {
 
     /// Pack state of charge (mean cell), rounded to the nearest permille.
     pub fn soc(&self) -> Soc {
-        let p = mul_div(self.charge, 2_000, self.full_mams());
-        Soc::from_permille_clamped(((p + 1) / 2) as i32)
+        // Kept by `set_charge` and `set_full`.
+        self.soc
     }
 
     /// One-sigma uncertainty of [`soc`](Self::soc), permille.
@@ -894,43 +1134,32 @@ impl SocEstimator {
         Permille::from_permille((self.sigma_ppm() / 1_000).min(1_000) as u16)
     }
 
-    // Out of line: its 128-bit temporaries stay off the callers' frames (Cortex-M0).
-    #[inline(never)]
     fn sigma_ppm(&self) -> u32 {
+        // Each term saturates past PPM_FULL, so saturating products change nothing.
         let full = self.full_mams().max(1);
-        // 64-bit fast path (the usual case); the same result as the i128 form below.
-        let gain = self
-            .throughput
-            .checked_mul(i64::from(self.cfg.gain_sigma_permille) * 1_000)
-            .map(|x| x / full);
-        let offset = i64::try_from(self.active_ms)
-            .ok()
-            .and_then(|ms| ms.checked_mul(i64::from(self.deadband_ma)))
-            .and_then(|x| x.checked_mul(PPM_FULL))
-            .map(|x| x / full);
-        if let (Some(g), Some(o)) = (gain, offset) {
-            let sum = i64::from(self.sigma_base)
-                .saturating_add(g)
-                .saturating_add(o);
-            return sum.clamp(0, PPM_FULL) as u32;
-        }
-        let full = i128::from(full);
-        let gain =
-            i128::from(self.throughput) * i128::from(self.cfg.gain_sigma_permille) * 1_000 / full;
-        let offset =
-            i128::from(self.active_ms) * i128::from(self.deadband_ma) * i128::from(PPM_FULL) / full;
-        (i128::from(self.sigma_base) + gain + offset).clamp(0, i128::from(PPM_FULL)) as u32
+        let gain_ppm = i64::from(self.cfg.gain_sigma_permille) * 1_000;
+        let gain = mul_div(self.throughput, gain_ppm, full);
+        let active_ms = i64::try_from(self.active_ms).unwrap_or(i64::MAX);
+        let offset = mul_div(
+            active_ms.saturating_mul(i64::from(self.deadband_ma)),
+            PPM_FULL,
+            full,
+        );
+        let sum = i64::from(self.sigma_base)
+            .saturating_add(gain)
+            .saturating_add(offset);
+        sum.clamp(0, PPM_FULL) as u32
     }
 
     /// State of health: learned full capacity over nominal capacity.
     pub fn soh(&self) -> Permille {
-        let p = u64::from(self.full_mah) * 1_000 / u64::from(self.nominal_mah);
-        Permille::from_permille(p.min(u64::from(u16::MAX)) as u16)
+        self.soh
     }
 
     /// Charge left.
     pub fn remaining(&self) -> MilliAmpHours {
-        MilliAmpHours::from_mah((self.charge / MAMS_PER_MAH).clamp(0, i64::from(u32::MAX)) as u32)
+        // `charge / MAMS_PER_MAH`, kept by `set_charge`; at most `full_mah`.
+        self.remaining
     }
 
     /// Charge left in the lossless accumulator unit.
@@ -978,8 +1207,7 @@ impl SocEstimator {
 
     /// Learned current-sensor offset (subtracted from every reading).
     pub fn current_offset(&self) -> MilliAmps {
-        let rounded = (self.offset_fx + (1 << (FILTER_SHIFT - 1))) >> FILTER_SHIFT;
-        MilliAmps::from_ma(rounded.clamp(i32::MIN.into(), i32::MAX.into()) as i32)
+        MilliAmps::from_ma(self.offset_ma)
     }
 
     /// The SOC the relaxed cell voltages implied at the last rest calibration (mean of the
@@ -1014,5 +1242,212 @@ impl SocEstimator {
     /// OCV of one cell at the present SOC and 25 °C, from the table.
     pub fn expected_ocv(&self) -> MilliVolts {
         MilliVolts::from_mv((ocv_at(&self.cfg.ocv_mv, self.soc_ppm()) / 16).max(0) as u32)
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+    use proptest::prelude::*;
+    use std::vec::Vec;
+
+    /// One thing that can happen to the estimator.
+    #[derive(Clone, Debug)]
+    enum Op {
+        /// `repeat` steps `dt_ms` apart at `ma` with 16 cells around `mv`.
+        Step {
+            dt_ms: u32,
+            ma: i32,
+            mv: u32,
+            spread: u32,
+            temp: Option<i16>,
+            open: bool,
+            repeat: u16,
+        },
+        /// A CV charge tapering at the full threshold, then held there.
+        Full,
+        /// A small discharge with the cells at the empty threshold, held there.
+        Empty,
+        /// `permille` of the nominal capacity out (negative: in) at 1 C.
+        Move(i32),
+        Hold(u32),
+        SetSoc(u16),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        let step = (
+            prop_oneof![Just(100u32), 0u32..5_000, Just(u32::MAX)],
+            prop_oneof![
+                Just(0i32),
+                -3_000i32..3_000,
+                -300_000i32..300_000,
+                any::<i32>()
+            ],
+            0u32..5_000,
+            0u32..6,
+            prop::option::of(-400i16..700),
+            any::<bool>(),
+            1u16..300,
+        )
+            .prop_map(|(dt_ms, ma, mv, spread, temp, open, repeat)| Op::Step {
+                dt_ms,
+                ma,
+                mv,
+                spread,
+                temp,
+                open,
+                repeat,
+            });
+        prop_oneof![
+            8 => step,
+            2 => Just(Op::Full),
+            2 => Just(Op::Empty),
+            3 => prop_oneof![-1_100i32..1_100, 850i32..1_100, -1_100i32..-850].prop_map(Op::Move),
+            1 => (0u32..100_000).prop_map(Op::Hold),
+            1 => (0u16..=1_000).prop_map(Op::SetSoc),
+        ]
+    }
+
+    /// The steps (dt ms, mA, mV of all 16 cells) that an `Op::Full`/`Empty`/`Move` stands for.
+    fn scripted(est: &SocEstimator, op: &Op) -> Vec<(u32, i32, u32)> {
+        let full_mv = est.cfg.full_threshold().as_mv();
+        let empty_mv = est.cfg.empty_threshold().as_mv();
+        let mid_mv = u32::from(est.cfg.ocv_mv[10]);
+        let taper = -(est.deadband_ma / 2 + est.tail_ma / 2);
+        let cut_off = est.deadband_ma / 2 + est.empty_ma / 2 + 1;
+        let one_c = est.nominal_mah.min(i32::MAX as u32) as i32;
+        match *op {
+            Op::Full => core::iter::once((1_000, est.tail_ma.saturating_mul(-2), full_mv))
+                .chain((0..12).map(|_| (1_000, taper, full_mv)))
+                .collect(),
+            Op::Empty => (0..12).map(|_| (1_000, cut_off, empty_mv)).collect(),
+            Op::Move(permille) => {
+                let ma = if permille > 0 { one_c } else { -one_c };
+                (0..permille.unsigned_abs() * 60 / 1_000)
+                    .map(|_| (60_000, ma, mid_mv))
+                    .collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    proptest! {
+        /// The 64-bit path with its 128-bit fallback is the 128-bit formula, saturated.
+        #[test]
+        fn mul_div_is_the_wide_formula(
+            a in prop_oneof![any::<i64>(), -1i64 << 40..1 << 40],
+            b in prop_oneof![any::<i64>(), -1i64 << 30..1 << 30],
+            c in any::<i64>(),
+        ) {
+            let want = if c == 0 {
+                0
+            } else {
+                (i128::from(a) * i128::from(b) / i128::from(c)).clamp(i64::MIN.into(), i64::MAX.into()) as i64
+            };
+            prop_assert_eq!(mul_div(a, b, c), want);
+        }
+    }
+
+    /// One planned update: dt ms, mA, cells, temperature, path open.
+    type Planned = (u32, i32, Vec<MilliVolts>, Option<i16>, bool);
+
+    /// Every cached value equals the direct computation from the state it caches.
+    fn check_caches(e: &SocEstimator) -> Result<(), TestCaseError> {
+        let full = i128::from(e.full_mah) * i128::from(MAMS_PER_MAH);
+        let charge = i128::from(e.charge);
+        let div = |a: i128, b: i128| if b == 0 { 0 } else { a / b };
+        let half_permille = div(charge * 2_000, full);
+        let soc = Soc::from_permille_clamped(((half_permille + 1) / 2) as i32);
+        prop_assert_eq!(e.soc(), soc);
+        let mah = (charge / i128::from(MAMS_PER_MAH)).clamp(0, u32::MAX.into()) as u32;
+        prop_assert_eq!(e.remaining(), MilliAmpHours::from_mah(mah));
+        let soh = u64::from(e.full_mah) * 1_000 / u64::from(e.nominal_mah);
+        prop_assert_eq!(e.soh().as_permille(), soh.min(u64::from(u16::MAX)) as u16);
+        prop_assert_eq!(i128::from(e.soc_ppm()), div(charge * 1_000_000, full));
+        let rounded = (i128::from(e.offset_fx) + (1 << (FILTER_SHIFT - 1))) >> FILTER_SHIFT;
+        let rounded = rounded.clamp(i32::MIN.into(), i32::MAX.into()) as i32;
+        prop_assert_eq!(e.current_offset(), MilliAmps::from_ma(rounded));
+        // The uncertainty, as the 128-bit formula gives it.
+        let f = full.max(1);
+        let gain = i128::from(e.throughput) * i128::from(e.cfg.gain_sigma_permille) * 1_000 / f;
+        let offset = i128::from(e.active_ms) * i128::from(e.deadband_ma) * 1_000_000 / f;
+        let sigma = (i128::from(e.sigma_base) + gain + offset).clamp(0, 1_000_000);
+        prop_assert_eq!(i128::from(e.sigma_ppm()), sigma);
+        // The filter's idle gain: a pass over the same readings would move nothing.
+        if e.filt_idle_gain >= 0 {
+            let g = e.filt_idle_gain.min(1 << RECIP_SHIFT);
+            for (f, v) in e.cell_filt.iter().zip(&e.filt_in[..e.cells_n]) {
+                let target = i64::from(v.as_mv().min(u32::from(u16::MAX))) << FILTER_SHIFT;
+                prop_assert_eq!(((target - f) * g) >> RECIP_SHIFT, 0);
+            }
+        }
+        // The refinement memo is what the refinement computes for its key.
+        if let Some((k, out)) = e.refined {
+            prop_assert_eq!(e.refine(&k), out);
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        /// After any sequence of steps, holds, overrides, calibrations and capacity
+        /// learning, from a stored state or not, every cached value is the direct one.
+        #[test]
+        fn caches_equal_the_direct_formulas(
+            chem in 0usize..3,
+            stored in prop::option::of((0u16..=1_000, 0u32..300_000, -3_000i32..3_000)),
+            cap in prop_oneof![Just(100_000u32), 1u32..2_000_000, Just(1), any::<u32>()],
+            ops in prop::collection::vec(op(), 1..40),
+        ) {
+            let cfg = [SocConfig::lfp(), SocConfig::nmc(), SocConfig::lto()][chem].clone();
+            let stored = stored.map(|(soc, full, offset)| StoredSoc {
+                soc: Soc::from_permille_clamped(soc.into()),
+                full_capacity: MilliAmpHours::from_mah(full),
+                cycles: 0,
+                current_offset: MilliAmps::from_ma(offset),
+            });
+            let mut e = SocEstimator::new(cfg, MilliAmpHours::from_mah(cap), stored);
+            check_caches(&e)?;
+            let mut t = 0u64;
+            for op in &ops {
+                let mut steps: Vec<Planned> = Vec::new();
+                match *op {
+                    Op::Step { dt_ms, ma, mv, spread, temp, open, repeat } => {
+                        let cells = (0..16)
+                            .map(|k| MilliVolts::from_mv(mv + k * 7 % (spread + 1)))
+                            .collect::<Vec<_>>();
+                        for _ in 0..repeat {
+                            steps.push((dt_ms, ma, cells.clone(), temp, open));
+                        }
+                    }
+                    Op::Hold(dt) => {
+                        t = t.saturating_add(u64::from(dt));
+                        e.hold(Instant::from_millis(t));
+                    }
+                    Op::SetSoc(p) => e.set_soc(Soc::from_permille_clamped(p.into())),
+                    _ => {
+                        for (dt, ma, mv) in scripted(&e, op) {
+                            steps.push((dt, ma, [MilliVolts::from_mv(mv); 16].to_vec(), None, false));
+                        }
+                    }
+                }
+                for (dt, ma, cells, temp, open) in &steps {
+                    t = t.saturating_add(u64::from(*dt));
+                    let out = e.update(&SocInput {
+                        now: Instant::from_millis(t),
+                        current: MilliAmps::from_ma(*ma),
+                        cells,
+                        temperature: temp.map(DeciCelsius::from_deci),
+                        current_path_open: *open,
+                    });
+                    while e.poll_event().is_some() {}
+                    prop_assert_eq!(out.soc, e.soc());
+                    prop_assert_eq!(out.remaining, e.remaining());
+                    check_caches(&e)?;
+                }
+                check_caches(&e)?;
+            }
+        }
     }
 }

@@ -51,14 +51,18 @@ pub(crate) fn ocv_at(table: &[u16; OCV_POINTS], ppm: i64) -> i32 {
     (lo + (hi - lo) * frac / STEP_PPM) as i32
 }
 
+/// `sigma_uv` µV in 1/16 mV, at least 1: the argument of [`soc_sigma`].
+pub(crate) fn sigma16(sigma_uv: u32) -> i32 {
+    (i64::from(sigma_uv) * 16 / 1_000).clamp(1, i64::from(i32::MAX / 4)) as i32
+}
+
 /// One-sigma SOC uncertainty (ppm) of reading the SOC off the table from a voltage `mv16`
-/// known to `sigma_uv` µV: half the SOC span of `mv16 ± sigma`. This is `sigma_v / (dV/dSOC)`
-/// where the table is straight, and honest where it bends: near LFP's plateau a few
-/// millivolts of doubt reach far into it.
-// Out of line: its 128-bit temporaries stay off the caller's stack frame (Cortex-M0).
+/// known to `s16` (1/16 mV, see [`sigma16`]): half the SOC span of `mv16 ± s16`. This is
+/// `sigma_v / (dV/dSOC)` where the table is straight, and honest where it bends: near LFP's
+/// plateau a few millivolts of doubt reach far into it.
+// Out of line: one copy for the boot and the rest calibrations.
 #[inline(never)]
-pub(crate) fn soc_sigma(table: &[u16; OCV_POINTS], mv16: i32, sigma_uv: u32) -> u32 {
-    let s16 = (i64::from(sigma_uv) * 16 / 1_000).clamp(1, i64::from(i32::MAX / 4)) as i32;
+pub(crate) fn soc_sigma(table: &[u16; OCV_POINTS], mv16: i32, s16: i32) -> u32 {
     let hi = soc_from_ocv(table, mv16.saturating_add(s16));
     let lo = soc_from_ocv(table, mv16.saturating_sub(s16));
     ((hi - lo) / 2).clamp(1, PPM_FULL) as u32
@@ -90,6 +94,11 @@ pub(crate) struct Fused {
     pub gain: u32,
 }
 
+/// From this prior sigma (ppm) on, the prior is as good as unknown: with `p >= 2^62`
+/// against `r <= 10^12` the gain is exactly 999_999 ppm and the posterior sigma exactly
+/// `meas_sigma - 1`. Below it the variances stay within 62 bits.
+const PRIOR_SIGMA_CAP: u32 = 1 << 31;
+
 /// Weighs a measured SOC (`meas`, `meas_sigma`) against the prior (`prior`, `prior_sigma`)
 /// with the scalar Kalman gain `P / (P + R)`.
 ///
@@ -97,67 +106,47 @@ pub(crate) struct Fused {
 /// (a bad stored value, a missed charge), so its variance is raised to the disagreement:
 /// a steep part of the OCV curve then pulls the SOC almost all the way, a flat part still
 /// barely moves it.
-// Out of line: its 128-bit temporaries stay off the caller's stack frame (Cortex-M0).
+///
+/// SOCs are within `0..=PPM_FULL` and `meas_sigma` within `1..=PPM_FULL` (what the callers
+/// pass; values outside are clamped), so that everything but `P * R` fits 64 bits.
+// Out of line: one copy for the boot and the rest calibrations.
 #[inline(never)]
 pub(crate) fn fuse(prior: i64, prior_sigma: u32, meas: i64, meas_sigma: u32) -> Fused {
-    fuse_narrow(prior, prior_sigma, meas, meas_sigma)
-        .unwrap_or_else(|| fuse_wide(prior, prior_sigma, meas, meas_sigma))
-}
-
-/// [`fuse`] in 128-bit arithmetic: the reference form, and the path for values out of
-/// the 64-bit form's range.
-fn fuse_wide(prior: i64, prior_sigma: u32, meas: i64, meas_sigma: u32) -> Fused {
-    let p = u128::from(prior_sigma) * u128::from(prior_sigma);
-    let r = u128::from(meas_sigma.max(1)) * u128::from(meas_sigma.max(1));
-    let innov = meas - prior;
-    let innov2 = u128::from(innov.unsigned_abs()) * u128::from(innov.unsigned_abs());
-    let p = if innov2 > 9 * (p + r) {
-        p.max(innov2)
+    let prior = prior.clamp(0, PPM_FULL);
+    let innov = meas.clamp(0, PPM_FULL) - prior;
+    let ms = u64::from(meas_sigma.clamp(1, PPM_FULL as u32));
+    let full = PPM_FULL as u64;
+    let (gain, sigma) = if prior_sigma >= PRIOR_SIGMA_CAP {
+        // Nothing known (a boot without a stored SOC): see PRIOR_SIGMA_CAP.
+        (full - 1, ms - 1)
     } else {
-        p
+        let ps = u64::from(prior_sigma);
+        // p < 2^62, r and innov2 <= 10^12 < 2^40.
+        let (p, r) = (ps * ps, ms * ms);
+        let innov2 = innov.unsigned_abs() * innov.unsigned_abs();
+        // Saturating: beyond 2^64 the bound is above any innov2 anyway.
+        let p = if innov2 > (p + r).saturating_mul(9) {
+            p.max(innov2)
+        } else {
+            p
+        };
+        let sum = p + r;
+        // floor(p * 10^6 / sum) written as 10^6 - ceil(r * 10^6 / sum): r * 10^6 < 2^60.
+        let gain = full - (r * full).div_ceil(sum);
+        // floor(p * r / sum) is m - ceil(m^2 / sum) for m either of p and r: with the
+        // smaller one, 64 bits do unless both sigmas exceed 65_535 ppm.
+        let m = p.min(r);
+        let post_var = match m.checked_mul(m) {
+            Some(mm) => m - mm.div_ceil(sum),
+            None => super::mul_div(p as i64, r as i64, sum as i64) as u64,
+        };
+        (gain, isqrt(post_var).min(full))
     };
-    let gain = (p * PPM_FULL as u128 / (p + r)) as i64;
-    let soc = prior + (i128::from(innov) * i128::from(gain) / i128::from(PPM_FULL)) as i64;
-    let post_var = p * r / (p + r);
     Fused {
-        soc: soc.clamp(0, PPM_FULL),
-        sigma: isqrt(post_var.min(u128::from(u64::MAX)) as u64).min(PPM_FULL as u64) as u32,
+        soc: (prior + innov * gain as i64 / PPM_FULL).clamp(0, PPM_FULL),
+        sigma: sigma as u32,
         gain: gain as u32,
     }
-}
-
-/// [`fuse`] in 64-bit arithmetic (no 128-bit division in the usual case), for SOCs and
-/// sigmas within 0..=100 %; `None` outside it. The same formulas, so the same result.
-fn fuse_narrow(prior: i64, prior_sigma: u32, meas: i64, meas_sigma: u32) -> Option<Fused> {
-    let in_range = |x: u64| x <= PPM_FULL as u64;
-    let (ps, ms) = (u64::from(prior_sigma), u64::from(meas_sigma.max(1)));
-    if !(in_range(ps) && in_range(ms) && in_range(prior.unsigned_abs())) {
-        return None;
-    }
-    let innov = meas.checked_sub(prior)?;
-    let ia = innov.unsigned_abs();
-    if !in_range(ia) {
-        return None;
-    }
-    // All below 10^12 (< 2^40): sums, `* 9` and `* 10^6` stay below 2^63.
-    let (p, r, innov2) = (ps * ps, ms * ms, ia * ia);
-    let p = if innov2 > 9 * (p + r) {
-        p.max(innov2)
-    } else {
-        p
-    };
-    let gain = (p * PPM_FULL as u64 / (p + r)) as i64;
-    let soc = prior + innov * gain / PPM_FULL;
-    // p * r may reach 2^80; only then is a 128-bit division needed.
-    let post_var = match p.checked_mul(r) {
-        Some(pr) => pr / (p + r),
-        None => (u128::from(p) * u128::from(r) / u128::from(p + r)) as u64,
-    };
-    Some(Fused {
-        soc: soc.clamp(0, PPM_FULL),
-        sigma: isqrt(post_var).min(PPM_FULL as u64) as u32,
-        gain: gain as u32,
-    })
 }
 
 #[cfg(test)]
@@ -165,15 +154,69 @@ mod test {
     use super::*;
     use crate::soc::SocConfig;
 
+    /// The Kalman step in 128-bit arithmetic, straight from the formulas: the reference.
+    fn fuse_wide(prior: i64, prior_sigma: u32, meas: i64, meas_sigma: u32) -> Fused {
+        let p = u128::from(prior_sigma) * u128::from(prior_sigma);
+        let r = u128::from(meas_sigma.max(1)) * u128::from(meas_sigma.max(1));
+        let innov = meas - prior;
+        let innov2 = u128::from(innov.unsigned_abs()) * u128::from(innov.unsigned_abs());
+        let p = if innov2 > 9 * (p + r) {
+            p.max(innov2)
+        } else {
+            p
+        };
+        let gain = (p * PPM_FULL as u128 / (p + r)) as i64;
+        let soc = prior + (i128::from(innov) * i128::from(gain) / i128::from(PPM_FULL)) as i64;
+        let post_var = p * r / (p + r);
+        Fused {
+            soc: soc.clamp(0, PPM_FULL),
+            sigma: isqrt(post_var.min(u128::from(u64::MAX)) as u64).min(PPM_FULL as u64) as u32,
+            gain: gain as u32,
+        }
+    }
+
     proptest::proptest! {
+        /// Over the inputs the callers pass (SOCs within 0..=100 %, the measurement's
+        /// sigma from `soc_sigma`, any prior sigma) the 64-bit form is exact.
         #[test]
-        fn fuse_fast_path_equals_the_wide_form(
-            prior in -10_000i64..1_100_000,
-            meas in -10_000i64..1_100_000,
-            ps in proptest::prop_oneof![0u32..1_100_000, proptest::strategy::Just(u32::MAX)],
-            ms in 0u32..1_100_000,
+        fn fuse_equals_the_wide_form(
+            prior in 0i64..=PPM_FULL,
+            meas in 0i64..=PPM_FULL,
+            ps in proptest::prop_oneof![
+                0u32..1_100_000,
+                1_100_000u32..,
+                proptest::strategy::Just(PRIOR_SIGMA_CAP - 1),
+                proptest::strategy::Just(PRIOR_SIGMA_CAP),
+                proptest::strategy::Just(u32::MAX),
+            ],
+            ms in proptest::prop_oneof![1u32..=1_000_000, proptest::strategy::Just(1_000_000)],
         ) {
             proptest::prop_assert_eq!(fuse(prior, ps, meas, ms), fuse_wide(prior, ps, meas, ms));
+        }
+    }
+
+    #[test]
+    fn fuse_is_exact_at_the_extremes() {
+        for prior in [0, 1, 500_000, PPM_FULL] {
+            for meas in [0, 1, 999_999, PPM_FULL] {
+                for ps in [
+                    0,
+                    1,
+                    999_999,
+                    1_000_000,
+                    65_535_000,
+                    PRIOR_SIGMA_CAP,
+                    u32::MAX,
+                ] {
+                    for ms in [1, 2, 3, 1_000, 999_999, 1_000_000] {
+                        assert_eq!(
+                            fuse(prior, ps, meas, ms),
+                            fuse_wide(prior, ps, meas, ms),
+                            "{prior} {ps} {meas} {ms}"
+                        );
+                    }
+                }
+            }
         }
     }
 
@@ -205,8 +248,8 @@ mod test {
     #[test]
     fn sigma_is_large_on_plateau_and_small_on_slopes() {
         let t = SocConfig::lfp().ocv_mv;
-        let plateau = soc_sigma(&t, ocv_at(&t, 600_000), 5_000);
-        let knee = soc_sigma(&t, ocv_at(&t, 50_000), 5_000);
+        let plateau = soc_sigma(&t, ocv_at(&t, 600_000), sigma16(5_000));
+        let knee = soc_sigma(&t, ocv_at(&t, 50_000), sigma16(5_000));
         assert!(plateau > 50_000, "{plateau}");
         assert!(knee < 5_000, "{knee}");
     }
