@@ -52,5 +52,5 @@ pub use measure::{Measurements, MAX_CELLS};
 pub use ports::FetState;
 pub use protect::{Fault, FaultSet};
 pub use telemetry::{Limits, PowerMode, Telemetry};
-pub use time::{Duration, Instant};
+pub use time::{Duration, Instant, OptInstant};
 pub use units::{DeciCelsius, MilliAmpHours, MilliAmpMillis, MilliAmps, MilliVolts, Permille, Soc};

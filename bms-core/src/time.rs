@@ -55,6 +55,76 @@ impl Instant {
     }
 }
 
+/// An `Option<Instant>` in 8 bytes instead of 16: a timer's start or a last event's time.
+///
+/// "None" is the last representable millisecond, so that instant itself is held as the
+/// millisecond before it (584 million years after the epoch: no pack sees either). A BMS
+/// keeps dozens of these (every debounce timer), which makes the saving worth a type.
+///
+/// ```
+/// use bms_core::time::{Instant, OptInstant};
+/// let mut t = OptInstant::NONE;
+/// assert_eq!(t.get(), None);
+/// assert_eq!(t.get_or_insert(Instant::from_millis(5)), Instant::from_millis(5));
+/// assert_eq!(t.get_or_insert(Instant::from_millis(9)), Instant::from_millis(5));
+/// assert_eq!(core::mem::size_of::<OptInstant>(), 8);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct OptInstant {
+    millis: u64,
+}
+
+impl OptInstant {
+    /// No instant.
+    pub const NONE: OptInstant = OptInstant { millis: u64::MAX };
+
+    /// `Some(t)` (the last representable millisecond is held as the one before it).
+    pub const fn some(t: Instant) -> Self {
+        OptInstant {
+            millis: if t.millis == u64::MAX {
+                u64::MAX - 1
+            } else {
+                t.millis
+            },
+        }
+    }
+
+    /// The instant, if any.
+    pub const fn get(self) -> Option<Instant> {
+        if self.millis == u64::MAX {
+            None
+        } else {
+            Some(Instant::from_millis(self.millis))
+        }
+    }
+
+    /// `true` when it holds an instant.
+    pub const fn is_some(self) -> bool {
+        self.millis != u64::MAX
+    }
+
+    /// The held instant, after storing `now` if there was none.
+    pub fn get_or_insert(&mut self, now: Instant) -> Instant {
+        if !self.is_some() {
+            *self = OptInstant::some(now);
+        }
+        Instant::from_millis(self.millis)
+    }
+}
+
+impl Default for OptInstant {
+    fn default() -> Self {
+        OptInstant::NONE
+    }
+}
+
+impl From<Option<Instant>> for OptInstant {
+    fn from(t: Option<Instant>) -> Self {
+        t.map_or(OptInstant::NONE, OptInstant::some)
+    }
+}
+
 impl Add<Duration> for Instant {
     type Output = Instant;
     fn add(self, rhs: Duration) -> Instant {
@@ -156,5 +226,41 @@ impl Add for Duration {
 impl fmt::Display for Duration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} ms", self.millis)
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn opt_instant_holds_what_option_holds(t in any::<Option<u64>>()) {
+            let t = t.map(Instant::from_millis);
+            let o = OptInstant::from(t);
+            match t {
+                Some(t) if t.as_millis() == u64::MAX => {
+                    prop_assert_eq!(o.get(), Some(Instant::from_millis(u64::MAX - 1)));
+                }
+                _ => prop_assert_eq!(o.get(), t),
+            }
+            prop_assert_eq!(o.is_some(), t.is_some());
+        }
+    }
+
+    #[test]
+    fn opt_instant_starts_empty_and_keeps_the_first_insert() {
+        let mut o = OptInstant::default();
+        assert!(!o.is_some());
+        assert_eq!(
+            o.get_or_insert(Instant::from_millis(3)),
+            Instant::from_millis(3)
+        );
+        assert_eq!(
+            o.get_or_insert(Instant::from_millis(4)),
+            Instant::from_millis(3)
+        );
+        assert_eq!(o.get(), Some(Instant::from_millis(3)));
     }
 }

@@ -6,7 +6,7 @@
 
 use super::rules::{Direction, Latch, ProtectionRule, ProtectionTable};
 use super::{Fault, FaultSet};
-use crate::time::{Duration, Instant};
+use crate::time::{Duration, Instant, OptInstant};
 
 /// Window in which repeated trips of a fault count against its retry budget.
 pub const RETRY_WINDOW: Duration = Duration::from_secs(60);
@@ -38,19 +38,19 @@ pub enum Transition {
 /// the [`Detectors`]' sets, so a tier is only its pending start.
 #[derive(Clone, Copy, Debug, Default)]
 struct Tier {
-    pending: Option<Instant>,
+    pending: OptInstant,
 }
 
 impl Tier {
     /// Debounces a condition: returns `true` when the state flips.
     fn debounce(&mut self, now: Instant, towards: bool, delay: Duration) -> bool {
         if !towards {
-            self.pending = None;
+            self.pending = OptInstant::NONE;
             return false;
         }
-        let since = *self.pending.get_or_insert(now);
+        let since = self.pending.get_or_insert(now);
         if now.duration_since(since) >= delay {
-            self.pending = None;
+            self.pending = OptInstant::NONE;
             true
         } else {
             false
@@ -65,7 +65,7 @@ pub struct Detectors {
     warnings: [Tier; Fault::COUNT],
     latched: FaultSet,
     retries: [u8; Fault::COUNT],
-    last_release: [Option<Instant>; Fault::COUNT],
+    last_release: [OptInstant; Fault::COUNT],
     active: FaultSet,
     warned: FaultSet,
     /// Faults with a tier active or a timer pending; the others take the fast path.
@@ -192,8 +192,8 @@ impl Detectors {
         let i = fault.index();
         let Some(v) = value else {
             // Unmeasurable: hold the state, restart debouncing when it comes back.
-            self.faults[i].pending = None;
-            self.warnings[i].pending = None;
+            self.faults[i].pending = OptInstant::NONE;
+            self.warnings[i].pending = OptInstant::NONE;
             return;
         };
         let dir = fault.direction();
@@ -201,8 +201,9 @@ impl Detectors {
         if !self.active.contains(fault) {
             if f.debounce(now, beyond(dir, v, rule.trip), rule.delay) {
                 self.active.insert(fault);
-                let recent =
-                    self.last_release[i].is_some_and(|t| now.duration_since(t) < RETRY_WINDOW);
+                let recent = self.last_release[i]
+                    .get()
+                    .is_some_and(|t| now.duration_since(t) < RETRY_WINDOW);
                 self.retries[i] = if recent {
                     self.retries[i].saturating_add(1)
                 } else {
@@ -229,7 +230,7 @@ impl Detectors {
                 rule.release_delay,
             ) {
                 self.active.remove(fault);
-                self.last_release[i] = Some(now);
+                self.last_release[i] = OptInstant::some(now);
                 out(Transition::Released(fault));
             }
         }
@@ -270,7 +271,7 @@ impl Detectors {
             if values[i].is_some_and(|v| within(fault.direction(), v, rule.release)) {
                 self.faults[i] = Tier::default();
                 self.active.remove(fault);
-                self.last_release[i] = Some(now);
+                self.last_release[i] = OptInstant::some(now);
                 out(Transition::Released(fault));
             }
         }

@@ -40,6 +40,7 @@ impl PowerModes {
     /// - sleep -> active: `|I| >= wake_current`, a charger, or ACC;
     /// - any -> deep sleep: `cell_uv` active without a charger for `deep_sleep_after`;
     /// - deep sleep -> active: ACC only (manual wake).
+    #[inline]
     pub fn update(&mut self, cfg: &PowerConfig, i: PowerInput) -> PowerMode {
         let idle =
             i.current.unsigned_abs() < cfg.idle_current.unsigned_abs() && !i.charger && !i.acc;

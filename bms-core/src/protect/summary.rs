@@ -190,7 +190,7 @@ impl Summary {
 pub struct StuckDetector {
     last_sum: u32,
     last_fingerprint: u32,
-    since: Option<crate::time::Instant>,
+    since: crate::time::OptInstant,
 }
 
 impl StuckDetector {
@@ -209,7 +209,7 @@ impl StuckDetector {
         p: &PlausibilityConfig,
     ) -> bool {
         if !m.afe_ok {
-            self.since = None;
+            self.since = crate::time::OptInstant::NONE;
             return false;
         }
         // An order-sensitive fingerprint plus the sum: equal only if (practically) every
@@ -222,10 +222,10 @@ impl StuckDetector {
             .current
             .is_some_and(|i| i.unsigned_abs() >= p.stuck_min_current.unsigned_abs());
         if !(same && flowing) {
-            self.since = None;
+            self.since = crate::time::OptInstant::NONE;
             return false;
         }
-        let since = *self.since.get_or_insert(m.timestamp);
+        let since = self.since.get_or_insert(m.timestamp);
         m.timestamp.duration_since(since) >= p.stuck_after
     }
 }
