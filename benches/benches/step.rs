@@ -56,10 +56,11 @@ fn parts(c: &mut Criterion) {
     let cfg = bms.config().clone();
     let m = &w.measured()[0];
     let mut g = c.benchmark_group("part 20S");
+    let mut last = bms.telemetry().cells;
     g.bench_function("Summary::of", |b| {
-        b.iter(|| Summary::of(black_box(m), black_box(&cfg.plausibility)))
+        b.iter(|| Summary::of(black_box(m), black_box(&cfg.plausibility), &mut last))
     });
-    let s = Summary::of(m, &cfg.plausibility);
+    let s = Summary::of(m, &cfg.plausibility, &mut last);
     g.bench_function("Protection::step", |b| {
         b.iter_batched_ref(
             || (bms.protection().clone(), 0usize),

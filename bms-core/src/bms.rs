@@ -275,7 +275,11 @@ impl Bms {
     /// One control step over a snapshot; time is `m.timestamp`.
     pub fn step(&mut self, m: &Measurements) -> Outputs {
         let now = m.timestamp;
-        let summary = Summary::of(m, &self.cfg.plausibility);
+        let same_count = m.cell_count.min(crate::MAX_CELLS as u8) == self.telemetry.cell_count;
+        // The telemetry keeps the cells of the last snapshot the AFE answered: the summary
+        // compares this snapshot with them and copies it over them in its one pass.
+        let mut summary = Summary::of(m, &self.cfg.plausibility, &mut self.telemetry.cells);
+        summary.cells_unchanged &= same_count;
         let events = &mut self.events;
         let d = self.protection.step(&self.cfg, m, &summary, &mut |t| {
             events.push(now, transition_event(t))
@@ -357,8 +361,8 @@ impl Bms {
         let t = &mut self.telemetry;
         t.now = m.timestamp;
         if m.afe_ok {
+            // The cells themselves were copied by `Summary::of`.
             t.cell_count = m.cell_count.min(crate::MAX_CELLS as u8);
-            t.cells = m.cells;
         }
         t.pack_voltage = s.pack.unwrap_or_default();
         t.load_voltage = m.load.unwrap_or_default();

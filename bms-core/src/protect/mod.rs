@@ -283,7 +283,7 @@ impl Protection {
     ) -> Decision {
         let now = m.timestamp;
         let mut causes = s.causes;
-        if self.stuck.update_summarised(m, s, &cfg.plausibility) {
+        if self.stuck.update(m, s, &cfg.plausibility) {
             causes.insert(SensorCauses::STUCK);
         }
         // Event-driven: only a busy detector or one whose reading reaches its envelope can

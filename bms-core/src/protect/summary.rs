@@ -7,9 +7,6 @@ use crate::config::PlausibilityConfig;
 use crate::measure::{Measurements, MAX_CELLS};
 use crate::units::{DeciCelsius, MilliAmps, MilliVolts};
 
-/// Multiplier of the order-sensitive cell fingerprint (the 32-bit FNV prime).
-const FINGERPRINT_MUL: u32 = 0x0100_0193;
-
 /// Readings up to this bound sum exactly in a `u32` over [`MAX_CELLS`] cells.
 const MAX_FAST_MV: u32 = u32::MAX / MAX_CELLS as u32;
 
@@ -77,9 +74,9 @@ pub struct Summary {
     pub current: MilliAmps,
     /// Open sense wires among the configured cells.
     pub open_wires: u8,
-    /// Order-sensitive fingerprint of the cell readings (for [`StuckDetector`]), `0` when
-    /// the AFE did not answer.
-    pub fingerprint: u32,
+    /// Every cell reads exactly as in the previous snapshot the AFE answered (`false` when
+    /// it did not answer now); feeds the [`StuckDetector`].
+    pub cells_unchanged: bool,
     /// Implausible readings found in this snapshot (without the stuck check, which needs
     /// history; see [`StuckDetector`]).
     pub causes: SensorCauses,
@@ -87,7 +84,35 @@ pub struct Summary {
 
 impl Summary {
     /// Summarises `m` against the plausibility limits.
-    pub fn of(m: &Measurements, p: &PlausibilityConfig) -> Summary {
+    ///
+    /// `last` holds the cell readings of the previous snapshot the AFE answered (as
+    /// [`Telemetry::cells`](crate::telemetry::Telemetry::cells) does). When the AFE
+    /// answered now, its first `m.cell_count` entries are compared with and replaced by this
+    /// snapshot's in the same pass that finds the extremes ([`Summary::cells_unchanged`]);
+    /// entries past the cell count are left alone.
+    ///
+    /// ```
+    /// use bms_core::{Instant, Measurements, MilliVolts, MAX_CELLS};
+    /// use bms_core::config::{Chemistry, PackConfig};
+    /// use bms_core::protect::Summary;
+    ///
+    /// let cfg = PackConfig::preset("ANT16S-80A-T".parse()?, Chemistry::Lfp);
+    /// let mut m = Measurements::uniform(16, MilliVolts::from_mv(3_300), Instant::ZERO);
+    /// m.cells[3] = MilliVolts::from_mv(3_310);
+    /// let mut last = [MilliVolts::ZERO; MAX_CELLS];
+    /// let s = Summary::of(&m, &cfg.plausibility, &mut last);
+    /// assert_eq!(s.max_cell, Some(MilliVolts::from_mv(3_310)));
+    /// assert_eq!(s.cell_spread(), Some(MilliVolts::from_mv(10)));
+    /// assert!(!s.cells_unchanged);
+    /// assert_eq!(&last[..16], m.cells());
+    /// assert!(Summary::of(&m, &cfg.plausibility, &mut last).cells_unchanged);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn of(
+        m: &Measurements,
+        p: &PlausibilityConfig,
+        last: &mut [MilliVolts; MAX_CELLS],
+    ) -> Summary {
         let mut s = Summary {
             current: m.current.unwrap_or_default(),
             ..Summary::default()
@@ -98,17 +123,20 @@ impl Summary {
         if m.afe_ok {
             let (lo, hi) = (p.cell_min.as_mv(), p.cell_max.as_mv());
             let cells = m.cells();
-            // One pass for the common case; u32 sum and the fingerprint's multiply-add
-            // are one instruction each per cell on a Cortex-M (an odd multiplier that is
-            // no shift-and-add keeps it one multiply on x86 as well).
-            let (mut min, mut max, mut sum, mut fp) = (u32::MAX, 0u32, 0u32, 0u32);
-            for c in cells {
+            // One pass: sum, extremes, and the copy into `last` with a running "some bit
+            // differs". Every operation is lane-wise, so the loop vectorises where the
+            // target has vectors; on a Cortex-M it is a few instructions per cell, and the
+            // copy costs no more than the separate one it replaces.
+            let (mut min, mut max, mut sum, mut diff) = (u32::MAX, 0u32, 0u32, 0u32);
+            for (c, l) in cells.iter().zip(last.iter_mut()) {
                 let v = c.as_mv();
+                diff |= v ^ l.as_mv();
+                *l = *c;
                 sum = sum.wrapping_add(v);
-                fp = fp.wrapping_mul(FINGERPRINT_MUL).wrapping_add(v);
                 min = min.min(v);
                 max = max.max(v);
             }
+            s.cells_unchanged = diff == 0;
             if max > MAX_FAST_MV {
                 // Rare: absurd readings; the u32 sum may have wrapped, so sum again, saturating.
                 let wide: u64 = cells.iter().map(|c| u64::from(c.as_mv())).sum();
@@ -130,7 +158,6 @@ impl Summary {
                 s.min_cell = Some(MilliVolts::from_mv(min));
                 s.max_cell = Some(MilliVolts::from_mv(max));
             }
-            s.fingerprint = fp;
             s.cell_sum = MilliVolts::from_mv(sum);
             let open = m.open_wire & ((1u32 << m.cell_count.min(31)) - 1);
             // Counted only when set: a Cortex-M has no population-count instruction.
@@ -188,40 +215,18 @@ impl Summary {
 /// Detects cell readings that stop changing while current flows (a frozen AFE register).
 #[derive(Clone, Debug, Default)]
 pub struct StuckDetector {
-    last_sum: u32,
-    last_fingerprint: u32,
     since: crate::time::OptInstant,
 }
 
 impl StuckDetector {
-    /// Feeds one snapshot; `true` when the cells have been frozen for `p.stuck_after`
-    /// with at least `p.stuck_min_current` flowing the whole time.
-    pub fn update(&mut self, m: &Measurements, p: &PlausibilityConfig) -> bool {
-        self.update_summarised(m, &Summary::of(m, p), p)
-    }
-
-    /// As [`update`](Self::update), with the fingerprint and sum the [`Summary`] of `m`
-    /// already computed (no second pass over the cells).
-    pub fn update_summarised(
-        &mut self,
-        m: &Measurements,
-        s: &Summary,
-        p: &PlausibilityConfig,
-    ) -> bool {
-        if !m.afe_ok {
-            self.since = crate::time::OptInstant::NONE;
-            return false;
-        }
-        // An order-sensitive fingerprint plus the sum: equal only if (practically) every
-        // reading is equal, at one multiply-add per cell instead of keeping a copy.
-        let (sum, fp) = (s.cell_sum.as_mv(), s.fingerprint);
-        let same = sum == self.last_sum && fp == self.last_fingerprint;
-        self.last_sum = sum;
-        self.last_fingerprint = fp;
+    /// Feeds one snapshot and its [`Summary`]; `true` when the cells have read the same
+    /// ([`Summary::cells_unchanged`]) for `p.stuck_after` with at least
+    /// `p.stuck_min_current` flowing the whole time.
+    pub fn update(&mut self, m: &Measurements, s: &Summary, p: &PlausibilityConfig) -> bool {
         let flowing = m
             .current
             .is_some_and(|i| i.unsigned_abs() >= p.stuck_min_current.unsigned_abs());
-        if !(same && flowing) {
+        if !(m.afe_ok && s.cells_unchanged && flowing) {
             self.since = crate::time::OptInstant::NONE;
             return false;
         }
@@ -269,7 +274,11 @@ mod test {
             for (c, &v) in m.cells.iter_mut().zip(&cells) {
                 *c = MilliVolts::from_mv(v);
             }
-            let s = Summary::of(&m, &plaus(lo, hi));
+            let mut last = [MilliVolts::from_mv(7); MAX_CELLS];
+            let s = Summary::of(&m, &plaus(lo, hi), &mut last);
+            prop_assert_eq!(&last[..cells.len()], m.cells());
+            prop_assert!(last[cells.len()..].iter().all(|c| c.as_mv() == 7));
+            prop_assert_eq!(s.cells_unchanged, cells.iter().all(|&v| v == 7));
             let (min, max, bad) = reference(&cells, lo, hi);
             prop_assert_eq!(s.min_cell.map(|v| v.as_mv()), min);
             prop_assert_eq!(s.max_cell.map(|v| v.as_mv()), max);
