@@ -339,7 +339,7 @@ impl Permille {
     }
     /// `value * self / 1000` without overflow, rounded down.
     pub const fn of(self, value: u32) -> u32 {
-        ((value as u64 * self.0 as u64) / 1000) as u32
+        mul_div_u32(value, self.0 as u32, 1000)
     }
 }
 
@@ -425,9 +425,35 @@ impl<'de> serde::Deserialize<'de> for Soc {
     }
 }
 
+/// `a * b / d` rounded down, exact for every input (`d` must not be zero; the result must
+/// fit in a `u32`).
+///
+/// Divides in 32 bits whenever the product fits, which is every real case on the control
+/// path: a 64-bit division is a library call of about a hundred cycles on a Cortex-M.
+pub(crate) const fn mul_div_u32(a: u32, b: u32, d: u32) -> u32 {
+    match a.checked_mul(b) {
+        Some(p) => p / d,
+        None => (a as u64 * b as u64 / d as u64) as u32,
+    }
+}
+
 #[cfg(test)]
 mod test {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn mul_div_u32_is_the_wide_quotient(
+            a in prop_oneof![0u32..5_000_000, any::<u32>()],
+            b in prop_oneof![0u32..=1_000, any::<u32>()],
+            d in 1u32..=u32::MAX,
+        ) {
+            let wide = u64::from(a) * u64::from(b) / u64::from(d);
+            prop_assume!(wide <= u64::from(u32::MAX));
+            prop_assert_eq!(u64::from(mul_div_u32(a, b, d)), wide);
+        }
+    }
 
     #[test]
     fn current_times_duration_keeps_sign_and_scale() {

@@ -8,7 +8,7 @@ use super::summary::Summary;
 use super::Fault;
 use crate::config::PackConfig;
 use crate::telemetry::Limits;
-use crate::units::{MilliAmps, MilliVolts, Soc};
+use crate::units::{mul_div_u32, MilliAmps, MilliVolts, Soc};
 
 /// Linear ramp: 1000 at `full` and before, 0 at `zero` and beyond (either direction).
 fn ramp(value: i32, full: i32, zero: i32) -> u32 {
@@ -27,11 +27,12 @@ fn ramp(value: i32, full: i32, zero: i32) -> u32 {
     if pos >= span {
         return 1000;
     }
-    (pos as i64 * 1000 / span as i64) as u32
+    // 0 < pos < span here.
+    mul_div_u32(pos as u32, 1000, span as u32)
 }
 
 fn scale(i: MilliAmps, permille: u32) -> MilliAmps {
-    MilliAmps::from_ma((i.unsigned_abs() as u64 * permille as u64 / 1000) as i32)
+    MilliAmps::from_ma(mul_div_u32(i.unsigned_abs(), permille, 1000) as i32)
 }
 
 /// Temperature derating band width (0.1 °C) inside the trip threshold.
