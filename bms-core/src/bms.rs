@@ -253,7 +253,7 @@ impl Bms {
     /// The next queued event, oldest first. Poll after every step until `None`.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<TimedEvent> {
-        self.events.queue.pop_front()
+        self.events.pop()
     }
 
     fn push(&mut self, at: Instant, event: Event) {
@@ -395,8 +395,16 @@ impl Bms {
 /// The queue of [`TimedEvent`]s; the oldest is dropped (and counted) when it is full.
 #[derive(Clone, Debug, Default)]
 struct EventQueue {
-    queue: Deque<TimedEvent, EVENT_QUEUE>,
+    queue: Deque<Queued, EVENT_QUEUE>,
     dropped: u32,
+}
+
+/// A queued [`TimedEvent`] with its time as two words: 4-byte aligned, an entry takes 20
+/// bytes instead of 24 (a `u64` field would align it to 8).
+#[derive(Clone, Copy, Debug)]
+struct Queued {
+    at: [u32; 2],
+    event: Event,
 }
 
 impl EventQueue {
@@ -405,8 +413,19 @@ impl EventQueue {
             self.queue.pop_front();
             self.dropped = self.dropped.saturating_add(1);
         }
+        let ms = at.as_millis();
+        let at = [ms as u32, (ms >> 32) as u32];
         // Cannot fail: a slot was freed above.
-        let _ = self.queue.push_back(TimedEvent { at, event });
+        let _ = self.queue.push_back(Queued { at, event });
+    }
+
+    fn pop(&mut self) -> Option<TimedEvent> {
+        let Queued {
+            at: [lo, hi],
+            event,
+        } = self.queue.pop_front()?;
+        let at = Instant::from_millis(u64::from(hi) << 32 | u64::from(lo));
+        Some(TimedEvent { at, event })
     }
 }
 

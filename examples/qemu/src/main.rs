@@ -213,14 +213,21 @@ fn main() -> ! {
     if !BENCH {
         use core::mem::size_of;
         hprintln!("bms_state_bytes={}", size_of::<Bms>());
-        hprintln!(
-            "of which config={} protection={} soc={} balancer={} telemetry={} event_queue={}",
+        let parts = [
             size_of::<PackConfig>(),
             size_of::<bms_core::protect::Protection>(),
             size_of::<bms_core::soc::SocEstimator>(),
             size_of::<bms_core::balance::Balancer>(),
             size_of::<bms_core::Telemetry>(),
-            size_of::<bms_core::bms::TimedEvent>() * bms_core::bms::EVENT_QUEUE,
+        ];
+        hprintln!(
+            "of which config={} protection={} soc={} balancer={} telemetry={} rest={}",
+            parts[0],
+            parts[1],
+            parts[2],
+            parts[3],
+            parts[4],
+            size_of::<Bms>() - parts.iter().sum::<usize>(),
         );
         hprintln!("j1939_node_bytes={}", size_of::<J1939Node>());
         hprintln!("stack_peak_bytes={}", stack_peak());
@@ -330,7 +337,12 @@ fn bench(bms: &mut Bms, node: &mut J1939Node) -> ! {
         }
         faults |= bms.telemetry().faults.bits() | u32::from(!out.fets.discharge) << 31;
     }
-    hprintln!("bench steps={} warm_up={} can_frames={}", STEPS, WARM_UP, frames);
+    hprintln!(
+        "bench steps={} warm_up={} can_frames={}",
+        STEPS,
+        WARM_UP,
+        frames
+    );
     // The workload is fault-free once pre-charge is done; anything else is a broken bench.
     let ok = bms.telemetry().faults.is_empty() && faults & !(1 << 31) == 0;
     debug::exit(if ok {
