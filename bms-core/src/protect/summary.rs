@@ -74,8 +74,9 @@ pub struct Summary {
     pub current: MilliAmps,
     /// Open sense wires among the configured cells.
     pub open_wires: u8,
-    /// Every cell reads exactly as in the previous snapshot the AFE answered (`false` when
-    /// it did not answer now); feeds the [`StuckDetector`].
+    /// Every cell reads exactly as in the previous snapshot the AFE answered, with at
+    /// least `stuck_min_current` flowing (`false` when less flows or the AFE did not answer
+    /// now, where the [`StuckDetector`] it feeds does not look at it).
     pub cells_unchanged: bool,
     /// Implausible readings found in this snapshot (without the stuck check, which needs
     /// history; see [`StuckDetector`]).
@@ -87,18 +88,19 @@ impl Summary {
     ///
     /// `last` holds the cell readings of the previous snapshot the AFE answered (as
     /// [`Telemetry::cells`](crate::telemetry::Telemetry::cells) does). When the AFE
-    /// answered now, its first `m.cell_count` entries are compared with and replaced by this
-    /// snapshot's in the same pass that finds the extremes ([`Summary::cells_unchanged`]);
-    /// entries past the cell count are left alone.
+    /// answered now, they are compared with this snapshot's ([`Summary::cells_unchanged`])
+    /// and replaced by all of `m.cells` (entries past the cell count are meaningless in
+    /// both).
     ///
     /// ```
-    /// use bms_core::{Instant, Measurements, MilliVolts, MAX_CELLS};
+    /// use bms_core::{Instant, Measurements, MilliAmps, MilliVolts, MAX_CELLS};
     /// use bms_core::config::{Chemistry, PackConfig};
     /// use bms_core::protect::Summary;
     ///
     /// let cfg = PackConfig::preset("ANT16S-80A-T".parse()?, Chemistry::Lfp);
     /// let mut m = Measurements::uniform(16, MilliVolts::from_mv(3_300), Instant::ZERO);
     /// m.cells[3] = MilliVolts::from_mv(3_310);
+    /// m.current = Some(MilliAmps::from_amps(10));
     /// let mut last = [MilliVolts::ZERO; MAX_CELLS];
     /// let s = Summary::of(&m, &cfg.plausibility, &mut last);
     /// assert_eq!(s.max_cell, Some(MilliVolts::from_mv(3_310)));
@@ -123,20 +125,17 @@ impl Summary {
         if m.afe_ok {
             let (lo, hi) = (p.cell_min.as_mv(), p.cell_max.as_mv());
             let cells = m.cells();
-            // One pass: sum, extremes, and the copy into `last` with a running "some bit
-            // differs". Every operation is lane-wise, so the loop vectorises where the
-            // target has vectors; on a Cortex-M it is a few instructions per cell, and the
-            // copy costs no more than the separate one it replaces.
-            let (mut min, mut max, mut sum, mut diff) = (u32::MAX, 0u32, 0u32, 0u32);
-            for (c, l) in cells.iter().zip(last.iter_mut()) {
+            let (mut min, mut max, mut sum) = (u32::MAX, 0u32, 0u32);
+            for c in cells {
                 let v = c.as_mv();
-                diff |= v ^ l.as_mv();
-                *l = *c;
                 sum = sum.wrapping_add(v);
                 min = min.min(v);
                 max = max.max(v);
             }
-            s.cells_unchanged = diff == 0;
+            // Compared only while it matters (see `StuckDetector`); with live readings the
+            // comparison ends at the first cell that moved.
+            s.cells_unchanged = flowing(m, p) && cells.iter().zip(last.iter()).all(|(a, b)| a == b);
+            copy_cells(&m.cells, last);
             if max > MAX_FAST_MV {
                 // Rare: absurd readings; the u32 sum may have wrapped, so sum again, saturating.
                 let wide: u64 = cells.iter().map(|c| u64::from(c.as_mv())).sum();
@@ -212,6 +211,24 @@ impl Summary {
     }
 }
 
+/// Copies every cell reading, four at a time and unrolled: each 16-byte block is copied
+/// inline (a load-multiple and a store-multiple on a Cortex-M, two vector moves on x86),
+/// where one 80-byte copy is a library call that moves a word per loop on a Cortex-M.
+fn copy_cells(from: &[MilliVolts; MAX_CELLS], to: &mut [MilliVolts; MAX_CELLS]) {
+    const _: () = assert!(MAX_CELLS == 20);
+    to[0..4].copy_from_slice(&from[0..4]);
+    to[4..8].copy_from_slice(&from[4..8]);
+    to[8..12].copy_from_slice(&from[8..12]);
+    to[12..16].copy_from_slice(&from[12..16]);
+    to[16..20].copy_from_slice(&from[16..20]);
+}
+
+/// At least `stuck_min_current` flows (the only time frozen readings count as a fault).
+fn flowing(m: &Measurements, p: &PlausibilityConfig) -> bool {
+    m.current
+        .is_some_and(|i| i.unsigned_abs() >= p.stuck_min_current.unsigned_abs())
+}
+
 /// Detects cell readings that stop changing while current flows (a frozen AFE register).
 #[derive(Clone, Debug, Default)]
 pub struct StuckDetector {
@@ -223,10 +240,7 @@ impl StuckDetector {
     /// ([`Summary::cells_unchanged`]) for `p.stuck_after` with at least
     /// `p.stuck_min_current` flowing the whole time.
     pub fn update(&mut self, m: &Measurements, s: &Summary, p: &PlausibilityConfig) -> bool {
-        let flowing = m
-            .current
-            .is_some_and(|i| i.unsigned_abs() >= p.stuck_min_current.unsigned_abs());
-        if !(m.afe_ok && s.cells_unchanged && flowing) {
+        if !(m.afe_ok && s.cells_unchanged && flowing(m, p)) {
             self.since = crate::time::OptInstant::NONE;
             return false;
         }
@@ -269,16 +283,19 @@ mod test {
             ),
             lo in 0u32..3_000,
             hi in 2_000u32..200_000_000,
+            current in proptest::option::of(-3_000i32..3_000),
         ) {
             let mut m = Measurements::uniform(cells.len() as u8, MilliVolts::ZERO, Instant::ZERO);
             for (c, &v) in m.cells.iter_mut().zip(&cells) {
                 *c = MilliVolts::from_mv(v);
             }
+            m.current = current.map(MilliAmps::from_ma);
             let mut last = [MilliVolts::from_mv(7); MAX_CELLS];
             let s = Summary::of(&m, &plaus(lo, hi), &mut last);
-            prop_assert_eq!(&last[..cells.len()], m.cells());
-            prop_assert!(last[cells.len()..].iter().all(|c| c.as_mv() == 7));
-            prop_assert_eq!(s.cells_unchanged, cells.iter().all(|&v| v == 7));
+            prop_assert_eq!(last, m.cells);
+            // `plaus` asks for 1 A to call readings stuck.
+            let flowing = current.is_some_and(|i| i.unsigned_abs() >= 1_000);
+            prop_assert_eq!(s.cells_unchanged, flowing && cells.iter().all(|&v| v == 7));
             let (min, max, bad) = reference(&cells, lo, hi);
             prop_assert_eq!(s.min_cell.map(|v| v.as_mv()), min);
             prop_assert_eq!(s.max_cell.map(|v| v.as_mv()), max);
