@@ -47,10 +47,10 @@ use super::command::{legacy_command, Command};
 use super::device_info::{DeviceInfo, DEVICE_INFO_ADDR};
 use super::frame::{emit_raw, finish_in_place, Function, ERROR_FLAG, MAX_FRAME_LEN};
 use super::framer::{Frame, Framer};
-use super::legacy::{LegacyKind, LegacyRequest, LegacyStatusRepr, LEGACY_PASSWORD_ADDR};
+use super::legacy::{emit_legacy_status, LegacyKind, LegacyRequest, LEGACY_PASSWORD_ADDR};
 use super::registers::{lookup, ParameterAccess};
 use super::request::RequestRepr;
-use super::status::{StatusOptions, StatusRepr};
+use super::status::{emit_status, StatusOptions};
 use super::{DecodeError, ErrorCode};
 use crate::telemetry::Telemetry;
 use crate::time::{Duration, Instant};
@@ -442,8 +442,8 @@ impl SerialSession {
         // Every short response goes through the one `emit_raw` call below.
         let mut small = [0u8; 4];
         let (func, addr, payload, len): (u8, u16, &[u8], u8) = match p {
-            Pending::Status => return StatusRepr::from_telemetry(t, &self.cfg.status).emit(out),
-            Pending::LegacyStatus => return LegacyStatusRepr::from_telemetry(t).emit(out),
+            Pending::Status => return emit_status(t, &self.cfg.status, out),
+            Pending::LegacyStatus => return emit_legacy_status(t, out),
             Pending::DeviceInfo => return self.cfg.device_info.emit(out),
             Pending::Ident { addr } => (u8::from(Function::Ident), addr, &self.cfg.ident, 12),
             Pending::Ack {
