@@ -104,6 +104,8 @@ pub use record::{
 };
 pub use stats::{LifetimeStats, Stats};
 
+pub(crate) use record::cell_extremes;
+
 use core::fmt;
 
 /// A sector-aligned byte range of the flash given to one store.

@@ -214,23 +214,30 @@ impl Ring {
         let mut off = 0usize;
         while off < size {
             let n = (size - off).min(CHUNK);
-            let chunk = &mut buf[..n];
-            flash.read(addr + off as u32, chunk).map_err(Error::Flash)?;
+            flash
+                .read(addr + off as u32, &mut buf[..n])
+                .map_err(Error::Flash)?;
+            let chunk = &buf[..n];
             all_ff &= chunk.iter().all(|&b| b == 0xFF);
             if off == 0 {
+                // The first chunk holds the whole header (a slot is at least `HEADER_LEN`
+                // bytes), so it is read from the fixed buffer at constant offsets: no checks.
+                let u32_at =
+                    |i: usize| u32::from_le_bytes([buf[i], buf[i + 1], buf[i + 2], buf[i + 3]]);
+                let u16_at = |i: usize| u16::from_le_bytes([buf[i], buf[i + 1]]);
                 header = SlotHeader {
-                    seq: le_u32(chunk, 0),
-                    len: le_u16(chunk, 4),
-                    tag: le_u16(chunk, 6),
+                    seq: u32_at(0),
+                    len: u16_at(4),
+                    tag: u16_at(6),
                 };
-                stored_crc = le_u32(chunk, 8);
+                stored_crc = u32_at(8);
                 body_end = HEADER_LEN + header.len as usize;
-                if le_u32(chunk, 12) != 0 || body_end > size {
+                if u32_at(12) != 0 || body_end > size {
                     bad = true;
                     body_end = 0;
                 }
                 digest.update(&[self.domain]);
-                digest.update(chunk.get(..8).unwrap_or(&[]));
+                digest.update(&buf[..8]);
             }
             // Body bytes of this chunk: slot offsets [HEADER_LEN, body_end).
             let lo = off.max(HEADER_LEN);
@@ -445,20 +452,4 @@ impl Walk {
         }
         None
     }
-}
-
-fn le_u32(b: &[u8], at: usize) -> u32 {
-    let mut a = [0u8; 4];
-    if let Some(s) = b.get(at..at + 4) {
-        a.copy_from_slice(s);
-    }
-    u32::from_le_bytes(a)
-}
-
-fn le_u16(b: &[u8], at: usize) -> u16 {
-    let mut a = [0u8; 2];
-    if let Some(s) = b.get(at..at + 2) {
-        a.copy_from_slice(s);
-    }
-    u16::from_le_bytes(a)
 }

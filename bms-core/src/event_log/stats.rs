@@ -280,8 +280,7 @@ impl Stats {
 
         // Extremes.
         if t.cell_count > 0 {
-            let (hi, _) = t.max_cell();
-            let (lo, _) = t.min_cell();
+            let [(hi, _), (lo, _)] = super::cell_extremes(t);
             if s.max_cell.is_none_or(|m| hi > m) {
                 s.max_cell = Some(hi);
                 self.dirty = true;

@@ -42,7 +42,7 @@
 
 use heapless::Deque;
 
-use super::auth::{Auth, AuthConfig, AuthError};
+use super::auth::{AuthConfig, AuthError, AuthState};
 use super::command::{legacy_command, Command};
 use super::device_info::{DeviceInfo, DEVICE_INFO_ADDR};
 use super::frame::{emit_raw, finish_in_place, Function, ERROR_FLAG, MAX_FRAME_LEN};
@@ -153,7 +153,8 @@ enum Pending {
 pub struct SerialSession {
     cfg: SerialConfig,
     framer: Framer,
-    auth: Auth,
+    /// The password state; the password and timings are `cfg.auth`.
+    auth: AuthState,
     pending: Deque<Pending, MAX_PENDING>,
     commands: Deque<Command, MAX_COMMANDS>,
     last_rx: Option<Instant>,
@@ -177,7 +178,7 @@ impl SerialSession {
     /// A session with no password session open and nothing pending.
     pub fn new(cfg: SerialConfig) -> Self {
         SerialSession {
-            auth: Auth::new(cfg.auth.clone()),
+            auth: AuthState::NEW,
             cfg,
             framer: Framer::new(),
             pending: Deque::new(),
@@ -282,7 +283,7 @@ impl SerialSession {
                 self.queue(Pending::Registers { addr, len })
             }
             RequestRepr::Authenticate { addr, password } => {
-                let r = self.auth.attempt(now, password.as_slice());
+                let r = self.auth.attempt(&self.cfg.auth, now, password.as_slice());
                 match r {
                     Ok(()) => {
                         let mut data = [0u8; 4];
@@ -361,7 +362,7 @@ impl SerialSession {
     }
 
     fn accept(&mut self, now: Instant) {
-        self.auth.touch(now);
+        self.auth.touch(&self.cfg.auth, now);
         bump(&mut self.stats.writes_accepted);
     }
 
@@ -381,7 +382,7 @@ impl SerialSession {
                     if self.legacy_pw_parts == 0x0F {
                         self.legacy_pw_parts = 0;
                         let pw = self.legacy_pw;
-                        if self.auth.attempt(now, &pw).is_err() {
+                        if self.auth.attempt(&self.cfg.auth, now, &pw).is_err() {
                             bump(&mut self.stats.auth_failures);
                         }
                     }

@@ -424,8 +424,7 @@ impl<'a> Values<'a> {
     #[inline(never)]
     fn fill(&mut self, t: &Telemetry, opts: &StatusOptions) {
         let cells = self.cells;
-        let (max, imax) = t.max_cell();
-        let (min, imin) = t.min_cell();
+        let [(max, imax), (min, imin)] = crate::event_log::cell_extremes(t);
         let (max, min) = (mv16(max), mv16(min));
         let sum: u64 = cells.iter().map(|c| c.as_mv() as u64).sum();
         // Rounded down, as the real device does (52 840 mV / 16 cells -> 3302).
