@@ -136,7 +136,8 @@ enum Pending {
         len: u8,
     },
     Ack {
-        func: Function,
+        /// The raw function byte (converted where the function is a constant).
+        func: u8,
         addr: u16,
         data: [u8; 4],
         len: u8,
@@ -254,9 +255,9 @@ impl SerialSession {
     /// Refuses a write: an error response with the `response` function.
     // Out of line: called from nine branches.
     #[inline(never)]
-    fn reject(&mut self, response: Function, addr: u16, code: ErrorCode) {
+    fn reject(&mut self, response: u8, addr: u16, code: ErrorCode) {
         bump(&mut self.stats.writes_rejected);
-        let func = u8::from(response) | ERROR_FLAG;
+        let func = response | ERROR_FLAG;
         self.queue(Pending::Error { func, addr, code });
     }
 
@@ -269,7 +270,7 @@ impl SerialSession {
                     Err(e) => auth_code(e),
                     Ok(()) => ErrorCode::BadLength,
                 };
-                return self.reject(Function::WriteAck, addr, code);
+                return self.reject(u8::from(Function::WriteAck), addr, code);
             }
         };
         match req {
@@ -289,7 +290,7 @@ impl SerialSession {
                         let mut data = [0u8; 4];
                         data[..2].copy_from_slice(&AUTH_OK);
                         self.queue(Pending::Ack {
-                            func: Function::AuthAck,
+                            func: u8::from(Function::AuthAck),
                             addr,
                             data,
                             len: 2,
@@ -307,7 +308,7 @@ impl SerialSession {
                 }
             }
             RequestRepr::WriteRegister { addr, value } => {
-                let f = Function::WriteAck;
+                let f = u8::from(Function::WriteAck);
                 let len = value.len() as u8;
                 let mut data = [0u8; 4];
                 data[..value.len()].copy_from_slice(&value);
@@ -329,14 +330,14 @@ impl SerialSession {
                 }
                 self.accept(now);
                 self.queue(Pending::Ack {
-                    func: Function::WriteAck,
+                    func: f,
                     addr,
                     data,
                     len,
                 });
             }
             RequestRepr::Control(code) => {
-                let f = Function::ControlAck;
+                let f = u8::from(Function::ControlAck);
                 // The frame's address is the raw code: no conversion back from `ControlCode`.
                 let code_raw = frame_addr;
                 if let Err(e) = self.auth.check(now) {
@@ -352,7 +353,7 @@ impl SerialSession {
                 let mut data = [0u8; 4];
                 data[..2].copy_from_slice(&CONTROL_OK);
                 self.queue(Pending::Ack {
-                    func: Function::ControlAck,
+                    func: f,
                     addr: code_raw,
                     data,
                     len: 2,
@@ -454,7 +455,7 @@ impl SerialSession {
                 len,
             } => {
                 small = data;
-                (u8::from(func), addr, &small[..(len as usize).min(4)], len)
+                (func, addr, &small[..(len as usize).min(4)], len)
             }
             Pending::Error { func, addr, code } => {
                 small[..2].copy_from_slice(&u16::from(code).to_le_bytes());
