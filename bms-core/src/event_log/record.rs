@@ -227,11 +227,19 @@ pub struct Snapshot {
     pub precharge_fet: bool,
 }
 
+/// The highest and the lowest cell of `t` with their 0-based indices:
+/// `[t.max_cell(), t.min_cell()]`.
+// Out of line: one copy of the two scans serves the event snapshot, the statistics and the
+// serial status frames.
+#[inline(never)]
+pub(crate) fn cell_extremes(t: &Telemetry) -> [(MilliVolts, usize); 2] {
+    [t.max_cell(), t.min_cell()]
+}
+
 impl Snapshot {
     /// The snapshot of a [`Telemetry`] report.
     pub fn from_telemetry(t: &Telemetry) -> Self {
-        let (min_cell, min_i) = t.min_cell();
-        let (max_cell, max_i) = t.max_cell();
+        let [(max_cell, max_i), (min_cell, min_i)] = cell_extremes(t);
         // `i16::MIN` encodes "no reading": a (physically impossible) reading of exactly
         // -3276.8 °C is stored one count higher so that it stays a reading.
         let temp = |x: Option<DeciCelsius>| {

@@ -35,7 +35,56 @@ pub(crate) const HEADER_LEN: usize = 16;
 /// Read and write chunk: every supported `WRITE_SIZE` and `READ_SIZE` divides it.
 const CHUNK: usize = 64;
 
-const CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+/// CRC-32/ISO-HDLC (reflected polynomial `0xEDB88320`) of each 4-bit value.
+// A 16-entry table (64 bytes, two lookups a byte) instead of the usual 256 entries (1 KiB of
+// flash): slots are read and written a few times a minute at most.
+const CRC_NIBBLES: [u32; 16] = {
+    let mut t = [0u32; 16];
+    let mut i = 0;
+    while i < 16 {
+        let mut c = i as u32;
+        let mut k = 0;
+        while k < 4 {
+            c = if c & 1 != 0 {
+                (c >> 1) ^ 0xEDB8_8320
+            } else {
+                c >> 1
+            };
+            k += 1;
+        }
+        t[i] = c;
+        i += 1;
+    }
+    t
+};
+
+/// A running CRC-32/ISO-HDLC (init and final XOR `0xFFFFFFFF`).
+pub(crate) struct Crc32(u32);
+
+impl Crc32 {
+    /// No bytes yet.
+    pub(crate) const fn new() -> Self {
+        Crc32(0xFFFF_FFFF)
+    }
+
+    /// Adds `data`.
+    // Out of line: one copy for the slot reader and writer.
+    #[inline(never)]
+    pub(crate) fn update(&mut self, data: &[u8]) {
+        let mut c = self.0;
+        for &b in data {
+            c ^= b as u32;
+            c = (c >> 4) ^ CRC_NIBBLES[(c & 0x0F) as usize];
+            c = (c >> 4) ^ CRC_NIBBLES[(c & 0x0F) as usize];
+        }
+        self.0 = c;
+    }
+
+    /// The CRC of the bytes added.
+    pub(crate) fn finalize(&self) -> u32 {
+        !self.0
+    }
+}
 
 /// What a slot holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -207,30 +256,37 @@ impl Ring {
             tag: 0,
         };
         let mut stored_crc = 0u32;
-        let mut digest = CRC.digest();
+        let mut digest = Crc32::new();
         let mut bad = false;
         // Slot offset where the body ends; stays 0 (no body bytes) once the slot is bad.
         let mut body_end = 0usize;
         let mut off = 0usize;
         while off < size {
             let n = (size - off).min(CHUNK);
-            let chunk = &mut buf[..n];
-            flash.read(addr + off as u32, chunk).map_err(Error::Flash)?;
+            flash
+                .read(addr + off as u32, &mut buf[..n])
+                .map_err(Error::Flash)?;
+            let chunk = &buf[..n];
             all_ff &= chunk.iter().all(|&b| b == 0xFF);
             if off == 0 {
+                // The first chunk holds the whole header (a slot is at least `HEADER_LEN`
+                // bytes), so it is read from the fixed buffer at constant offsets: no checks.
+                let u32_at =
+                    |i: usize| u32::from_le_bytes([buf[i], buf[i + 1], buf[i + 2], buf[i + 3]]);
+                let u16_at = |i: usize| u16::from_le_bytes([buf[i], buf[i + 1]]);
                 header = SlotHeader {
-                    seq: le_u32(chunk, 0),
-                    len: le_u16(chunk, 4),
-                    tag: le_u16(chunk, 6),
+                    seq: u32_at(0),
+                    len: u16_at(4),
+                    tag: u16_at(6),
                 };
-                stored_crc = le_u32(chunk, 8);
+                stored_crc = u32_at(8);
                 body_end = HEADER_LEN + header.len as usize;
-                if le_u32(chunk, 12) != 0 || body_end > size {
+                if u32_at(12) != 0 || body_end > size {
                     bad = true;
                     body_end = 0;
                 }
                 digest.update(&[self.domain]);
-                digest.update(chunk.get(..8).unwrap_or(&[]));
+                digest.update(&buf[..8]);
             }
             // Body bytes of this chunk: slot offsets [HEADER_LEN, body_end).
             let lo = off.max(HEADER_LEN);
@@ -305,7 +361,7 @@ impl Ring {
         header[0..4].copy_from_slice(&seq.to_le_bytes());
         header[4..6].copy_from_slice(&len.to_le_bytes());
         header[6..8].copy_from_slice(&tag.to_le_bytes());
-        let mut digest = CRC.digest();
+        let mut digest = Crc32::new();
         digest.update(&[self.domain]);
         digest.update(&header[..8]);
         digest.update(body);
@@ -447,18 +503,31 @@ impl Walk {
     }
 }
 
-fn le_u32(b: &[u8], at: usize) -> u32 {
-    let mut a = [0u8; 4];
-    if let Some(s) = b.get(at..at + 4) {
-        a.copy_from_slice(s);
-    }
-    u32::from_le_bytes(a)
-}
+#[cfg(test)]
+mod test {
+    use super::Crc32;
 
-fn le_u16(b: &[u8], at: usize) -> u16 {
-    let mut a = [0u8; 2];
-    if let Some(s) = b.get(at..at + 2) {
-        a.copy_from_slice(s);
+    proptest::proptest! {
+        /// The 16-entry table gives the CRC of the full-table implementation it replaced,
+        /// whatever the split of the bytes into updates.
+        #[test]
+        fn crc32_equals_the_table_driven_reference(
+            data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+            cut in 0usize..300,
+        ) {
+            let reference = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+            let (a, b) = data.split_at(cut.min(data.len()));
+            let mut c = Crc32::new();
+            c.update(a);
+            c.update(b);
+            proptest::prop_assert_eq!(c.finalize(), reference.checksum(&data));
+        }
     }
-    u16::from_le_bytes(a)
+
+    #[test]
+    fn crc32_check_value() {
+        let mut c = Crc32::new();
+        c.update(b"123456789");
+        assert_eq!(c.finalize(), 0xCBF4_3926);
+    }
 }

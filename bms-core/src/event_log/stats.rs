@@ -73,85 +73,58 @@ impl Persist for LifetimeStats {
         let buf = buf
             .get_mut(..Self::LEN)
             .ok_or(EncodeError::BufferTooSmall)?;
-        let mut w = Writer { buf, at: 0 };
-        w.u32(self.cycles);
-        w.u32(self.charged.as_mah());
-        w.u32(self.discharged.as_mah());
-        w.u32(self.cycle_progress.as_mah());
-        for t in self.trips {
-            w.u32(t);
+        for (b, w) in buf.chunks_exact_mut(4).zip(self.words()) {
+            b.copy_from_slice(&w.to_le_bytes());
         }
-        w.u32(self.max_cell.map_or(NONE_U32, |v| v.as_mv()));
-        w.u32(self.min_cell.map_or(NONE_U32, |v| v.as_mv()));
-        w.u16(self.max_temp.map_or(NONE_I16, |t| t.as_deci()) as u16);
-        w.u16(self.min_temp.map_or(NONE_I16, |t| t.as_deci()) as u16);
-        Ok(w.at)
+        Ok(Self::LEN)
     }
 
     fn decode(buf: &[u8]) -> Result<Self, DecodeError> {
         if buf.len() != Self::LEN {
             return Err(DecodeError::Truncated);
         }
-        let mut r = Reader { buf, at: 0 };
-        let mut s = LifetimeStats::NEW;
-        s.cycles = r.u32()?;
-        s.charged = MilliAmpHours::from_mah(r.u32()?);
-        s.discharged = MilliAmpHours::from_mah(r.u32()?);
-        s.cycle_progress = MilliAmpHours::from_mah(r.u32()?);
-        for t in &mut s.trips {
-            *t = r.u32()?;
+        let mut w = [0u32; WORDS];
+        for (w, b) in w.iter_mut().zip(buf.chunks_exact(4)) {
+            *w = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
         }
         let mv = |v: u32| (v != NONE_U32).then(|| MilliVolts::from_mv(v));
-        let dc = |v: u16| (v as i16 != NONE_I16).then(|| DeciCelsius::from_deci(v as i16));
-        s.max_cell = mv(r.u32()?);
-        s.min_cell = mv(r.u32()?);
-        s.max_temp = dc(r.u16()?);
-        s.min_temp = dc(r.u16()?);
-        Ok(s)
+        let dc = |v: u32| (v as i16 != NONE_I16).then(|| DeciCelsius::from_deci(v as i16));
+        let mut trips = [0u32; Fault::COUNT];
+        trips.copy_from_slice(&w[4..4 + Fault::COUNT]);
+        Ok(LifetimeStats {
+            cycles: w[0],
+            charged: MilliAmpHours::from_mah(w[1]),
+            discharged: MilliAmpHours::from_mah(w[2]),
+            cycle_progress: MilliAmpHours::from_mah(w[3]),
+            trips,
+            max_cell: mv(w[WORDS - 3]),
+            min_cell: mv(w[WORDS - 2]),
+            max_temp: dc(w[WORDS - 1]),
+            min_temp: dc(w[WORDS - 1] >> 16),
+        })
     }
 }
 
-struct Writer<'a> {
-    buf: &'a mut [u8],
-    at: usize,
-}
+/// The encoding as little-endian 32-bit words: cycles, charged, discharged, cycle progress,
+/// the trips, the highest and lowest cell, then the two temperatures (highest in the low
+/// half).
+const WORDS: usize = LifetimeStats::LEN / 4;
+const _: () = assert!(WORDS * 4 == LifetimeStats::LEN && WORDS == 7 + Fault::COUNT);
 
-impl Writer<'_> {
-    fn bytes(&mut self, b: &[u8]) {
-        if let Some(dst) = self.buf.get_mut(self.at..self.at + b.len()) {
-            dst.copy_from_slice(b);
-        }
-        self.at += b.len();
-    }
-    fn u32(&mut self, v: u32) {
-        self.bytes(&v.to_le_bytes());
-    }
-    fn u16(&mut self, v: u16) {
-        self.bytes(&v.to_le_bytes());
-    }
-}
-
-struct Reader<'a> {
-    buf: &'a [u8],
-    at: usize,
-}
-
-impl Reader<'_> {
-    fn take<const L: usize>(&mut self) -> Result<[u8; L], DecodeError> {
-        let mut a = [0u8; L];
-        a.copy_from_slice(
-            self.buf
-                .get(self.at..self.at + L)
-                .ok_or(DecodeError::Truncated)?,
-        );
-        self.at += L;
-        Ok(a)
-    }
-    fn u32(&mut self) -> Result<u32, DecodeError> {
-        self.take::<4>().map(u32::from_le_bytes)
-    }
-    fn u16(&mut self) -> Result<u16, DecodeError> {
-        self.take::<2>().map(u16::from_le_bytes)
+impl LifetimeStats {
+    // Encoded as words through one loop: smaller than a store sequence per field.
+    fn words(&self) -> [u32; WORDS] {
+        let mut w = [0u32; WORDS];
+        w[0] = self.cycles;
+        w[1] = self.charged.as_mah();
+        w[2] = self.discharged.as_mah();
+        w[3] = self.cycle_progress.as_mah();
+        w[4..4 + Fault::COUNT].copy_from_slice(&self.trips);
+        let temp = |t: Option<DeciCelsius>| t.map_or(NONE_I16, |t| t.as_deci()) as u16 as u32;
+        w[WORDS - 3] = self.max_cell.map_or(NONE_U32, |v| v.as_mv());
+        w[WORDS - 2] = self.min_cell.map_or(NONE_U32, |v| v.as_mv());
+        w[WORDS - 1] = temp(self.max_temp) | temp(self.min_temp) << 16;
+        w
     }
 }
 
@@ -280,8 +253,7 @@ impl Stats {
 
         // Extremes.
         if t.cell_count > 0 {
-            let (hi, _) = t.max_cell();
-            let (lo, _) = t.min_cell();
+            let [(hi, _), (lo, _)] = super::cell_extremes(t);
             if s.max_cell.is_none_or(|m| hi > m) {
                 s.max_cell = Some(hi);
                 self.dirty = true;
@@ -337,6 +309,70 @@ mod test {
             Err(DecodeError::Truncated)
         );
         assert_eq!(s.encode(&mut [0u8; 10]), Err(EncodeError::BufferTooSmall));
+    }
+
+    /// The field-by-field encoding the word encoder replaced.
+    fn encode_ref(s: &LifetimeStats) -> Vec<u8> {
+        let mut b = Vec::new();
+        for v in [
+            s.cycles,
+            s.charged.as_mah(),
+            s.discharged.as_mah(),
+            s.cycle_progress.as_mah(),
+        ] {
+            b.extend(v.to_le_bytes());
+        }
+        for t in s.trips {
+            b.extend(t.to_le_bytes());
+        }
+        b.extend(s.max_cell.map_or(u32::MAX, |v| v.as_mv()).to_le_bytes());
+        b.extend(s.min_cell.map_or(u32::MAX, |v| v.as_mv()).to_le_bytes());
+        b.extend(s.max_temp.map_or(i16::MIN, |t| t.as_deci()).to_le_bytes());
+        b.extend(s.min_temp.map_or(i16::MIN, |t| t.as_deci()).to_le_bytes());
+        b
+    }
+
+    fn arb_stats() -> impl proptest::strategy::Strategy<Value = LifetimeStats> {
+        use proptest::prelude::*;
+        (
+            prop::array::uniform4(any::<u32>()),
+            prop::collection::vec(any::<u32>(), Fault::COUNT),
+            prop::array::uniform2(prop::option::of(any::<u32>())),
+            prop::array::uniform2(prop::option::of(i16::MIN + 1..=i16::MAX)),
+        )
+            .prop_map(|(c, trips, cells, temps)| {
+                let mut s = LifetimeStats::NEW;
+                s.cycles = c[0];
+                s.charged = MilliAmpHours::from_mah(c[1]);
+                s.discharged = MilliAmpHours::from_mah(c[2]);
+                s.cycle_progress = MilliAmpHours::from_mah(c[3]);
+                s.trips.copy_from_slice(&trips);
+                // u32::MAX mV is the stored "none".
+                let mv = |v: Option<u32>| v.map(|v| MilliVolts::from_mv(v.min(u32::MAX - 1)));
+                s.max_cell = mv(cells[0]);
+                s.min_cell = mv(cells[1]);
+                s.max_temp = temps[0].map(DeciCelsius::from_deci);
+                s.min_temp = temps[1].map(DeciCelsius::from_deci);
+                s
+            })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn encoding_equals_the_field_by_field_reference(s in arb_stats()) {
+            let mut buf = [0u8; LifetimeStats::LEN];
+            proptest::prop_assert_eq!(s.encode(&mut buf), Ok(LifetimeStats::LEN));
+            proptest::prop_assert_eq!(&buf[..], &encode_ref(&s)[..]);
+            proptest::prop_assert_eq!(LifetimeStats::decode(&buf), Ok(s));
+        }
+
+        #[test]
+        fn any_bytes_decode_to_what_they_encode_from(
+            b in proptest::collection::vec(proptest::prelude::any::<u8>(), LifetimeStats::LEN)
+        ) {
+            let s = LifetimeStats::decode(&b).unwrap();
+            proptest::prop_assert_eq!(encode_ref(&s), b);
+        }
     }
 
     #[test]

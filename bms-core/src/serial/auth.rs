@@ -124,9 +124,22 @@ impl AuthConfig {
 #[derive(Clone, Debug)]
 pub struct Auth {
     cfg: AuthConfig,
-    session_until: Option<Instant>,
+    state: AuthState,
+}
+
+/// The state of [`Auth`] without its configuration, so that a [`SerialSession`] keeps the
+/// password once, in its own configuration.
+///
+/// [`SerialSession`]: super::SerialSession
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct AuthState {
+    // An end of `Instant::ZERO` stands for "none": `now < ZERO` never holds, so it reads
+    // exactly as an absent end did (and saves the 8-byte option tag of each).
+    /// The open session ends here.
+    session_until: Instant,
+    /// The lockout ends here.
+    locked_until: Instant,
     failures: u8,
-    locked_until: Option<Instant>,
 }
 
 /// Compares without an early exit on the first differing byte.
@@ -138,14 +151,72 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     diff == 0
 }
 
+impl AuthState {
+    /// No session open, no lockout.
+    pub(crate) const NEW: AuthState = AuthState {
+        session_until: Instant::ZERO,
+        locked_until: Instant::ZERO,
+        failures: 0,
+    };
+
+    pub(crate) fn is_locked(&self, now: Instant) -> bool {
+        now < self.locked_until
+    }
+
+    pub(crate) fn attempt(
+        &mut self,
+        cfg: &AuthConfig,
+        now: Instant,
+        password: &[u8],
+    ) -> Result<(), AuthError> {
+        if self.is_locked(now) {
+            return Err(AuthError::LockedOut);
+        }
+        self.locked_until = Instant::ZERO;
+        if same(password, &cfg.password) {
+            self.failures = 0;
+            self.session_until = now + cfg.session_timeout;
+            Ok(())
+        } else {
+            self.session_until = Instant::ZERO;
+            self.failures = self.failures.saturating_add(1);
+            if self.failures >= cfg.max_attempts.max(1) {
+                self.failures = 0;
+                self.locked_until = now + cfg.lockout;
+            }
+            Err(AuthError::WrongPassword)
+        }
+    }
+
+    pub(crate) fn is_authenticated(&self, now: Instant) -> bool {
+        now < self.session_until
+    }
+
+    pub(crate) fn check(&self, now: Instant) -> Result<(), AuthError> {
+        if self.is_authenticated(now) {
+            Ok(())
+        } else {
+            Err(AuthError::NotAuthenticated)
+        }
+    }
+
+    pub(crate) fn touch(&mut self, cfg: &AuthConfig, now: Instant) {
+        if self.is_authenticated(now) {
+            self.session_until = now + cfg.session_timeout;
+        }
+    }
+
+    pub(crate) fn logout(&mut self) {
+        self.session_until = Instant::ZERO;
+    }
+}
+
 impl Auth {
     /// No session open.
     pub fn new(cfg: AuthConfig) -> Self {
         Auth {
             cfg,
-            session_until: None,
-            failures: 0,
-            locked_until: None,
+            state: AuthState::NEW,
         }
     }
 
@@ -156,7 +227,7 @@ impl Auth {
 
     /// `true` while locked out.
     pub fn is_locked(&self, now: Instant) -> bool {
-        self.locked_until.is_some_and(|t| now < t)
+        self.state.is_locked(now)
     }
 
     /// Tries a password.
@@ -165,28 +236,12 @@ impl Auth {
     /// [`AuthError::LockedOut`] during a lockout (the password is not even compared),
     /// [`AuthError::WrongPassword`] for a mismatch (the session ends; the attempt counts).
     pub fn attempt(&mut self, now: Instant, password: &[u8]) -> Result<(), AuthError> {
-        if self.is_locked(now) {
-            return Err(AuthError::LockedOut);
-        }
-        self.locked_until = None;
-        if same(password, &self.cfg.password) {
-            self.failures = 0;
-            self.session_until = Some(now + self.cfg.session_timeout);
-            Ok(())
-        } else {
-            self.session_until = None;
-            self.failures = self.failures.saturating_add(1);
-            if self.failures >= self.cfg.max_attempts.max(1) {
-                self.failures = 0;
-                self.locked_until = Some(now + self.cfg.lockout);
-            }
-            Err(AuthError::WrongPassword)
-        }
+        self.state.attempt(&self.cfg, now, password)
     }
 
     /// `true` while a session is open.
     pub fn is_authenticated(&self, now: Instant) -> bool {
-        self.session_until.is_some_and(|t| now < t)
+        self.state.is_authenticated(now)
     }
 
     /// Checks that a write may proceed.
@@ -194,23 +249,17 @@ impl Auth {
     /// # Errors
     /// [`AuthError::NotAuthenticated`] when no session is open.
     pub fn check(&self, now: Instant) -> Result<(), AuthError> {
-        if self.is_authenticated(now) {
-            Ok(())
-        } else {
-            Err(AuthError::NotAuthenticated)
-        }
+        self.state.check(now)
     }
 
     /// Extends the open session after an accepted write.
     pub fn touch(&mut self, now: Instant) {
-        if self.is_authenticated(now) {
-            self.session_until = Some(now + self.cfg.session_timeout);
-        }
+        self.state.touch(&self.cfg, now);
     }
 
     /// Ends the session.
     pub fn logout(&mut self) {
-        self.session_until = None;
+        self.state.logout();
     }
 }
 

@@ -42,7 +42,28 @@ pub const MAX_FRAME_LEN: usize = OVERHEAD + 255;
 /// Most junk bytes accepted between the CRC and `AA 55` (seen in real device responses).
 pub const MAX_TRAILER_JUNK: usize = 6;
 
-const MODBUS: crc::Crc<u16> = crc::Crc::<u16>::new(&crc::CRC_16_MODBUS);
+/// CRC-16/MODBUS (reflected polynomial `0xA001`) of each 4-bit value.
+// A 16-entry table (32 bytes, two lookups a byte) instead of the usual 256 entries (512
+// bytes of flash): frames are short and not on the control path.
+const MODBUS_NIBBLES: [u16; 16] = {
+    let mut t = [0u16; 16];
+    let mut i = 0;
+    while i < 16 {
+        let mut c = i as u16;
+        let mut k = 0;
+        while k < 4 {
+            c = if c & 1 != 0 {
+                (c >> 1) ^ 0xA001
+            } else {
+                c >> 1
+            };
+            k += 1;
+        }
+        t[i] = c;
+        i += 1;
+    }
+    t
+};
 
 /// CRC-16/MODBUS of `data`.
 ///
@@ -51,8 +72,16 @@ const MODBUS: crc::Crc<u16> = crc::Crc::<u16>::new(&crc::CRC_16_MODBUS);
 /// // The status request: CRC over `A1 01 00 00 BE` is 0x5518, sent as `18 55`.
 /// assert_eq!(bms_core::serial::frame::crc16_modbus(&[0xA1, 0x01, 0x00, 0x00, 0xBE]), 0x5518);
 /// ```
+// Out of line: one copy for the framer and every frame writer.
+#[inline(never)]
 pub fn crc16_modbus(data: &[u8]) -> u16 {
-    MODBUS.checksum(data)
+    let mut c: u16 = 0xFFFF;
+    for &b in data {
+        c ^= b as u16;
+        c = (c >> 4) ^ MODBUS_NIBBLES[(c & 0x0F) as usize];
+        c = (c >> 4) ^ MODBUS_NIBBLES[(c & 0x0F) as usize];
+    }
+    c
 }
 
 enum_with_unknown! {
@@ -327,6 +356,17 @@ fn seal(func: u8, addr: u16, len: u8, n: usize, out: &mut [u8]) -> Result<usize,
 #[allow(clippy::unwrap_used)]
 mod test {
     use super::*;
+
+    proptest::proptest! {
+        /// The 16-entry table gives the CRC of the full-table implementation it replaced.
+        #[test]
+        fn crc16_equals_the_table_driven_reference(
+            data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)
+        ) {
+            let reference = crc::Crc::<u16>::new(&crc::CRC_16_MODBUS);
+            proptest::prop_assert_eq!(crc16_modbus(&data), reference.checksum(&data));
+        }
+    }
 
     fn hex(s: &str) -> heapless::Vec<u8, 300> {
         let s: heapless::String<700> = s.chars().filter(|c| !c.is_whitespace()).collect();

@@ -34,7 +34,10 @@ use heapless::Vec;
 
 use super::cursor::Writer;
 use super::status::{
-    celsius, div_round, sat_u16, udiv_round, StatusOptions, StatusRepr, TEMP_ABSENT,
+    mv16, StatusOptions, Values, TEMP_ABSENT, V_AVERAGE_MV, V_BALANCER, V_BALANCER_TEMP,
+    V_BALANCE_MASK, V_CELLS, V_CELL_COUNT, V_CHARGE_MOS, V_CURRENT_DA32, V_CYCLE_MAH, V_DESIGN_UAH,
+    V_DISCHARGE_MOS, V_LEGACY_HEADER, V_MAX_MV, V_MAX_NUMBER, V_MIN_MV, V_MIN_NUMBER, V_MOS_TEMP,
+    V_PACK_DV, V_POWER_W, V_REMAINING_UAH, V_RUNTIME_S, V_SOC, V_T1, V_T2, V_TEMP_ABSENT, V_ZERO,
 };
 use super::{DecodeError, EmitError};
 use crate::telemetry::Telemetry;
@@ -137,6 +140,60 @@ fn legacy_sum(b: &[u8]) -> u16 {
     b.iter().fold(0u16, |a, &x| a.wrapping_add(x as u16))
 }
 
+/// The legacy status frame's fields before the checksum (bytes 0..138), big-endian; see the
+/// table above and [`Values`].
+const LEGACY_FIELDS: &[(u8, u8)] = &[
+    (V_LEGACY_HEADER, 4),
+    (V_PACK_DV, 2),
+    (V_CELLS, LEGACY_CELL_SLOTS as u8),
+    (V_CURRENT_DA32, 4),
+    (V_SOC, 1),
+    (V_DESIGN_UAH, 4),
+    (V_REMAINING_UAH, 4),
+    (V_CYCLE_MAH, 4),
+    (V_RUNTIME_S, 4),
+    (V_MOS_TEMP, 2),
+    (V_BALANCER_TEMP, 2),
+    (V_T1, 2),
+    (V_T2, 2),
+    (V_TEMP_ABSENT, 2),
+    (V_TEMP_ABSENT, 2),
+    (V_CHARGE_MOS, 1),
+    (V_DISCHARGE_MOS, 1),
+    (V_BALANCER, 1),
+    (V_ZERO, 5), // tyre length, pulses per week, relay
+    (V_POWER_W, 4),
+    (V_MAX_NUMBER, 1),
+    (V_MAX_MV, 2),
+    (V_MIN_NUMBER, 1),
+    (V_MIN_MV, 2),
+    (V_AVERAGE_MV, 2),
+    (V_CELL_COUNT, 1),
+    (V_ZERO, 8), // MOSFET voltages, comparator
+    (V_BALANCE_MASK, 4),
+    (V_ZERO, 2), // system log
+];
+
+/// Writes the legacy status frame of `t` (what `LegacyStatusRepr::from_telemetry(t).emit(out)`
+/// writes) into `out`; returns 140.
+pub(crate) fn emit_legacy_status(t: &Telemetry, out: &mut [u8]) -> Result<usize, EmitError> {
+    let b = out
+        .get_mut(..LEGACY_STATUS_LEN)
+        .ok_or(EmitError::BufferTooSmall)?;
+    let n = Values::of(t, &StatusOptions::default()).write(LEGACY_FIELDS, true, b);
+    debug_assert_eq!(n, 138);
+    seal_legacy(b);
+    Ok(LEGACY_STATUS_LEN)
+}
+
+/// Writes the checksum of a 140-byte legacy status frame.
+fn seal_legacy(b: &mut [u8]) {
+    let sum = legacy_sum(b.get(4..138).unwrap_or_default());
+    if let Some(s) = b.get_mut(138..140) {
+        s.copy_from_slice(&sum.to_be_bytes());
+    }
+}
+
 /// A decoded legacy status frame at wire resolution.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -191,31 +248,32 @@ impl LegacyStatusRepr {
     pub fn from_telemetry(t: &Telemetry) -> LegacyStatusRepr {
         // The same values as the new status frame, except where the legacy layout differs:
         // pack voltage in 100 mV, the current not saturated to 16 bits, four temperatures.
-        let s = StatusRepr::from_telemetry(t, &StatusOptions::default());
+        let v = Values::of(t, &StatusOptions::default());
+        let temp = |i| v.get(i) as i16;
         LegacyStatusRepr {
-            pack_voltage_dv: sat_u16(udiv_round(t.pack_voltage.as_mv(), 100)),
-            cells: s.cells,
-            current_da: div_round(t.current.as_ma(), 100),
-            soc_percent: t.soc.as_percent(),
-            design_capacity_uah: s.design_capacity_uah,
-            remaining_uah: s.remaining_uah,
-            cycle_capacity_mah: s.cycle_capacity_mah,
-            runtime_s: s.runtime_s,
+            pack_voltage_dv: v.get(V_PACK_DV) as u16,
+            cells: t.cells().iter().map(|&c| mv16(c)).collect(),
+            current_da: v.get(V_CURRENT_DA32) as i32,
+            soc_percent: v.get(V_SOC) as u8,
+            design_capacity_uah: v.get(V_DESIGN_UAH),
+            remaining_uah: v.get(V_REMAINING_UAH),
+            cycle_capacity_mah: v.get(V_CYCLE_MAH),
+            runtime_s: v.get(V_RUNTIME_S),
             temps_c: [
-                s.mos_temp_c,
-                s.balancer_temp_c,
-                celsius(t.cell_temps[0]),
-                celsius(t.cell_temps[1]),
+                temp(V_MOS_TEMP),
+                temp(V_BALANCER_TEMP),
+                temp(V_T1),
+                temp(V_T2),
                 TEMP_ABSENT,
                 TEMP_ABSENT,
             ],
-            charge_mos: s.charge_mos,
-            discharge_mos: s.discharge_mos,
-            balancer: s.balancer,
-            power_w: s.power_w,
-            max_cell: (s.max_cell_number as u8, s.max_cell_mv),
-            min_cell: (s.min_cell_number as u8, s.min_cell_mv),
-            average_mv: s.average_mv,
+            charge_mos: v.get(V_CHARGE_MOS) as u8,
+            discharge_mos: v.get(V_DISCHARGE_MOS) as u8,
+            balancer: v.get(V_BALANCER) as u8,
+            power_w: v.get(V_POWER_W) as i32,
+            max_cell: (v.get(V_MAX_NUMBER) as u8, v.get(V_MAX_MV) as u16),
+            min_cell: (v.get(V_MIN_NUMBER) as u8, v.get(V_MIN_MV) as u16),
+            average_mv: v.get(V_AVERAGE_MV) as u16,
             balance_mask: t.balance_mask,
         }
     }
@@ -310,8 +368,7 @@ impl LegacyStatusRepr {
         w.be32(self.balance_mask);
         w.skip(2); // system log
         debug_assert_eq!(w.position(), 138);
-        let sum = legacy_sum(b.get(4..138).unwrap_or_default());
-        b[138..].copy_from_slice(&sum.to_be_bytes());
+        seal_legacy(b);
         Ok(LEGACY_STATUS_LEN)
     }
 

@@ -42,15 +42,15 @@
 
 use heapless::Deque;
 
-use super::auth::{Auth, AuthConfig, AuthError};
+use super::auth::{AuthConfig, AuthError, AuthState};
 use super::command::{legacy_command, Command};
 use super::device_info::{DeviceInfo, DEVICE_INFO_ADDR};
 use super::frame::{emit_raw, finish_in_place, Function, ERROR_FLAG, MAX_FRAME_LEN};
 use super::framer::{Frame, Framer};
-use super::legacy::{LegacyKind, LegacyRequest, LegacyStatusRepr, LEGACY_PASSWORD_ADDR};
+use super::legacy::{emit_legacy_status, LegacyKind, LegacyRequest, LEGACY_PASSWORD_ADDR};
 use super::registers::{lookup, ParameterAccess};
 use super::request::RequestRepr;
-use super::status::{StatusOptions, StatusRepr};
+use super::status::{emit_status, StatusOptions};
 use super::{DecodeError, ErrorCode};
 use crate::telemetry::Telemetry;
 use crate::time::{Duration, Instant};
@@ -136,7 +136,8 @@ enum Pending {
         len: u8,
     },
     Ack {
-        func: Function,
+        /// The raw function byte (converted where the function is a constant).
+        func: u8,
         addr: u16,
         data: [u8; 4],
         len: u8,
@@ -153,7 +154,8 @@ enum Pending {
 pub struct SerialSession {
     cfg: SerialConfig,
     framer: Framer,
-    auth: Auth,
+    /// The password state; the password and timings are `cfg.auth`.
+    auth: AuthState,
     pending: Deque<Pending, MAX_PENDING>,
     commands: Deque<Command, MAX_COMMANDS>,
     last_rx: Option<Instant>,
@@ -177,7 +179,7 @@ impl SerialSession {
     /// A session with no password session open and nothing pending.
     pub fn new(cfg: SerialConfig) -> Self {
         SerialSession {
-            auth: Auth::new(cfg.auth.clone()),
+            auth: AuthState::NEW,
             cfg,
             framer: Framer::new(),
             pending: Deque::new(),
@@ -253,9 +255,9 @@ impl SerialSession {
     /// Refuses a write: an error response with the `response` function.
     // Out of line: called from nine branches.
     #[inline(never)]
-    fn reject(&mut self, response: Function, addr: u16, code: ErrorCode) {
+    fn reject(&mut self, response: u8, addr: u16, code: ErrorCode) {
         bump(&mut self.stats.writes_rejected);
-        let func = u8::from(response) | ERROR_FLAG;
+        let func = response | ERROR_FLAG;
         self.queue(Pending::Error { func, addr, code });
     }
 
@@ -268,7 +270,7 @@ impl SerialSession {
                     Err(e) => auth_code(e),
                     Ok(()) => ErrorCode::BadLength,
                 };
-                return self.reject(Function::WriteAck, addr, code);
+                return self.reject(u8::from(Function::WriteAck), addr, code);
             }
         };
         match req {
@@ -282,13 +284,13 @@ impl SerialSession {
                 self.queue(Pending::Registers { addr, len })
             }
             RequestRepr::Authenticate { addr, password } => {
-                let r = self.auth.attempt(now, password.as_slice());
+                let r = self.auth.attempt(&self.cfg.auth, now, password.as_slice());
                 match r {
                     Ok(()) => {
                         let mut data = [0u8; 4];
                         data[..2].copy_from_slice(&AUTH_OK);
                         self.queue(Pending::Ack {
-                            func: Function::AuthAck,
+                            func: u8::from(Function::AuthAck),
                             addr,
                             data,
                             len: 2,
@@ -306,7 +308,7 @@ impl SerialSession {
                 }
             }
             RequestRepr::WriteRegister { addr, value } => {
-                let f = Function::WriteAck;
+                let f = u8::from(Function::WriteAck);
                 let len = value.len() as u8;
                 let mut data = [0u8; 4];
                 data[..value.len()].copy_from_slice(&value);
@@ -328,14 +330,14 @@ impl SerialSession {
                 }
                 self.accept(now);
                 self.queue(Pending::Ack {
-                    func: Function::WriteAck,
+                    func: f,
                     addr,
                     data,
                     len,
                 });
             }
             RequestRepr::Control(code) => {
-                let f = Function::ControlAck;
+                let f = u8::from(Function::ControlAck);
                 // The frame's address is the raw code: no conversion back from `ControlCode`.
                 let code_raw = frame_addr;
                 if let Err(e) = self.auth.check(now) {
@@ -351,7 +353,7 @@ impl SerialSession {
                 let mut data = [0u8; 4];
                 data[..2].copy_from_slice(&CONTROL_OK);
                 self.queue(Pending::Ack {
-                    func: Function::ControlAck,
+                    func: f,
                     addr: code_raw,
                     data,
                     len: 2,
@@ -361,7 +363,7 @@ impl SerialSession {
     }
 
     fn accept(&mut self, now: Instant) {
-        self.auth.touch(now);
+        self.auth.touch(&self.cfg.auth, now);
         bump(&mut self.stats.writes_accepted);
     }
 
@@ -381,7 +383,7 @@ impl SerialSession {
                     if self.legacy_pw_parts == 0x0F {
                         self.legacy_pw_parts = 0;
                         let pw = self.legacy_pw;
-                        if self.auth.attempt(now, &pw).is_err() {
+                        if self.auth.attempt(&self.cfg.auth, now, &pw).is_err() {
                             bump(&mut self.stats.auth_failures);
                         }
                     }
@@ -442,8 +444,8 @@ impl SerialSession {
         // Every short response goes through the one `emit_raw` call below.
         let mut small = [0u8; 4];
         let (func, addr, payload, len): (u8, u16, &[u8], u8) = match p {
-            Pending::Status => return StatusRepr::from_telemetry(t, &self.cfg.status).emit(out),
-            Pending::LegacyStatus => return LegacyStatusRepr::from_telemetry(t).emit(out),
+            Pending::Status => return emit_status(t, &self.cfg.status, out),
+            Pending::LegacyStatus => return emit_legacy_status(t, out),
             Pending::DeviceInfo => return self.cfg.device_info.emit(out),
             Pending::Ident { addr } => (u8::from(Function::Ident), addr, &self.cfg.ident, 12),
             Pending::Ack {
@@ -453,7 +455,7 @@ impl SerialSession {
                 len,
             } => {
                 small = data;
-                (u8::from(func), addr, &small[..(len as usize).min(4)], len)
+                (func, addr, &small[..(len as usize).min(4)], len)
             }
             Pending::Error { func, addr, code } => {
                 small[..2].copy_from_slice(&u16::from(code).to_le_bytes());

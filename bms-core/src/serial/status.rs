@@ -239,6 +239,9 @@ pub(crate) const fn div_round(v: i32, d: i32) -> i32 {
 }
 
 /// `v / d` rounded half up (`d > 0`), exact for every `v` (no overflow near `u32::MAX`).
+// Out of line: one hardware division serves its four callers (each inlined copy divides by
+// its constant with a longer multiply sequence).
+#[inline(never)]
 pub(crate) const fn udiv_round(v: u32, d: u32) -> u32 {
     v / d + (v % d >= d - d / 2) as u32
 }
@@ -293,6 +296,255 @@ fn battery_status(t: &Telemetry) -> BatteryStatus {
     }
 }
 
+// The status frames are encoded from a table: every scalar of both frames is computed once
+// into `Values` (indexed by the `V_*` constants below), and each frame is a list of
+// `(value, width)` fields written in order. One small loop replaces a store sequence per field.
+
+/// Always 0.
+pub(crate) const V_ZERO: u8 = 0;
+const V_PERMISSIONS: u8 = 1;
+const V_BATTERY_STATUS: u8 = 2;
+const V_TEMP_COUNT: u8 = 3;
+pub(crate) const V_CELL_COUNT: u8 = 4;
+const V_PROTECTION_LO: u8 = 5;
+const V_PROTECTION_HI: u8 = 6;
+const V_WARNING_LO: u8 = 7;
+const V_WARNING_HI: u8 = 8;
+pub(crate) const V_T1: u8 = 9;
+pub(crate) const V_T2: u8 = 10;
+pub(crate) const V_MOS_TEMP: u8 = 11;
+pub(crate) const V_BALANCER_TEMP: u8 = 12;
+const V_PACK_CV: u8 = 13;
+const V_CURRENT_DA16: u8 = 14;
+pub(crate) const V_SOC: u8 = 15;
+const V_SOH: u8 = 16;
+pub(crate) const V_DISCHARGE_MOS: u8 = 17;
+pub(crate) const V_CHARGE_MOS: u8 = 18;
+pub(crate) const V_BALANCER: u8 = 19;
+pub(crate) const V_DESIGN_UAH: u8 = 20;
+pub(crate) const V_REMAINING_UAH: u8 = 21;
+pub(crate) const V_CYCLE_MAH: u8 = 22;
+pub(crate) const V_POWER_W: u8 = 23;
+pub(crate) const V_RUNTIME_S: u8 = 24;
+pub(crate) const V_BALANCE_MASK: u8 = 25;
+pub(crate) const V_MAX_MV: u8 = 26;
+pub(crate) const V_MAX_NUMBER: u8 = 27;
+pub(crate) const V_MIN_MV: u8 = 28;
+pub(crate) const V_MIN_NUMBER: u8 = 29;
+const V_DELTA_MV: u8 = 30;
+pub(crate) const V_AVERAGE_MV: u8 = 31;
+const V_DSG_MOS_DS_DV: u8 = 32;
+const V_BATTERY_TYPE: u8 = 33;
+const V_TOTAL_DISCHARGED: u8 = 34;
+const V_TOTAL_CHARGED: u8 = 35;
+const V_DISCHARGE_TIME: u8 = 36;
+const V_CHARGE_TIME: u8 = 37;
+/// Pack voltage in 100 mV (legacy frame).
+pub(crate) const V_PACK_DV: u8 = 38;
+/// Current in 100 mA, not saturated to 16 bits (legacy frame).
+pub(crate) const V_CURRENT_DA32: u8 = 39;
+/// [`TEMP_ABSENT`].
+pub(crate) const V_TEMP_ABSENT: u8 = 40;
+/// The legacy frame's header, `AA 55 AA FF` big-endian.
+pub(crate) const V_LEGACY_HEADER: u8 = 41;
+const V_COUNT: usize = 42;
+/// Pseudo-value of a field list: the cell voltages, 2 bytes each; the field's width is the
+/// number of slots (0: one per cell; more: the slots past the last cell are 0).
+pub(crate) const V_CELLS: u8 = 0xFF;
+
+/// The fields of the status frame's payload (`LEN` bytes from offset 6), little-endian;
+/// the 64-bit masks are two 32-bit halves, the temperatures follow the cells.
+const STATUS_FIELDS: &[(u8, u8)] = &[
+    (V_PERMISSIONS, 1),
+    (V_BATTERY_STATUS, 1),
+    (V_TEMP_COUNT, 1),
+    (V_CELL_COUNT, 1),
+    (V_PROTECTION_LO, 4),
+    (V_PROTECTION_HI, 4),
+    (V_WARNING_LO, 4),
+    (V_WARNING_HI, 4),
+    (V_ZERO, 4),
+    (V_ZERO, 4),
+    (V_CELLS, 0),
+    (V_T1, 2),
+    (V_T2, 2),
+    (V_MOS_TEMP, 2),
+    (V_BALANCER_TEMP, 2),
+    (V_PACK_CV, 2),
+    (V_CURRENT_DA16, 2),
+    (V_SOC, 2),
+    (V_SOH, 2),
+    (V_DISCHARGE_MOS, 1),
+    (V_CHARGE_MOS, 1),
+    (V_BALANCER, 1),
+    (V_ZERO, 1),
+    (V_DESIGN_UAH, 4),
+    (V_REMAINING_UAH, 4),
+    (V_CYCLE_MAH, 4),
+    (V_POWER_W, 4),
+    (V_RUNTIME_S, 4),
+    (V_BALANCE_MASK, 4),
+    (V_MAX_MV, 2),
+    (V_MAX_NUMBER, 2),
+    (V_MIN_MV, 2),
+    (V_MIN_NUMBER, 2),
+    (V_DELTA_MV, 2),
+    (V_AVERAGE_MV, 2),
+    (V_DSG_MOS_DS_DV, 2),
+    (V_ZERO, 6), // drive voltages, "F40com"
+    (V_BATTERY_TYPE, 2),
+    (V_TOTAL_DISCHARGED, 4),
+    (V_TOTAL_CHARGED, 4),
+    (V_DISCHARGE_TIME, 4),
+    (V_CHARGE_TIME, 4),
+];
+
+// The status frame's charge/discharge order is fixed by the table above.
+const _: () = assert!(DISCHARGE_MOS_FIRST);
+
+/// Every scalar of the status frames of one [`Telemetry`], at wire resolution (signed
+/// values sign-extended to 32 bits).
+pub(crate) struct Values<'a> {
+    v: [u32; V_COUNT],
+    cells: &'a [MilliVolts],
+}
+
+impl<'a> Values<'a> {
+    /// The values reported for `t` (scaling rules: [`StatusRepr::from_telemetry`]).
+    pub(crate) fn of(t: &'a Telemetry, opts: &StatusOptions) -> Self {
+        let mut values = Values {
+            v: [0; V_COUNT],
+            cells: t.cells(),
+        };
+        values.fill(t, opts);
+        values
+    }
+
+    // Out of line and in place: shared by both status frames, and the array is not copied.
+    #[inline(never)]
+    fn fill(&mut self, t: &Telemetry, opts: &StatusOptions) {
+        let cells = self.cells;
+        let [(max, imax), (min, imin)] = crate::event_log::cell_extremes(t);
+        let (max, min) = (mv16(max), mv16(min));
+        let sum: u64 = cells.iter().map(|c| c.as_mv() as u64).sum();
+        // Rounded down, as the real device does (52 840 mV / 16 cells -> 3302).
+        let average = sum.checked_div(cells.len() as u64).unwrap_or(0);
+        // Pack voltage × current exceeds 32 bits: the frame's one 64-bit division.
+        let power_uw = t.pack_voltage.as_mv() as i64 * t.current.as_ma() as i64;
+        let half = if power_uw >= 0 { 500_000 } else { -500_000 };
+        let power_w = (power_uw + half) / 1_000_000;
+        let (pack, load) = (t.pack_voltage.as_mv(), t.load_voltage.as_mv());
+        let current_da = div_round(t.current.as_ma(), 100);
+        let protection = faults::fault_mask(t.faults);
+        let warning = faults::fault_mask(t.warnings);
+        let v = &mut self.v;
+        v[V_PERMISSIONS as usize] = PERMISSIONS as u32;
+        v[V_BATTERY_STATUS as usize] = u8::from(battery_status(t)) as u32;
+        v[V_TEMP_COUNT as usize] = t.cell_temps.len() as u32;
+        v[V_CELL_COUNT as usize] = cells.len() as u32;
+        v[V_PROTECTION_LO as usize] = protection as u32;
+        v[V_PROTECTION_HI as usize] = (protection >> 32) as u32;
+        v[V_WARNING_LO as usize] = warning as u32;
+        v[V_WARNING_HI as usize] = (warning >> 32) as u32;
+        v[V_T1 as usize] = celsius(t.cell_temps[0]) as u32;
+        v[V_T2 as usize] = celsius(t.cell_temps[1]) as u32;
+        v[V_MOS_TEMP as usize] = celsius(t.mos_temp) as u32;
+        v[V_BALANCER_TEMP as usize] = celsius(t.balance_temp) as u32;
+        v[V_PACK_CV as usize] = sat_u16(udiv_round(pack, 10)) as u32;
+        v[V_CURRENT_DA16 as usize] = current_da.clamp(i16::MIN as i32, i16::MAX as i32) as u32;
+        v[V_SOC as usize] = t.soc.as_percent() as u32;
+        // At most 6554: always a u16.
+        v[V_SOH as usize] = udiv_round(t.soh.as_permille() as u32, 10);
+        v[V_DISCHARGE_MOS as usize] =
+            faults::mos_code(t.discharge_fet, t.faults, DISCHARGE_CODES) as u32;
+        v[V_CHARGE_MOS as usize] = faults::mos_code(t.charge_fet, t.faults, CHARGE_CODES) as u32;
+        v[V_BALANCER as usize] = if t.balance_mask != 0 {
+            BALANCER_ACTIVE
+        } else {
+            BALANCER_OFF
+        } as u32;
+        v[V_DESIGN_UAH as usize] = uah(t.nominal_capacity);
+        v[V_REMAINING_UAH as usize] = uah(t.remaining);
+        v[V_CYCLE_MAH as usize] = cycle_capacity_mah(t);
+        v[V_POWER_W as usize] = power_w.clamp(i32::MIN as i64, i32::MAX as i64) as u32;
+        v[V_RUNTIME_S as usize] = (t.now.as_millis() / 1000).min(u32::MAX as u64) as u32;
+        v[V_BALANCE_MASK as usize] = t.balance_mask;
+        v[V_MAX_MV as usize] = max as u32;
+        v[V_MAX_NUMBER as usize] = (imax + 1) as u32;
+        v[V_MIN_MV as usize] = min as u32;
+        v[V_MIN_NUMBER as usize] = (imin + 1) as u32;
+        v[V_DELTA_MV as usize] = max.saturating_sub(min) as u32;
+        v[V_AVERAGE_MV as usize] = average.min(u16::MAX as u64) as u32;
+        // A load above the pack reads 0, as a negative value rounds to at most 0.
+        v[V_DSG_MOS_DS_DV as usize] =
+            sat_u16(pack.checked_sub(load).map_or(0, |v| udiv_round(v, 100))) as u32;
+        v[V_BATTERY_TYPE as usize] = u16::from(opts.battery_type) as u32;
+        v[V_TOTAL_DISCHARGED as usize] = t.total_discharged.as_mah();
+        v[V_TOTAL_CHARGED as usize] = t.total_charged.as_mah();
+        v[V_DISCHARGE_TIME as usize] = opts.total_discharge_time_s;
+        v[V_CHARGE_TIME as usize] = opts.total_charge_time_s;
+        v[V_PACK_DV as usize] = sat_u16(udiv_round(pack, 100)) as u32;
+        v[V_CURRENT_DA32 as usize] = current_da as u32;
+        v[V_TEMP_ABSENT as usize] = TEMP_ABSENT as u32;
+        v[V_LEGACY_HEADER as usize] = u32::from_be_bytes(super::legacy::LEGACY_STATUS_HEADER);
+    }
+
+    /// Value `i` (0 for an index past the table).
+    pub(crate) fn get(&self, i: u8) -> u32 {
+        self.v.get(i as usize).copied().unwrap_or(0)
+    }
+
+    /// Writes `fields` in order from `out[0]`, big-endian when `big`; returns the bytes
+    /// written (bytes past the end of `out` are dropped: callers check the length first).
+    // Out of line: the one field writer of both status frames.
+    #[inline(never)]
+    pub(crate) fn write(&self, fields: &[(u8, u8)], big: bool, out: &mut [u8]) -> usize {
+        let mut at = 0;
+        let mut put = |v: u32, width: usize| {
+            for k in 0..width {
+                let byte = if big { width - 1 - k } else { k };
+                // Widths above 4 only carry zeros (`V_ZERO`).
+                let b = v.checked_shr(8 * byte as u32).unwrap_or(0) as u8;
+                if let Some(o) = out.get_mut(at) {
+                    *o = b;
+                }
+                at += 1;
+            }
+        };
+        for &(i, width) in fields {
+            if i == V_CELLS {
+                let slots = if width == 0 {
+                    self.cells.len()
+                } else {
+                    width as usize
+                };
+                for k in 0..slots {
+                    put(self.cells.get(k).map_or(0, |&c| mv16(c) as u32), 2);
+                }
+            } else {
+                put(self.get(i), width as usize);
+            }
+        }
+        at
+    }
+}
+
+/// Writes the status frame of `t` (what `StatusRepr::from_telemetry(t, opts).emit(out)`
+/// writes) into `out`; returns its length.
+pub(crate) fn emit_status(
+    t: &Telemetry,
+    opts: &StatusOptions,
+    out: &mut [u8],
+) -> Result<usize, EmitError> {
+    let len = BASE_LEN + 2 * t.cells().len() + 2 * t.cell_temps.len();
+    let payload = out
+        .get_mut(6..OVERHEAD + len)
+        .ok_or(EmitError::BufferTooSmall)?;
+    let n = Values::of(t, opts).write(STATUS_FIELDS, false, payload);
+    debug_assert_eq!(n, len);
+    finish_in_place(u8::from(Function::Status), 0, len, out)
+}
+
 impl StatusRepr {
     /// Builds the status this BMS reports for `t`.
     ///
@@ -308,72 +560,54 @@ impl StatusRepr {
     /// [`IDLE_CURRENT`]; else charge or discharge by the current's sign when |I| ≥
     /// [`IDLE_CURRENT`]; else [`BatteryStatus::Standby`] in sleep modes, [`BatteryStatus::Idle`]
     /// otherwise. MOSFET and balancer codes and the masks follow [`faults`].
-    // Out of line: compiled on its own it is smaller than inlined into a large caller.
-    #[inline(never)]
     pub fn from_telemetry(t: &Telemetry, opts: &StatusOptions) -> StatusRepr {
+        let v = Values::of(t, opts);
         let mut cells: Vec<u16, MAX_FRAME_CELLS> = Vec::new();
         for &c in t.cells().iter().take(MAX_FRAME_CELLS) {
             // `take` bounds the count: the push cannot fail.
             let _ = cells.push(mv16(c));
         }
-        let temps = t.cell_temps.map(celsius);
+        let temps = [v.get(V_T1) as i16, v.get(V_T2) as i16];
         // Two sensors, eight slots: cannot fail.
         let temps_c = Vec::from_slice(&temps).unwrap_or_default();
-        let (max, imax) = t.max_cell();
-        let (min, imin) = t.min_cell();
-        let (max, min) = (mv16(max), mv16(min));
-        let sum: u64 = t.cells().iter().map(|c| c.as_mv() as u64).sum();
-        // Rounded down, as the real device does (52 840 mV / 16 cells -> 3302).
-        let average = sum.checked_div(t.cells().len() as u64).unwrap_or(0);
-        // Pack voltage × current exceeds 32 bits: the frame's one 64-bit division.
-        let power_uw = t.pack_voltage.as_mv() as i64 * t.current.as_ma() as i64;
-        let half = if power_uw >= 0 { 500_000 } else { -500_000 };
-        let power_w = (power_uw + half) / 1_000_000;
-        let (pack, load) = (t.pack_voltage.as_mv(), t.load_voltage.as_mv());
+        let mask = |lo: u8, hi: u8| u64::from(v.get(lo)) | u64::from(v.get(hi)) << 32;
         StatusRepr {
-            permissions: PERMISSIONS,
-            battery_status: battery_status(t),
-            protection_mask: faults::fault_mask(t.faults),
-            warning_mask: faults::fault_mask(t.warnings),
+            permissions: v.get(V_PERMISSIONS) as u8,
+            battery_status: BatteryStatus::from(v.get(V_BATTERY_STATUS) as u8),
+            protection_mask: mask(V_PROTECTION_LO, V_PROTECTION_HI),
+            warning_mask: mask(V_WARNING_LO, V_WARNING_HI),
             reserved_mask: 0,
             cells,
             temps_c,
-            mos_temp_c: celsius(t.mos_temp),
-            balancer_temp_c: celsius(t.balance_temp),
-            pack_voltage_cv: sat_u16(udiv_round(pack, 10)),
-            current_da: div_round(t.current.as_ma(), 100).clamp(i16::MIN as i32, i16::MAX as i32)
-                as i16,
-            soc_percent: t.soc.as_percent() as u16,
-            // At most 6554: always a u16.
-            soh_percent: udiv_round(t.soh.as_permille() as u32, 10) as u16,
-            discharge_mos: faults::mos_code(t.discharge_fet, t.faults, DISCHARGE_CODES),
-            charge_mos: faults::mos_code(t.charge_fet, t.faults, CHARGE_CODES),
-            balancer: if t.balance_mask != 0 {
-                BALANCER_ACTIVE
-            } else {
-                BALANCER_OFF
-            },
+            mos_temp_c: v.get(V_MOS_TEMP) as i16,
+            balancer_temp_c: v.get(V_BALANCER_TEMP) as i16,
+            pack_voltage_cv: v.get(V_PACK_CV) as u16,
+            current_da: v.get(V_CURRENT_DA16) as i16,
+            soc_percent: v.get(V_SOC) as u16,
+            soh_percent: v.get(V_SOH) as u16,
+            discharge_mos: v.get(V_DISCHARGE_MOS) as u8,
+            charge_mos: v.get(V_CHARGE_MOS) as u8,
+            balancer: v.get(V_BALANCER) as u8,
             reserved: 0,
-            design_capacity_uah: uah(t.nominal_capacity),
-            remaining_uah: uah(t.remaining),
-            cycle_capacity_mah: cycle_capacity_mah(t),
-            power_w: power_w.clamp(i32::MIN as i64, i32::MAX as i64) as i32,
-            runtime_s: (t.now.as_millis() / 1000).min(u32::MAX as u64) as u32,
-            balance_mask: t.balance_mask,
-            max_cell_mv: max,
-            max_cell_number: (imax + 1) as u16,
-            min_cell_mv: min,
-            min_cell_number: (imin + 1) as u16,
-            delta_mv: max.saturating_sub(min),
-            average_mv: average.min(u16::MAX as u64) as u16,
-            // A load above the pack reads 0, as a negative value rounds to at most 0.
-            dsg_mos_ds_dv: sat_u16(pack.checked_sub(load).map_or(0, |v| udiv_round(v, 100))),
+            design_capacity_uah: v.get(V_DESIGN_UAH),
+            remaining_uah: v.get(V_REMAINING_UAH),
+            cycle_capacity_mah: v.get(V_CYCLE_MAH),
+            power_w: v.get(V_POWER_W) as i32,
+            runtime_s: v.get(V_RUNTIME_S),
+            balance_mask: v.get(V_BALANCE_MASK),
+            max_cell_mv: v.get(V_MAX_MV) as u16,
+            max_cell_number: v.get(V_MAX_NUMBER) as u16,
+            min_cell_mv: v.get(V_MIN_MV) as u16,
+            min_cell_number: v.get(V_MIN_NUMBER) as u16,
+            delta_mv: v.get(V_DELTA_MV) as u16,
+            average_mv: v.get(V_AVERAGE_MV) as u16,
+            dsg_mos_ds_dv: v.get(V_DSG_MOS_DS_DV) as u16,
             dsg_drive_dv: 0,
             chg_drive_dv: 0,
             f40: 0,
             battery_type: opts.battery_type,
-            total_discharged_mah: t.total_discharged.as_mah(),
-            total_charged_mah: t.total_charged.as_mah(),
+            total_discharged_mah: v.get(V_TOTAL_DISCHARGED),
+            total_charged_mah: v.get(V_TOTAL_CHARGED),
             total_discharge_time_s: opts.total_discharge_time_s,
             total_charge_time_s: opts.total_charge_time_s,
         }
@@ -593,7 +827,7 @@ impl StatusFrame {
     /// # Errors
     /// [`Error::Emit`] when `out` is too short.
     pub fn emit_with(t: &Telemetry, opts: &StatusOptions, out: &mut [u8]) -> Result<usize, Error> {
-        Ok(StatusRepr::from_telemetry(t, opts).emit(out)?)
+        Ok(emit_status(t, opts, out)?)
     }
 
     /// Checks and decodes one status frame (`7E A1 11 …`).
