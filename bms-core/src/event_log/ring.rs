@@ -35,54 +35,28 @@ pub(crate) const HEADER_LEN: usize = 16;
 /// Read and write chunk: every supported `WRITE_SIZE` and `READ_SIZE` divides it.
 const CHUNK: usize = 64;
 
-/// CRC-32/ISO-HDLC (reflected polynomial `0xEDB88320`) of each 4-bit value.
-// A 16-entry table (64 bytes, two lookups a byte) instead of the usual 256 entries (1 KiB of
-// flash): slots are read and written a few times a minute at most.
-const CRC_NIBBLES: [u32; 16] = {
-    let mut t = [0u32; 16];
-    let mut i = 0;
-    while i < 16 {
-        let mut c = i as u32;
-        let mut k = 0;
-        while k < 4 {
-            c = if c & 1 != 0 {
-                (c >> 1) ^ 0xEDB8_8320
-            } else {
-                c >> 1
-            };
-            k += 1;
-        }
-        t[i] = c;
-        i += 1;
-    }
-    t
-};
+/// CRC-32/ISO-HDLC, bitwise: slots are read and written a few times a minute at most, and
+/// the usual 256-entry table would cost 1 KiB of flash.
+static CRC32: crc::Crc<u32, crc::NoTable> =
+    crc::Crc::<u32, crc::NoTable>::new(&crc::CRC_32_ISO_HDLC);
 
-/// A running CRC-32/ISO-HDLC (init and final XOR `0xFFFFFFFF`).
-pub(crate) struct Crc32(u32);
+/// A running CRC-32/ISO-HDLC of a slot.
+pub(crate) struct Crc32(crc::Digest<'static, u32, crc::NoTable>);
 
 impl Crc32 {
     /// No bytes yet.
-    pub(crate) const fn new() -> Self {
-        Crc32(0xFFFF_FFFF)
+    pub(crate) fn new() -> Self {
+        Crc32(CRC32.digest())
     }
 
     /// Adds `data`.
-    // Out of line: one copy for the slot reader and writer.
-    #[inline(never)]
     pub(crate) fn update(&mut self, data: &[u8]) {
-        let mut c = self.0;
-        for &b in data {
-            c ^= b as u32;
-            c = (c >> 4) ^ CRC_NIBBLES[(c & 0x0F) as usize];
-            c = (c >> 4) ^ CRC_NIBBLES[(c & 0x0F) as usize];
-        }
-        self.0 = c;
+        self.0.update(data);
     }
 
     /// The CRC of the bytes added.
-    pub(crate) fn finalize(&self) -> u32 {
-        !self.0
+    pub(crate) fn finalize(self) -> u32 {
+        self.0.finalize()
     }
 }
 
