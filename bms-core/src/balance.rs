@@ -673,10 +673,15 @@ pub struct Balancer {
     last_update: Instant,
     /// The interval after the last update counts as balancing opportunity.
     opportunity: bool,
-    /// The next measurement due, while `scheduled`.
-    next_measurement: Instant,
+    /// The measurement period at the last update: the next measurement is due this long
+    /// after it, while `scheduled` (4 bytes instead of a stored instant).
+    period: Duration,
     scheduled: bool,
     bled: [MilliAmpMillis; MAX_CELLS],
+    /// Charge bled by each channel of `lazy_mask` not yet added to `bled` (see
+    /// [`Balancer::book`]).
+    lazy_q: MilliAmpMillis,
+    lazy_mask: u32,
     // The spread at the last decision, for the estimate: highest minus lowest, sum over cells
     // of (cell minus lowest), the cell count and the highest cell voltage.
     spread_on: SpreadOn,
@@ -710,9 +715,11 @@ impl Balancer {
             selected_at: Instant::ZERO,
             last_update: Instant::ZERO,
             opportunity: false,
-            next_measurement: Instant::ZERO,
+            period: Duration::ZERO,
             scheduled: false,
             bled: [MilliAmpMillis::ZERO; MAX_CELLS],
+            lazy_q: MilliAmpMillis::ZERO,
+            lazy_mask: 0,
             spread_on: SpreadOn::Nothing,
             spread_cells: 0,
             spread_max: 0,
@@ -809,7 +816,7 @@ impl Balancer {
         self.opportunity = false;
         self.scheduled = matches!(self.cfg.timing, SwitchTiming::Scheduled);
         if self.scheduled {
-            self.next_measurement = now + self.cfg.measure_period;
+            self.period = self.cfg.measure_period;
         }
     }
 
@@ -1059,17 +1066,40 @@ impl Balancer {
     /// readings just taken with the switches open) and returns the lowest of those voltages
     /// (`u32::MAX` without any); channels beyond `cells` are skipped. One step per channel
     /// on, not per cell.
+    ///
+    /// While the same channels stay on, all at or above `cap_mv`, they all bleed `cap_ma`:
+    /// the charge is then added once to `lazy_q` instead of to each counter, and moved to
+    /// the counters when the channels change. The increments are never negative, so the
+    /// saturating sums are the same either way.
     fn book(&mut self, mask: u32, cells: &[MilliVolts], on_ms: u32) -> u32 {
-        let on = i64::from(on_ms);
         let mut lowest = u32::MAX;
         let mut bits = mask;
         while bits != 0 {
             let i = bits.trailing_zeros() as usize;
             bits &= bits - 1;
             if let Some(c) = cells.get(i) {
-                let v = c.as_mv();
-                lowest = lowest.min(v);
-                let q = MilliAmpMillis::from_raw(i64::from(self.bleed(v)) * on);
+                lowest = lowest.min(c.as_mv());
+            }
+        }
+        if on_ms == 0 {
+            return lowest;
+        }
+        let on = i64::from(on_ms);
+        if mask >> cells.len() == 0 && lowest >= u32::from(self.cap_mv) {
+            if mask != self.lazy_mask {
+                self.settle();
+                self.lazy_mask = mask;
+            }
+            self.lazy_q += MilliAmpMillis::from_raw(i64::from(self.cap_ma) * on);
+            return lowest;
+        }
+        self.settle();
+        let mut bits = mask;
+        while bits != 0 {
+            let i = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            if let Some(c) = cells.get(i) {
+                let q = MilliAmpMillis::from_raw(i64::from(self.bleed(c.as_mv())) * on);
                 // `cells` has at most `MAX_CELLS` entries, so this is always `Some`.
                 if let Some(acc) = self.bled.get_mut(i) {
                     *acc += q;
@@ -1077,6 +1107,19 @@ impl Balancer {
             }
         }
         lowest
+    }
+
+    /// Moves the shared charge `lazy_q` into the counters of `lazy_mask`.
+    fn settle(&mut self) {
+        let q = core::mem::take(&mut self.lazy_q);
+        let mut bits = self.lazy_mask;
+        while bits != 0 {
+            let i = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            if let Some(acc) = self.bled.get_mut(i) {
+                *acc += q;
+            }
+        }
     }
 
     /// Greedy selection of at most `k` cells of `eligible`, highest `metric` first, skipping
@@ -1147,10 +1190,9 @@ impl Balancer {
     /// scheduled measurement ([`SwitchTiming::Scheduled`]). In
     /// [`SwitchTiming::AfeManaged`] mode it is always the decided mask.
     pub fn mask_at(&self, now: Instant) -> u32 {
-        if self.scheduled && now.saturating_add(self.cfg.settle) >= self.next_measurement {
-            0
-        } else {
-            self.mask
+        match self.next_measurement() {
+            Some(t) if now.saturating_add(self.cfg.settle) >= t => 0,
+            _ => self.mask,
         }
     }
 
@@ -1173,7 +1215,7 @@ impl Balancer {
     /// When the next cell measurement is due ([`SwitchTiming::Scheduled`] mode, after an
     /// update), else `None`.
     pub fn next_measurement(&self) -> Option<Instant> {
-        self.scheduled.then_some(self.next_measurement)
+        self.scheduled.then(|| self.last_update + self.period)
     }
 
     /// What the last update decided.
@@ -1204,15 +1246,20 @@ impl Balancer {
 
     /// [`Balancer::bled`] without rounding.
     pub fn bled_exact(&self, index: usize) -> MilliAmpMillis {
-        self.bled
-            .get(index)
-            .copied()
-            .unwrap_or(MilliAmpMillis::ZERO)
+        let Some(&booked) = self.bled.get(index) else {
+            return MilliAmpMillis::ZERO;
+        };
+        if self.lazy_mask & (1 << index) != 0 {
+            booked + self.lazy_q
+        } else {
+            booked
+        }
     }
 
     /// Clears the bled-charge counters and [`Balancer::allowed_time_ms`].
     pub fn reset_bled(&mut self) {
         self.bled = [MilliAmpMillis::ZERO; MAX_CELLS];
+        self.lazy_q = MilliAmpMillis::ZERO;
         self.allowed_ms = 0;
     }
 
