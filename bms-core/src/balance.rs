@@ -853,8 +853,6 @@ impl Balancer {
         self.derate_k
     }
 
-    #[cold]
-    #[inline(never)] // A temperature change is rare; its division stays out of the step.
     fn derate(&mut self, temp: Option<DeciCelsius>) {
         self.derate_temp = temp;
         self.derate_k = self.cfg.derated_channels(temp);
@@ -942,7 +940,6 @@ impl Balancer {
 
     /// The full pass: the voltages (checking the caller's range), then the hysteresis over
     /// every cell and the selection, on voltage or on SOC (`(smin, smax)` its range).
-    #[inline(never)] // Rare (every `reselect_interval`); keeps the per-step path small.
     fn full_pass(
         &mut self,
         input: &BalanceInput<'_>,
