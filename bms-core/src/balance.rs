@@ -776,6 +776,7 @@ impl Balancer {
     ///
     /// Call it once per cell measurement, right after the cells were read with the switches
     /// open. It also books the charge bled since the previous call.
+    #[inline(never)] // One copy; the caller stays small (the step is a few compares anyway).
     pub fn update(&mut self, input: &BalanceInput<'_>) -> u32 {
         let gate = self.gate(input);
         if let Err(why) = gate {
