@@ -36,14 +36,17 @@
 //! chosen or none remain. Without the `k` limit this yields a maximal non-adjacent set.
 //!
 //! # Cost per step
-//! The gates are O(1). Then one pass finds the lowest and highest cell (skipped when the caller
+//! The gates are O(1); a step that stays inhibited with every switch already open (e.g.
+//! discharging) ends there, without touching the cells. Then one pass finds the lowest and
+//! highest cell (skipped when the caller
 //! passes [`BalanceInput::cell_range`]). A balanced pack (no candidate, spread below the start
 //! delta) stops there. Otherwise a *full pass* (the branch-free hysteresis over every cell, then
 //! the selection) runs when the channel count or the mode (voltage/SOC) changed, when a channel
 //! that is on must go off, and at least every [`BalanceConfig::reselect_interval`] (so a bled
 //! cell that has come down yields its channel to a higher one and a newly qualifying cell gets
 //! one). Between full passes a step only re-checks the channels that are on: O(channels on),
-//! no division anywhere per cell (the bleed current uses a precomputed Q16 conductance).
+//! no division anywhere per step (the bleed current uses a Q16 conductance and a saturation
+//! voltage precomputed with the configuration).
 //!
 //! # Measurement window and how a controller schedules it
 //! Balancing current through the sense wires skews the cell readings, so switches must be open
@@ -335,8 +338,9 @@ impl BalanceConfig {
         } else {
             self.resistor.as_mohm()
         };
-        // I[mA] = V[mV] * 1000 / R[mΩ]; rounded to nearest.
-        ((1_000u64 << 16) + r as u64 / 2).wrapping_div(r as u64) as u32
+        // I[mA] = V[mV] * 1000 / R[mΩ]; rounded to nearest. In 32 bits (no 64-bit division
+        // routine): 1000 * 2^16 + u32::MAX / 2 still fits.
+        ((1_000u32 << 16) + r / 2).wrapping_div(r)
     }
 
     const fn limit_ma(&self) -> u32 {
@@ -623,52 +627,69 @@ impl OcvSlope {
     }
 }
 
-/// What the last update measured of the spread, for the estimate.
+/// What the spread of the last decision was measured on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Spread {
-    None,
-    /// Millivolts: highest minus lowest, and the sum over cells of (cell minus lowest).
-    Voltage {
-        max: u32,
-        sum: u64,
-        cells: u8,
-        top: MilliVolts,
-    },
-    /// Permille SOC, same meaning.
-    Soc {
-        max: u32,
-        sum: u64,
-        cells: u8,
-        top: MilliVolts,
-    },
+enum SpreadOn {
+    /// No decision has measured it yet.
+    Nothing,
+    /// Millivolts.
+    Voltage,
+    /// Permille SOC.
+    Soc,
 }
 
 /// The passive balancing state machine. See the [module docs](self).
 #[derive(Clone, Debug)]
 pub struct Balancer {
     cfg: BalanceConfig,
+    // Constants derived from `cfg` once (`set_config`), so no step divides or re-derives them.
+    /// Q16 conductance in mA per mV.
     g_q16: u32,
-    limit_ma: u32,
+    /// From this cell voltage up a channel bleeds `cap_ma` (the current limit, or the current
+    /// at 65 535 mV): one compare per channel instead of two clamps.
+    cap_mv: u16,
+    cap_ma: u8,
+    /// `!enabled || max_channels == 0`.
+    disabled: bool,
+    /// Charging is a current below this (`i32::MIN`: charging is not allowed).
+    charge_below: i32,
+    /// At rest is a current magnitude below this (0: rest is not allowed).
+    rest_below: u32,
+    /// Board temperature and channel count of the last derating computation.
+    derate_temp: Option<DeciCelsius>,
+    derate_k: u8,
+
     /// Hysteresis state: cells currently counted as above the start delta.
     candidates: u32,
-    /// Channel count the current mask was selected with.
+    mask: u32,
+    status: BalanceStatus,
+    /// Channel count the current mask was selected with; zero forces a full pass.
     selected_k: u8,
     /// The current mask was selected on SOC.
     selected_soc: bool,
     /// When the current selection was made.
     selected_at: Instant,
-    mask: u32,
-    status: BalanceStatus,
-    last_update: Option<Instant>,
-    next_measurement: Option<Instant>,
-    /// Board temperature and channel count of the last derating computation.
-    derate_cache: (Option<DeciCelsius>, u8),
-    bled: [MilliAmpMillis; MAX_CELLS],
-    spread: Spread,
-    /// On-time of the last interval not yet booked into `bled`.
-    pending_ms: u32,
+    /// The time of the last update (unused before the first one: nothing is on and there was
+    /// no opportunity).
+    last_update: Instant,
     /// The interval after the last update counts as balancing opportunity.
     opportunity: bool,
+    /// The measurement period at the last update: the next measurement is due this long
+    /// after it, while `scheduled` (4 bytes instead of a stored instant).
+    period: Duration,
+    scheduled: bool,
+    bled: [MilliAmpMillis; MAX_CELLS],
+    /// Charge bled by each channel of `lazy_mask` not yet added to `bled` (see
+    /// [`Balancer::book`]).
+    lazy_q: MilliAmpMillis,
+    lazy_mask: u32,
+    // The spread at the last decision, for the estimate: highest minus lowest, sum over cells
+    // of (cell minus lowest), the cell count and the highest cell voltage.
+    spread_on: SpreadOn,
+    spread_cells: u8,
+    spread_max: u32,
+    spread_sum: u64,
+    spread_top: MilliVolts,
     allowed_ms: u64,
 }
 
@@ -677,26 +698,38 @@ impl Balancer {
     /// [`BalanceConfig::validate`]; an invalid one still never panics, and the safety rules
     /// still hold.
     pub fn new(cfg: BalanceConfig) -> Self {
-        let derate = (None, cfg.derated_channels(None));
-        Balancer {
-            g_q16: cfg.conductance_q16(),
-            limit_ma: cfg.limit_ma(),
+        let mut b = Balancer {
             cfg,
+            g_q16: 0,
+            cap_mv: 0,
+            cap_ma: 0,
+            disabled: true,
+            charge_below: i32::MIN,
+            rest_below: 0,
+            derate_temp: None,
+            derate_k: 0,
             candidates: 0,
+            mask: 0,
+            status: BalanceStatus::Idle,
             selected_k: 0,
             selected_soc: false,
             selected_at: Instant::ZERO,
-            mask: 0,
-            status: BalanceStatus::Idle,
-            last_update: None,
-            next_measurement: None,
-            derate_cache: derate,
-            bled: [MilliAmpMillis::ZERO; MAX_CELLS],
-            spread: Spread::None,
-            pending_ms: 0,
+            last_update: Instant::ZERO,
             opportunity: false,
+            period: Duration::ZERO,
+            scheduled: false,
+            bled: [MilliAmpMillis::ZERO; MAX_CELLS],
+            lazy_q: MilliAmpMillis::ZERO,
+            lazy_mask: 0,
+            spread_on: SpreadOn::Nothing,
+            spread_cells: 0,
+            spread_max: 0,
+            spread_sum: 0,
+            spread_top: MilliVolts::ZERO,
             allowed_ms: 0,
-        }
+        };
+        b.set_config(cfg);
+        b
     }
 
     /// The configuration.
@@ -707,9 +740,31 @@ impl Balancer {
     /// Replaces the configuration (a parameter write at run time). The bled-charge counters
     /// and the time base are kept; the next update makes a full decision with the new values.
     pub fn set_config(&mut self, cfg: BalanceConfig) {
-        self.g_q16 = cfg.conductance_q16();
-        self.limit_ma = cfg.limit_ma();
-        self.derate_cache = (None, cfg.derated_channels(None));
+        let g = cfg.conductance_q16();
+        let limit = cfg.limit_ma();
+        // The smallest voltage whose rounded current reaches the limit: V * G + 2^15 >= L * 2^16.
+        let cap_mv = if g == 0 || limit == 0 {
+            0
+        } else {
+            ((limit << 16) - (1 << 15)).div_ceil(g).min(u16::MAX as u32)
+        };
+        self.g_q16 = g;
+        self.cap_mv = cap_mv as u16;
+        self.cap_ma = bleed_ma(MilliVolts::from_mv(cap_mv), g, limit) as u8;
+        self.disabled = !cfg.enabled || cfg.max_channels == 0;
+        self.charge_below = if cfg.while_charging {
+            // Wraps like the negation it replaces: a threshold of i32::MIN never counts.
+            cfg.charge_current.as_ma().wrapping_neg()
+        } else {
+            i32::MIN
+        };
+        self.rest_below = if cfg.at_rest {
+            cfg.rest_current.unsigned_abs() + 1
+        } else {
+            0
+        };
+        self.derate_temp = None;
+        self.derate_k = cfg.derated_channels(None);
         self.cfg = cfg;
         self.selected_k = 0;
         self.candidates = 0;
@@ -721,210 +776,328 @@ impl Balancer {
     ///
     /// Call it once per cell measurement, right after the cells were read with the switches
     /// open. It also books the charge bled since the previous call.
+    #[inline(never)] // One copy; the caller stays small (the step is a few compares anyway).
     pub fn update(&mut self, input: &BalanceInput<'_>) -> u32 {
+        let gate = self.gate(input);
+        if let Err(why) = gate {
+            if self.mask == 0 && !self.opportunity {
+                // Steady inhibit (e.g. discharging): no channel was on and the last interval
+                // was no opportunity, so there is nothing to count or book.
+                // `opportunity` is already false.
+                self.mark(input.now);
+                self.selected_k = 0;
+                self.status = BalanceStatus::Inhibited(why);
+                return 0;
+            }
+        }
+        self.update_slow(input, gate)
+    }
+
+    /// [`Balancer::update`] past the steady-inhibit shortcut.
+    #[inline(never)] // Keeps the common inhibited step a few compares and a return.
+    fn update_slow(&mut self, input: &BalanceInput<'_>, gate: Result<(), Inhibit>) -> u32 {
         let cells = &input.cells[..input.cells.len().min(MAX_CELLS)];
         let prev = self.mask;
-        self.account(input.now);
-        let mask = self.decide(input, cells);
-        // The fast path books while it checks the channels; every other path books here.
-        self.book(prev, cells);
+        let mut on_ms = self.account(input.now);
+        self.begin(input.now);
+        let mask = match gate {
+            Err(why) => self.stop(BalanceStatus::Inhibited(why)),
+            Ok(()) => self.decide(input, cells, &mut on_ms),
+        };
+        // The fresh path books while it checks the channels (and zeroes `on_ms`); every other
+        // path books here.
+        if on_ms != 0 {
+            let _ = self.book(prev, cells, on_ms);
+        }
         mask
     }
 
-    fn decide(&mut self, input: &BalanceInput<'_>, cells: &[MilliVolts]) -> u32 {
-        let n = cells.len();
-        self.last_update = Some(input.now);
+    /// Starts an update at `now`: the time base and the measurement window.
+    #[inline(always)]
+    fn begin(&mut self, now: Instant) {
         self.opportunity = false;
-        self.next_measurement = match self.cfg.timing {
-            SwitchTiming::AfeManaged => None,
-            SwitchTiming::Scheduled => Some(input.now + self.cfg.measure_period),
-        };
-
-        let k = match self.gate(input, n) {
-            Ok(k) => k,
-            Err(why) => return self.stop(BalanceStatus::Inhibited(why)),
-        };
-
-        // Lowest and highest cell: the caller's, or one pass here. A caller's range is checked
-        // against the cells at every full pass.
-        let (vmin, vmax) = match input.cell_range {
-            Some((lo, hi)) => (lo.as_mv(), hi.as_mv()),
-            None => extremes(cells.iter().map(|c| c.as_mv())),
-        };
-        if vmin < input.uv_warning.as_mv() {
-            return self.stop(BalanceStatus::Inhibited(Inhibit::UnderVoltage));
-        }
-        let start_v = self.cfg.start_voltage.as_mv();
-        self.opportunity = vmax >= start_v;
-        let valid = low_bits(n);
-
-        let soc = match input.cell_soc {
-            Some(s) if self.cfg.soc_based && s.len() == n => Some(s),
-            _ => None,
-        };
-        // Between full passes (at most `reselect_interval` apart, with the same channel count)
-        // only the channels that are on are checked again.
-        let fresh = k == self.selected_k
-            && soc.is_some() == self.selected_soc
-            && input.now.duration_since(self.selected_at) < self.cfg.reselect_interval;
-        let eligible = match soc {
-            Some(s) => {
-                let (smin, smax) = extremes(s.iter().map(|p| p.as_permille() as u32));
-                let start = self.cfg.soc_start_delta.as_permille() as u32;
-                let stop = self.cfg.soc_stop_delta.as_permille() as u32;
-                if fresh
-                    && self.still_on(cells, |i, v| {
-                        let m = s.get(i).map_or(0, |p| p.as_permille() as u32);
-                        v >= start_v && m.saturating_sub(smin) > stop
-                    })
-                {
-                    if let Spread::Soc { max, top, .. } = &mut self.spread {
-                        *max = smax - smin;
-                        *top = MilliVolts::from_mv(vmax);
-                    }
-                    return self.mask;
-                }
-                let volts = Pass::run(0, cells.iter().map(|c| c.as_mv()), 0, u32::MAX, 0, start_v);
-                if volts.min < input.uv_warning.as_mv() {
-                    return self.stop(BalanceStatus::Inhibited(Inhibit::UnderVoltage));
-                }
-                self.opportunity = volts.max >= start_v;
-                let top = MilliVolts::from_mv(volts.max);
-                if self.candidates & valid == 0 && smax - smin < start {
-                    self.spread = Spread::Soc {
-                        max: smax - smin,
-                        sum: (smax - smin) as u64,
-                        cells: n as u8,
-                        top,
-                    };
-                    self.candidates = 0;
-                    return self.stop(BalanceStatus::Balanced);
-                }
-                let socs = s.iter().map(|p| p.as_permille() as u32);
-                let pass = Pass::run(self.candidates, socs, smin, start, stop, u32::MAX);
-                self.spread = Spread::Soc {
-                    max: smax - smin,
-                    sum: pass.sum,
-                    cells: n as u8,
-                    top,
-                };
-                self.candidates = pass.cand;
-                pass.cand & volts.hot
-            }
-            None => {
-                let start = self.cfg.start_delta.as_mv();
-                let stop = self.cfg.stop_delta.as_mv();
-                // A channel stays on while its cell is at least the start voltage and more than
-                // the stop delta above the lowest: one comparison per channel.
-                let keep_above = u64::from(start_v).max(u64::from(vmin) + u64::from(stop) + 1);
-                if self.candidates & valid == 0 && vmax.saturating_sub(vmin) < start {
-                    self.spread = Spread::Voltage {
-                        max: vmax.saturating_sub(vmin),
-                        sum: vmax.saturating_sub(vmin) as u64,
-                        cells: n as u8,
-                        top: MilliVolts::from_mv(vmax),
-                    };
-                    self.candidates = 0;
-                    return self.stop(BalanceStatus::Balanced);
-                }
-                if fresh && self.still_on(cells, |_, v| u64::from(v) >= keep_above) {
-                    if let Spread::Voltage { max, top, .. } = &mut self.spread {
-                        *max = vmax.saturating_sub(vmin);
-                        *top = MilliVolts::from_mv(vmax);
-                    }
-                    return self.mask;
-                }
-                let volts = || cells.iter().map(|c| c.as_mv());
-                let mut pass = Pass::run(self.candidates, volts(), vmin, start, stop, start_v);
-                if pass.min != vmin || pass.max != vmax {
-                    // The caller's range was wrong: redo with the real one.
-                    if pass.min < input.uv_warning.as_mv() {
-                        return self.stop(BalanceStatus::Inhibited(Inhibit::UnderVoltage));
-                    }
-                    self.opportunity = pass.max >= start_v;
-                    pass = Pass::run(self.candidates, volts(), pass.min, start, stop, start_v);
-                }
-                self.spread = Spread::Voltage {
-                    max: pass.max - pass.min,
-                    sum: pass.sum,
-                    cells: n as u8,
-                    top: MilliVolts::from_mv(pass.max),
-                };
-                self.candidates = pass.cand;
-                pass.cand & pass.hot
-            }
-        } & valid;
-
-        self.mask = match soc {
-            Some(s) => self.select(eligible, k, |i| {
-                s.get(i).map_or(0, |p| p.as_permille() as u32)
-            }),
-            None => self.select(eligible, k, |i| cells.get(i).map_or(0, |c| c.as_mv())),
-        };
-        self.selected_k = k;
-        self.selected_soc = soc.is_some();
-        self.selected_at = input.now;
-        self.status = if self.mask != 0 {
-            BalanceStatus::Balancing
-        } else {
-            BalanceStatus::Balanced
-        };
-        self.mask
+        self.mark(now);
     }
 
-    /// Books the last interval for the channels that are on and returns `true` when every
-    /// one of them still passes `ok(index, millivolts)`. Costs one step per channel on, not per
-    /// cell.
-    #[inline]
-    fn still_on(&mut self, cells: &[MilliVolts], ok: impl Fn(usize, u32) -> bool) -> bool {
-        let on_ms = self.pending_ms as i64;
-        self.pending_ms = 0;
-        let mut all = true;
-        let mut bits = self.mask;
-        while bits != 0 {
-            let i = bits.trailing_zeros() as usize;
-            bits &= bits - 1;
-            match (cells.get(i), self.bled.get_mut(i)) {
-                (Some(c), Some(acc)) => {
-                    let ma = bleed_ma(*c, self.g_q16, self.limit_ma) as i64;
-                    *acc += MilliAmpMillis::from_raw(ma * on_ms);
-                    all &= ok(i, c.as_mv());
-                }
-                _ => all = false,
-            }
-        }
-        all
+    /// Records the time of this update and the measurement window that follows it.
+    #[inline(always)]
+    fn mark(&mut self, now: Instant) {
+        self.last_update = now;
+        self.scheduled = matches!(self.cfg.timing, SwitchTiming::Scheduled);
+        // Read only while `scheduled`; stored always, which is cheaper than a branch.
+        self.period = self.cfg.measure_period;
     }
 
-    /// The O(1) gates; `Ok(k)` is the number of channels allowed.
-    fn gate(&mut self, input: &BalanceInput<'_>, n: usize) -> Result<u8, Inhibit> {
-        if !self.cfg.enabled || n == 0 || self.cfg.max_channels == 0 {
+    /// The O(1) gates before the temperature one, in the order of the inhibit reasons.
+    #[inline(always)]
+    fn gate(&self, input: &BalanceInput<'_>) -> Result<(), Inhibit> {
+        if self.disabled || input.cells.is_empty() {
             return Err(Inhibit::Disabled);
         }
         if input.faults_present {
             return Err(Inhibit::Fault);
         }
         let i = input.current.ok_or(Inhibit::CurrentUnknown)?.as_ma();
-        let charging = self.cfg.while_charging && i < -self.cfg.charge_current.as_ma();
-        let rest = self.cfg.at_rest && i.unsigned_abs() <= self.cfg.rest_current.unsigned_abs();
-        if !(charging || rest) {
-            return Err(Inhibit::NotAllowedState);
+        if i < self.charge_below || i.unsigned_abs() < self.rest_below {
+            Ok(())
+        } else {
+            Err(Inhibit::NotAllowedState)
         }
-        if self.derate_cache.0 != input.board_temp {
-            self.derate_cache = (
-                input.board_temp,
-                self.cfg.derated_channels(input.board_temp),
-            );
+    }
+
+    /// Channels allowed at board temperature `temp`.
+    #[inline(always)]
+    fn channels(&mut self, temp: Option<DeciCelsius>) -> u8 {
+        if self.derate_temp != temp {
+            self.derate(temp);
         }
-        match self.derate_cache.1.min(n as u8) {
-            0 => Err(Inhibit::BoardTemperature),
-            k => Ok(k),
+        self.derate_k
+    }
+
+    fn derate(&mut self, temp: Option<DeciCelsius>) {
+        self.derate_temp = temp;
+        self.derate_k = self.cfg.derated_channels(temp);
+    }
+
+    /// The decision once the O(1) gates passed: the temperature and the under-voltage
+    /// warning, then the voltage or SOC rules. The voltage rules look for a balanced pack
+    /// (with the caller's range) before the fresh check, the SOC rules after it.
+    #[inline(always)]
+    fn decide(&mut self, input: &BalanceInput<'_>, cells: &[MilliVolts], on_ms: &mut u32) -> u32 {
+        let n = cells.len();
+        let k = self.channels(input.board_temp).min(n as u8);
+        if k == 0 {
+            return self.stop(BalanceStatus::Inhibited(Inhibit::BoardTemperature));
+        }
+        // Lowest and highest cell: the caller's, or one pass here. A caller's range is checked
+        // against the cells at every full pass.
+        let (vmin, vmax) = match input.cell_range {
+            Some((lo, hi)) => (lo.as_mv(), hi.as_mv()),
+            None => extremes(volts(cells)),
+        };
+        let uv = input.uv_warning.as_mv();
+        if vmin < uv {
+            return self.stop(BalanceStatus::Inhibited(Inhibit::UnderVoltage));
+        }
+        let start_v = self.cfg.start_voltage.as_mv();
+        self.opportunity = vmax >= start_v;
+        let valid = low_bits(n);
+        let soc = match input.cell_soc {
+            Some(s) if self.cfg.soc_based && s.len() == n => Some(s),
+            _ => None,
+        };
+        let (kind, mmin, mmax, stop) = match soc {
+            Some(s) => {
+                let (smin, smax) = extremes(socs(s));
+                let stop = self.cfg.soc_stop_delta.as_permille() as u32;
+                (SpreadOn::Soc, smin, smax, stop)
+            }
+            None => {
+                let start = self.cfg.start_delta.as_mv();
+                let stop = self.cfg.stop_delta.as_mv();
+                if self.candidates & valid == 0 && vmax.saturating_sub(vmin) < start {
+                    let d = vmax.saturating_sub(vmin);
+                    return self.balanced(SpreadOn::Voltage, d, n, vmax);
+                }
+                (SpreadOn::Voltage, vmin, vmax, stop)
+            }
+        };
+        // Between full passes (at most `reselect_interval` apart, with the same channel count)
+        // only the channels that are on are checked again: each must stay at least the start
+        // voltage and more than the stop delta above the lowest.
+        if self.fresh(input.now, k, soc.is_some()) {
+            let on = self.mask;
+            // Booked here (not after the decision) to read each channel once.
+            let lowest = self.book(on, cells, core::mem::take(on_ms));
+            let keep = on == 0
+                || (on >> n == 0
+                    && lowest >= start_v
+                    && match soc {
+                        // Voltage: the lowest channel decides.
+                        None => lowest.saturating_sub(vmin) > stop,
+                        Some(s) => bits(on).all(|i| {
+                            let m = s.get(i).map_or(0, |p| p.as_permille() as u32);
+                            m.saturating_sub(mmin) > stop
+                        }),
+                    });
+            if keep {
+                if self.spread_on == kind {
+                    self.spread_max = mmax.saturating_sub(mmin);
+                    self.spread_top = MilliVolts::from_mv(vmax);
+                }
+                return self.mask;
+            }
+        }
+        self.full_pass(input, cells, soc, k, (vmin, vmax), (mmin, mmax))
+    }
+
+    /// The current selection may stand (see [`Balancer::decide`]).
+    #[inline(always)]
+    fn fresh(&self, now: Instant, k: u8, soc: bool) -> bool {
+        k == self.selected_k
+            && soc == self.selected_soc
+            && now.duration_since(self.selected_at) < self.cfg.reselect_interval
+    }
+
+    /// The full pass: the voltages (checking the caller's range), then the hysteresis over
+    /// every cell and the selection, on voltage or on SOC (`(smin, smax)` its range).
+    fn full_pass(
+        &mut self,
+        input: &BalanceInput<'_>,
+        cells: &[MilliVolts],
+        soc: Option<&[Soc]>,
+        k: u8,
+        (vmin, vmax): (u32, u32),
+        (smin, smax): (u32, u32),
+    ) -> u32 {
+        let n = cells.len();
+        let start_v = self.cfg.start_voltage.as_mv();
+        let cand = self.candidates;
+        let (mut start, mut stop) = (self.cfg.start_delta.as_mv(), self.cfg.stop_delta.as_mv());
+        // On voltage this is already the hysteresis pass; on SOC only the voltages matter.
+        let volts = match soc {
+            None => Pass::run(cand, Metric::Volts(cells), vmin, start, stop, start_v),
+            Some(_) => Pass::run(0, Metric::Volts(cells), 0, u32::MAX, 0, start_v),
+        };
+        // Both unchanged when the caller's range was right.
+        if volts.min < input.uv_warning.as_mv() {
+            return self.stop(BalanceStatus::Inhibited(Inhibit::UnderVoltage));
+        }
+        self.opportunity = volts.max >= start_v;
+        let (kind, max, pass, metric) = match soc {
+            Some(s) => {
+                start = self.cfg.soc_start_delta.as_permille() as u32;
+                stop = self.cfg.soc_stop_delta.as_permille() as u32;
+                if cand & low_bits(n) == 0 && smax - smin < start {
+                    return self.balanced(SpreadOn::Soc, smax - smin, n, volts.max);
+                }
+                let m = Metric::Soc(s);
+                (
+                    SpreadOn::Soc,
+                    smax - smin,
+                    Pass::run(cand, m, smin, start, stop, u32::MAX),
+                    m,
+                )
+            }
+            None => {
+                let m = Metric::Volts(cells);
+                let pass = if volts.min != vmin || volts.max != vmax {
+                    // The caller's range was wrong: redo with the real one.
+                    Pass::run(cand, m, volts.min, start, stop, start_v)
+                } else {
+                    volts
+                };
+                (SpreadOn::Voltage, volts.max - volts.min, pass, m)
+            }
+        };
+        self.set_spread(kind, max, pass.sum, n, volts.max);
+        self.candidates = pass.cand;
+        let eligible = pass.cand & volts.hot & low_bits(n);
+        let mask = self.select(eligible, k, metric);
+        self.mask = mask;
+        self.selected_k = k;
+        self.selected_soc = soc.is_some();
+        self.selected_at = input.now;
+        self.status = if mask != 0 {
+            BalanceStatus::Balancing
+        } else {
+            BalanceStatus::Balanced
+        };
+        mask
+    }
+
+    /// A balanced pack: nothing is a candidate and the spread is below the start delta.
+    fn balanced(&mut self, on: SpreadOn, spread: u32, cells: usize, top: u32) -> u32 {
+        self.set_spread(on, spread, spread as u64, cells, top);
+        self.candidates = 0;
+        self.stop(BalanceStatus::Balanced)
+    }
+
+    fn set_spread(&mut self, on: SpreadOn, max: u32, sum: u64, cells: usize, top: u32) {
+        self.spread_on = on;
+        self.spread_max = max;
+        self.spread_sum = sum;
+        self.spread_cells = cells as u8;
+        self.spread_top = MilliVolts::from_mv(top);
+    }
+
+    /// The current one channel bleeds from a cell at `mv`; the same as
+    /// [`BalanceConfig::bleed_current`], from the precomputed constants.
+    #[inline(always)]
+    fn bleed(&self, mv: u32) -> u32 {
+        if mv >= u32::from(self.cap_mv) {
+            u32::from(self.cap_ma)
+        } else {
+            // Below the cap: V < 65 535 mV, so the product fits and the limit is not reached.
+            mv.wrapping_mul(self.g_q16).wrapping_add(1 << 15) >> 16
+        }
+    }
+
+    /// Books `on_ms` of bleeding for the channels of `mask` at the voltages `cells` (the
+    /// readings just taken with the switches open) and returns the lowest of those voltages
+    /// (`u32::MAX` without any); channels beyond `cells` are skipped. One step per channel
+    /// on, not per cell.
+    ///
+    /// While the same channels stay on, all at or above `cap_mv`, they all bleed `cap_ma`:
+    /// the charge is then added once to `lazy_q` instead of to each counter, and moved to
+    /// the counters when the channels change. The increments are never negative, so the
+    /// saturating sums are the same either way.
+    fn book(&mut self, mask: u32, cells: &[MilliVolts], on_ms: u32) -> u32 {
+        let mut lowest = u32::MAX;
+        let mut bits = mask;
+        while bits != 0 {
+            let i = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            if let Some(c) = cells.get(i) {
+                lowest = lowest.min(c.as_mv());
+            }
+        }
+        if on_ms == 0 {
+            return lowest;
+        }
+        let on = i64::from(on_ms);
+        if mask >> cells.len() == 0 && lowest >= u32::from(self.cap_mv) {
+            if mask != self.lazy_mask {
+                self.settle();
+                self.lazy_mask = mask;
+            }
+            self.lazy_q += MilliAmpMillis::from_raw(i64::from(self.cap_ma) * on);
+            return lowest;
+        }
+        self.settle();
+        let mut bits = mask;
+        while bits != 0 {
+            let i = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            if let Some(c) = cells.get(i) {
+                let q = MilliAmpMillis::from_raw(i64::from(self.bleed(c.as_mv())) * on);
+                // `cells` has at most `MAX_CELLS` entries, so this is always `Some`.
+                if let Some(acc) = self.bled.get_mut(i) {
+                    *acc += q;
+                }
+            }
+        }
+        lowest
+    }
+
+    /// Moves the shared charge `lazy_q` into the counters of `lazy_mask`.
+    #[inline(never)] // Only when the channels change; one copy (flash).
+    fn settle(&mut self) {
+        let q = core::mem::take(&mut self.lazy_q);
+        let mut bits = self.lazy_mask;
+        while bits != 0 {
+            let i = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            if let Some(acc) = self.bled.get_mut(i) {
+                *acc += q;
+            }
         }
     }
 
     /// Greedy selection of at most `k` cells of `eligible`, highest `metric` first, skipping
     /// neighbours of chosen cells when adjacency is forbidden.
-    fn select(&self, eligible: u32, k: u8, metric: impl Fn(usize) -> u32) -> u32 {
+    #[inline(never)] // One copy for the voltage and SOC rules (flash).
+    fn select(&self, eligible: u32, k: u8, metric: Metric<'_>) -> u32 {
         let contended = eligible.count_ones() > k as u32
             || (self.cfg.no_adjacent && eligible & (eligible >> 1) != 0);
         if !contended {
@@ -935,12 +1108,12 @@ impl Balancer {
         let mut count = 0u8;
         while count < k && remaining != 0 {
             let mut best = remaining.trailing_zeros();
-            let mut best_m = metric(best as usize);
+            let mut best_m = metric.get(best as usize);
             let mut rest = remaining & (remaining - 1);
             while rest != 0 {
                 let i = rest.trailing_zeros();
                 rest &= rest - 1;
-                let m = metric(i as usize);
+                let m = metric.get(i as usize);
                 if m > best_m {
                     best = i;
                     best_m = m;
@@ -957,50 +1130,21 @@ impl Balancer {
         mask
     }
 
-    /// Counts the allowed time of the last interval and how long its channels were on.
-    fn account(&mut self, now: Instant) {
-        self.pending_ms = 0;
-        let Some(last) = self.last_update else {
-            return;
-        };
-        let dt = now.duration_since(last);
+    /// Counts the allowed time of the last interval; returns how long its channels were on.
+    fn account(&mut self, now: Instant) -> u32 {
+        let dt = now.duration_since(self.last_update);
         if self.opportunity {
             self.allowed_ms = self.allowed_ms.saturating_add(dt.as_millis() as u64);
         }
         if self.mask == 0 {
-            return;
+            return 0;
         }
-        let on = match self.cfg.timing {
-            SwitchTiming::AfeManaged => dt.saturating_sub(self.cfg.settle),
-            SwitchTiming::Scheduled => {
-                let window = self.cfg.measure_period.saturating_sub(self.cfg.settle);
-                if dt < window {
-                    dt
-                } else {
-                    window
-                }
-            }
-        };
-        self.pending_ms = on.as_millis();
-    }
-
-    /// Books `pending_ms` of bleeding for the channels of `mask` at the voltages `cells` (the
-    /// readings just taken with the switches open), unless already booked.
-    fn book(&mut self, mask: u32, cells: &[MilliVolts]) {
-        if self.pending_ms == 0 {
-            return;
+        let settle = self.cfg.settle;
+        match self.cfg.timing {
+            SwitchTiming::AfeManaged => dt.saturating_sub(settle),
+            SwitchTiming::Scheduled => dt.min(self.cfg.measure_period.saturating_sub(settle)),
         }
-        let on_ms = self.pending_ms as i64;
-        self.pending_ms = 0;
-        let mut bits = mask;
-        while bits != 0 {
-            let i = bits.trailing_zeros() as usize;
-            bits &= bits - 1;
-            if let (Some(c), Some(acc)) = (cells.get(i), self.bled.get_mut(i)) {
-                let ma = bleed_ma(*c, self.g_q16, self.limit_ma) as i64;
-                *acc += MilliAmpMillis::from_raw(ma * on_ms);
-            }
-        }
+        .as_millis()
     }
 
     fn stop(&mut self, status: BalanceStatus) -> u32 {
@@ -1019,7 +1163,7 @@ impl Balancer {
     /// scheduled measurement ([`SwitchTiming::Scheduled`]). In
     /// [`SwitchTiming::AfeManaged`] mode it is always the decided mask.
     pub fn mask_at(&self, now: Instant) -> u32 {
-        match self.next_measurement {
+        match self.next_measurement() {
             Some(t) if now.saturating_add(self.cfg.settle) >= t => 0,
             _ => self.mask,
         }
@@ -1033,7 +1177,7 @@ impl Balancer {
         if self.mask == 0 {
             return None;
         }
-        self.next_measurement.map(|t| {
+        self.next_measurement().map(|t| {
             Instant::from_millis(
                 t.as_millis()
                     .saturating_sub(self.cfg.settle.as_millis() as u64),
@@ -1044,7 +1188,7 @@ impl Balancer {
     /// When the next cell measurement is due ([`SwitchTiming::Scheduled`] mode, after an
     /// update), else `None`.
     pub fn next_measurement(&self) -> Option<Instant> {
-        self.next_measurement
+        self.scheduled.then(|| self.last_update + self.period)
     }
 
     /// What the last update decided.
@@ -1075,15 +1219,20 @@ impl Balancer {
 
     /// [`Balancer::bled`] without rounding.
     pub fn bled_exact(&self, index: usize) -> MilliAmpMillis {
-        self.bled
-            .get(index)
-            .copied()
-            .unwrap_or(MilliAmpMillis::ZERO)
+        let Some(&booked) = self.bled.get(index) else {
+            return MilliAmpMillis::ZERO;
+        };
+        if self.lazy_mask & (1 << index) != 0 {
+            booked + self.lazy_q
+        } else {
+            booked
+        }
     }
 
     /// Clears the bled-charge counters and [`Balancer::allowed_time_ms`].
     pub fn reset_bled(&mut self) {
         self.bled = [MilliAmpMillis::ZERO; MAX_CELLS];
+        self.lazy_q = MilliAmpMillis::ZERO;
         self.allowed_ms = 0;
     }
 
@@ -1106,45 +1255,80 @@ impl Balancer {
     pub fn time_to_balanced(&self, capacity: MilliAmpHours, slope: OcvSlope) -> Option<Duration> {
         // Charge in mA·ms of one permille SOC is capacity[mAh] * 3600.
         let mams_per_permille = capacity.as_mah() as u64 * 3_600;
-        let (max_q, sum_q, cells, top) = match self.spread {
-            Spread::None => return None,
-            Spread::Voltage {
-                max,
-                sum,
-                cells,
-                top,
-            } => {
+        let (max_q, sum_q) = match self.spread_on {
+            SpreadOn::Nothing => return None,
+            SpreadOn::Voltage => {
                 let s = slope.as_uv_per_permille() as u64;
                 if s == 0 {
                     return None;
                 }
                 let q = |mv: u64| mv.saturating_mul(1_000).saturating_mul(mams_per_permille) / s;
-                (q(max as u64), q(sum), cells, top)
+                (q(self.spread_max as u64), q(self.spread_sum))
             }
-            Spread::Soc {
-                max,
-                sum,
-                cells,
-                top,
-            } => (
-                max as u64 * mams_per_permille,
-                sum.saturating_mul(mams_per_permille),
-                cells,
-                top,
+            SpreadOn::Soc => (
+                self.spread_max as u64 * mams_per_permille,
+                self.spread_sum.saturating_mul(mams_per_permille),
             ),
         };
-        let i = bleed_ma(top, self.g_q16, self.limit_ma) as u64;
+        let i = self.bleed(self.spread_top.as_mv()) as u64;
         if i == 0 {
             return None;
         }
-        let mut k = (self.cfg.max_channels as u64).min(cells as u64);
+        let cells = self.spread_cells as u64;
+        let mut k = (self.cfg.max_channels as u64).min(cells);
         if self.cfg.no_adjacent {
-            k = k.min((cells as u64).div_ceil(2));
+            k = k.min(cells.div_ceil(2));
         }
         let k = k.max(1);
         let q = max_q.max(sum_q / k);
         let ms = q / i;
         Some(Duration::from_millis(ms.min(u32::MAX as u64) as u32))
+    }
+}
+
+/// The indices of the set bits of `mask`, lowest first.
+fn bits(mut mask: u32) -> impl Iterator<Item = usize> {
+    core::iter::from_fn(move || {
+        let i = mask.trailing_zeros();
+        mask &= mask.wrapping_sub(1);
+        (i < 32).then_some(i as usize)
+    })
+}
+
+/// The cells as millivolts (one iterator type, so one copy of each pass over them).
+fn volts(cells: &[MilliVolts]) -> impl Iterator<Item = u32> + '_ {
+    cells.iter().map(|c| c.as_mv())
+}
+
+/// Per-cell SOC as permille.
+fn socs(s: &[Soc]) -> impl Iterator<Item = u32> + '_ {
+    s.iter().map(|p| p.as_permille() as u32)
+}
+
+/// The per-cell value a full pass works on: one non-generic type, so each pass over it
+/// exists once in flash.
+#[derive(Clone, Copy)]
+enum Metric<'a> {
+    /// Cell voltages in millivolts.
+    Volts(&'a [MilliVolts]),
+    /// Per-cell SOC in permille.
+    Soc(&'a [Soc]),
+}
+
+impl Metric<'_> {
+    fn len(self) -> usize {
+        match self {
+            Metric::Volts(c) => c.len(),
+            Metric::Soc(s) => s.len(),
+        }
+    }
+
+    /// The value of cell `i + 1`, zero out of range.
+    fn get(self, i: usize) -> u32 {
+        match self {
+            Metric::Volts(c) => c.get(i).map_or(0, |c| c.as_mv()),
+            Metric::Soc(s) => s.get(i).map_or(0, |p| p.as_permille() as u32),
+        }
     }
 }
 
@@ -1161,6 +1345,7 @@ fn extremes(values: impl Iterator<Item = u32>) -> (u32, u32) {
 }
 
 /// The result of one hysteresis pass over a per-cell metric.
+#[derive(Clone, Copy)]
 struct Pass {
     /// The new candidate set.
     cand: u32,
@@ -1177,15 +1362,8 @@ impl Pass {
     /// One branch-free pass over `metric` (bit 0 first, at most 32 values) with lowest `min`:
     /// sets the bits of values at least `start` above `min`, clears those at most `stop` above
     /// it (or below it), keeps the others from `cand`, and marks values at least `floor`.
-    #[inline]
-    fn run(
-        cand: u32,
-        metric: impl Iterator<Item = u32>,
-        min: u32,
-        start: u32,
-        stop: u32,
-        floor: u32,
-    ) -> Pass {
+    #[inline(never)] // One copy for the voltage and SOC passes (flash).
+    fn run(cand: u32, metric: Metric<'_>, min: u32, start: u32, stop: u32, floor: u32) -> Pass {
         let mut add = 0u32;
         let mut clear = 0u32;
         let mut hot = 0u32;
@@ -1193,7 +1371,8 @@ impl Pass {
         let mut lo = u32::MAX;
         let mut hi = 0u32;
         let mut sum = 0u64;
-        for m in metric {
+        for i in 0..metric.len().min(32) {
+            let m = metric.get(i);
             let d = m.saturating_sub(min);
             add |= if d >= start { bit } else { 0 };
             clear |= if d <= stop { bit } else { 0 };
@@ -1360,6 +1539,27 @@ mod test {
         c.current_limit = MilliAmps::from_ma(50);
         assert_eq!(c.bleed_current(MilliVolts::from_mv(3_600)).as_ma(), 50);
         assert_eq!(c.bleed_current(MilliVolts::from_mv(u32::MAX)).as_ma(), 50);
+    }
+
+    #[test]
+    fn precomputed_bleed_matches_bleed_current_at_every_voltage() {
+        let resistors = [
+            0, 999, 1_000, 1_001, 22_000, 33_000, 39_000, 41_000, 65_535_000,
+        ];
+        let limits = [-1, 0, 1, 37, 99, 100, 101];
+        for r in resistors.into_iter().chain([u32::MAX, 100_000_000]) {
+            for l in limits {
+                let mut cfg = BalanceConfig::nmc();
+                cfg.resistor = MilliOhms::from_mohm(r);
+                cfg.current_limit = MilliAmps::from_ma(l);
+                let b = Balancer::new(cfg);
+                let volts = (0..70_000).chain([u32::MAX - 1, u32::MAX]);
+                for mv in volts {
+                    let want = cfg.bleed_current(MilliVolts::from_mv(mv)).as_ma() as u32;
+                    assert_eq!(b.bleed(mv), want, "R {r} mΩ, limit {l} mA, {mv} mV");
+                }
+            }
+        }
     }
 
     #[test]
