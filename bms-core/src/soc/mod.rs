@@ -350,9 +350,16 @@ pub struct SocEstimator {
     soc_half: Quotient,
     /// `charge / MAMS_PER_MAH`: the remaining mAh.
     remaining_mah: Quotient,
+    /// The charges at which neither quotient above moves, `still.0..still.1`: set with them.
+    still: (i64, i64),
     /// `soc_half` rounded to permille, and `remaining_mah`: set with them.
     soc: Soc,
     remaining: MilliAmpHours,
+    /// `full_mah * MAMS_PER_MAH`: set with `full_mah` in `set_full`.
+    full_mams: i64,
+    /// `cfg.full_threshold()` and `cfg.empty_threshold()`, read every step.
+    full_mv: MilliVolts,
+    empty_mv: MilliVolts,
     /// `full_mah * 1000 / nominal_mah`, capped: set with `full_mah` in `set_full`.
     soh: Permille,
     /// Counted discharge since boot, never clamped (capacity learning).
@@ -365,6 +372,7 @@ pub struct SocEstimator {
     offset_fx: i64,
     /// `offset_fx` rounded to mA: set with it (`new` and the open-path learning).
     offset_ma: i32,
+    /// Dead band and rest threshold, mA: never negative.
     deadband_ma: i32,
     rest_ma: i32,
     tail_ma: i32,
@@ -375,6 +383,8 @@ pub struct SocEstimator {
     rest_since: Option<Instant>,
     rest_cal: Option<RestCal>,
     cells_n: usize,
+    /// `cells_n` once booted with cells, else `usize::MAX`: the cell count of a common step.
+    load_n: usize,
     /// Filtered cell voltages, mV << FILTER_SHIFT.
     cell_filt: [i64; MAX_CELLS],
     /// The readings of the filter's last pass.
@@ -481,6 +491,22 @@ fn ppm_charge(ppm: i64, full_mah: u32) -> i64 {
     ppm.clamp(0, PPM_FULL) * i64::from(full_mah) * 18 / 5
 }
 
+/// `a + b`, saturated: an add and a branch in the usual case, shorter than the branch-free
+/// saturation on every step.
+#[inline(always)]
+fn sat_add(a: i64, b: i64) -> i64 {
+    match a.checked_add(b) {
+        Some(sum) => sum,
+        None => saturated_add(a, b),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn saturated_add(a: i64, b: i64) -> i64 {
+    a.saturating_add(b)
+}
+
 /// A filtered current (mA << FILTER_SHIFT) rounded to mA.
 fn rounded_ma(fx: i64) -> i32 {
     let rounded = (fx + (1 << (FILTER_SHIFT - 1))) >> FILTER_SHIFT;
@@ -524,13 +550,17 @@ impl SocEstimator {
             rest_ma: per_ah(cfg.rest_current_ma_per_ah, nominal_mah).max(floor / 2 * 3),
             tail_ma: per_ah(cfg.tail_current_ma_per_ah, nominal_mah).max(deadband_ma * 2),
             empty_ma: per_ah(cfg.empty_current_ma_per_ah, nominal_mah),
+            full_mv: cfg.full_threshold(),
+            empty_mv: cfg.empty_threshold(),
             cfg,
             nominal_mah,
             full_mah,
+            full_mams: 0,
             charge,
             // Both set by `set_full` below.
             soc_half: Quotient::of(charge, 1),
             remaining_mah: Quotient::of(charge, MAMS_PER_MAH),
+            still: (0, 0),
             soc: Soc::EMPTY,
             remaining: MilliAmpHours::from_mah(0),
             soh: Permille::from_permille(0),
@@ -546,6 +576,7 @@ impl SocEstimator {
             rest_since: None,
             rest_cal: None,
             cells_n: 0,
+            load_n: usize::MAX,
             cell_filt: [0; MAX_CELLS],
             filt_in: [MilliVolts::ZERO; MAX_CELLS],
             filt_idle_gain: -1,
@@ -575,10 +606,6 @@ impl SocEstimator {
         &self.cfg
     }
 
-    fn full_mams(&self) -> i64 {
-        i64::from(self.full_mah) * MAMS_PER_MAH
-    }
-
     fn soc_ppm(&self) -> i64 {
         charge_ppm(self.charge, self.full_mah)
     }
@@ -599,24 +626,41 @@ impl SocEstimator {
 
     /// The only writer of `charge` (`0..=full_mams`): keeps the SOC and remaining-mAh
     /// quotients in step, without a division while the charge moves less than their unit.
+    // Inline: most steps stay within both quotients' intervals, two comparisons.
+    #[inline(always)]
     fn set_charge(&mut self, charge: i64) {
         self.charge = charge;
+        if charge < self.still.0 || charge >= self.still.1 {
+            self.follow_charge(charge);
+        }
+    }
+
+    /// The quotients' side of `set_charge`, once `charge` left `still`.
+    #[inline(never)]
+    fn follow_charge(&mut self, charge: i64) {
         let soc_moved = self.soc_half.follow(charge, self.soc_unit());
         if self.remaining_mah.follow(charge, MAMS_PER_MAH) | soc_moved {
             self.round_quotients();
         }
     }
 
-    /// `soc` and `remaining` from the quotients (`0..=2000` half permille, `0..=full_mah`).
+    /// `soc`, `remaining` and `still` from the quotients (`0..=2000` half permille,
+    /// `0..=full_mah`).
     fn round_quotients(&mut self) {
         self.soc = Soc::from_permille_clamped(((self.soc_half.q + 1) / 2) as i32);
         let mah = self.remaining_mah.q.clamp(0, i64::from(u32::MAX));
         self.remaining = MilliAmpHours::from_mah(mah as u32);
+        let (soc, rem) = (self.soc_half.lo, self.remaining_mah.lo);
+        self.still = (
+            soc.max(rem),
+            (soc + self.soc_unit()).min(rem + MAMS_PER_MAH),
+        );
     }
 
     /// The only writer of `full_mah` (`1..`): recomputes what depends on it.
     fn set_full(&mut self, full_mah: u32) {
         self.full_mah = full_mah;
+        self.full_mams = i64::from(full_mah) * MAMS_PER_MAH;
         self.soc_half = Quotient::of(self.charge, self.soc_unit());
         self.round_quotients();
         let p = u64::from(full_mah) * 1_000 / u64::from(self.nominal_mah);
@@ -656,7 +700,102 @@ impl SocEstimator {
         input: &SocInput<'_>,
         range: Option<(MilliVolts, MilliVolts)>,
     ) -> SocOutput {
-        let _ = range;
+        if !self.under_load(input, range) {
+            self.step(input, range);
+        }
+        SocOutput {
+            soc: self.soc(),
+            remaining: self.remaining(),
+            at_rest: self.at_rest,
+        }
+    }
+
+    /// The common step, under load with nothing to calibrate, done with the least work:
+    /// `false` (and nothing changed) when the step is not one, for [`step`](Self::step).
+    /// What it does is what `step` does for such a step.
+    #[inline(always)]
+    fn under_load(
+        &mut self,
+        input: &SocInput<'_>,
+        range: Option<(MilliVolts, MilliVolts)>,
+    ) -> bool {
+        let Some(prev) = self.last else {
+            return false;
+        };
+        // Booted, same cells as before (then at most MAX_CELLS), path closed.
+        if input.cells.len() != self.load_n || input.current_path_open {
+            return false;
+        }
+        // A subtraction and a branch; the saturating one is branch-free but longer.
+        let corrected = match input.current.as_ma().checked_sub(self.offset_ma) {
+            Some(c) => c,
+            None => return false,
+        };
+        if corrected.unsigned_abs() < self.rest_ma as u32 {
+            return false;
+        }
+        // The latches as `step` leaves them, then its two calibration windows.
+        let mut cv_seen = self.cv_seen || corrected < -self.tail_ma;
+        let mut full_latched = self.full_latched;
+        if corrected > self.rest_ma {
+            cv_seen = false;
+            full_latched = false;
+        }
+        let empty_latched = self.empty_latched && corrected >= -self.rest_ma;
+        let cells = input.cells;
+        if cv_seen
+            && !full_latched
+            && corrected < -self.deadband_ma
+            && corrected >= -self.tail_ma
+            && match range {
+                Some((_, hi)) => hi >= self.full_mv,
+                None => any_cell(cells, |v| v >= self.full_mv),
+            }
+        {
+            return false;
+        }
+        if !empty_latched
+            && corrected > self.deadband_ma
+            && corrected <= self.empty_ma
+            && match range {
+                Some((lo, _)) => lo <= self.empty_mv,
+                None => any_cell(cells, |v| v <= self.empty_mv),
+            }
+        {
+            return false;
+        }
+        let now = input.now;
+        // `duration_since` (saturated to u32) capped at `max_step_ms`, in fewer steps.
+        let dt = match now.as_millis().checked_sub(prev.as_millis()) {
+            Some(d) => d.min(u64::from(self.cfg.max_step_ms.as_millis())) as u32,
+            None => 0,
+        };
+        self.last = Some(now);
+        self.at_rest = false;
+        let effective = if corrected.unsigned_abs() < self.deadband_ma as u32 {
+            0
+        } else {
+            corrected
+        };
+        let dq = i64::from(effective) * i64::from(dt);
+        // The rest calibration ends here: the charge it moved need not be counted.
+        self.rest_cal = None;
+        if dq != 0 {
+            self.count(dq, dt);
+        }
+        self.rest_since = None;
+        self.cv_seen = cv_seen;
+        self.full_latched = full_latched;
+        self.full_since = None;
+        self.empty_latched = empty_latched;
+        self.empty_since = None;
+        true
+    }
+
+    /// Any step (see [`update_with_range`](Self::update_with_range)).
+    // Out of line: the common step is `under_load`.
+    #[inline(never)]
+    fn step(&mut self, input: &SocInput<'_>, range: Option<(MilliVolts, MilliVolts)>) {
         let now = input.now;
         let dt = match self.last {
             Some(prev) => now
@@ -666,7 +805,6 @@ impl SocEstimator {
             None => 0,
         };
         self.last = Some(now);
-        let dt_ms = i64::from(dt);
 
         let n = input.cells.len().min(MAX_CELLS);
         let cells = &input.cells[..n];
@@ -676,43 +814,114 @@ impl SocEstimator {
         // With the path open, a reading within the rest threshold is offset and is learned;
         // a larger one is a real current after all (body diode, pre-charge path, a stale
         // switch state) and is counted like any other.
-        let path_open =
-            input.current_path_open && measured.unsigned_abs() <= self.rest_ma.unsigned_abs();
+        // The thresholds are never negative (see `new`): `as u32` is their magnitude.
+        let path_open = input.current_path_open && measured.unsigned_abs() <= self.rest_ma as u32;
         let corrected = if path_open {
-            let target = i64::from(measured) << FILTER_SHIFT;
-            self.offset_fx = approach(self.offset_fx, target, dt_ms, OFFSET_TAU_MS);
-            self.offset_ma = rounded_ma(self.offset_fx);
+            self.learn_offset(measured, dt);
             0
         } else {
             measured.saturating_sub(self.offset_ma)
         };
-        let effective = if corrected.unsigned_abs() < self.deadband_ma.unsigned_abs() {
+        let effective = if corrected.unsigned_abs() < self.deadband_ma as u32 {
             0
         } else {
             corrected
         };
-        let resting = path_open || corrected.unsigned_abs() < self.rest_ma.unsigned_abs();
+        let resting = path_open || corrected.unsigned_abs() < self.rest_ma as u32;
         self.at_rest = resting;
 
         // Coulomb counting, lossless.
-        let dq = i64::from(effective) * dt_ms;
+        let dq = i64::from(effective) * i64::from(dt);
         if dq != 0 {
-            self.set_charge(self.charge.saturating_sub(dq).clamp(0, self.full_mams()));
-            self.raw = self.raw.saturating_add(dq);
-            self.throughput = self.throughput.saturating_add(dq.saturating_abs());
-            self.active_ms = self.active_ms.saturating_add(u64::from(dt));
-            if let Some(rc) = self.rest_cal.as_mut() {
-                rc.moved = rc.moved.saturating_add(dq);
-            }
-            if dq > 0 {
-                self.cycle_acc = self.cycle_acc.saturating_add(dq);
-                if self.cycle_acc >= self.full_mams() {
-                    self.cycle_acc -= self.full_mams();
-                    self.cycles = self.cycles.saturating_add(1);
-                }
-            }
+            self.count(dq, dt);
         }
 
+        // Under load with the same cells as before and booted, the voltage side has only the
+        // rest to cancel: the common step does that here, without the call.
+        if resting || n != self.load_n {
+            self.voltage_side(input, dt, corrected, resting);
+        } else {
+            self.rest_since = None;
+            self.rest_cal = None;
+        }
+        // Full and empty calibrations: the latches here, the rest only within the current
+        // windows where they can happen (the cells are looked at there only).
+        // The caller's extremes stand for the cells only if it saw the same ones.
+        let range = range.filter(|_| input.cells.len() <= MAX_CELLS);
+        if corrected < -self.tail_ma {
+            self.cv_seen = true;
+        }
+        if corrected > self.rest_ma {
+            self.cv_seen = false;
+            self.full_latched = false;
+        }
+        if self.cv_seen
+            && !self.full_latched
+            && corrected < -self.deadband_ma
+            && corrected >= -self.tail_ma
+            && range.is_none_or(|(_, hi)| hi >= self.full_mv)
+        {
+            self.end_of_charge(now, corrected, cells, range.map(|r| r.1));
+        } else {
+            self.full_since = None;
+        }
+        if corrected < -self.rest_ma {
+            self.empty_latched = false;
+        }
+        if !self.empty_latched
+            && corrected > self.deadband_ma
+            && corrected <= self.empty_ma
+            && range.is_none_or(|(lo, _)| lo <= self.empty_mv)
+        {
+            self.cut_off(now, cells, range.map(|r| r.0));
+        } else {
+            self.empty_since = None;
+        }
+    }
+
+    /// One step of the current-offset filter towards the open-path reading `measured`.
+    // Out of line: runs only while the switches are open.
+    #[inline(never)]
+    fn learn_offset(&mut self, measured: i32, dt: u32) {
+        let target = i64::from(measured) << FILTER_SHIFT;
+        self.offset_fx = approach(self.offset_fx, target, i64::from(dt), OFFSET_TAU_MS);
+        self.offset_ma = rounded_ma(self.offset_fx);
+    }
+
+    /// Counts `dq` (non-zero) mA·ms discharged over `dt` ms.
+    // Inline: it is most of the common step's work, a call would add to it.
+    #[inline(always)]
+    fn count(&mut self, dq: i64, dt: u32) {
+        // `full_mams >= 0`: no `clamp` (with its check of the bounds' order) needed.
+        let charge = sat_add(self.charge, -dq);
+        self.set_charge(if charge < 0 {
+            0
+        } else {
+            charge.min(self.full_mams)
+        });
+        self.raw = sat_add(self.raw, dq);
+        // `|dq| < 2^31 * 2^32`: neither the negation above nor `abs` overflows.
+        self.throughput = sat_add(self.throughput, dq.abs());
+        self.active_ms = self.active_ms.saturating_add(u64::from(dt));
+        if let Some(rc) = self.rest_cal.as_mut() {
+            rc.moved = rc.moved.saturating_add(dq);
+        }
+        if dq > 0 {
+            self.cycle_acc = sat_add(self.cycle_acc, dq);
+            if self.cycle_acc >= self.full_mams {
+                self.cycle_acc -= self.full_mams;
+                self.cycles = self.cycles.saturating_add(1);
+            }
+        }
+    }
+
+    /// The cell-voltage side of a step: the rest filters, the boot and the rest calibration.
+    // Out of line: the common step under load does not need it (see `update_with_range`).
+    #[inline(never)]
+    fn voltage_side(&mut self, input: &SocInput<'_>, dt: u32, corrected: i32, resting: bool) {
+        let n = input.cells.len().min(MAX_CELLS);
+        let now = input.now;
+        let cells = &input.cells[..n];
         // Cell voltages: filtered while resting. No cells (monitor not answering) leaves
         // the voltage side as it was; only the count goes on.
         if n > 0 && n != self.cells_n {
@@ -727,6 +936,7 @@ impl SocEstimator {
                 self.rest_cal = None;
             }
         } else if resting && self.rest_since.is_some() {
+            let dt_ms = i64::from(dt);
             // The filter gain dt / (tau + dt) as a Q24 reciprocal, divided out only when the
             // step length changes.
             if self.filt_gain.0 != dt_ms {
@@ -763,14 +973,11 @@ impl SocEstimator {
         if resting && n > 0 && !waiting {
             self.rest_step(now, input.temperature);
         }
-        self.end_of_charge(now, corrected, cells);
-        self.cut_off(now, corrected, cells);
-
-        SocOutput {
-            soc: self.soc(),
-            remaining: self.remaining(),
-            at_rest: resting,
-        }
+        self.load_n = if self.booted && self.cells_n > 0 {
+            self.cells_n
+        } else {
+            usize::MAX
+        };
     }
 
     /// One step of the per-cell rest filters towards `cells` with the Q24 gain `gain`.
@@ -990,20 +1197,21 @@ impl SocEstimator {
         }
     }
 
-    fn end_of_charge(&mut self, now: Instant, current: i32, cells: &[MilliVolts]) {
-        if current < -self.tail_ma {
-            self.cv_seen = true;
-        }
-        if current > self.rest_ma {
-            self.cv_seen = false;
-            self.full_latched = false;
-        }
-        // The cell scan comes last: it runs only in the taper's current window.
-        let tapering = self.cv_seen
-            && !self.full_latched
-            && current < -self.deadband_ma
-            && current >= -self.tail_ma
-            && any_cell(cells, |v| v >= self.cfg.full_threshold());
+    /// The end-of-charge calibration within the taper's current window (and with the
+    /// full latch open); `highest` is the highest of `cells` if known.
+    // Out of line: called only while a charge tapers.
+    #[inline(never)]
+    fn end_of_charge(
+        &mut self,
+        now: Instant,
+        current: i32,
+        cells: &[MilliVolts],
+        highest: Option<MilliVolts>,
+    ) {
+        let tapering = match highest {
+            Some(hi) => hi >= self.full_mv,
+            None => any_cell(cells, |v| v >= self.full_mv),
+        };
         if !tapering {
             self.full_since = None;
             return;
@@ -1039,15 +1247,15 @@ impl SocEstimator {
         });
     }
 
-    fn cut_off(&mut self, now: Instant, current: i32, cells: &[MilliVolts]) {
-        if current < -self.rest_ma {
-            self.empty_latched = false;
-        }
-        // The cell scan comes last: it runs only in the cut-off's current window.
-        let at_cut_off = !self.empty_latched
-            && current > self.deadband_ma
-            && current <= self.empty_ma
-            && any_cell(cells, |v| v <= self.cfg.empty_threshold());
+    /// The cut-off calibration within its current window (and with the empty latch open);
+    /// `lowest` is the lowest of `cells` if known.
+    // Out of line: called only while discharging at a small current.
+    #[inline(never)]
+    fn cut_off(&mut self, now: Instant, cells: &[MilliVolts], lowest: Option<MilliVolts>) {
+        let at_cut_off = match lowest {
+            Some(lo) => lo <= self.empty_mv,
+            None => any_cell(cells, |v| v <= self.empty_mv),
+        };
         if !at_cut_off {
             self.empty_since = None;
             return;
@@ -1149,7 +1357,7 @@ impl SocEstimator {
 
     fn sigma_ppm(&self) -> u32 {
         // Each term saturates past PPM_FULL, so saturating products change nothing.
-        let full = self.full_mams().max(1);
+        let full = self.full_mams.max(1);
         let gain_ppm = i64::from(self.cfg.gain_sigma_permille) * 1_000;
         let gain = mul_div(self.throughput, gain_ppm, full);
         let active_ms = i64::try_from(self.active_ms).unwrap_or(i64::MAX);
