@@ -257,7 +257,8 @@ enum RestKind {
 #[derive(Clone, Copy, Debug)]
 struct RestCal {
     kind: RestKind,
-    prior: i64,
+    /// SOC before, ppm (within 0..=PPM_FULL: i32 keeps the state small).
+    prior: i32,
     prior_sigma: u32,
     /// Charge discharged since the calibration started (inside the dead band it is zero).
     moved: i64,
@@ -305,10 +306,10 @@ impl Quotient {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct RefineKey {
     /// SOC the cells imply, ppm.
-    mean: i64,
+    mean: i32,
     /// Uncertainty of the voltage, 1/16 mV.
     s16: i32,
-    prior: i64,
+    prior: i32,
     prior_sigma: u32,
     moved: i64,
     charge: i64,
@@ -328,11 +329,11 @@ enum Anchor {
     /// Counted discharge and SOC (ppm) at the calibration.
     Full {
         raw: i64,
-        ppm: i64,
+        ppm: i32,
     },
     Empty {
         raw: i64,
-        ppm: i64,
+        ppm: i32,
     },
 }
 
@@ -355,11 +356,6 @@ pub struct SocEstimator {
     /// `soc_half` rounded to permille, and `remaining_mah`: set with them.
     soc: Soc,
     remaining: MilliAmpHours,
-    /// `full_mah * MAMS_PER_MAH`: set with `full_mah` in `set_full`.
-    full_mams: i64,
-    /// `cfg.full_threshold()` and `cfg.empty_threshold()`, read every step.
-    full_mv: MilliVolts,
-    empty_mv: MilliVolts,
     /// `full_mah * 1000 / nominal_mah`, capped: set with `full_mah` in `set_full`.
     soh: Permille,
     /// Counted discharge since boot, never clamped (capacity learning).
@@ -395,7 +391,7 @@ pub struct SocEstimator {
     /// too; a negative one always moves), so it is skipped. Reset by every pass that moves.
     filt_idle_gain: i64,
     /// The cell filter's gain (Q24) for a step of `.0` ms: recomputed when the step changes.
-    filt_gain: (i64, i64),
+    filt_gain: (u32, u32),
     /// The last rest refinement's inputs and outcome: a pure function of the key (the
     /// configuration is fixed), so never stale.
     refined: Option<(RefineKey, Refined)>,
@@ -406,7 +402,7 @@ pub struct SocEstimator {
     /// Each cell's SOC minus the mean at the last rest, ppm.
     cell_delta: [i32; MAX_CELLS],
     /// SOC the cells implied at the last rest refinement, ppm.
-    last_ocv: Option<i64>,
+    last_ocv: Option<i32>,
     cv_seen: bool,
     full_latched: bool,
     empty_latched: bool,
@@ -507,6 +503,12 @@ fn saturated_add(a: i64, b: i64) -> i64 {
     a.saturating_add(b)
 }
 
+#[cold]
+#[inline(never)]
+fn saturated_sub(a: i32, b: i32) -> i32 {
+    a.saturating_sub(b)
+}
+
 /// A filtered current (mA << FILTER_SHIFT) rounded to mA.
 fn rounded_ma(fx: i64) -> i32 {
     let rounded = (fx + (1 << (FILTER_SHIFT - 1))) >> FILTER_SHIFT;
@@ -550,12 +552,9 @@ impl SocEstimator {
             rest_ma: per_ah(cfg.rest_current_ma_per_ah, nominal_mah).max(floor / 2 * 3),
             tail_ma: per_ah(cfg.tail_current_ma_per_ah, nominal_mah).max(deadband_ma * 2),
             empty_ma: per_ah(cfg.empty_current_ma_per_ah, nominal_mah),
-            full_mv: cfg.full_threshold(),
-            empty_mv: cfg.empty_threshold(),
             cfg,
             nominal_mah,
             full_mah,
-            full_mams: 0,
             charge,
             // Both set by `set_full` below.
             soc_half: Quotient::of(charge, 1),
@@ -604,6 +603,10 @@ impl SocEstimator {
     /// The configuration in use.
     pub fn config(&self) -> &SocConfig {
         &self.cfg
+    }
+
+    fn full_mams(&self) -> i64 {
+        i64::from(self.full_mah) * MAMS_PER_MAH
     }
 
     fn soc_ppm(&self) -> i64 {
@@ -660,7 +663,6 @@ impl SocEstimator {
     /// The only writer of `full_mah` (`1..`): recomputes what depends on it.
     fn set_full(&mut self, full_mah: u32) {
         self.full_mah = full_mah;
-        self.full_mams = i64::from(full_mah) * MAMS_PER_MAH;
         self.soc_half = Quotient::of(self.charge, self.soc_unit());
         self.round_quotients();
         let p = u64::from(full_mah) * 1_000 / u64::from(self.nominal_mah);
@@ -700,114 +702,16 @@ impl SocEstimator {
         input: &SocInput<'_>,
         range: Option<(MilliVolts, MilliVolts)>,
     ) -> SocOutput {
-        if !self.under_load(input, range) {
-            self.step(input, range);
-        }
-        SocOutput {
-            soc: self.soc(),
-            remaining: self.remaining(),
-            at_rest: self.at_rest,
-        }
-    }
-
-    /// The common step, under load with nothing to calibrate, done with the least work:
-    /// `false` (and nothing changed) when the step is not one, for [`step`](Self::step).
-    /// What it does is what `step` does for such a step.
-    #[inline(always)]
-    fn under_load(
-        &mut self,
-        input: &SocInput<'_>,
-        range: Option<(MilliVolts, MilliVolts)>,
-    ) -> bool {
-        let Some(prev) = self.last else {
-            return false;
-        };
-        // Booted, same cells as before (then at most MAX_CELLS), path closed.
-        if input.cells.len() != self.load_n || input.current_path_open {
-            return false;
-        }
-        // A subtraction and a branch; the saturating one is branch-free but longer.
-        let corrected = match input.current.as_ma().checked_sub(self.offset_ma) {
-            Some(c) => c,
-            None => return false,
-        };
-        if corrected.unsigned_abs() < self.rest_ma as u32 {
-            return false;
-        }
-        // The latches as `step` leaves them, then its two calibration windows.
-        let mut cv_seen = self.cv_seen || corrected < -self.tail_ma;
-        let mut full_latched = self.full_latched;
-        if corrected > self.rest_ma {
-            cv_seen = false;
-            full_latched = false;
-        }
-        let empty_latched = self.empty_latched && corrected >= -self.rest_ma;
-        let cells = input.cells;
-        if cv_seen
-            && !full_latched
-            && corrected < -self.deadband_ma
-            && corrected >= -self.tail_ma
-            && match range {
-                Some((_, hi)) => hi >= self.full_mv,
-                None => any_cell(cells, |v| v >= self.full_mv),
-            }
-        {
-            return false;
-        }
-        if !empty_latched
-            && corrected > self.deadband_ma
-            && corrected <= self.empty_ma
-            && match range {
-                Some((lo, _)) => lo <= self.empty_mv,
-                None => any_cell(cells, |v| v <= self.empty_mv),
-            }
-        {
-            return false;
-        }
         let now = input.now;
-        // `duration_since` (saturated to u32) capped at `max_step_ms`, in fewer steps.
-        let dt = match now.as_millis().checked_sub(prev.as_millis()) {
-            Some(d) => d.min(u64::from(self.cfg.max_step_ms.as_millis())) as u32,
-            None => 0,
+        // `now.duration_since(prev)` (saturated to u32) capped at `max_step_ms`, shorter.
+        let dt = match self
+            .last
+            .map(|prev| now.as_millis().checked_sub(prev.as_millis()))
+        {
+            Some(Some(d)) => d.min(u64::from(self.cfg.max_step_ms.as_millis())) as u32,
+            _ => 0,
         };
         self.last = Some(now);
-        self.at_rest = false;
-        let effective = if corrected.unsigned_abs() < self.deadband_ma as u32 {
-            0
-        } else {
-            corrected
-        };
-        let dq = i64::from(effective) * i64::from(dt);
-        // The rest calibration ends here: the charge it moved need not be counted.
-        self.rest_cal = None;
-        if dq != 0 {
-            self.count(dq, dt);
-        }
-        self.rest_since = None;
-        self.cv_seen = cv_seen;
-        self.full_latched = full_latched;
-        self.full_since = None;
-        self.empty_latched = empty_latched;
-        self.empty_since = None;
-        true
-    }
-
-    /// Any step (see [`update_with_range`](Self::update_with_range)).
-    // Out of line: the common step is `under_load`.
-    #[inline(never)]
-    fn step(&mut self, input: &SocInput<'_>, range: Option<(MilliVolts, MilliVolts)>) {
-        let now = input.now;
-        let dt = match self.last {
-            Some(prev) => now
-                .duration_since(prev)
-                .as_millis()
-                .min(self.cfg.max_step_ms.as_millis()),
-            None => 0,
-        };
-        self.last = Some(now);
-
-        let n = input.cells.len().min(MAX_CELLS);
-        let cells = &input.cells[..n];
         let measured = input.current.as_ma();
 
         // Current: offset learning while the path is open, dead band otherwise.
@@ -820,7 +724,11 @@ impl SocEstimator {
             self.learn_offset(measured, dt);
             0
         } else {
-            measured.saturating_sub(self.offset_ma)
+            // A subtraction and a branch: shorter than the branch-free saturation.
+            match measured.checked_sub(self.offset_ma) {
+                Some(c) => c,
+                None => saturated_sub(measured, self.offset_ma),
+            }
         };
         let effective = if corrected.unsigned_abs() < self.deadband_ma as u32 {
             0
@@ -838,16 +746,19 @@ impl SocEstimator {
 
         // Under load with the same cells as before and booted, the voltage side has only the
         // rest to cancel: the common step does that here, without the call.
+        let n = input.cells.len().min(MAX_CELLS);
         if resting || n != self.load_n {
             self.voltage_side(input, dt, corrected, resting);
         } else {
             self.rest_since = None;
             self.rest_cal = None;
         }
+
         // Full and empty calibrations: the latches here, the rest only within the current
         // windows where they can happen (the cells are looked at there only).
         // The caller's extremes stand for the cells only if it saw the same ones.
         let range = range.filter(|_| input.cells.len() <= MAX_CELLS);
+        let cells = &input.cells[..n];
         if corrected < -self.tail_ma {
             self.cv_seen = true;
         }
@@ -859,7 +770,7 @@ impl SocEstimator {
             && !self.full_latched
             && corrected < -self.deadband_ma
             && corrected >= -self.tail_ma
-            && range.is_none_or(|(_, hi)| hi >= self.full_mv)
+            && range.is_none_or(|(_, hi)| hi >= self.cfg.full_threshold())
         {
             self.end_of_charge(now, corrected, cells, range.map(|r| r.1));
         } else {
@@ -871,11 +782,17 @@ impl SocEstimator {
         if !self.empty_latched
             && corrected > self.deadband_ma
             && corrected <= self.empty_ma
-            && range.is_none_or(|(lo, _)| lo <= self.empty_mv)
+            && range.is_none_or(|(lo, _)| lo <= self.cfg.empty_threshold())
         {
             self.cut_off(now, cells, range.map(|r| r.0));
         } else {
             self.empty_since = None;
+        }
+
+        SocOutput {
+            soc: self.soc(),
+            remaining: self.remaining(),
+            at_rest: resting,
         }
     }
 
@@ -892,12 +809,12 @@ impl SocEstimator {
     // Inline: it is most of the common step's work, a call would add to it.
     #[inline(always)]
     fn count(&mut self, dq: i64, dt: u32) {
-        // `full_mams >= 0`: no `clamp` (with its check of the bounds' order) needed.
+        // `full_mams() >= 0`: no `clamp` (with its check of the bounds' order) needed.
         let charge = sat_add(self.charge, -dq);
         self.set_charge(if charge < 0 {
             0
         } else {
-            charge.min(self.full_mams)
+            charge.min(self.full_mams())
         });
         self.raw = sat_add(self.raw, dq);
         // `|dq| < 2^31 * 2^32`: neither the negation above nor `abs` overflows.
@@ -908,8 +825,8 @@ impl SocEstimator {
         }
         if dq > 0 {
             self.cycle_acc = sat_add(self.cycle_acc, dq);
-            if self.cycle_acc >= self.full_mams {
-                self.cycle_acc -= self.full_mams;
+            if self.cycle_acc >= self.full_mams() {
+                self.cycle_acc -= self.full_mams();
                 self.cycles = self.cycles.saturating_add(1);
             }
         }
@@ -939,10 +856,12 @@ impl SocEstimator {
             let dt_ms = i64::from(dt);
             // The filter gain dt / (tau + dt) as a Q24 reciprocal, divided out only when the
             // step length changes.
-            if self.filt_gain.0 != dt_ms {
-                self.filt_gain = (dt_ms, (dt_ms << RECIP_SHIFT) / (CELL_FILTER_TAU_MS + dt_ms));
+            if self.filt_gain.0 != dt {
+                // Below 2^24: fits the u32 that keeps the state small.
+                let gain = (dt_ms << RECIP_SHIFT) / (CELL_FILTER_TAU_MS + dt_ms);
+                self.filt_gain = (dt, gain as u32);
             }
-            let gain = self.filt_gain.1;
+            let gain = i64::from(self.filt_gain.1);
             // A settled filter with the same readings has nothing to do (see `filt_idle_gain`).
             if gain > self.filt_idle_gain || differ(cells, &self.filt_in) {
                 self.filter_cells(cells, gain);
@@ -1011,7 +930,7 @@ impl SocEstimator {
             self.set_ppm(prior);
             self.rest_cal = Some(RestCal {
                 kind: RestKind::Boot,
-                prior,
+                prior: prior as i32,
                 prior_sigma,
                 moved: 0,
                 before: self.soc(),
@@ -1077,7 +996,7 @@ impl SocEstimator {
             }
             self.rest_cal = Some(RestCal {
                 kind: RestKind::Rest,
-                prior: self.soc_ppm(),
+                prior: self.soc_ppm() as i32,
                 prior_sigma: self.sigma_ppm(),
                 moved: 0,
                 before: self.soc(),
@@ -1103,7 +1022,7 @@ impl SocEstimator {
         let mut cell_ppm = [0i64; MAX_CELLS];
         // Unchanged filtered cells and temperature give the same per-cell SOCs: reuse the
         // mean and the deltas of the last refinement instead of 20 table look-ups.
-        let reuse = match self.last_ocv {
+        let reuse = match self.last_ocv.map(i64::from) {
             Some(m) if !self.filt_moved && self.refined_tc == Some(tc_x16) => Some(m),
             _ => None,
         };
@@ -1132,7 +1051,8 @@ impl SocEstimator {
         let sigma_uv = (u64::from(self.cfg.ocv_sigma_mv) * 1_000 + relax_uv + temp_uv)
             .min(u64::from(u32::MAX));
         let key = RefineKey {
-            mean,
+            // Means and priors are SOCs within 0..=PPM_FULL: i32 keeps the memo small.
+            mean: mean as i32,
             s16: sigma16(sigma_uv as u32),
             prior: rc.prior,
             prior_sigma: rc.prior_sigma,
@@ -1150,7 +1070,8 @@ impl SocEstimator {
                 f
             }
         };
-        self.last_ocv = Some(mean);
+        // A mean of SOCs within 0..=PPM_FULL: fits i32.
+        self.last_ocv = Some(mean as i32);
         self.set_charge(f.charge);
         self.reanchor(f.sigma);
         if reuse.is_none() {
@@ -1181,15 +1102,16 @@ impl SocEstimator {
     /// moves the SOC away from what the cells say. It replaces the previous refinement.
     fn refine(&self, k: &RefineKey) -> Refined {
         let table = &self.cfg.ocv_mv;
-        let meas_sigma = soc_sigma(table, ocv_at(table, k.mean), k.s16);
-        let f = fuse(k.prior, k.prior_sigma, k.mean, meas_sigma);
+        let (mean, prior) = (i64::from(k.mean), i64::from(k.prior));
+        let meas_sigma = soc_sigma(table, ocv_at(table, mean), k.s16);
+        let f = fuse(prior, k.prior_sigma, mean, meas_sigma);
         // `moved * PPM_FULL / full_mams`, reduced by 200_000 (rounded toward zero); beyond
         // twice the capacity the target is clamped to the same bound whatever the amount.
         let full = i64::from(k.full_mah) * MAMS_PER_MAH;
         let moved_ppm =
             k.moved.clamp(-2 * full, 2 * full) * 5 / (i64::from(k.full_mah) * 18).max(1);
         let now_ppm = charge_ppm(k.charge, k.full_mah);
-        let target = (f.soc - moved_ppm).clamp(now_ppm.min(k.mean), now_ppm.max(k.mean));
+        let target = (f.soc - moved_ppm).clamp(now_ppm.min(mean), now_ppm.max(mean));
         Refined {
             charge: ppm_charge(target, k.full_mah),
             sigma: f.sigma,
@@ -1209,8 +1131,8 @@ impl SocEstimator {
         highest: Option<MilliVolts>,
     ) {
         let tapering = match highest {
-            Some(hi) => hi >= self.full_mv,
-            None => any_cell(cells, |v| v >= self.full_mv),
+            Some(hi) => hi >= self.cfg.full_threshold(),
+            None => any_cell(cells, |v| v >= self.cfg.full_threshold()),
         };
         if !tapering {
             self.full_since = None;
@@ -1239,11 +1161,12 @@ impl SocEstimator {
             after: self.soc(),
         });
         if let Some(Anchor::Empty { raw, ppm }) = self.anchor {
-            self.learn_capacity(raw.saturating_sub(self.raw), full_ppm - ppm);
+            self.learn_capacity(raw.saturating_sub(self.raw), full_ppm - i64::from(ppm));
         }
         self.anchor = Some(Anchor::Full {
             raw: self.raw,
-            ppm: full_ppm,
+            // Within 0..=PPM_FULL.
+            ppm: full_ppm as i32,
         });
     }
 
@@ -1253,8 +1176,8 @@ impl SocEstimator {
     #[inline(never)]
     fn cut_off(&mut self, now: Instant, cells: &[MilliVolts], lowest: Option<MilliVolts>) {
         let at_cut_off = match lowest {
-            Some(lo) => lo <= self.empty_mv,
-            None => any_cell(cells, |v| v <= self.empty_mv),
+            Some(lo) => lo <= self.cfg.empty_threshold(),
+            None => any_cell(cells, |v| v <= self.cfg.empty_threshold()),
         };
         if !at_cut_off {
             self.empty_since = None;
@@ -1272,7 +1195,7 @@ impl SocEstimator {
         self.empty_since = None;
         self.push(SocEvent::Empty { before });
         if let Some(Anchor::Full { raw, ppm }) = self.anchor {
-            self.learn_capacity(self.raw.saturating_sub(raw), ppm);
+            self.learn_capacity(self.raw.saturating_sub(raw), i64::from(ppm));
         }
         self.anchor = Some(Anchor::Empty {
             raw: self.raw,
@@ -1357,7 +1280,7 @@ impl SocEstimator {
 
     fn sigma_ppm(&self) -> u32 {
         // Each term saturates past PPM_FULL, so saturating products change nothing.
-        let full = self.full_mams.max(1);
+        let full = self.full_mams().max(1);
         let gain_ppm = i64::from(self.cfg.gain_sigma_permille) * 1_000;
         let gain = mul_div(self.throughput, gain_ppm, full);
         let active_ms = i64::try_from(self.active_ms).unwrap_or(i64::MAX);
@@ -1435,7 +1358,7 @@ impl SocEstimator {
     /// cells, temperature-corrected), before weighing it against the count.
     pub fn ocv_soc(&self) -> Option<Soc> {
         self.last_ocv
-            .map(|p| Soc::from_permille_clamped(((p + 500) / 1_000) as i32))
+            .map(|p| Soc::from_permille_clamped((p + 500) / 1_000))
     }
 
     /// `true` when the last step was a rest.
