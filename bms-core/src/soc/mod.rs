@@ -28,7 +28,9 @@
 //! 1. At start-up: `SocEstimator::new(pack.soc.clone(), pack.capacity, stored)` where
 //!    `stored` is the last [`StoredSoc`] read back from flash (or `None`).
 //! 2. Every step: `SocInput::from_measurements(&m, fets_both_off)`; with `Some(input)`
-//!    call [`update`](SocEstimator::update), with `None` (no current reading) call
+//!    call [`update`](SocEstimator::update) (or
+//!    [`update_with_range`](SocEstimator::update_with_range) when the lowest and highest
+//!    cell are already known, which spares two scans), with `None` (no current reading) call
 //!    [`hold`](SocEstimator::hold). Then drain [`poll_event`](SocEstimator::poll_event)
 //!    into the event log.
 //! 3. Report [`soc`](SocEstimator::soc), [`soh`](SocEstimator::soh),
@@ -746,12 +748,16 @@ impl SocEstimator {
 
         // Under load with the same cells as before and booted, the voltage side has only the
         // rest to cancel: the common step does that here, without the call.
+        // A settled rest (filters idle on the same readings, the next refinement not due)
+        // has nothing to do either.
         let n = input.cells.len().min(MAX_CELLS);
-        if resting || n != self.load_n {
+        if n != self.load_n {
             self.voltage_side(input, dt, corrected, resting);
-        } else {
+        } else if !resting {
             self.rest_since = None;
             self.rest_cal = None;
+        } else if !self.rest_settled(input, dt) {
+            self.voltage_side(input, dt, corrected, resting);
         }
 
         // Full and empty calibrations: the latches here, the rest only within the current
@@ -794,6 +800,19 @@ impl SocEstimator {
             remaining: self.remaining(),
             at_rest: resting,
         }
+    }
+
+    /// Whether `voltage_side` would change nothing in a rest step with the cells of the
+    /// last one (`input.cells.len() == load_n`): the rest has started, a filter pass with
+    /// this step's gain would be skipped, and the refinement waits for its cadence.
+    #[inline(always)]
+    fn rest_settled(&self, input: &SocInput<'_>, dt: u32) -> bool {
+        self.rest_since.is_some()
+            && self.filt_gain.0 == dt
+            && i64::from(self.filt_gain.1) <= self.filt_idle_gain
+            && matches!(self.rest_cal,
+                Some(rc) if rc.applied && input.now.duration_since(rc.last_refine) < REFINE_EVERY)
+            && !differ(input.cells, &self.filt_in)
     }
 
     /// One step of the current-offset filter towards the open-path reading `measured`.
