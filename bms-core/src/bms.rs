@@ -296,7 +296,12 @@ impl Bms {
             || self.outputs.fets.precharge);
         match SocInput::from_measurements(m, path_open) {
             Some(input) => {
-                self.soc.update(&input);
+                // The summary's extremes are over all cells unless some were implausible.
+                let range = summary
+                    .min_cell
+                    .zip(summary.max_cell)
+                    .filter(|_| !summary.causes.contains(SensorCauses::CELL_RANGE));
+                self.soc.update_with_range(&input, range);
             }
             None => self.soc.hold(now),
         }

@@ -28,7 +28,9 @@
 //! 1. At start-up: `SocEstimator::new(pack.soc.clone(), pack.capacity, stored)` where
 //!    `stored` is the last [`StoredSoc`] read back from flash (or `None`).
 //! 2. Every step: `SocInput::from_measurements(&m, fets_both_off)`; with `Some(input)`
-//!    call [`update`](SocEstimator::update), with `None` (no current reading) call
+//!    call [`update`](SocEstimator::update) (or
+//!    [`update_with_range`](SocEstimator::update_with_range) when the lowest and highest
+//!    cell are already known, which spares two scans), with `None` (no current reading) call
 //!    [`hold`](SocEstimator::hold). Then drain [`poll_event`](SocEstimator::poll_event)
 //!    into the event log.
 //! 3. Report [`soc`](SocEstimator::soc), [`soh`](SocEstimator::soh),
@@ -257,7 +259,8 @@ enum RestKind {
 #[derive(Clone, Copy, Debug)]
 struct RestCal {
     kind: RestKind,
-    prior: i64,
+    /// SOC before, ppm (within 0..=PPM_FULL: i32 keeps the state small).
+    prior: i32,
     prior_sigma: u32,
     /// Charge discharged since the calibration started (inside the dead band it is zero).
     moved: i64,
@@ -305,10 +308,10 @@ impl Quotient {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct RefineKey {
     /// SOC the cells imply, ppm.
-    mean: i64,
+    mean: i32,
     /// Uncertainty of the voltage, 1/16 mV.
     s16: i32,
-    prior: i64,
+    prior: i32,
     prior_sigma: u32,
     moved: i64,
     charge: i64,
@@ -328,11 +331,11 @@ enum Anchor {
     /// Counted discharge and SOC (ppm) at the calibration.
     Full {
         raw: i64,
-        ppm: i64,
+        ppm: i32,
     },
     Empty {
         raw: i64,
-        ppm: i64,
+        ppm: i32,
     },
 }
 
@@ -350,6 +353,8 @@ pub struct SocEstimator {
     soc_half: Quotient,
     /// `charge / MAMS_PER_MAH`: the remaining mAh.
     remaining_mah: Quotient,
+    /// The charges at which neither quotient above moves, `still.0..still.1`: set with them.
+    still: (i64, i64),
     /// `soc_half` rounded to permille, and `remaining_mah`: set with them.
     soc: Soc,
     remaining: MilliAmpHours,
@@ -365,6 +370,7 @@ pub struct SocEstimator {
     offset_fx: i64,
     /// `offset_fx` rounded to mA: set with it (`new` and the open-path learning).
     offset_ma: i32,
+    /// Dead band and rest threshold, mA: never negative.
     deadband_ma: i32,
     rest_ma: i32,
     tail_ma: i32,
@@ -375,6 +381,8 @@ pub struct SocEstimator {
     rest_since: Option<Instant>,
     rest_cal: Option<RestCal>,
     cells_n: usize,
+    /// `cells_n` once booted with cells, else `usize::MAX`: the cell count of a common step.
+    load_n: usize,
     /// Filtered cell voltages, mV << FILTER_SHIFT.
     cell_filt: [i64; MAX_CELLS],
     /// The readings of the filter's last pass.
@@ -385,7 +393,7 @@ pub struct SocEstimator {
     /// too; a negative one always moves), so it is skipped. Reset by every pass that moves.
     filt_idle_gain: i64,
     /// The cell filter's gain (Q24) for a step of `.0` ms: recomputed when the step changes.
-    filt_gain: (i64, i64),
+    filt_gain: (u32, u32),
     /// The last rest refinement's inputs and outcome: a pure function of the key (the
     /// configuration is fixed), so never stale.
     refined: Option<(RefineKey, Refined)>,
@@ -396,7 +404,7 @@ pub struct SocEstimator {
     /// Each cell's SOC minus the mean at the last rest, ppm.
     cell_delta: [i32; MAX_CELLS],
     /// SOC the cells implied at the last rest refinement, ppm.
-    last_ocv: Option<i64>,
+    last_ocv: Option<i32>,
     cv_seen: bool,
     full_latched: bool,
     empty_latched: bool,
@@ -481,6 +489,28 @@ fn ppm_charge(ppm: i64, full_mah: u32) -> i64 {
     ppm.clamp(0, PPM_FULL) * i64::from(full_mah) * 18 / 5
 }
 
+/// `a + b`, saturated: an add and a branch in the usual case, shorter than the branch-free
+/// saturation on every step.
+#[inline(always)]
+fn sat_add(a: i64, b: i64) -> i64 {
+    match a.checked_add(b) {
+        Some(sum) => sum,
+        None => saturated_add(a, b),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn saturated_add(a: i64, b: i64) -> i64 {
+    a.saturating_add(b)
+}
+
+#[cold]
+#[inline(never)]
+fn saturated_sub(a: i32, b: i32) -> i32 {
+    a.saturating_sub(b)
+}
+
 /// A filtered current (mA << FILTER_SHIFT) rounded to mA.
 fn rounded_ma(fx: i64) -> i32 {
     let rounded = (fx + (1 << (FILTER_SHIFT - 1))) >> FILTER_SHIFT;
@@ -531,6 +561,7 @@ impl SocEstimator {
             // Both set by `set_full` below.
             soc_half: Quotient::of(charge, 1),
             remaining_mah: Quotient::of(charge, MAMS_PER_MAH),
+            still: (0, 0),
             soc: Soc::EMPTY,
             remaining: MilliAmpHours::from_mah(0),
             soh: Permille::from_permille(0),
@@ -546,6 +577,7 @@ impl SocEstimator {
             rest_since: None,
             rest_cal: None,
             cells_n: 0,
+            load_n: usize::MAX,
             cell_filt: [0; MAX_CELLS],
             filt_in: [MilliVolts::ZERO; MAX_CELLS],
             filt_idle_gain: -1,
@@ -599,19 +631,35 @@ impl SocEstimator {
 
     /// The only writer of `charge` (`0..=full_mams`): keeps the SOC and remaining-mAh
     /// quotients in step, without a division while the charge moves less than their unit.
+    // Inline: most steps stay within both quotients' intervals, two comparisons.
+    #[inline(always)]
     fn set_charge(&mut self, charge: i64) {
         self.charge = charge;
+        if charge < self.still.0 || charge >= self.still.1 {
+            self.follow_charge(charge);
+        }
+    }
+
+    /// The quotients' side of `set_charge`, once `charge` left `still`.
+    #[inline(never)]
+    fn follow_charge(&mut self, charge: i64) {
         let soc_moved = self.soc_half.follow(charge, self.soc_unit());
         if self.remaining_mah.follow(charge, MAMS_PER_MAH) | soc_moved {
             self.round_quotients();
         }
     }
 
-    /// `soc` and `remaining` from the quotients (`0..=2000` half permille, `0..=full_mah`).
+    /// `soc`, `remaining` and `still` from the quotients (`0..=2000` half permille,
+    /// `0..=full_mah`).
     fn round_quotients(&mut self) {
         self.soc = Soc::from_permille_clamped(((self.soc_half.q + 1) / 2) as i32);
         let mah = self.remaining_mah.q.clamp(0, i64::from(u32::MAX));
         self.remaining = MilliAmpHours::from_mah(mah as u32);
+        let (soc, rem) = (self.soc_half.lo, self.remaining_mah.lo);
+        self.still = (
+            soc.max(rem),
+            (soc + self.soc_unit()).min(rem + MAMS_PER_MAH),
+        );
     }
 
     /// The only writer of `full_mah` (`1..`): recomputes what depends on it.
@@ -644,62 +692,172 @@ impl SocEstimator {
     /// Call it at any rate (every 100 ms or every second both work): the charge is
     /// integrated over the time since the previous call, capped at `max_step_ms`.
     pub fn update(&mut self, input: &SocInput<'_>) -> SocOutput {
+        self.update_with_range(input, None)
+    }
+
+    /// [`update`](Self::update) with the lowest and highest of `input.cells` known to the
+    /// caller (e.g. from its summary of the snapshot), which spares the estimator its own
+    /// scans of the cells. `None` when not known; with `Some`, they must be exactly the
+    /// minimum and maximum of `input.cells`.
+    pub fn update_with_range(
+        &mut self,
+        input: &SocInput<'_>,
+        range: Option<(MilliVolts, MilliVolts)>,
+    ) -> SocOutput {
         let now = input.now;
-        let dt = match self.last {
-            Some(prev) => now
-                .duration_since(prev)
-                .as_millis()
-                .min(self.cfg.max_step_ms.as_millis()),
-            None => 0,
+        // `now.duration_since(prev)` (saturated to u32) capped at `max_step_ms`, shorter.
+        let dt = match self
+            .last
+            .map(|prev| now.as_millis().checked_sub(prev.as_millis()))
+        {
+            Some(Some(d)) => d.min(u64::from(self.cfg.max_step_ms.as_millis())) as u32,
+            _ => 0,
         };
         self.last = Some(now);
-        let dt_ms = i64::from(dt);
-
-        let n = input.cells.len().min(MAX_CELLS);
-        let cells = &input.cells[..n];
         let measured = input.current.as_ma();
 
         // Current: offset learning while the path is open, dead band otherwise.
         // With the path open, a reading within the rest threshold is offset and is learned;
         // a larger one is a real current after all (body diode, pre-charge path, a stale
         // switch state) and is counted like any other.
-        let path_open =
-            input.current_path_open && measured.unsigned_abs() <= self.rest_ma.unsigned_abs();
+        // The thresholds are never negative (see `new`): `as u32` is their magnitude.
+        let path_open = input.current_path_open && measured.unsigned_abs() <= self.rest_ma as u32;
         let corrected = if path_open {
-            let target = i64::from(measured) << FILTER_SHIFT;
-            self.offset_fx = approach(self.offset_fx, target, dt_ms, OFFSET_TAU_MS);
-            self.offset_ma = rounded_ma(self.offset_fx);
+            self.learn_offset(measured, dt);
             0
         } else {
-            measured.saturating_sub(self.offset_ma)
+            // A subtraction and a branch: shorter than the branch-free saturation.
+            match measured.checked_sub(self.offset_ma) {
+                Some(c) => c,
+                None => saturated_sub(measured, self.offset_ma),
+            }
         };
-        let effective = if corrected.unsigned_abs() < self.deadband_ma.unsigned_abs() {
+        let effective = if corrected.unsigned_abs() < self.deadband_ma as u32 {
             0
         } else {
             corrected
         };
-        let resting = path_open || corrected.unsigned_abs() < self.rest_ma.unsigned_abs();
+        let resting = path_open || corrected.unsigned_abs() < self.rest_ma as u32;
         self.at_rest = resting;
 
         // Coulomb counting, lossless.
-        let dq = i64::from(effective) * dt_ms;
+        let dq = i64::from(effective) * i64::from(dt);
         if dq != 0 {
-            self.set_charge(self.charge.saturating_sub(dq).clamp(0, self.full_mams()));
-            self.raw = self.raw.saturating_add(dq);
-            self.throughput = self.throughput.saturating_add(dq.saturating_abs());
-            self.active_ms = self.active_ms.saturating_add(u64::from(dt));
-            if let Some(rc) = self.rest_cal.as_mut() {
-                rc.moved = rc.moved.saturating_add(dq);
-            }
-            if dq > 0 {
-                self.cycle_acc = self.cycle_acc.saturating_add(dq);
-                if self.cycle_acc >= self.full_mams() {
-                    self.cycle_acc -= self.full_mams();
-                    self.cycles = self.cycles.saturating_add(1);
-                }
-            }
+            self.count(dq, dt);
         }
 
+        // Under load with the same cells as before and booted, the voltage side has only the
+        // rest to cancel: the common step does that here, without the call.
+        // A settled rest (filters idle on the same readings, the next refinement not due)
+        // has nothing to do either.
+        let n = input.cells.len().min(MAX_CELLS);
+        if n != self.load_n {
+            self.voltage_side(input, dt, corrected, resting);
+        } else if !resting {
+            self.rest_since = None;
+            self.rest_cal = None;
+        } else if !self.rest_settled(input, dt) {
+            self.voltage_side(input, dt, corrected, resting);
+        }
+
+        // Full and empty calibrations: the latches here, the rest only within the current
+        // windows where they can happen (the cells are looked at there only).
+        // The caller's extremes stand for the cells only if it saw the same ones.
+        let range = range.filter(|_| input.cells.len() <= MAX_CELLS);
+        let cells = &input.cells[..n];
+        if corrected < -self.tail_ma {
+            self.cv_seen = true;
+        }
+        if corrected > self.rest_ma {
+            self.cv_seen = false;
+            self.full_latched = false;
+        }
+        if self.cv_seen
+            && !self.full_latched
+            && corrected < -self.deadband_ma
+            && corrected >= -self.tail_ma
+            && range.is_none_or(|(_, hi)| hi >= self.cfg.full_threshold())
+        {
+            self.end_of_charge(now, corrected, cells, range.map(|r| r.1));
+        } else {
+            self.full_since = None;
+        }
+        if corrected < -self.rest_ma {
+            self.empty_latched = false;
+        }
+        if !self.empty_latched
+            && corrected > self.deadband_ma
+            && corrected <= self.empty_ma
+            && range.is_none_or(|(lo, _)| lo <= self.cfg.empty_threshold())
+        {
+            self.cut_off(now, cells, range.map(|r| r.0));
+        } else {
+            self.empty_since = None;
+        }
+
+        SocOutput {
+            soc: self.soc(),
+            remaining: self.remaining(),
+            at_rest: resting,
+        }
+    }
+
+    /// Whether `voltage_side` would change nothing in a rest step with the cells of the
+    /// last one (`input.cells.len() == load_n`): the rest has started, a filter pass with
+    /// this step's gain would be skipped, and the refinement waits for its cadence.
+    #[inline(always)]
+    fn rest_settled(&self, input: &SocInput<'_>, dt: u32) -> bool {
+        self.rest_since.is_some()
+            && self.filt_gain.0 == dt
+            && i64::from(self.filt_gain.1) <= self.filt_idle_gain
+            && matches!(self.rest_cal,
+                Some(rc) if rc.applied && input.now.duration_since(rc.last_refine) < REFINE_EVERY)
+            && !differ(input.cells, &self.filt_in)
+    }
+
+    /// One step of the current-offset filter towards the open-path reading `measured`.
+    // Out of line: runs only while the switches are open.
+    #[inline(never)]
+    fn learn_offset(&mut self, measured: i32, dt: u32) {
+        let target = i64::from(measured) << FILTER_SHIFT;
+        self.offset_fx = approach(self.offset_fx, target, i64::from(dt), OFFSET_TAU_MS);
+        self.offset_ma = rounded_ma(self.offset_fx);
+    }
+
+    /// Counts `dq` (non-zero) mA·ms discharged over `dt` ms.
+    // Inline: it is most of the common step's work, a call would add to it.
+    #[inline(always)]
+    fn count(&mut self, dq: i64, dt: u32) {
+        // `full_mams() >= 0`: no `clamp` (with its check of the bounds' order) needed.
+        let charge = sat_add(self.charge, -dq);
+        self.set_charge(if charge < 0 {
+            0
+        } else {
+            charge.min(self.full_mams())
+        });
+        self.raw = sat_add(self.raw, dq);
+        // `|dq| < 2^31 * 2^32`: neither the negation above nor `abs` overflows.
+        self.throughput = sat_add(self.throughput, dq.abs());
+        self.active_ms = self.active_ms.saturating_add(u64::from(dt));
+        if let Some(rc) = self.rest_cal.as_mut() {
+            rc.moved = rc.moved.saturating_add(dq);
+        }
+        if dq > 0 {
+            self.cycle_acc = sat_add(self.cycle_acc, dq);
+            if self.cycle_acc >= self.full_mams() {
+                self.cycle_acc -= self.full_mams();
+                self.cycles = self.cycles.saturating_add(1);
+            }
+        }
+    }
+
+    /// The cell-voltage side of a step: the rest filters, the boot and the rest calibration.
+    // Out of line: the common step under load does not need it (see `update_with_range`).
+    #[inline(never)]
+    fn voltage_side(&mut self, input: &SocInput<'_>, dt: u32, corrected: i32, resting: bool) {
+        let n = input.cells.len().min(MAX_CELLS);
+        let now = input.now;
+        let cells = &input.cells[..n];
         // Cell voltages: filtered while resting. No cells (monitor not answering) leaves
         // the voltage side as it was; only the count goes on.
         if n > 0 && n != self.cells_n {
@@ -714,12 +872,15 @@ impl SocEstimator {
                 self.rest_cal = None;
             }
         } else if resting && self.rest_since.is_some() {
+            let dt_ms = i64::from(dt);
             // The filter gain dt / (tau + dt) as a Q24 reciprocal, divided out only when the
             // step length changes.
-            if self.filt_gain.0 != dt_ms {
-                self.filt_gain = (dt_ms, (dt_ms << RECIP_SHIFT) / (CELL_FILTER_TAU_MS + dt_ms));
+            if self.filt_gain.0 != dt {
+                // Below 2^24: fits the u32 that keeps the state small.
+                let gain = (dt_ms << RECIP_SHIFT) / (CELL_FILTER_TAU_MS + dt_ms);
+                self.filt_gain = (dt, gain as u32);
             }
-            let gain = self.filt_gain.1;
+            let gain = i64::from(self.filt_gain.1);
             // A settled filter with the same readings has nothing to do (see `filt_idle_gain`).
             if gain > self.filt_idle_gain || differ(cells, &self.filt_in) {
                 self.filter_cells(cells, gain);
@@ -750,14 +911,11 @@ impl SocEstimator {
         if resting && n > 0 && !waiting {
             self.rest_step(now, input.temperature);
         }
-        self.end_of_charge(now, corrected, cells);
-        self.cut_off(now, corrected, cells);
-
-        SocOutput {
-            soc: self.soc(),
-            remaining: self.remaining(),
-            at_rest: resting,
-        }
+        self.load_n = if self.booted && self.cells_n > 0 {
+            self.cells_n
+        } else {
+            usize::MAX
+        };
     }
 
     /// One step of the per-cell rest filters towards `cells` with the Q24 gain `gain`.
@@ -791,7 +949,7 @@ impl SocEstimator {
             self.set_ppm(prior);
             self.rest_cal = Some(RestCal {
                 kind: RestKind::Boot,
-                prior,
+                prior: prior as i32,
                 prior_sigma,
                 moved: 0,
                 before: self.soc(),
@@ -857,7 +1015,7 @@ impl SocEstimator {
             }
             self.rest_cal = Some(RestCal {
                 kind: RestKind::Rest,
-                prior: self.soc_ppm(),
+                prior: self.soc_ppm() as i32,
                 prior_sigma: self.sigma_ppm(),
                 moved: 0,
                 before: self.soc(),
@@ -883,7 +1041,7 @@ impl SocEstimator {
         let mut cell_ppm = [0i64; MAX_CELLS];
         // Unchanged filtered cells and temperature give the same per-cell SOCs: reuse the
         // mean and the deltas of the last refinement instead of 20 table look-ups.
-        let reuse = match self.last_ocv {
+        let reuse = match self.last_ocv.map(i64::from) {
             Some(m) if !self.filt_moved && self.refined_tc == Some(tc_x16) => Some(m),
             _ => None,
         };
@@ -912,7 +1070,8 @@ impl SocEstimator {
         let sigma_uv = (u64::from(self.cfg.ocv_sigma_mv) * 1_000 + relax_uv + temp_uv)
             .min(u64::from(u32::MAX));
         let key = RefineKey {
-            mean,
+            // Means and priors are SOCs within 0..=PPM_FULL: i32 keeps the memo small.
+            mean: mean as i32,
             s16: sigma16(sigma_uv as u32),
             prior: rc.prior,
             prior_sigma: rc.prior_sigma,
@@ -930,7 +1089,8 @@ impl SocEstimator {
                 f
             }
         };
-        self.last_ocv = Some(mean);
+        // A mean of SOCs within 0..=PPM_FULL: fits i32.
+        self.last_ocv = Some(mean as i32);
         self.set_charge(f.charge);
         self.reanchor(f.sigma);
         if reuse.is_none() {
@@ -961,15 +1121,16 @@ impl SocEstimator {
     /// moves the SOC away from what the cells say. It replaces the previous refinement.
     fn refine(&self, k: &RefineKey) -> Refined {
         let table = &self.cfg.ocv_mv;
-        let meas_sigma = soc_sigma(table, ocv_at(table, k.mean), k.s16);
-        let f = fuse(k.prior, k.prior_sigma, k.mean, meas_sigma);
+        let (mean, prior) = (i64::from(k.mean), i64::from(k.prior));
+        let meas_sigma = soc_sigma(table, ocv_at(table, mean), k.s16);
+        let f = fuse(prior, k.prior_sigma, mean, meas_sigma);
         // `moved * PPM_FULL / full_mams`, reduced by 200_000 (rounded toward zero); beyond
         // twice the capacity the target is clamped to the same bound whatever the amount.
         let full = i64::from(k.full_mah) * MAMS_PER_MAH;
         let moved_ppm =
             k.moved.clamp(-2 * full, 2 * full) * 5 / (i64::from(k.full_mah) * 18).max(1);
         let now_ppm = charge_ppm(k.charge, k.full_mah);
-        let target = (f.soc - moved_ppm).clamp(now_ppm.min(k.mean), now_ppm.max(k.mean));
+        let target = (f.soc - moved_ppm).clamp(now_ppm.min(mean), now_ppm.max(mean));
         Refined {
             charge: ppm_charge(target, k.full_mah),
             sigma: f.sigma,
@@ -977,20 +1138,21 @@ impl SocEstimator {
         }
     }
 
-    fn end_of_charge(&mut self, now: Instant, current: i32, cells: &[MilliVolts]) {
-        if current < -self.tail_ma {
-            self.cv_seen = true;
-        }
-        if current > self.rest_ma {
-            self.cv_seen = false;
-            self.full_latched = false;
-        }
-        // The cell scan comes last: it runs only in the taper's current window.
-        let tapering = self.cv_seen
-            && !self.full_latched
-            && current < -self.deadband_ma
-            && current >= -self.tail_ma
-            && any_cell(cells, |v| v >= self.cfg.full_threshold());
+    /// The end-of-charge calibration within the taper's current window (and with the
+    /// full latch open); `highest` is the highest of `cells` if known.
+    // Out of line: called only while a charge tapers.
+    #[inline(never)]
+    fn end_of_charge(
+        &mut self,
+        now: Instant,
+        current: i32,
+        cells: &[MilliVolts],
+        highest: Option<MilliVolts>,
+    ) {
+        let tapering = match highest {
+            Some(hi) => hi >= self.cfg.full_threshold(),
+            None => any_cell(cells, |v| v >= self.cfg.full_threshold()),
+        };
         if !tapering {
             self.full_since = None;
             return;
@@ -1018,23 +1180,24 @@ impl SocEstimator {
             after: self.soc(),
         });
         if let Some(Anchor::Empty { raw, ppm }) = self.anchor {
-            self.learn_capacity(raw.saturating_sub(self.raw), full_ppm - ppm);
+            self.learn_capacity(raw.saturating_sub(self.raw), full_ppm - i64::from(ppm));
         }
         self.anchor = Some(Anchor::Full {
             raw: self.raw,
-            ppm: full_ppm,
+            // Within 0..=PPM_FULL.
+            ppm: full_ppm as i32,
         });
     }
 
-    fn cut_off(&mut self, now: Instant, current: i32, cells: &[MilliVolts]) {
-        if current < -self.rest_ma {
-            self.empty_latched = false;
-        }
-        // The cell scan comes last: it runs only in the cut-off's current window.
-        let at_cut_off = !self.empty_latched
-            && current > self.deadband_ma
-            && current <= self.empty_ma
-            && any_cell(cells, |v| v <= self.cfg.empty_threshold());
+    /// The cut-off calibration within its current window (and with the empty latch open);
+    /// `lowest` is the lowest of `cells` if known.
+    // Out of line: called only while discharging at a small current.
+    #[inline(never)]
+    fn cut_off(&mut self, now: Instant, cells: &[MilliVolts], lowest: Option<MilliVolts>) {
+        let at_cut_off = match lowest {
+            Some(lo) => lo <= self.cfg.empty_threshold(),
+            None => any_cell(cells, |v| v <= self.cfg.empty_threshold()),
+        };
         if !at_cut_off {
             self.empty_since = None;
             return;
@@ -1051,7 +1214,7 @@ impl SocEstimator {
         self.empty_since = None;
         self.push(SocEvent::Empty { before });
         if let Some(Anchor::Full { raw, ppm }) = self.anchor {
-            self.learn_capacity(self.raw.saturating_sub(raw), ppm);
+            self.learn_capacity(self.raw.saturating_sub(raw), i64::from(ppm));
         }
         self.anchor = Some(Anchor::Empty {
             raw: self.raw,
@@ -1214,7 +1377,7 @@ impl SocEstimator {
     /// cells, temperature-corrected), before weighing it against the count.
     pub fn ocv_soc(&self) -> Option<Soc> {
         self.last_ocv
-            .map(|p| Soc::from_permille_clamped(((p + 500) / 1_000) as i32))
+            .map(|p| Soc::from_permille_clamped((p + 500) / 1_000))
     }
 
     /// `true` when the last step was a rest.

@@ -1,0 +1,254 @@
+//! The SOC estimator against its reference (`soc_reference`, the implementation before its
+//! cost was cut): over random configurations, stored states and input sequences (steps,
+//! rests, CV charges, cut-offs, capacity learning, holds, overrides) every observable
+//! output and every event is the same.
+
+mod soc_reference;
+
+use bms_core::soc::{SocConfig, SocEstimator, SocEvent, SocInput, StoredSoc};
+use bms_core::{DeciCelsius, Duration, Instant, MilliAmpHours, MilliAmps, MilliVolts, Soc};
+use proptest::prelude::*;
+use soc_reference::SocEstimator as Reference;
+
+/// One thing that can happen to the estimator.
+#[derive(Clone, Debug)]
+enum Op {
+    /// `repeat` steps `dt_ms` apart at `ma` with `cells` cells around `mv`.
+    Step {
+        dt_ms: u32,
+        ma: i32,
+        mv: u32,
+        spread: u32,
+        cells: usize,
+        temp: Option<i16>,
+        open: bool,
+        repeat: u16,
+        /// Also pass the lowest and highest cell (the caller's summary).
+        range: bool,
+    },
+    /// A CV charge tapering at the full threshold, then held there.
+    Full,
+    /// A small discharge with the lowest cell at the empty threshold, held there.
+    Empty,
+    /// `permille` of the nominal capacity out (negative: in) at 1 C.
+    Move(i32),
+    /// No current reading for this long.
+    Hold(u32),
+    /// The SOC set by hand.
+    SetSoc(u16),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let step = (
+        (
+            prop_oneof![Just(100u32), 0u32..5_000, 0u32..200_000, Just(u32::MAX)],
+            prop_oneof![
+                Just(0i32),
+                -3_000i32..3_000,
+                -30_000i32..30_000,
+                -300_000i32..300_000,
+                any::<i32>()
+            ],
+            prop_oneof![0u32..5_000, 2_000u32..4_300, Just(70_000), any::<u32>()],
+            0u32..8,
+        ),
+        (
+            prop_oneof![Just(16usize), Just(20), 0usize..24],
+            prop::option::of(prop_oneof![-400i16..700, any::<i16>()]),
+            any::<bool>(),
+            prop_oneof![1u16..30, 1u16..400],
+            any::<bool>(),
+        ),
+    )
+        .prop_map(
+            |((dt_ms, ma, mv, spread), (cells, temp, open, repeat, range))| Op::Step {
+                dt_ms,
+                ma,
+                mv,
+                spread,
+                cells,
+                temp,
+                open,
+                repeat,
+                range,
+            },
+        );
+    prop_oneof![
+        8 => step,
+        2 => Just(Op::Full),
+        2 => Just(Op::Empty),
+        3 => prop_oneof![-1_100i32..1_100, 850i32..1_100, -1_100i32..-850].prop_map(Op::Move),
+        1 => (0u32..100_000).prop_map(Op::Hold),
+        1 => (0u16..=1_000).prop_map(Op::SetSoc),
+    ]
+}
+
+/// `rate` mA per Ah of `cap_mah`, as the estimator scales its thresholds.
+fn per_ah(rate: u16, cap_mah: u32) -> i32 {
+    (u64::from(rate) * u64::from(cap_mah.max(1)) / 1_000).min(i32::MAX as u64) as i32
+}
+
+/// One planned update: dt ms, mA, cells, temperature, path open, pass the range.
+type Planned = (u32, i32, Vec<MilliVolts>, Option<i16>, bool, bool);
+
+/// The steps an `Op::Full`/`Empty`/`Move` stands for.
+fn scripted(cfg: &SocConfig, cap_mah: u32, op: &Op, range: bool) -> Vec<Planned> {
+    let full_mv = cfg.full_threshold();
+    let empty_mv = cfg.empty_threshold();
+    let mid_mv = MilliVolts::from_mv(u32::from(cfg.ocv_mv[10]));
+    let floor = cfg.deadband_min_ma.min(i32::MAX as u32 / 2) as i32;
+    let deadband = per_ah(cfg.deadband_ma_per_ah, cap_mah).max(floor);
+    let tail = per_ah(cfg.tail_current_ma_per_ah, cap_mah).max(deadband.saturating_mul(2));
+    let empty = per_ah(cfg.empty_current_ma_per_ah, cap_mah);
+    let taper = -(deadband / 2 + tail / 2);
+    let cut_off = deadband / 2 + empty / 2 + 1;
+    let one_c = cap_mah.clamp(1, i32::MAX as u32) as i32;
+    let cells = |mv: MilliVolts, other: MilliVolts| {
+        let mut v = vec![other; 16];
+        v[5] = mv;
+        v
+    };
+    match *op {
+        Op::Full => core::iter::once((
+            1_000,
+            tail.saturating_mul(-2),
+            cells(full_mv, mid_mv),
+            None,
+            false,
+            range,
+        ))
+        .chain((0..12).map(|_| (1_000, taper, vec![full_mv; 16], None, false, range)))
+        .collect(),
+        Op::Empty => (0..12)
+            .map(|_| (1_000, cut_off, cells(empty_mv, mid_mv), None, false, range))
+            .collect(),
+        Op::Move(permille) => {
+            let ma = if permille > 0 { one_c } else { -one_c };
+            (0..permille.unsigned_abs() * 60 / 1_000)
+                .map(|_| (60_000, ma, vec![mid_mv; 16], None, false, range))
+                .collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// Every observable output of the two is the same.
+fn same(e: &SocEstimator, r: &Reference) -> Result<(), TestCaseError> {
+    prop_assert_eq!(e.soc(), r.soc());
+    prop_assert_eq!(e.soh(), r.soh());
+    prop_assert_eq!(e.remaining(), r.remaining());
+    prop_assert_eq!(e.remaining_charge(), r.remaining_charge());
+    prop_assert_eq!(e.full_capacity(), r.full_capacity());
+    prop_assert_eq!(e.nominal_capacity(), r.nominal_capacity());
+    prop_assert_eq!(e.cycles(), r.cycles());
+    prop_assert_eq!(e.uncertainty(), r.uncertainty());
+    prop_assert_eq!(e.cell_soc_range(), r.cell_soc_range());
+    for i in 0..21 {
+        prop_assert_eq!(e.cell_soc(i), r.cell_soc(i));
+    }
+    prop_assert_eq!(e.current_offset(), r.current_offset());
+    prop_assert_eq!(e.ocv_soc(), r.ocv_soc());
+    prop_assert_eq!(e.at_rest(), r.at_rest());
+    prop_assert_eq!(e.stored(), r.stored());
+    prop_assert_eq!(e.expected_ocv(), r.expected_ocv());
+    Ok(())
+}
+
+/// Drains both event queues; they must hold the same events.
+fn same_events(e: &mut SocEstimator, r: &mut Reference) -> Result<u32, TestCaseError> {
+    let mut n = 0;
+    loop {
+        let (a, b): (Option<SocEvent>, Option<SocEvent>) = (e.poll_event(), r.poll_event());
+        prop_assert_eq!(a, b);
+        if a.is_none() {
+            return Ok(n);
+        }
+        n += 1;
+    }
+}
+
+fn config(chem: usize, tweak: (u16, u16, u32, u32, bool)) -> SocConfig {
+    let mut cfg = [SocConfig::lfp(), SocConfig::nmc(), SocConfig::lto()][chem].clone();
+    let (coeff, tail, hold_ms, rest_ms, uncapped) = tweak;
+    cfg.ocv_temp_coeff_uv_per_k = coeff as i16;
+    cfg.tail_current_ma_per_ah = tail;
+    cfg.calibration_hold_ms = Duration::from_millis(hold_ms);
+    cfg.rest_time_ms = Duration::from_millis(rest_ms);
+    if uncapped {
+        cfg.max_step_ms = Duration::MAX;
+    }
+    cfg
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// The optimised estimator and the reference agree on every output after every step.
+    #[test]
+    fn estimator_equals_reference(
+        chem in 0usize..3,
+        tweak in prop_oneof![
+            3 => Just((0u16, 50u16, 10_000u32, 1_800_000u32, false)),
+            1 => (0u16..2_000, 0u16..500, 0u32..20_000, 0u32..4_000_000, any::<bool>()),
+        ],
+        stored in prop::option::of((0u16..=1_000, 0u32..300_000, -3_000i32..3_000, any::<u32>())),
+        cap in prop_oneof![Just(100_000u32), 1u32..2_000_000, Just(1), any::<u32>()],
+        ops in prop::collection::vec(op(), 1..40),
+    ) {
+        let cfg = config(chem, tweak);
+        let stored = stored.map(|(soc, full, offset, cycles)| StoredSoc {
+            soc: Soc::from_permille_clamped(soc.into()),
+            full_capacity: MilliAmpHours::from_mah(full),
+            cycles,
+            current_offset: MilliAmps::from_ma(offset),
+        });
+        let mut e = SocEstimator::new(cfg.clone(), MilliAmpHours::from_mah(cap), stored);
+        let mut r = Reference::new(cfg.clone(), MilliAmpHours::from_mah(cap), stored);
+        same(&e, &r)?;
+        let mut t = 0u64;
+        for (k, op) in ops.iter().enumerate() {
+            let mut steps: Vec<Planned> = Vec::new();
+            match *op {
+                Op::Step { dt_ms, ma, mv, spread, cells, temp, open, repeat, range } => {
+                    let cells = (0..cells as u32)
+                        .map(|c| MilliVolts::from_mv(mv.saturating_add(c * 7 % (spread + 1))))
+                        .collect::<Vec<_>>();
+                    for _ in 0..repeat {
+                        steps.push((dt_ms, ma, cells.clone(), temp, open, range));
+                    }
+                }
+                Op::Hold(dt) => {
+                    t = t.saturating_add(u64::from(dt));
+                    e.hold(Instant::from_millis(t));
+                    r.hold(Instant::from_millis(t));
+                }
+                Op::SetSoc(p) => {
+                    e.set_soc(Soc::from_permille_clamped(p.into()));
+                    r.set_soc(Soc::from_permille_clamped(p.into()));
+                }
+                _ => steps = scripted(&cfg, cap, op, k % 2 == 0),
+            }
+            for (dt, ma, cells, temp, open, range) in &steps {
+                t = t.saturating_add(u64::from(*dt));
+                let input = SocInput {
+                    now: Instant::from_millis(t),
+                    current: MilliAmps::from_ma(*ma),
+                    cells,
+                    temperature: temp.map(DeciCelsius::from_deci),
+                    current_path_open: *open,
+                };
+                let extremes = cells.iter().copied().min().zip(cells.iter().copied().max());
+                let out = if *range {
+                    e.update_with_range(&input, extremes)
+                } else {
+                    e.update(&input)
+                };
+                prop_assert_eq!(out, r.update(&input));
+                same_events(&mut e, &mut r)?;
+                same(&e, &r)?;
+            }
+            same_events(&mut e, &mut r)?;
+            same(&e, &r)?;
+        }
+    }
+}

@@ -1,0 +1,1043 @@
+//! The SOC estimator as it was before its cost was cut: the reference that the optimised
+//! `bms_core::soc::SocEstimator` must match output for output. Public types (config, input,
+//! output, events) are the crate's own; only the estimator's state and arithmetic are here.
+#![allow(dead_code, clippy::all)]
+
+mod ocv;
+
+use bms_core::soc::{BootSource, SocConfig, SocEvent, SocInput, SocOutput, StoredSoc};
+
+use heapless::Deque;
+
+use bms_core::measure::MAX_CELLS;
+use bms_core::units::{
+    DeciCelsius, MilliAmpHours, MilliAmpMillis, MilliAmps, MilliVolts, Permille, Soc,
+};
+use bms_core::{Duration, Instant};
+
+use ocv::{fuse, ocv_at, sigma16, soc_from_ocv, soc_sigma, PPM_FULL};
+
+/// mA·ms in one mAh.
+const MAMS_PER_MAH: i64 = 3_600_000;
+/// mA·ms in a two-thousandth of one mAh: `charge / (full_mah * this)` is the SOC in half
+/// permille, i.e. `charge * 2000 / full_mams` without the overflow of the product.
+const HALF_PERMILLE_MAMS_PER_MAH: i64 = MAMS_PER_MAH / 2_000;
+/// Fixed-point scale of the filters: 2^20 per mV (or mA), so that a 100 ms step of a
+/// 30 s filter still moves it by the exact fraction.
+const FILTER_SHIFT: u32 = 20;
+/// Fractional bits of the cell filter's gain.
+const RECIP_SHIFT: u32 = 24;
+/// Time constant of the per-cell voltage filter during a rest.
+const CELL_FILTER_TAU_MS: i64 = 30_000;
+/// Time constant of the current-offset learning filter.
+const OFFSET_TAU_MS: i64 = 10_000;
+/// Interval between refinements of a rest calibration.
+const REFINE_EVERY: Duration = Duration::from_secs(1);
+/// Uncertainty right after a full or empty calibration, ppm (1 %).
+const ANCHOR_SIGMA_PPM: u32 = 10_000;
+/// Uncertainty of an SOC derived under load from the OCV with IR compensation, floor, ppm.
+const LOADED_BOOT_SIGMA_PPM: u32 = 100_000;
+/// A count this uncertain (ppm; a boot under load with nothing stored) is corrected after
+/// `relax_tau_ms` of rest already.
+const QUICK_REST_SIGMA_PPM: u32 = LOADED_BOOT_SIGMA_PPM;
+/// At most this many calibration events wait to be polled; older ones are dropped.
+const EVENT_QUEUE: usize = 8;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RestKind {
+    Boot,
+    Rest,
+}
+
+/// A rest calibration in progress: the SOC before it, so that every refinement (as the
+/// cells relax further) replaces the previous one instead of stacking on it.
+#[derive(Clone, Copy, Debug)]
+struct RestCal {
+    kind: RestKind,
+    prior: i64,
+    prior_sigma: u32,
+    /// Charge discharged since the calibration started (inside the dead band it is zero).
+    moved: i64,
+    before: Soc,
+    applied: bool,
+    last_refine: Instant,
+}
+
+/// `q = x / unit` (floor, `x >= 0`) for the last `x` given, with `lo = q * unit`: while `x`
+/// stays within `lo..lo + unit` the quotient is known without a division, and a step into
+/// a neighbouring interval moves it by one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Quotient {
+    q: i64,
+    lo: i64,
+}
+
+impl Quotient {
+    fn of(x: i64, unit: i64) -> Self {
+        let q = x / unit;
+        Quotient { q, lo: q * unit }
+    }
+
+    /// The quotient for `x`, exact for any `x >= 0` as long as `unit` stays the same (a
+    /// new unit needs [`of`](Self::of)); `true` if it changed.
+    fn follow(&mut self, x: i64, unit: i64) -> bool {
+        let d = x - self.lo;
+        if d >= 0 && d < unit {
+            return false;
+        }
+        if d >= unit && d < 2 * unit {
+            self.q += 1;
+            self.lo += unit;
+        } else if d < 0 && d >= -unit {
+            self.q -= 1;
+            self.lo -= unit;
+        } else {
+            *self = Quotient::of(x, unit);
+        }
+        true
+    }
+}
+
+/// Everything a rest refinement's outcome depends on besides the configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct RefineKey {
+    /// SOC the cells imply, ppm.
+    mean: i64,
+    /// Uncertainty of the voltage, 1/16 mV.
+    s16: i32,
+    prior: i64,
+    prior_sigma: u32,
+    moved: i64,
+    charge: i64,
+    full_mah: u32,
+}
+
+/// The outcome of a rest refinement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Refined {
+    charge: i64,
+    sigma: u32,
+    gain: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Anchor {
+    /// Counted discharge and SOC (ppm) at the calibration.
+    Full {
+        raw: i64,
+        ppm: i64,
+    },
+    Empty {
+        raw: i64,
+        ppm: i64,
+    },
+}
+
+/// The SOC / SOH estimator. See the [module docs](self).
+#[derive(Clone, Debug)]
+pub struct SocEstimator {
+    cfg: SocConfig,
+    nominal_mah: u32,
+    full_mah: u32,
+    /// Remaining charge, `0..=full`. Written only by `set_charge`, which keeps the two
+    /// quotients below in step.
+    charge: i64,
+    /// `charge / (full_mah * HALF_PERMILLE_MAMS_PER_MAH)`: the SOC in half permille. A new
+    /// `full_mah` (only in `set_full`) rebuilds it.
+    soc_half: Quotient,
+    /// `charge / MAMS_PER_MAH`: the remaining mAh.
+    remaining_mah: Quotient,
+    /// `soc_half` rounded to permille, and `remaining_mah`: set with them.
+    soc: Soc,
+    remaining: MilliAmpHours,
+    /// `full_mah * 1000 / nominal_mah`, capped: set with `full_mah` in `set_full`.
+    soh: Permille,
+    /// Counted discharge since boot, never clamped (capacity learning).
+    raw: i64,
+    /// Uncertainty at the last anchor, ppm, and what has been added since.
+    sigma_base: u32,
+    throughput: i64,
+    active_ms: u64,
+    /// Learned current offset, mA << FILTER_SHIFT.
+    offset_fx: i64,
+    /// `offset_fx` rounded to mA: set with it (`new` and the open-path learning).
+    offset_ma: i32,
+    deadband_ma: i32,
+    rest_ma: i32,
+    tail_ma: i32,
+    empty_ma: i32,
+    last: Option<Instant>,
+    stored: Option<StoredSoc>,
+    booted: bool,
+    rest_since: Option<Instant>,
+    rest_cal: Option<RestCal>,
+    cells_n: usize,
+    /// Filtered cell voltages, mV << FILTER_SHIFT.
+    cell_filt: [i64; MAX_CELLS],
+    /// The readings of the filter's last pass.
+    filt_in: [MilliVolts; MAX_CELLS],
+    /// The largest gain with which a pass over `filt_in` moves no filter, or -1: a pass
+    /// with the same readings and a gain no larger would change nothing (a positive
+    /// difference `d` moves by `d * gain >> RECIP_SHIFT`, which is 0 for the smaller gain
+    /// too; a negative one always moves), so it is skipped. Reset by every pass that moves.
+    filt_idle_gain: i64,
+    /// The cell filter's gain (Q24) for a step of `.0` ms: recomputed when the step changes.
+    filt_gain: (i64, i64),
+    /// The last rest refinement's inputs and outcome: a pure function of the key (the
+    /// configuration is fixed), so never stale.
+    refined: Option<(RefineKey, Refined)>,
+    /// A filtered cell voltage changed since the last rest refinement read them.
+    filt_moved: bool,
+    /// Temperature correction (1/16 mV) of the last refinement that read the cells.
+    refined_tc: Option<i32>,
+    /// Each cell's SOC minus the mean at the last rest, ppm.
+    cell_delta: [i32; MAX_CELLS],
+    /// SOC the cells implied at the last rest refinement, ppm.
+    last_ocv: Option<i64>,
+    cv_seen: bool,
+    full_latched: bool,
+    empty_latched: bool,
+    full_since: Option<Instant>,
+    empty_since: Option<Instant>,
+    anchor: Option<Anchor>,
+    cycles: u32,
+    cycle_acc: i64,
+    at_rest: bool,
+    events: Deque<SocEvent, EVENT_QUEUE>,
+}
+
+fn per_ah(rate: u16, capacity_mah: u32) -> i32 {
+    (u64::from(rate) * u64::from(capacity_mah) / 1_000).min(i32::MAX as u64) as i32
+}
+
+/// One step of a first-order low-pass filter with time constant `tau_ms`.
+fn approach(x: i64, target: i64, dt_ms: i64, tau_ms: i64) -> i64 {
+    x.saturating_add(mul_div(target.saturating_sub(x), dt_ms, tau_ms + dt_ms))
+}
+
+/// `a * b / c` rounded toward zero, saturated to `i64`; 0 when `c == 0`.
+// Out of line: one copy of the 64-bit overflow check, which is long code on 32-bit targets.
+#[inline(never)]
+fn mul_div(a: i64, b: i64, c: i64) -> i64 {
+    if c == 0 {
+        return 0;
+    }
+    // 64-bit fast path (the usual case); i128 only when the product overflows.
+    if let Some(q) = a.checked_mul(b).and_then(|ab| ab.checked_div(c)) {
+        return q;
+    }
+    mul_div_wide(a, b, c)
+}
+
+// Out of line and cold: the rare 128-bit path keeps its temporaries off the callers' frames.
+#[cold]
+#[inline(never)]
+fn mul_div_wide(a: i64, b: i64, c: i64) -> i64 {
+    let n = u128::from(a.unsigned_abs()) * u128::from(b.unsigned_abs());
+    let q = div_wide(n, c.unsigned_abs());
+    if (a < 0) ^ (b < 0) ^ (c < 0) {
+        i64::try_from(q).map_or(i64::MIN, |q| -q)
+    } else {
+        i64::try_from(q).unwrap_or(i64::MAX)
+    }
+}
+
+/// `n / d` (floor, `d > 0`) saturated to `u64`, by binary long division: 32-bit targets
+/// would otherwise inline a generic 128-bit division several times this size.
+fn div_wide(n: u128, d: u64) -> u64 {
+    let (hi, lo) = ((n >> 64) as u64, n as u64);
+    if hi >= d {
+        return u64::MAX;
+    }
+    // Invariant: the remainder `r < d`; a bit shifted out of `r` means `r >= d` as well.
+    let (mut r, mut q) = (hi, 0u64);
+    for i in (0..64).rev() {
+        let carry = r >> 63;
+        r = (r << 1) | ((lo >> i) & 1);
+        q <<= 1;
+        if carry != 0 || r >= d {
+            r = r.wrapping_sub(d);
+            q |= 1;
+        }
+    }
+    q
+}
+
+/// `charge * PPM_FULL / full_mams` (floor, `charge >= 0`), reduced by 200_000 so that no
+/// capacity overflows (a capacity of 0, possible only with 1 mAh nominal, has no charge).
+// Out of line (as `ppm_charge`): one copy of the 64-bit division for all callers.
+#[inline(never)]
+fn charge_ppm(charge: i64, full_mah: u32) -> i64 {
+    charge * 5 / (i64::from(full_mah) * 18).max(1)
+}
+
+/// `ppm * full_mams / PPM_FULL` (floor) for `ppm` clamped to `0..=PPM_FULL`, reduced by
+/// 200_000 so that no capacity overflows.
+#[inline(never)]
+fn ppm_charge(ppm: i64, full_mah: u32) -> i64 {
+    ppm.clamp(0, PPM_FULL) * i64::from(full_mah) * 18 / 5
+}
+
+/// A filtered current (mA << FILTER_SHIFT) rounded to mA.
+fn rounded_ma(fx: i64) -> i32 {
+    let rounded = (fx + (1 << (FILTER_SHIFT - 1))) >> FILTER_SHIFT;
+    rounded.clamp(i32::MIN.into(), i32::MAX.into()) as i32
+}
+
+/// Whether any of `a` differs from the same cell of `b`; without an early exit, so that the
+/// compiler can vectorize it (a resting pack compares every step).
+fn differ(a: &[MilliVolts], b: &[MilliVolts]) -> bool {
+    a.iter().zip(b).fold(false, |d, (x, y)| d | (x != y))
+}
+
+/// Whether `pred` holds for any cell; without an early exit, so that the compiler can
+/// vectorize it (the scan runs every step of a discharge within the cut-off's window).
+fn any_cell(cells: &[MilliVolts], pred: impl Fn(MilliVolts) -> bool) -> bool {
+    cells.iter().fold(false, |hit, v| hit | pred(*v))
+}
+
+impl SocEstimator {
+    /// A new estimator for a pack of `nominal` capacity.
+    ///
+    /// `stored` is what [`stored`](Self::stored) returned before the last power-down, if
+    /// anything. The SOC itself is chosen at the first [`update`](Self::update), from the
+    /// cell voltages if the pack rests then. A config that fails
+    /// [`SocConfig::validate`] gives a bounded but meaningless SOC.
+    pub fn new(cfg: SocConfig, nominal: MilliAmpHours, stored: Option<StoredSoc>) -> Self {
+        let nominal_mah = nominal.as_mah().max(1);
+        let full_mah = stored
+            .map(|s| s.full_capacity.as_mah())
+            .filter(|&f| f >= nominal_mah / 2 && f <= nominal_mah / 10 * 11)
+            .unwrap_or(nominal_mah);
+        let offset_fx = stored.map_or(0, |s| {
+            let lim = per_ah(cfg.rest_current_ma_per_ah, nominal_mah);
+            i64::from(s.current_offset.as_ma().clamp(-lim, lim)) << FILTER_SHIFT
+        });
+        let floor = cfg.deadband_min_ma.min(i32::MAX as u32 / 2) as i32;
+        let deadband_ma = per_ah(cfg.deadband_ma_per_ah, nominal_mah).max(floor);
+        let charge = i64::from(full_mah) * MAMS_PER_MAH / 2;
+        let mut est = SocEstimator {
+            deadband_ma,
+            rest_ma: per_ah(cfg.rest_current_ma_per_ah, nominal_mah).max(floor / 2 * 3),
+            tail_ma: per_ah(cfg.tail_current_ma_per_ah, nominal_mah).max(deadband_ma * 2),
+            empty_ma: per_ah(cfg.empty_current_ma_per_ah, nominal_mah),
+            cfg,
+            nominal_mah,
+            full_mah,
+            charge,
+            // Both set by `set_full` below.
+            soc_half: Quotient::of(charge, 1),
+            remaining_mah: Quotient::of(charge, MAMS_PER_MAH),
+            soc: Soc::EMPTY,
+            remaining: MilliAmpHours::from_mah(0),
+            soh: Permille::from_permille(0),
+            raw: 0,
+            sigma_base: PPM_FULL as u32,
+            throughput: 0,
+            active_ms: 0,
+            offset_fx,
+            offset_ma: rounded_ma(offset_fx),
+            last: None,
+            stored,
+            booted: false,
+            rest_since: None,
+            rest_cal: None,
+            cells_n: 0,
+            cell_filt: [0; MAX_CELLS],
+            filt_in: [MilliVolts::ZERO; MAX_CELLS],
+            filt_idle_gain: -1,
+            filt_gain: (0, 0),
+            refined: None,
+            filt_moved: true,
+            refined_tc: None,
+            cell_delta: [0; MAX_CELLS],
+            last_ocv: None,
+            cv_seen: false,
+            full_latched: false,
+            empty_latched: false,
+            full_since: None,
+            empty_since: None,
+            anchor: None,
+            cycles: stored.map_or(0, |s| s.cycles),
+            cycle_acc: 0,
+            at_rest: false,
+            events: Deque::new(),
+        };
+        est.set_full(full_mah);
+        est
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &SocConfig {
+        &self.cfg
+    }
+
+    fn full_mams(&self) -> i64 {
+        i64::from(self.full_mah) * MAMS_PER_MAH
+    }
+
+    fn soc_ppm(&self) -> i64 {
+        charge_ppm(self.charge, self.full_mah)
+    }
+
+    /// The unit of `soc_half`, mA·ms.
+    fn soc_unit(&self) -> i64 {
+        (i64::from(self.full_mah) * HALF_PERMILLE_MAMS_PER_MAH).max(1)
+    }
+
+    /// The cells' IR drop at `current_ma` (toward zero): below 2^48 before the division.
+    fn ir_drop_mv(&self, current_ma: i64) -> i64 {
+        current_ma * i64::from(self.cfg.resistance_mohm_ah) / i64::from(self.nominal_mah)
+    }
+
+    fn set_ppm(&mut self, ppm: i64) {
+        self.set_charge(ppm_charge(ppm, self.full_mah));
+    }
+
+    /// The only writer of `charge` (`0..=full_mams`): keeps the SOC and remaining-mAh
+    /// quotients in step, without a division while the charge moves less than their unit.
+    fn set_charge(&mut self, charge: i64) {
+        self.charge = charge;
+        let soc_moved = self.soc_half.follow(charge, self.soc_unit());
+        if self.remaining_mah.follow(charge, MAMS_PER_MAH) | soc_moved {
+            self.round_quotients();
+        }
+    }
+
+    /// `soc` and `remaining` from the quotients (`0..=2000` half permille, `0..=full_mah`).
+    fn round_quotients(&mut self) {
+        self.soc = Soc::from_permille_clamped(((self.soc_half.q + 1) / 2) as i32);
+        let mah = self.remaining_mah.q.clamp(0, i64::from(u32::MAX));
+        self.remaining = MilliAmpHours::from_mah(mah as u32);
+    }
+
+    /// The only writer of `full_mah` (`1..`): recomputes what depends on it.
+    fn set_full(&mut self, full_mah: u32) {
+        self.full_mah = full_mah;
+        self.soc_half = Quotient::of(self.charge, self.soc_unit());
+        self.round_quotients();
+        let p = u64::from(full_mah) * 1_000 / u64::from(self.nominal_mah);
+        self.soh = Permille::from_permille(p.min(u64::from(u16::MAX)) as u16);
+    }
+
+    fn reanchor(&mut self, sigma: u32) {
+        self.sigma_base = sigma;
+        self.throughput = 0;
+        self.active_ms = 0;
+    }
+
+    // Out of line: one copy for the eight places that log an event.
+    #[inline(never)]
+    fn push(&mut self, e: SocEvent) {
+        if self.events.is_full() {
+            self.events.pop_front();
+        }
+        // Cannot fail: there is room now.
+        let _ = self.events.push_back(e);
+    }
+
+    /// Advances the estimator by one control step.
+    ///
+    /// Call it at any rate (every 100 ms or every second both work): the charge is
+    /// integrated over the time since the previous call, capped at `max_step_ms`.
+    pub fn update(&mut self, input: &SocInput<'_>) -> SocOutput {
+        let now = input.now;
+        let dt = match self.last {
+            Some(prev) => now
+                .duration_since(prev)
+                .as_millis()
+                .min(self.cfg.max_step_ms.as_millis()),
+            None => 0,
+        };
+        self.last = Some(now);
+        let dt_ms = i64::from(dt);
+
+        let n = input.cells.len().min(MAX_CELLS);
+        let cells = &input.cells[..n];
+        let measured = input.current.as_ma();
+
+        // Current: offset learning while the path is open, dead band otherwise.
+        // With the path open, a reading within the rest threshold is offset and is learned;
+        // a larger one is a real current after all (body diode, pre-charge path, a stale
+        // switch state) and is counted like any other.
+        let path_open =
+            input.current_path_open && measured.unsigned_abs() <= self.rest_ma.unsigned_abs();
+        let corrected = if path_open {
+            let target = i64::from(measured) << FILTER_SHIFT;
+            self.offset_fx = approach(self.offset_fx, target, dt_ms, OFFSET_TAU_MS);
+            self.offset_ma = rounded_ma(self.offset_fx);
+            0
+        } else {
+            measured.saturating_sub(self.offset_ma)
+        };
+        let effective = if corrected.unsigned_abs() < self.deadband_ma.unsigned_abs() {
+            0
+        } else {
+            corrected
+        };
+        let resting = path_open || corrected.unsigned_abs() < self.rest_ma.unsigned_abs();
+        self.at_rest = resting;
+
+        // Coulomb counting, lossless.
+        let dq = i64::from(effective) * dt_ms;
+        if dq != 0 {
+            self.set_charge(self.charge.saturating_sub(dq).clamp(0, self.full_mams()));
+            self.raw = self.raw.saturating_add(dq);
+            self.throughput = self.throughput.saturating_add(dq.saturating_abs());
+            self.active_ms = self.active_ms.saturating_add(u64::from(dt));
+            if let Some(rc) = self.rest_cal.as_mut() {
+                rc.moved = rc.moved.saturating_add(dq);
+            }
+            if dq > 0 {
+                self.cycle_acc = self.cycle_acc.saturating_add(dq);
+                if self.cycle_acc >= self.full_mams() {
+                    self.cycle_acc -= self.full_mams();
+                    self.cycles = self.cycles.saturating_add(1);
+                }
+            }
+        }
+
+        // Cell voltages: filtered while resting. No cells (monitor not answering) leaves
+        // the voltage side as it was; only the count goes on.
+        if n > 0 && n != self.cells_n {
+            self.cells_n = n;
+            self.cell_delta = [0; MAX_CELLS];
+            self.rest_since = None;
+            self.rest_cal = None;
+        }
+        if n == 0 {
+            if !resting {
+                self.rest_since = None;
+                self.rest_cal = None;
+            }
+        } else if resting && self.rest_since.is_some() {
+            // The filter gain dt / (tau + dt) as a Q24 reciprocal, divided out only when the
+            // step length changes.
+            if self.filt_gain.0 != dt_ms {
+                self.filt_gain = (dt_ms, (dt_ms << RECIP_SHIFT) / (CELL_FILTER_TAU_MS + dt_ms));
+            }
+            let gain = self.filt_gain.1;
+            // A settled filter with the same readings has nothing to do (see `filt_idle_gain`).
+            if gain > self.filt_idle_gain || differ(cells, &self.filt_in) {
+                self.filter_cells(cells, gain);
+            }
+        } else if resting {
+            // The filter is read only while resting, so it is seeded when a rest starts: a
+            // gain of 1 (Q24) sets every filter to its reading (differences below 2^36).
+            self.filter_cells(cells, 1 << RECIP_SHIFT);
+            // Every filter sits on its reading: no gain moves it.
+            self.filt_idle_gain = i64::MAX;
+            self.filt_moved = true;
+            self.rest_since = Some(now);
+        } else {
+            self.rest_since = None;
+            self.rest_cal = None;
+        }
+
+        // Boot needs cell voltages unless a stored SOC is at hand.
+        if !self.booted && (n > 0 || self.stored.is_some()) {
+            self.booted = true;
+            self.boot(input, corrected, resting);
+        }
+
+        // Between refinements of an applied calibration a rest step has nothing to do: the
+        // cadence is checked here, without the call.
+        let waiting = matches!(self.rest_cal,
+            Some(rc) if rc.applied && now.duration_since(rc.last_refine) < REFINE_EVERY);
+        if resting && n > 0 && !waiting {
+            self.rest_step(now, input.temperature);
+        }
+        self.end_of_charge(now, corrected, cells);
+        self.cut_off(now, corrected, cells);
+
+        SocOutput {
+            soc: self.soc(),
+            remaining: self.remaining(),
+            at_rest: resting,
+        }
+    }
+
+    /// One step of the per-cell rest filters towards `cells` with the Q24 gain `gain`.
+    fn filter_cells(&mut self, cells: &[MilliVolts], gain: i64) {
+        // Filter values and targets lie in 0..=2^36, so `diff * gain` < 2^61 fits i64.
+        let mut moved = 0;
+        for (f, v) in self.cell_filt.iter_mut().zip(cells) {
+            let target = i64::from(v.as_mv().min(u32::from(u16::MAX))) << FILTER_SHIFT;
+            let step = ((target - *f) * gain) >> RECIP_SHIFT;
+            *f += step;
+            moved |= step;
+        }
+        self.filt_moved |= moved != 0;
+        self.filt_in[..cells.len()].copy_from_slice(cells);
+        self.filt_idle_gain = if moved == 0 { gain } else { -1 };
+    }
+
+    // Out of line: its locals stay off the stack frame of `update` (smaller worst case).
+    #[inline(never)]
+    fn boot(&mut self, input: &SocInput<'_>, corrected: i32, resting: bool) {
+        let stored = self.stored.take();
+        if resting && self.cells_n > 0 {
+            let (prior, prior_sigma) = match stored {
+                Some(s) => (
+                    i64::from(s.soc.as_permille()) * 1_000,
+                    u32::from(self.cfg.stored_sigma_permille) * 1_000,
+                ),
+                // Nothing known: the voltage decides alone.
+                None => (PPM_FULL / 2, u32::MAX),
+            };
+            self.set_ppm(prior);
+            self.rest_cal = Some(RestCal {
+                kind: RestKind::Boot,
+                prior,
+                prior_sigma,
+                moved: 0,
+                before: self.soc(),
+                applied: false,
+                last_refine: input.now,
+            });
+            // The first refinement runs in this same step and logs the boot event.
+            return;
+        }
+        if let Some(s) = stored {
+            self.set_ppm(i64::from(s.soc.as_permille()) * 1_000);
+            self.reanchor(u32::from(self.cfg.stored_sigma_permille) * 1_000);
+            self.push(SocEvent::Boot {
+                soc: self.soc(),
+                source: BootSource::Stored,
+            });
+            return;
+        }
+        // Under load, nothing stored: OCV = V + I·R, trusted only loosely.
+        let ir_mv = self.ir_drop_mv(i64::from(corrected));
+        let n = self.cells_n;
+        if n > 0 {
+            let mut sum = 0i64;
+            for v in input.cells.iter().take(n) {
+                let mv16 = (i64::from(v.as_mv()) + ir_mv).clamp(0, i64::from(i32::MAX / 16)) * 16;
+                sum += soc_from_ocv(&self.cfg.ocv_mv, mv16 as i32);
+            }
+            let ppm = sum / n as i64;
+            self.set_ppm(ppm);
+            let sigma_uv = (u32::from(self.cfg.ocv_sigma_mv) + (ir_mv.unsigned_abs() as u32) / 2)
+                .saturating_mul(1_000);
+            let mv16 = ocv_at(&self.cfg.ocv_mv, ppm);
+            let sigma =
+                soc_sigma(&self.cfg.ocv_mv, mv16, sigma16(sigma_uv)).max(LOADED_BOOT_SIGMA_PPM);
+            self.reanchor(sigma);
+        } else {
+            self.reanchor(PPM_FULL as u32);
+        }
+        self.push(SocEvent::Boot {
+            soc: self.soc(),
+            source: BootSource::LoadedOcv,
+        });
+    }
+
+    /// The relaxed-OCV correction: starts at boot or after `rest_time_ms` of rest, then is
+    /// refined from the same prior as the cells relax further.
+    // Out of line: its locals stay off the stack frame of `update` (smaller worst case).
+    #[inline(never)]
+    fn rest_step(&mut self, now: Instant, temperature: Option<DeciCelsius>) {
+        let Some(since) = self.rest_since else {
+            return;
+        };
+        let rested = now.duration_since(since);
+        if self.rest_cal.is_none() {
+            // A poor count (booted under load, set by hand, long without an anchor) does not
+            // wait for full relaxation: the relaxation term of the voltage's uncertainty
+            // keeps an early reading's weight honest.
+            // The cheap comparisons first: `sigma_ppm` divides.
+            if rested < self.rest_time(temperature)
+                && (rested < self.cfg.relax_tau_ms || self.sigma_ppm() < QUICK_REST_SIGMA_PPM)
+            {
+                return;
+            }
+            self.rest_cal = Some(RestCal {
+                kind: RestKind::Rest,
+                prior: self.soc_ppm(),
+                prior_sigma: self.sigma_ppm(),
+                moved: 0,
+                before: self.soc(),
+                applied: false,
+                last_refine: now,
+            });
+        }
+        // Due: `update` calls this only when no applied calibration waits for its cadence.
+        let Some(mut rc) = self.rest_cal else {
+            return;
+        };
+        rc.last_refine = now;
+
+        // Temperature: reference the reading to 25 °C and widen its uncertainty.
+        let t_deci = temperature.map_or(250, |t| i32::from(t.as_deci()));
+        let dt_deci = t_deci - 250;
+        // µV/K * K/10 * 16 / 1000 = coeff * dt_deci / 625: in 32 bits (at most 32_768 *
+        // 33_018 before the division).
+        let tc_x16 = (i32::from(self.cfg.ocv_temp_coeff_uv_per_k) * dt_deci / 625)
+            .clamp(-(1 << 20), 1 << 20);
+
+        let n = self.cells_n;
+        let mut cell_ppm = [0i64; MAX_CELLS];
+        // Unchanged filtered cells and temperature give the same per-cell SOCs: reuse the
+        // mean and the deltas of the last refinement instead of 20 table look-ups.
+        let reuse = match self.last_ocv {
+            Some(m) if !self.filt_moved && self.refined_tc == Some(tc_x16) => Some(m),
+            _ => None,
+        };
+        let mean = match reuse {
+            Some(m) => m,
+            None => {
+                let mut sum = 0i64;
+                for (p, f) in cell_ppm.iter_mut().zip(&self.cell_filt[..n]) {
+                    let mv16 = (f >> (FILTER_SHIFT - 4)).clamp(0, i64::from(i32::MAX)) as i32;
+                    *p = soc_from_ocv(&self.cfg.ocv_mv, mv16.saturating_sub(tc_x16));
+                    sum += *p;
+                }
+                self.filt_moved = false;
+                self.refined_tc = Some(tc_x16);
+                sum / n.max(1) as i64
+            }
+        };
+
+        let tau = u64::from(self.cfg.relax_tau_ms.as_millis()).max(1);
+        let relax_uv = u64::from(self.cfg.relax_sigma_mv) * 1_000 * tau
+            / (tau + u64::from(rested.as_millis()));
+        // In 32 bits: at most 65_535 * 33_018 (a 64-bit division by a constant is long code
+        // on 32-bit targets).
+        let temp_uv =
+            u64::from(u32::from(self.cfg.ocv_temp_sigma_uv_per_k) * dt_deci.unsigned_abs() / 10);
+        let sigma_uv = (u64::from(self.cfg.ocv_sigma_mv) * 1_000 + relax_uv + temp_uv)
+            .min(u64::from(u32::MAX));
+        let key = RefineKey {
+            mean,
+            s16: sigma16(sigma_uv as u32),
+            prior: rc.prior,
+            prior_sigma: rc.prior_sigma,
+            moved: rc.moved,
+            charge: self.charge,
+            full_mah: self.full_mah,
+        };
+        // While the rest lasts the inputs change rarely (the voltage's sigma in steps of
+        // 1/16 mV): the memo spares the table look-ups, the Kalman step and the divisions.
+        let f = match self.refined {
+            Some((k, f)) if k == key => f,
+            _ => {
+                let f = self.refine(&key);
+                self.refined = Some((key, f));
+                f
+            }
+        };
+        self.last_ocv = Some(mean);
+        self.set_charge(f.charge);
+        self.reanchor(f.sigma);
+        if reuse.is_none() {
+            for (d, p) in self.cell_delta.iter_mut().zip(&cell_ppm[..n]) {
+                *d = (p - mean).clamp(-PPM_FULL, PPM_FULL) as i32;
+            }
+        }
+        if !rc.applied {
+            rc.applied = true;
+            let ev = match rc.kind {
+                RestKind::Boot => SocEvent::Boot {
+                    soc: self.soc(),
+                    source: BootSource::Ocv,
+                },
+                RestKind::Rest => SocEvent::OcvCalibration {
+                    before: rc.before,
+                    after: self.soc(),
+                    weight: Permille::from_permille((f.gain / 1_000).min(1_000) as u16),
+                },
+            };
+            self.push(ev);
+        }
+        self.rest_cal = Some(rc);
+    }
+
+    /// A rest refinement's outcome: the Kalman step from the calibration's prior, less the
+    /// charge moved since, kept between the present SOC and the voltage's, so that no step
+    /// moves the SOC away from what the cells say. It replaces the previous refinement.
+    fn refine(&self, k: &RefineKey) -> Refined {
+        let table = &self.cfg.ocv_mv;
+        let meas_sigma = soc_sigma(table, ocv_at(table, k.mean), k.s16);
+        let f = fuse(k.prior, k.prior_sigma, k.mean, meas_sigma);
+        // `moved * PPM_FULL / full_mams`, reduced by 200_000 (rounded toward zero); beyond
+        // twice the capacity the target is clamped to the same bound whatever the amount.
+        let full = i64::from(k.full_mah) * MAMS_PER_MAH;
+        let moved_ppm =
+            k.moved.clamp(-2 * full, 2 * full) * 5 / (i64::from(k.full_mah) * 18).max(1);
+        let now_ppm = charge_ppm(k.charge, k.full_mah);
+        let target = (f.soc - moved_ppm).clamp(now_ppm.min(k.mean), now_ppm.max(k.mean));
+        Refined {
+            charge: ppm_charge(target, k.full_mah),
+            sigma: f.sigma,
+            gain: f.gain,
+        }
+    }
+
+    fn end_of_charge(&mut self, now: Instant, current: i32, cells: &[MilliVolts]) {
+        if current < -self.tail_ma {
+            self.cv_seen = true;
+        }
+        if current > self.rest_ma {
+            self.cv_seen = false;
+            self.full_latched = false;
+        }
+        // The cell scan comes last: it runs only in the taper's current window.
+        let tapering = self.cv_seen
+            && !self.full_latched
+            && current < -self.deadband_ma
+            && current >= -self.tail_ma
+            && any_cell(cells, |v| v >= self.cfg.full_threshold());
+        if !tapering {
+            self.full_since = None;
+            return;
+        }
+        let since = *self.full_since.get_or_insert(now);
+        if now.duration_since(since) < self.cfg.calibration_hold_ms {
+            return;
+        }
+        // At the end of the taper the cells sit at the charge voltage with a small current:
+        // their OCV is that voltage less the IR drop, which the table turns into the SOC
+        // (100 % only if the charge voltage reaches the table's top).
+        let n = cells.len().max(1) as i64;
+        let mean_mv = cells.iter().map(|v| i64::from(v.as_mv())).sum::<i64>() / n;
+        let ir_mv = self.ir_drop_mv(i64::from(current.unsigned_abs()));
+        let ocv16 = ((mean_mv - ir_mv) * 16).clamp(0, i64::from(i32::MAX)) as i32;
+        let full_ppm = soc_from_ocv(&self.cfg.ocv_mv, ocv16);
+        let before = self.soc();
+        self.set_ppm(full_ppm);
+        self.reanchor(ANCHOR_SIGMA_PPM);
+        self.rest_cal = None;
+        self.full_latched = true;
+        self.full_since = None;
+        self.push(SocEvent::Full {
+            before,
+            after: self.soc(),
+        });
+        if let Some(Anchor::Empty { raw, ppm }) = self.anchor {
+            self.learn_capacity(raw.saturating_sub(self.raw), full_ppm - ppm);
+        }
+        self.anchor = Some(Anchor::Full {
+            raw: self.raw,
+            ppm: full_ppm,
+        });
+    }
+
+    fn cut_off(&mut self, now: Instant, current: i32, cells: &[MilliVolts]) {
+        if current < -self.rest_ma {
+            self.empty_latched = false;
+        }
+        // The cell scan comes last: it runs only in the cut-off's current window.
+        let at_cut_off = !self.empty_latched
+            && current > self.deadband_ma
+            && current <= self.empty_ma
+            && any_cell(cells, |v| v <= self.cfg.empty_threshold());
+        if !at_cut_off {
+            self.empty_since = None;
+            return;
+        }
+        let since = *self.empty_since.get_or_insert(now);
+        if now.duration_since(since) < self.cfg.calibration_hold_ms {
+            return;
+        }
+        let before = self.soc();
+        self.set_charge(0);
+        self.reanchor(ANCHOR_SIGMA_PPM);
+        self.rest_cal = None;
+        self.empty_latched = true;
+        self.empty_since = None;
+        self.push(SocEvent::Empty { before });
+        if let Some(Anchor::Full { raw, ppm }) = self.anchor {
+            self.learn_capacity(self.raw.saturating_sub(raw), ppm);
+        }
+        self.anchor = Some(Anchor::Empty {
+            raw: self.raw,
+            ppm: 0,
+        });
+    }
+
+    /// One full-to-empty (or empty-to-full) measurement: `moved_mams` counted between
+    /// calibrations `span_ppm` of SOC apart (at least half the range), scaled to 100 %.
+    /// Accepted if within 50..120 % of nominal, then blended in with a weight of 1/4 and at
+    /// most 5 % of nominal per cycle, and kept within 50..110 % of nominal.
+    // Out of line: its locals stay off the stack frame of `update` (smaller worst case).
+    #[inline(never)]
+    fn learn_capacity(&mut self, moved_mams: i64, span_ppm: i64) {
+        if span_ppm < PPM_FULL / 2 {
+            return;
+        }
+        // `moved * PPM_FULL / span / MAMS_PER_MAH` (toward zero) reduced by 200_000: for
+        // beyond 10^18 mA·ms it exceeds u32::MAX as well, hence the clamp.
+        let moved = moved_mams.clamp(-1_000_000_000_000_000_000, 1_000_000_000_000_000_000);
+        let measured = (moved * 5 / (span_ppm * 18)).clamp(0, i64::from(u32::MAX)) as u32;
+        let nominal = u64::from(self.nominal_mah);
+        let m = u64::from(measured);
+        if m * 2 < nominal || m * 5 > nominal * 6 {
+            self.push(SocEvent::CapacityRejected {
+                measured: MilliAmpHours::from_mah(measured),
+            });
+            return;
+        }
+        let old = i64::from(self.full_mah);
+        // 32-bit divisions: a 64-bit one by a constant is long code on 32-bit targets.
+        let n32 = self.nominal_mah;
+        let step_limit = i64::from(n32 / 20);
+        let step = ((i64::from(measured) - old) / 4).clamp(-step_limit, step_limit);
+        // nominal * 11 / 10, exactly.
+        let upper = (nominal + u64::from(n32 / 10)).min(u64::from(u32::MAX)) as i64;
+        let new = (old + step).clamp(i64::from(n32 / 2), upper) as u32;
+        let ppm = self.soc_ppm();
+        self.set_full(new.max(1));
+        self.set_ppm(ppm);
+        self.push(SocEvent::CapacityLearned {
+            old: MilliAmpHours::from_mah(old as u32),
+            new: MilliAmpHours::from_mah(self.full_mah),
+        });
+    }
+
+    /// The rest time in effect at `temperature`: `rest_time_ms` at 15 °C and above, doubled
+    /// for every 10 K below (diffusion, hence relaxation, slows about that much), at most 8x.
+    fn rest_time(&self, temperature: Option<DeciCelsius>) -> Duration {
+        let t = temperature.map_or(250, |t| i32::from(t.as_deci()));
+        let doublings = ((150 - t).max(0) + 99) / 100;
+        let factor = 1u32 << doublings.min(3);
+        Duration::from_millis(self.cfg.rest_time_ms.as_millis().saturating_mul(factor))
+    }
+
+    /// Advances the clock without a current reading (sensor fault): nothing is integrated
+    /// for the time up to `now`, and the rest in progress, if any, is abandoned.
+    pub fn hold(&mut self, now: Instant) {
+        self.last = Some(now);
+        self.rest_since = None;
+        self.rest_cal = None;
+    }
+
+    /// Overrides the SOC (e.g. set by the user over the serial protocol). It is trusted as
+    /// much as a stored SOC, so the next rest can still correct it.
+    pub fn set_soc(&mut self, soc: Soc) {
+        self.set_ppm(i64::from(soc.as_permille()) * 1_000);
+        self.reanchor(u32::from(self.cfg.stored_sigma_permille) * 1_000);
+        self.rest_cal = None;
+    }
+
+    /// Pack state of charge (mean cell), rounded to the nearest permille.
+    pub fn soc(&self) -> Soc {
+        // Kept by `set_charge` and `set_full`.
+        self.soc
+    }
+
+    /// One-sigma uncertainty of [`soc`](Self::soc), permille.
+    pub fn uncertainty(&self) -> Permille {
+        Permille::from_permille((self.sigma_ppm() / 1_000).min(1_000) as u16)
+    }
+
+    fn sigma_ppm(&self) -> u32 {
+        // Each term saturates past PPM_FULL, so saturating products change nothing.
+        let full = self.full_mams().max(1);
+        let gain_ppm = i64::from(self.cfg.gain_sigma_permille) * 1_000;
+        let gain = mul_div(self.throughput, gain_ppm, full);
+        let active_ms = i64::try_from(self.active_ms).unwrap_or(i64::MAX);
+        let offset = mul_div(
+            active_ms.saturating_mul(i64::from(self.deadband_ma)),
+            PPM_FULL,
+            full,
+        );
+        let sum = i64::from(self.sigma_base)
+            .saturating_add(gain)
+            .saturating_add(offset);
+        sum.clamp(0, PPM_FULL) as u32
+    }
+
+    /// State of health: learned full capacity over nominal capacity.
+    pub fn soh(&self) -> Permille {
+        self.soh
+    }
+
+    /// Charge left.
+    pub fn remaining(&self) -> MilliAmpHours {
+        // `charge / MAMS_PER_MAH`, kept by `set_charge`; at most `full_mah`.
+        self.remaining
+    }
+
+    /// Charge left in the lossless accumulator unit.
+    pub fn remaining_charge(&self) -> MilliAmpMillis {
+        MilliAmpMillis::from_raw(self.charge)
+    }
+
+    /// Learned full capacity.
+    pub fn full_capacity(&self) -> MilliAmpHours {
+        MilliAmpHours::from_mah(self.full_mah)
+    }
+
+    /// Nominal capacity given at construction.
+    pub fn nominal_capacity(&self) -> MilliAmpHours {
+        MilliAmpHours::from_mah(self.nominal_mah)
+    }
+
+    /// `(lowest cell, mean, highest cell)` SOC: the pack SOC shifted by each cell's offset
+    /// from the mean as measured at the last rest. The lowest limits discharge, the
+    /// highest limits charge, their spread drives balancing.
+    pub fn cell_soc_range(&self) -> (Soc, Soc, Soc) {
+        let n = self.cells_n.min(MAX_CELLS);
+        let d = &self.cell_delta[..n];
+        let lo = d.iter().copied().min().unwrap_or(0);
+        let hi = d.iter().copied().max().unwrap_or(0);
+        (self.shifted(lo), self.soc(), self.shifted(hi))
+    }
+
+    /// The pack SOC moved by `delta` ppm, rounded to permille.
+    fn shifted(&self, delta: i32) -> Soc {
+        let ppm = self.soc_ppm() + i64::from(delta);
+        Soc::from_permille_clamped(((ppm + 500).div_euclid(1_000)).clamp(-1, 1_001) as i32)
+    }
+
+    /// SOC of cell `index` (0 = cell 1), as in [`cell_soc_range`](Self::cell_soc_range).
+    pub fn cell_soc(&self, index: usize) -> Option<Soc> {
+        let d = *self.cell_delta.get(..self.cells_n)?.get(index)?;
+        Some(self.shifted(d))
+    }
+
+    /// Equivalent full cycles (discharged charge over full capacity).
+    pub fn cycles(&self) -> u32 {
+        self.cycles
+    }
+
+    /// Learned current-sensor offset (subtracted from every reading).
+    pub fn current_offset(&self) -> MilliAmps {
+        MilliAmps::from_ma(self.offset_ma)
+    }
+
+    /// The SOC the relaxed cell voltages implied at the last rest calibration (mean of the
+    /// cells, temperature-corrected), before weighing it against the count.
+    pub fn ocv_soc(&self) -> Option<Soc> {
+        self.last_ocv
+            .map(|p| Soc::from_permille_clamped(((p + 500) / 1_000) as i32))
+    }
+
+    /// `true` when the last step was a rest.
+    pub fn at_rest(&self) -> bool {
+        self.at_rest
+    }
+
+    /// What to persist for the next boot.
+    pub fn stored(&self) -> StoredSoc {
+        StoredSoc {
+            soc: self.soc(),
+            full_capacity: self.full_capacity(),
+            cycles: self.cycles,
+            current_offset: self.current_offset(),
+        }
+    }
+
+    /// The next calibration event, oldest first. Poll after every
+    /// [`update`](Self::update) until `None`.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<SocEvent> {
+        self.events.pop_front()
+    }
+
+    /// OCV of one cell at the present SOC and 25 °C, from the table.
+    pub fn expected_ocv(&self) -> MilliVolts {
+        MilliVolts::from_mv((ocv_at(&self.cfg.ocv_mv, self.soc_ppm()) / 16).max(0) as u32)
+    }
+}

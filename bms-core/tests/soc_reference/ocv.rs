@@ -1,0 +1,150 @@
+//! OCV table arithmetic and the weighting of a voltage-derived SOC against the counted one.
+//!
+//! SOC is handled here in parts per million (`1_000_000` = 100 %) and voltages in 1/16 mV,
+//! so that averaged and filtered readings keep their sub-millivolt resolution.
+
+use bms_core::soc::OCV_POINTS;
+
+/// 100 % in parts per million.
+pub(crate) const PPM_FULL: i64 = 1_000_000;
+/// SOC between two table points, ppm.
+const STEP_PPM: i64 = PPM_FULL / (OCV_POINTS as i64 - 1);
+
+/// SOC (ppm) of a cell whose open-circuit voltage is `mv16` (1/16 mV), by linear
+/// interpolation; clamped to the table's ends. On a flat run of equal points the middle of
+/// the run is returned.
+pub(crate) fn soc_from_ocv(table: &[u16; OCV_POINTS], mv16: i32) -> i64 {
+    let at = |i: usize| i32::from(table[i]) * 16;
+    if mv16 <= at(0) {
+        return 0;
+    }
+    if mv16 >= at(OCV_POINTS - 1) {
+        return PPM_FULL;
+    }
+    // First point at or above the reading; exists because the last point is above it.
+    // Binary search (5 probes instead of up to 19) over the interior points.
+    let i = 1 + table[1..OCV_POINTS - 1].partition_point(|&p| i32::from(p) * 16 < mv16);
+    if at(i) == mv16 {
+        // On a point, possibly the start of a flat run: take the middle of the run.
+        let mut j = i;
+        while j + 1 < OCV_POINTS && at(j + 1) == mv16 {
+            j += 1;
+        }
+        return (i as i64 + j as i64) * STEP_PPM / 2;
+    }
+    let (lo, hi) = (at(i - 1), at(i));
+    if hi <= lo {
+        // Only a non-monotonic table gets here.
+        return i as i64 * STEP_PPM;
+    }
+    let frac = i64::from(mv16 - lo).clamp(0, i64::from(hi - lo)) * STEP_PPM / i64::from(hi - lo);
+    (i as i64 - 1) * STEP_PPM + frac
+}
+
+/// OCV (1/16 mV) at `ppm`, by linear interpolation.
+pub(crate) fn ocv_at(table: &[u16; OCV_POINTS], ppm: i64) -> i32 {
+    let ppm = ppm.clamp(0, PPM_FULL);
+    let i = ((ppm / STEP_PPM) as usize).min(OCV_POINTS - 2);
+    let lo = i64::from(table[i]) * 16;
+    let hi = i64::from(table[i + 1]) * 16;
+    let frac = ppm - i as i64 * STEP_PPM;
+    (lo + (hi - lo) * frac / STEP_PPM) as i32
+}
+
+/// `sigma_uv` µV in 1/16 mV, at least 1: the argument of [`soc_sigma`].
+pub(crate) fn sigma16(sigma_uv: u32) -> i32 {
+    (i64::from(sigma_uv) * 16 / 1_000).clamp(1, i64::from(i32::MAX / 4)) as i32
+}
+
+/// One-sigma SOC uncertainty (ppm) of reading the SOC off the table from a voltage `mv16`
+/// known to `s16` (1/16 mV, see [`sigma16`]): half the SOC span of `mv16 ± s16`. This is
+/// `sigma_v / (dV/dSOC)` where the table is straight, and honest where it bends: near LFP's
+/// plateau a few millivolts of doubt reach far into it.
+// Out of line: one copy for the boot and the rest calibrations.
+#[inline(never)]
+pub(crate) fn soc_sigma(table: &[u16; OCV_POINTS], mv16: i32, s16: i32) -> u32 {
+    let hi = soc_from_ocv(table, mv16.saturating_add(s16));
+    let lo = soc_from_ocv(table, mv16.saturating_sub(s16));
+    ((hi - lo) / 2).clamp(1, PPM_FULL) as u32
+}
+
+/// Integer square root (floor).
+pub(crate) fn isqrt(v: u64) -> u64 {
+    if v < 2 {
+        return v;
+    }
+    let mut x = 1u64 << (((64 - v.leading_zeros()) / 2) + 1);
+    loop {
+        let y = (x + v / x) / 2;
+        if y >= x {
+            return x;
+        }
+        x = y;
+    }
+}
+
+/// The result of weighing a measurement against a prior.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Fused {
+    /// Posterior SOC, ppm.
+    pub soc: i64,
+    /// Posterior uncertainty, ppm (1 sigma).
+    pub sigma: u32,
+    /// Weight given to the measurement, ppm.
+    pub gain: u32,
+}
+
+/// From this prior sigma (ppm) on, the prior is as good as unknown: with `p >= 2^62`
+/// against `r <= 10^12` the gain is exactly 999_999 ppm and the posterior sigma exactly
+/// `meas_sigma - 1`. Below it the variances stay within 62 bits.
+const PRIOR_SIGMA_CAP: u32 = 1 << 31;
+
+/// Weighs a measured SOC (`meas`, `meas_sigma`) against the prior (`prior`, `prior_sigma`)
+/// with the scalar Kalman gain `P / (P + R)`.
+///
+/// When the two disagree by more than three combined sigmas the prior is evidently wrong
+/// (a bad stored value, a missed charge), so its variance is raised to the disagreement:
+/// a steep part of the OCV curve then pulls the SOC almost all the way, a flat part still
+/// barely moves it.
+///
+/// SOCs are within `0..=PPM_FULL` and `meas_sigma` within `1..=PPM_FULL` (what the callers
+/// pass; values outside are clamped), so that everything but `P * R` fits 64 bits.
+// Out of line: one copy for the boot and the rest calibrations.
+#[inline(never)]
+pub(crate) fn fuse(prior: i64, prior_sigma: u32, meas: i64, meas_sigma: u32) -> Fused {
+    let prior = prior.clamp(0, PPM_FULL);
+    let innov = meas.clamp(0, PPM_FULL) - prior;
+    let ms = u64::from(meas_sigma.clamp(1, PPM_FULL as u32));
+    let full = PPM_FULL as u64;
+    let (gain, sigma) = if prior_sigma >= PRIOR_SIGMA_CAP {
+        // Nothing known (a boot without a stored SOC): see PRIOR_SIGMA_CAP.
+        (full - 1, ms - 1)
+    } else {
+        let ps = u64::from(prior_sigma);
+        // p < 2^62, r and innov2 <= 10^12 < 2^40.
+        let (p, r) = (ps * ps, ms * ms);
+        let innov2 = innov.unsigned_abs() * innov.unsigned_abs();
+        // Saturating: beyond 2^64 the bound is above any innov2 anyway.
+        let p = if innov2 > (p + r).saturating_mul(9) {
+            p.max(innov2)
+        } else {
+            p
+        };
+        let sum = p + r;
+        // floor(p * 10^6 / sum) written as 10^6 - ceil(r * 10^6 / sum): r * 10^6 < 2^60.
+        let gain = full - (r * full).div_ceil(sum);
+        // floor(p * r / sum) is m - ceil(m^2 / sum) for m either of p and r: with the
+        // smaller one, 64 bits do unless both sigmas exceed 65_535 ppm.
+        let m = p.min(r);
+        let post_var = match m.checked_mul(m) {
+            Some(mm) => m - mm.div_ceil(sum),
+            None => super::mul_div(p as i64, r as i64, sum as i64) as u64,
+        };
+        (gain, isqrt(post_var).min(full))
+    };
+    Fused {
+        soc: (prior + innov * gain as i64 / PPM_FULL).clamp(0, PPM_FULL),
+        sigma: sigma as u32,
+        gain: gain as u32,
+    }
+}
