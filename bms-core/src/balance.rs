@@ -627,6 +627,15 @@ impl OcvSlope {
     }
 }
 
+/// The inputs of an update that found the pack balanced on voltage, from the caller's cell
+/// range: an update with the same ones decides the same (see [`Balancer::update`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Settled {
+    range: (MilliVolts, MilliVolts),
+    uv: MilliVolts,
+    cells: u8,
+}
+
 /// What the spread of the last decision was measured on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum SpreadOn {
@@ -691,6 +700,8 @@ pub struct Balancer {
     spread_sum: u64,
     spread_top: MilliVolts,
     allowed_ms: u64,
+    /// Set by an update that found the pack balanced (voltage rules, caller's range).
+    settled: Option<Settled>,
 }
 
 impl Balancer {
@@ -727,6 +738,7 @@ impl Balancer {
             spread_sum: 0,
             spread_top: MilliVolts::ZERO,
             allowed_ms: 0,
+            settled: None,
         };
         b.set_config(cfg);
         b
@@ -768,6 +780,7 @@ impl Balancer {
         self.cfg = cfg;
         self.selected_k = 0;
         self.candidates = 0;
+        self.settled = None;
     }
 
     /// Processes one measurement and returns the balancing mask (bit 0 = cell 1) to apply from
@@ -779,6 +792,15 @@ impl Balancer {
     #[inline(never)] // One copy; the caller stays small (the step is a few compares anyway).
     pub fn update(&mut self, input: &BalanceInput<'_>) -> u32 {
         let gate = self.gate(input);
+        let settled = self.settled.take();
+        if gate.is_ok() && settled.is_some_and(|s| self.still_settled(s, input)) {
+            // The last update found the pack balanced from the same inputs, so this one
+            // decides the same: only the clock moves (nothing is on, so nothing is booked).
+            let _ = self.account(input.now);
+            self.mark(input.now);
+            self.settled = settled;
+            return 0;
+        }
         if let Err(why) = gate {
             if self.mask == 0 && !self.opportunity {
                 // Steady inhibit (e.g. discharging): no channel was on and the last interval
@@ -791,6 +813,19 @@ impl Balancer {
             }
         }
         self.update_slow(input, gate)
+    }
+
+    /// The gates passed and the inputs the decision reads are those of `s`: the same
+    /// channel count (same board temperature), cell range, UV warning and cell count, and
+    /// no SOC-based decision.
+    #[inline(always)]
+    fn still_settled(&self, s: Settled, input: &BalanceInput<'_>) -> bool {
+        let n = input.cells.len().min(MAX_CELLS);
+        input.cell_range == Some(s.range)
+            && input.uv_warning == s.uv
+            && n == usize::from(s.cells)
+            && input.board_temp == self.derate_temp
+            && !(self.cfg.soc_based && input.cell_soc.is_some_and(|c| c.len() == n))
     }
 
     /// [`Balancer::update`] past the steady-inhibit shortcut.
@@ -897,6 +932,11 @@ impl Balancer {
                 let stop = self.cfg.stop_delta.as_mv();
                 if self.candidates & valid == 0 && vmax.saturating_sub(vmin) < start {
                     let d = vmax.saturating_sub(vmin);
+                    self.settled = input.cell_range.map(|range| Settled {
+                        range,
+                        uv: input.uv_warning,
+                        cells: n as u8,
+                    });
                     return self.balanced(SpreadOn::Voltage, d, n, vmax);
                 }
                 (SpreadOn::Voltage, vmin, vmax, stop)

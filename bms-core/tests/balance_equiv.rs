@@ -462,6 +462,19 @@ fn config() -> impl Strategy<Value = BalanceConfig> {
         )
 }
 
+/// The one input an [`Op::Again`] changes.
+#[derive(Clone, Debug)]
+enum Tweak {
+    Nothing,
+    Uv(u32),
+    Temp(Option<i16>),
+    Current(Option<i32>),
+    Fault,
+    Soc(Option<Vec<u16>>),
+    /// Drops the last cell.
+    FewerCells,
+}
+
 #[derive(Clone, Debug)]
 struct Step {
     /// Milliseconds added to the clock (negative: the clock goes back).
@@ -481,6 +494,10 @@ struct Step {
 #[derive(Clone, Debug)]
 enum Op {
     Update(Step),
+    /// The last update again (same cells, range, current...), this many ms later, with at
+    /// most one input changed: a pack holding still, where the balancer may reuse its last
+    /// decision, and the ways it must not.
+    Again(i64, Tweak),
     SetConfig(BalanceConfig),
     ResetBled,
 }
@@ -552,9 +569,23 @@ fn step(n: usize) -> impl Strategy<Value = Step> {
         )
 }
 
+fn tweak(n: usize) -> impl Strategy<Value = Tweak> {
+    prop_oneof![
+        6 => Just(Tweak::Nothing),
+        1 => (3_800u32..4_200).prop_map(Tweak::Uv),
+        1 => proptest::option::of(100i16..900).prop_map(Tweak::Temp),
+        1 => proptest::option::of(-400i32..400).prop_map(Tweak::Current),
+        1 => Just(Tweak::Fault),
+        1 => proptest::option::of(proptest::collection::vec(0u16..=1_000, n)).prop_map(Tweak::Soc),
+        1 => Just(Tweak::FewerCells),
+    ]
+}
+
 fn ops(n: usize) -> impl Strategy<Value = Vec<Op>> {
     let op = prop_oneof![
         40 => step(n).prop_map(Op::Update),
+        10 => (prop_oneof![1i64..400, 400i64..20_000], tweak(n))
+            .prop_map(|(dt, t)| Op::Again(dt, t)),
         1 => config().prop_map(Op::SetConfig),
         1 => Just(Op::ResetBled),
     ];
@@ -614,7 +645,41 @@ fn run(cfg: BalanceConfig, start: &[u32], ops: &[Op]) {
     let mut cells: Vec<MilliVolts> = start.iter().map(|&v| MilliVolts::from_mv(v)).collect();
     let mut now = 1_000_000u64;
     assert_same(&b, &r, Instant::from_millis(now), &cells);
+    let mut last: Option<Step> = None;
     for op in ops {
+        let repeated;
+        let op = match op {
+            Op::Again(dt, tweak) => match &last {
+                Some(s) => {
+                    let mut s = Step {
+                        dt: *dt,
+                        drift: Vec::new(),
+                        cells: None,
+                        ..s.clone()
+                    };
+                    match tweak.clone() {
+                        Tweak::Nothing => {}
+                        Tweak::Uv(uv) => s.uv = uv,
+                        Tweak::Temp(t) => s.temp = t,
+                        Tweak::Current(i) => s.current = i,
+                        Tweak::Fault => s.fault = !s.fault,
+                        Tweak::Soc(v) => s.soc = v,
+                        Tweak::FewerCells => {
+                            let mut fewer: Vec<u32> = cells.iter().map(|c| c.as_mv()).collect();
+                            fewer.pop();
+                            s.cells = Some(fewer);
+                        }
+                    }
+                    repeated = Op::Update(s);
+                    &repeated
+                }
+                None => continue,
+            },
+            op => op,
+        };
+        if let Op::Update(s) = op {
+            last = Some(s.clone());
+        }
         match op {
             Op::SetConfig(cfg) => {
                 b.set_config(*cfg);
@@ -624,6 +689,7 @@ fn run(cfg: BalanceConfig, start: &[u32], ops: &[Op]) {
                 b.reset_bled();
                 r.reset_bled();
             }
+            Op::Again(..) => unreachable!("replaced by the update it repeats"),
             Op::Update(s) => {
                 now = now.saturating_add_signed(s.dt);
                 if let Some(new) = &s.cells {
