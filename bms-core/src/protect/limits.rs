@@ -69,12 +69,6 @@ impl Ramp {
     fn factor(self, value: i32) -> u32 {
         ramp(value, self.full, self.zero)
     }
-
-    /// `true` when [`factor`](Self::factor) is 1000 (no derating) at `value`.
-    #[inline]
-    fn is_full(self, value: i32) -> bool {
-        self.undated.0 <= value && value <= self.undated.1
-    }
 }
 
 /// The derating ramps of a configuration, compiled once: [`LimitsPlan::limits`] is then
@@ -87,12 +81,33 @@ pub struct LimitsPlan {
     discharge_cold: Ramp,
     charge_cell: Ramp,
     discharge_cell: Ramp,
+    /// Where neither hot ramp derates (the hottest NTC), and neither cold one (the coldest):
+    /// the two ranges met once, so a step checks one range for both.
+    undated_hot: (i32, i32),
+    undated_cold: (i32, i32),
     undated: Limits,
 }
 
 /// Near full, charge at most 20 %; near empty, discharge at most 20 % (SOC in permille).
 const SOC_FULL: Ramp = Ramp::new(950, 1000);
 const SOC_EMPTY: Ramp = Ramp::new(50, 0);
+/// Where neither SOC ramp derates.
+const SOC_UNDATED: (i32, i32) = meet(SOC_FULL.undated, SOC_EMPTY.undated);
+
+/// Both inclusive ranges at once (empty, with its low end above its high end, if they do not
+/// overlap).
+const fn meet(a: (i32, i32), b: (i32, i32)) -> (i32, i32) {
+    (
+        if a.0 > b.0 { a.0 } else { b.0 },
+        if a.1 < b.1 { a.1 } else { b.1 },
+    )
+}
+
+/// `lo <= v <= hi`.
+#[inline(always)]
+fn within(v: i32, (lo, hi): (i32, i32)) -> bool {
+    lo <= v && v <= hi
+}
 
 impl LimitsPlan {
     /// The ramps of `cfg`.
@@ -103,11 +118,15 @@ impl LimitsPlan {
         let cv = cfg.limits.charge_voltage.as_mv() as i32;
         let (ov, uv) = (t.get(Fault::CellOv), t.get(Fault::CellUv));
         let n = u32::from(cfg.cells);
+        let (charge_hot, discharge_hot) = (hot(Fault::ChgOt), hot(Fault::DsgOt));
+        let (charge_cold, discharge_cold) = (cold(Fault::ChgUt), cold(Fault::DsgUt));
         LimitsPlan {
-            charge_hot: hot(Fault::ChgOt),
-            charge_cold: cold(Fault::ChgUt),
-            discharge_hot: hot(Fault::DsgOt),
-            discharge_cold: cold(Fault::DsgUt),
+            charge_hot,
+            charge_cold,
+            discharge_hot,
+            discharge_cold,
+            undated_hot: meet(charge_hot.undated, discharge_hot.undated),
+            undated_cold: meet(charge_cold.undated, discharge_cold.undated),
             // Taper charge from 100 mV below the CV target down to zero at the OV warning
             // (or trip); taper discharge from 100 mV above the UV warning to the UV trip.
             charge_cell: Ramp::new(cv - 100, ov.warn.unwrap_or(ov.trip)),
@@ -139,14 +158,11 @@ impl LimitsPlan {
         // The usual case: nothing derates, so the result is the configured maximum.
         let undated = charge_ok
             && discharge_ok
-            && self.charge_hot.is_full(t_hi)
-            && self.discharge_hot.is_full(t_hi)
-            && self.charge_cold.is_full(t_lo)
-            && self.discharge_cold.is_full(t_lo)
-            && self.charge_cell.is_full(hi)
-            && self.discharge_cell.is_full(lo)
-            && SOC_FULL.is_full(p)
-            && SOC_EMPTY.is_full(p);
+            && within(t_hi, self.undated_hot)
+            && within(t_lo, self.undated_cold)
+            && within(hi, self.charge_cell.undated)
+            && within(lo, self.discharge_cell.undated)
+            && within(p, SOC_UNDATED);
         if undated {
             self.undated
         } else {
@@ -301,7 +317,7 @@ mod plan_test {
             full in -50i32..50, zero in -50i32..50, v in -100i32..100,
         ) {
             let r = Ramp::new(full, zero);
-            prop_assert_eq!(r.is_full(v), r.factor(v) == 1000);
+            prop_assert_eq!(within(v, r.undated), r.factor(v) == 1000);
         }
 
         /// The compiled plan gives exactly the limits of the direct computation.
