@@ -145,8 +145,6 @@ impl Message {
     /// Encodes a single-frame message from `t`. [`Message::CellVoltages`] gives its first
     /// eight bytes only; use [`encode_cell_voltages`].
     pub fn encode(self, t: &Telemetry) -> [u8; 8] {
-        // Trick: the encoders are out of line, so that this is a jump table of calls and
-        // each call saves only the registers its own encoder needs.
         let payload = match self {
             Message::Hves1D1 => hves1d1(t),
             Message::Hves1D2 => hves1d2(t),
@@ -244,7 +242,6 @@ const fn fill_above(v: u64, bytes: u32) -> u64 {
     v | u64::MAX << (8 * bytes)
 }
 
-#[inline(never)]
 fn hves1d1(t: &Telemetry) -> u64 {
     let v = t.pack_voltage.as_mv();
     fields16([
@@ -280,7 +277,6 @@ fn cell_extremes(cells: &[crate::units::MilliVolts]) -> (u16, u16) {
     (hi.min(MAX_U16) as u16, lo.min(MAX_U16) as u16)
 }
 
-#[inline(never)]
 fn hves1d2(t: &Telemetry) -> u64 {
     let (hi, lo) = if t.cell_count > 0 {
         cell_extremes(t.cells())
@@ -301,7 +297,6 @@ fn hves1d2(t: &Telemetry) -> u64 {
     )
 }
 
-#[inline(never)]
 fn hves1d3(t: &Telemetry) -> u64 {
     match t.temp_range() {
         Some((hi, lo)) => {
@@ -314,14 +309,12 @@ fn hves1d3(t: &Telemetry) -> u64 {
     }
 }
 
-#[inline(never)]
 fn hves1d5(t: &Telemetry) -> u64 {
     let dcl = i64::from(t.limits.discharge_current.unsigned_abs());
     let ccl = i64::from(t.limits.charge_current.unsigned_abs());
     fields16([hves_current(-dcl), hves_current(ccl), NA16, NA16])
 }
 
-#[inline(never)]
 fn hves1d6(t: &Telemetry) -> u64 {
     let temps = u16::from_le_bytes([
         byte_temp(t.mos_temp),
@@ -330,7 +323,6 @@ fn hves1d6(t: &Telemetry) -> u64 {
     fields16([scale_u16(t.load_voltage.as_mv(), 50), NA16, NA16, temps])
 }
 
-#[inline(never)]
 fn hves1s1(t: &Telemetry) -> u64 {
     let connected = u64::from(t.charge_fet || t.discharge_fet);
     let operational = if t.faults.is_empty() { 2 } else { 6 };
@@ -341,7 +333,6 @@ fn hves1s1(t: &Telemetry) -> u64 {
         | (operational << 4 | connected) << 40
 }
 
-#[inline(never)]
 fn hves1d7(t: &Telemetry) -> u64 {
     let v = t.pack_voltage.as_mv();
     let remaining = t.remaining.as_mah();
@@ -352,7 +343,6 @@ fn hves1d7(t: &Telemetry) -> u64 {
     dsg_wh | chg_wh << 24 | u64::from(cvl) << 48
 }
 
-#[inline(never)]
 fn temperatures(t: &Telemetry) -> u64 {
     fields16([
         deci_kelvin(t.cell_temps[0]),
@@ -371,7 +361,6 @@ pub const fn power_mode_code(m: PowerMode) -> u8 {
     }
 }
 
-#[inline(never)]
 fn status(t: &Telemetry) -> u64 {
     let flags = 0xE0
         | u8::from(t.charge_fet)
@@ -385,7 +374,6 @@ fn status(t: &Telemetry) -> u64 {
     )
 }
 
-#[inline(never)]
 fn limits(t: &Telemetry) -> u64 {
     let l = &t.limits;
     fields16([
@@ -396,12 +384,10 @@ fn limits(t: &Telemetry) -> u64 {
     ])
 }
 
-#[inline(never)]
 fn alarms(t: &Telemetry) -> u64 {
     u64::from(t.faults.bits()) | u64::from(t.warnings.bits()) << 32
 }
 
-#[inline(never)]
 fn capacity(t: &Telemetry) -> u64 {
     fields16([
         t.soh.as_permille().min(MAX_U16 as u16),
