@@ -244,64 +244,51 @@ const fn bits(messages: &[Message]) -> u16 {
     b
 }
 
-/// The single-frame messages whose payload may differ between `old` and `new`: those with
-/// an input that changed (the inputs as read by the encoders of [`super::messages`]).
+/// Messages that carry measurements (voltages, current, charge): they change at nearly
+/// every step and are always encoded again.
+const MEASURED: u16 = {
+    use Message::*;
+    bits(&[Hves1D1, Hves1D2, Hves1D6, Hves1D7, Capacity])
+};
+
+/// The single-frame messages whose payload may differ between `old` and `new`: the
+/// [`MEASURED`] ones, and the others when one of their inputs changed (the inputs as read
+/// by the encoders of [`super::messages`]).
 ///
-/// Trick: a few field comparisons per step spare the encoding of the messages whose
-/// inputs hold still (temperatures, limits, MOSFETs and alarms change seldom). The cell
-/// voltages are not compared: they change at nearly every step, so HVES1D2 is always
-/// encoded again.
+/// Trick: a few comparisons of limits, temperatures and states per step spare the
+/// encoding of the messages built from them only, which hold still for long periods.
 fn changed_messages(old: &Telemetry, new: &Telemetry) -> u16 {
     use Message::*;
     let (o, n) = (&old.limits, &new.limits);
-    let mut m = bits(&[Hves1D2]);
-    let mut when = |changed: bool, messages: u16| {
-        if changed {
-            m |= messages;
-        }
-    };
-    when(
-        old.pack_voltage != new.pack_voltage,
-        bits(&[Hves1D1, Hves1D7]),
-    );
-    when(old.current != new.current, bits(&[Hves1D1]));
-    when(
-        o.charge_current != n.charge_current || o.discharge_current != n.discharge_current,
-        bits(&[Hves1D1, Hves1D5, Limits]),
-    );
-    when(
-        o.charge_voltage != n.charge_voltage,
-        bits(&[Hves1D7, Limits]),
-    );
-    when(o.discharge_voltage != n.discharge_voltage, bits(&[Limits]));
-    when(old.faults != new.faults, bits(&[Hves1D2, Hves1S1, Alarms]));
-    when(old.warnings != new.warnings, bits(&[Hves1D2, Alarms]));
-    when(
-        old.cell_temps != new.cell_temps,
-        bits(&[Hves1D3, Hves1D6, Temperatures]),
-    );
-    when(old.mos_temp != new.mos_temp, bits(&[Hves1D6, Temperatures]));
-    when(old.balance_temp != new.balance_temp, bits(&[Temperatures]));
-    when(old.load_voltage != new.load_voltage, bits(&[Hves1D6]));
-    when(
-        old.precharge_fet != new.precharge_fet
-            || old.charge_fet != new.charge_fet
-            || old.discharge_fet != new.discharge_fet
-            || old.balance_mask != new.balance_mask,
-        bits(&[Hves1S1, Status]),
-    );
-    when(
-        old.mode != new.mode || old.cell_count != new.cell_count,
-        bits(&[Status]),
-    );
-    when(
-        old.remaining != new.remaining || old.full_capacity != new.full_capacity,
-        bits(&[Hves1D7, Capacity]),
-    );
-    when(
-        old.soh != new.soh || old.cycles != new.cycles,
-        bits(&[Capacity]),
-    );
+    let mut m = MEASURED;
+    if o.charge_current != n.charge_current || o.discharge_current != n.discharge_current {
+        m |= bits(&[Hves1D5, Limits]);
+    }
+    if o.charge_voltage != n.charge_voltage || o.discharge_voltage != n.discharge_voltage {
+        m |= bits(&[Limits]);
+    }
+    if old.faults != new.faults {
+        m |= bits(&[Hves1S1, Alarms]);
+    }
+    if old.warnings != new.warnings {
+        m |= bits(&[Alarms]);
+    }
+    if old.cell_temps != new.cell_temps {
+        m |= bits(&[Hves1D3, Temperatures]);
+    }
+    if old.mos_temp != new.mos_temp || old.balance_temp != new.balance_temp {
+        m |= bits(&[Temperatures]);
+    }
+    if old.precharge_fet != new.precharge_fet
+        || old.charge_fet != new.charge_fet
+        || old.discharge_fet != new.discharge_fet
+        || old.balance_mask != new.balance_mask
+    {
+        m |= bits(&[Hves1S1, Status]);
+    }
+    if old.mode != new.mode || old.cell_count != new.cell_count {
+        m |= bits(&[Status]);
+    }
     m
 }
 
