@@ -252,28 +252,12 @@ fn hves1d1(t: &Telemetry) -> u64 {
     ])
 }
 
-/// Highest and lowest cell voltage, clamped to valid 16-bit parameters.
-///
-/// Trick: four running extremes over groups of four cells, so that the loop has no
-/// dependency from one cell to the next (and vectorises where the target can); the few
-/// cells past the last group of four go into the first lane.
+/// Highest and lowest cell voltage, clamped to valid 16-bit parameters (one pass for
+/// both; the indexes are not sent).
 fn cell_extremes(cells: &[crate::units::MilliVolts]) -> (u16, u16) {
-    let mut hi = [0u32; 4];
-    let mut lo = [u32::MAX; 4];
-    let groups = cells.chunks_exact(4);
-    let rest = groups.remainder();
-    for g in groups {
-        for ((h, l), c) in hi.iter_mut().zip(&mut lo).zip(g) {
-            *h = (*h).max(c.as_mv());
-            *l = (*l).min(c.as_mv());
-        }
-    }
-    for c in rest {
-        hi[0] = hi[0].max(c.as_mv());
-        lo[0] = lo[0].min(c.as_mv());
-    }
-    let hi = hi[0].max(hi[1]).max(hi[2].max(hi[3]));
-    let lo = lo[0].min(lo[1]).min(lo[2].min(lo[3]));
+    let (hi, lo) = cells.iter().fold((0, u32::MAX), |(hi, lo), c| {
+        (hi.max(c.as_mv()), lo.min(c.as_mv()))
+    });
     (hi.min(MAX_U16) as u16, lo.min(MAX_U16) as u16)
 }
 

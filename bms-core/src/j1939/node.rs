@@ -154,8 +154,6 @@ pub struct J1939Node {
     dtcs: DtcTable,
     next_due: [Instant; SINGLE_FRAMES],
     pass: Pass,
-    /// No single-frame message is due before this (at most the earliest of `next_due`).
-    earliest: Instant,
     /// The last payload encoded of each single-frame message.
     payloads: [[u8; 8]; SINGLE_FRAMES],
     /// Bit `i`: `payloads[i]` is the encoding of the current telemetry.
@@ -292,17 +290,6 @@ fn changed_messages(old: &Telemetry, new: &Telemetry) -> u16 {
     m
 }
 
-/// The earliest of the due times.
-fn earliest(next_due: &[Instant; SINGLE_FRAMES]) -> Instant {
-    let mut e = Instant::from_millis(u64::MAX);
-    for &d in next_due {
-        if d < e {
-            e = d;
-        }
-    }
-    e
-}
-
 fn reschedule(due: Instant, now: Instant, period: Duration) -> Instant {
     let next = due + period;
     if next <= now {
@@ -335,7 +322,6 @@ impl J1939Node {
                 at: Instant::ZERO,
                 due: 0,
             },
-            earliest: Instant::ZERO,
             payloads: [[0; 8]; SINGLE_FRAMES],
             fresh: 0,
             quiet_at: None,
@@ -583,7 +569,6 @@ impl J1939Node {
                     at: now,
                     due: ALL_DUE,
                 };
-                self.earliest = now;
                 self.dm1_due = Some(now);
                 self.cells_due = Some(now);
             }
@@ -767,9 +752,6 @@ impl J1939Node {
     fn poll_periodic(&mut self, now: Instant, sa: u8) -> Option<CanFrame> {
         self.telemetry.as_ref()?; // nothing to encode yet
         if now != self.pass.at {
-            if now < self.earliest {
-                return None; // trick: nothing is due before `earliest`, no scan
-            }
             self.start_pass(now);
         }
         let due = self.pass.due;
@@ -784,9 +766,6 @@ impl J1939Node {
             return None;
         };
         *next = reschedule(*next, now, period);
-        if self.pass.due == 0 {
-            self.end_pass();
-        }
         let payload = match self.payloads.get(i) {
             Some(&p) if self.fresh & 1 << i != 0 => p, // trick: inputs unchanged, no encoding
             _ => self.encode(i),
@@ -799,15 +778,6 @@ impl J1939Node {
     fn start_pass(&mut self, now: Instant) {
         let due = due_mask(&self.next_due, now);
         self.pass = Pass { at: now, due };
-        if due == 0 {
-            self.end_pass();
-        }
-    }
-
-    /// Every message of the pass was sent: all due times are past it, the earliest exact.
-    #[inline(never)]
-    fn end_pass(&mut self) {
-        self.earliest = earliest(&self.next_due);
     }
 
     /// Encodes message `i` of [`Message::SINGLE_FRAME`] from the telemetry and keeps it.
@@ -1114,8 +1084,8 @@ mod test {
     }
 
     proptest::proptest! {
-        /// The scan state is exact: what it skips is not due, `earliest` is the earliest
-        /// due time scanned, and every periodic frame sent is the first due one in order,
+        /// The pass is exact: its pending messages are due, the others are not, and
+        /// every periodic frame sent is the first due one in order,
         /// whatever the caller's pattern of updates, requests and (partial) drains.
         #[test]
         fn periodic_scan_matches_direct_computation(
@@ -1152,8 +1122,7 @@ mod test {
                         }
                     }
                 }
-                // Pending messages were due at the pass's instant; the others are not
-                // due before `earliest`, which is never after the earliest due time.
+                // Pending messages were due at the pass's instant, the others are not.
                 let p = n.pass;
                 for (i, &d) in n.next_due.iter().enumerate() {
                     if p.due & 1 << i != 0 {
@@ -1161,7 +1130,6 @@ mod test {
                     } else if n.address().is_some() {
                         proptest::prop_assert!(d > p.at);
                     }
-                    proptest::prop_assert!(n.earliest <= d);
                 }
             }
         }
