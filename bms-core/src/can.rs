@@ -24,13 +24,21 @@ pub use embedded_can::{ExtendedId, Frame, Id, StandardId};
 use crate::time::Instant;
 
 /// A classic CAN data frame (or remote frame): identifier, 0..=8 data bytes.
+///
+/// Trick: the identifier is kept as one word with the format in bit 31 (`embedded_can::Id`
+/// takes 8 bytes), so a frame is 16 bytes and `Option<CanFrame>` (niche in `remote`) too:
+/// the transmit queues are smaller and a returned frame fits two registers.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CanFrame {
-    id: Id,
+    /// The raw identifier, [`EXTENDED`] set for a 29-bit one.
+    raw: u32,
     remote: bool,
     dlc: u8,
     data: [u8; 8],
 }
+
+/// Bit of [`CanFrame::raw`] marking an extended identifier.
+const EXTENDED: u32 = 1 << 31;
 
 impl CanFrame {
     /// A data frame with an extended (29-bit) identifier from a raw value.
@@ -47,12 +55,22 @@ impl CanFrame {
         Self::new(Id::Standard(StandardId::new(raw)?), data)
     }
 
+    /// An eight-byte data frame with the extended identifier `raw & 0x1FFF_FFFF`.
+    ///
+    /// For identifiers built from validated parts (the J1939 node's periodic messages):
+    /// no checks and no slice copy.
+    pub(crate) const fn extended8(raw: u32, data: [u8; 8]) -> Self {
+        CanFrame {
+            raw: raw & 0x1FFF_FFFF | EXTENDED,
+            remote: false,
+            dlc: 8,
+            data,
+        }
+    }
+
     /// The raw identifier (11 or 29 bits) and whether it is extended.
     pub fn raw_id(&self) -> (u32, bool) {
-        match self.id {
-            Id::Standard(s) => (u32::from(s.as_raw()), false),
-            Id::Extended(e) => (e.as_raw(), true),
-        }
+        (self.raw & !EXTENDED, self.raw & EXTENDED != 0)
     }
 
     /// The valid data bytes.
@@ -69,7 +87,7 @@ impl Frame for CanFrame {
         let mut buf = [0u8; 8];
         buf[..data.len()].copy_from_slice(data);
         Some(CanFrame {
-            id: id.into(),
+            raw: raw(id.into()),
             remote: false,
             dlc: data.len() as u8,
             data: buf,
@@ -81,7 +99,7 @@ impl Frame for CanFrame {
             return None;
         }
         Some(CanFrame {
-            id: id.into(),
+            raw: raw(id.into()),
             remote: true,
             dlc: dlc as u8,
             data: [0; 8],
@@ -89,7 +107,7 @@ impl Frame for CanFrame {
     }
 
     fn is_extended(&self) -> bool {
-        matches!(self.id, Id::Extended(_))
+        self.raw & EXTENDED != 0
     }
 
     fn is_remote_frame(&self) -> bool {
@@ -97,7 +115,12 @@ impl Frame for CanFrame {
     }
 
     fn id(&self) -> Id {
-        self.id
+        let (raw, extended) = self.raw_id();
+        if extended {
+            Id::Extended(ExtendedId::new(raw).unwrap_or(ExtendedId::ZERO))
+        } else {
+            Id::Standard(StandardId::new(raw as u16).unwrap_or(StandardId::ZERO))
+        }
     }
 
     fn dlc(&self) -> usize {
@@ -116,9 +139,9 @@ impl Frame for CanFrame {
 /// Prints `ID#DATA` as candump does (`18FECAF3#00FF...`, `351#...`).
 impl fmt::Display for CanFrame {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.id {
-            Id::Standard(s) => write!(f, "{:03X}#", s.as_raw())?,
-            Id::Extended(e) => write!(f, "{:08X}#", e.as_raw())?,
+        match self.raw_id() {
+            (raw, false) => write!(f, "{raw:03X}#")?,
+            (raw, true) => write!(f, "{raw:08X}#")?,
         }
         if self.remote {
             return f.write_str("R");
@@ -147,6 +170,14 @@ impl defmt::Format for CanFrame {
             ext,
             self.bytes()
         );
+    }
+}
+
+/// The identifier in one word: its raw value, [`EXTENDED`] set for a 29-bit one.
+fn raw(id: Id) -> u32 {
+    match id {
+        Id::Standard(s) => u32::from(s.as_raw()),
+        Id::Extended(e) => e.as_raw() | EXTENDED,
     }
 }
 
@@ -182,6 +213,33 @@ mod test {
         assert_eq!(f.dlc(), 3);
         assert_eq!(f.data(), &[1, 2, 3]);
         assert_eq!(f.raw_id(), (0x351, false));
+        assert_eq!(core::mem::size_of::<Option<CanFrame>>(), 16);
+    }
+
+    #[test]
+    fn id_round_trip() {
+        for id in [
+            Id::Standard(StandardId::ZERO),
+            Id::Standard(StandardId::MAX),
+            Id::Extended(ExtendedId::ZERO),
+            Id::Extended(ExtendedId::MAX),
+            Id::Extended(ExtendedId::new(0x7FF).unwrap()),
+        ] {
+            let f = CanFrame::new(id, &[1]).unwrap();
+            assert_eq!(f.id(), id);
+            assert_eq!(f.is_extended(), matches!(id, Id::Extended(_)));
+            let r = CanFrame::new_remote(id, 2).unwrap();
+            assert_eq!(r.id(), id);
+            assert!(r.is_remote_frame() && r.data().is_empty() && r != f);
+        }
+        // A standard and an extended frame with the same number differ.
+        let s = CanFrame::standard(0x123, &[]).unwrap();
+        let e = CanFrame::extended(0x123, &[]).unwrap();
+        assert_ne!(s, e);
+        assert_eq!(
+            CanFrame::extended8(0x18FE_CAF3, [7; 8]),
+            CanFrame::extended(0x18FE_CAF3, &[7; 8]).unwrap()
+        );
     }
 
     #[test]

@@ -602,6 +602,10 @@ enum Op {
         ma: i32,
         mv: u32,
     },
+    /// New telemetry `ms` later in which one more field (`field`, any input of an
+    /// encoder) takes one of a few values (`value`): a value repeats often, so the node's
+    /// payloads are reused as often as they are encoded again.
+    Field { ms: u16, field: u8, value: u8 },
     /// A received frame `ms` later.
     Receive { ms: u16, frame: CanFrame },
     /// At most `polls` calls of `poll_transmit` `ms` later.
@@ -665,10 +669,48 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (ms(250), 0u32..64, 0u32..64, -300_000i32..300_000, 2_500u32..3_700).prop_map(
             |(ms, faults, warnings, ma, mv)| Op::Update { ms, faults, warnings, ma, mv }
         ),
+        3 => (ms(250), 0u8..FIELDS, 0u8..3).prop_map(|(ms, field, value)| Op::Field { ms, field, value }),
         2 => (ms(100), received()).prop_map(|(ms, frame)| Op::Receive { ms, frame }),
         3 => (ms(400), 0u8..30).prop_map(|(ms, polls)| Op::Poll { ms, polls }),
         1 => (0u16..200).prop_map(|min_ms| Op::Wake { min_ms }),
     ]
+}
+
+/// Number of fields [`set_field`] can change.
+const FIELDS: u8 = 22;
+
+/// Sets field `field` of `t` to its `value`-th test value (0..3; extremes included).
+fn set_field(t: &mut Telemetry, field: u8, value: u8) {
+    use bms_core::{DeciCelsius, MilliAmpHours, Permille, PowerMode, Soc};
+    let v = usize::from(value % 3);
+    let mv = [3_300, 0, u32::MAX][v];
+    let ma = [10_000, -250_000, i32::MIN][v];
+    let temp = [Some(250), None, Some(i16::MIN)][v].map(DeciCelsius::from_deci);
+    let mah = [50_000, 0, u32::MAX][v];
+    match field {
+        0 => t.pack_voltage = MilliVolts::from_mv(mv),
+        1 => t.load_voltage = MilliVolts::from_mv(mv),
+        2 => t.current = MilliAmps::from_ma(ma),
+        3 => t.cell_temps[0] = temp,
+        4 => t.cell_temps[1] = temp,
+        5 => t.mos_temp = temp,
+        6 => t.balance_temp = temp,
+        7 => t.soc = Soc::from_permille_clamped([500, 0, 1_000][v]),
+        8 => t.soh = Permille::from_permille([1_000, 0, u16::MAX][v]),
+        9 => t.remaining = MilliAmpHours::from_mah(mah),
+        10 => t.full_capacity = MilliAmpHours::from_mah(mah),
+        11 => t.cycles = [3, 0, u32::MAX][v],
+        12 => t.charge_fet = v == 1,
+        13 => t.discharge_fet = v == 1,
+        14 => t.precharge_fet = v == 1,
+        15 => t.balance_mask = [0, 5, u32::MAX][v],
+        16 => t.mode = [PowerMode::Active, PowerMode::Sleep, PowerMode::DeepSleep][v],
+        17 => t.cell_count = [16, 0, 20][v],
+        18 => t.limits.charge_voltage = MilliVolts::from_mv(mv),
+        19 => t.limits.charge_current = MilliAmps::from_ma(ma),
+        20 => t.limits.discharge_current = MilliAmps::from_ma(ma),
+        _ => t.limits.discharge_voltage = MilliVolts::from_mv(mv),
+    }
 }
 
 fn configs(capable: bool, budget: u16, gap: u32) -> (J1939Config, original::J1939Config) {
@@ -719,6 +761,14 @@ proptest! {
                     tel.warnings = FaultSet::from_bits(warnings << 2);
                     tel.current = MilliAmps::from_ma(ma);
                     tel.cells[usize::from(step as u8 % cells)] = MilliVolts::from_mv(mv);
+                    a.update(now, &tel);
+                    b.update(now, &tel);
+                    0
+                }
+                Op::Field { ms, field, value } => {
+                    now += Duration::from_millis(ms.into());
+                    tel.now = now;
+                    set_field(&mut tel, field, value);
                     a.update(now, &tel);
                     b.update(now, &tel);
                     0

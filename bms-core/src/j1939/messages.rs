@@ -145,7 +145,7 @@ impl Message {
     /// Encodes a single-frame message from `t`. [`Message::CellVoltages`] gives its first
     /// eight bytes only; use [`encode_cell_voltages`].
     pub fn encode(self, t: &Telemetry) -> [u8; 8] {
-        match self {
+        let payload = match self {
             Message::Hves1D1 => hves1d1(t),
             Message::Hves1D2 => hves1d2(t),
             Message::Hves1D3 => hves1d3(t),
@@ -163,9 +163,10 @@ impl Message {
                 encode_cell_voltages(t, &mut all);
                 let mut b = [0; 8];
                 b.copy_from_slice(&all[..8]);
-                b
+                return b;
             }
-        }
+        };
+        payload.to_le_bytes()
     }
 }
 
@@ -230,41 +231,42 @@ fn deci_kelvin(t: Option<DeciCelsius>) -> u16 {
     }
 }
 
-fn put16(b: &mut [u8; 8], at: usize, v: u16) {
-    let [lo, hi] = v.to_le_bytes();
-    b[at] = lo;
-    b[at + 1] = hi;
+/// Trick: every payload is built as one little-endian `u64` (field `k` of 16 bits at
+/// `<< 16 * k`): register arithmetic and one store instead of byte-wise writes.
+const fn fields16(f: [u16; 4]) -> u64 {
+    f[0] as u64 | (f[1] as u64) << 16 | (f[2] as u64) << 32 | (f[3] as u64) << 48
 }
 
-fn hves1d1(t: &Telemetry) -> [u8; 8] {
-    let mut b = [0xFF; 8];
+/// Bytes `0..n` of `v`, the rest `0xFF` ("not available").
+const fn fill_above(v: u64, bytes: u32) -> u64 {
+    v | u64::MAX << (8 * bytes)
+}
+
+fn hves1d1(t: &Telemetry) -> u64 {
     let v = t.pack_voltage.as_mv();
-    put16(
-        &mut b,
-        0,
+    fields16([
         power_50w(v, t.limits.discharge_current.unsigned_abs()),
-    );
-    put16(
-        &mut b,
-        2,
         power_50w(v, t.limits.charge_current.unsigned_abs()),
-    );
-    put16(&mut b, 4, scale_u16(v, 50));
-    put16(&mut b, 6, hves_current(-i64::from(t.current.as_ma())));
-    b
+        scale_u16(v, 50),
+        hves_current(-i64::from(t.current.as_ma())),
+    ])
 }
 
-fn hves1d2(t: &Telemetry) -> [u8; 8] {
-    let mut b = [0xFF; 8];
-    put16(&mut b, 0, t.soc.as_permille() * 64);
-    if t.cell_count > 0 {
-        // One pass for both extremes (values only; the indexes are not sent).
-        let (hi, lo) = t.cells().iter().fold((0, u32::MAX), |(hi, lo), c| {
-            (hi.max(c.as_mv()), lo.min(c.as_mv()))
-        });
-        put16(&mut b, 2, hi.min(MAX_U16) as u16);
-        put16(&mut b, 4, lo.min(MAX_U16) as u16);
-    }
+/// Highest and lowest cell voltage, clamped to valid 16-bit parameters (one pass for
+/// both; the indexes are not sent).
+fn cell_extremes(cells: &[crate::units::MilliVolts]) -> (u16, u16) {
+    let (hi, lo) = cells.iter().fold((0, u32::MAX), |(hi, lo), c| {
+        (hi.max(c.as_mv()), lo.min(c.as_mv()))
+    });
+    (hi.min(MAX_U16) as u16, lo.min(MAX_U16) as u16)
+}
+
+fn hves1d2(t: &Telemetry) -> u64 {
+    let (hi, lo) = if t.cell_count > 0 {
+        cell_extremes(t.cells())
+    } else {
+        (NA16, NA16)
+    };
     let imbalance = crate::protect::Fault::CellImbalance;
     let status = if t.faults.contains(imbalance) {
         2 // external balancing needed
@@ -273,70 +275,65 @@ fn hves1d2(t: &Telemetry) -> [u8; 8] {
     } else {
         0
     };
-    b[6] = 0xF0 | status;
-    b
+    fill_above(
+        fields16([t.soc.as_permille() * 64, hi, lo, 0xF0 | status]),
+        7,
+    )
 }
 
-fn hves1d3(t: &Telemetry) -> [u8; 8] {
-    let mut b = [0xFF; 8];
-    if let Some((hi, lo)) = t.temp_range() {
-        let (h, l) = (hves_cell_temp(hi), hves_cell_temp(lo));
-        put16(&mut b, 0, h);
-        put16(&mut b, 2, l);
-        // Average of the two readings, taken at wire resolution (finer than 0.1 °C).
-        put16(&mut b, 4, ((u32::from(h) + u32::from(l)) / 2) as u16);
-        b[6] = 0xFC; // temperature differential status: within limits
+fn hves1d3(t: &Telemetry) -> u64 {
+    match t.temp_range() {
+        Some((hi, lo)) => {
+            let (h, l) = (hves_cell_temp(hi), hves_cell_temp(lo));
+            // Average of the two readings, taken at wire resolution (finer than 0.1 °C).
+            let avg = ((u32::from(h) + u32::from(l)) / 2) as u16;
+            fill_above(fields16([h, l, avg, 0xFC]), 7) // differential status: within limits
+        }
+        None => u64::MAX,
     }
-    b
 }
 
-fn hves1d5(t: &Telemetry) -> [u8; 8] {
-    let mut b = [0xFF; 8];
+fn hves1d5(t: &Telemetry) -> u64 {
     let dcl = i64::from(t.limits.discharge_current.unsigned_abs());
     let ccl = i64::from(t.limits.charge_current.unsigned_abs());
-    put16(&mut b, 0, hves_current(-dcl));
-    put16(&mut b, 2, hves_current(ccl));
-    b
+    fields16([hves_current(-dcl), hves_current(ccl), NA16, NA16])
 }
 
-fn hves1d6(t: &Telemetry) -> [u8; 8] {
-    let mut b = [0xFF; 8];
-    put16(&mut b, 0, scale_u16(t.load_voltage.as_mv(), 50));
-    b[6] = byte_temp(t.mos_temp);
-    b[7] = byte_temp(t.temp_range().map(|(hi, _)| hi));
-    b
+fn hves1d6(t: &Telemetry) -> u64 {
+    let temps = u16::from_le_bytes([
+        byte_temp(t.mos_temp),
+        byte_temp(t.temp_range().map(|(hi, _)| hi)),
+    ]);
+    fields16([scale_u16(t.load_voltage.as_mv(), 50), NA16, NA16, temps])
 }
 
-fn hves1s1(t: &Telemetry) -> [u8; 8] {
-    let mut b = [0xFF; 8];
-    b[1] = 0xFC | u8::from(t.precharge_fet);
-    b[3] = 0x3F | u8::from(t.balance_mask != 0) << 6;
-    let connected = u8::from(t.charge_fet || t.discharge_fet);
+fn hves1s1(t: &Telemetry) -> u64 {
+    let connected = u64::from(t.charge_fet || t.discharge_fet);
     let operational = if t.faults.is_empty() { 2 } else { 6 };
-    b[5] = operational << 4 | connected;
-    b
+    // Byte 1 `0xFC | pre-charge`, byte 3 `0x3F | balancing << 6`, byte 5 the status.
+    !(0x03 << 8 | 0x03 << 30 | 0xFF << 40)
+        | u64::from(t.precharge_fet) << 8
+        | u64::from(t.balance_mask != 0) << 30
+        | (operational << 4 | connected) << 40
 }
 
-fn hves1d7(t: &Telemetry) -> [u8; 8] {
-    let mut b = [0xFF; 8];
+fn hves1d7(t: &Telemetry) -> u64 {
     let v = t.pack_voltage.as_mv();
     let remaining = t.remaining.as_mah();
     let to_full = t.full_capacity.as_mah().saturating_sub(remaining);
     let dsg_wh = mv_times_ma_to_w(v, remaining).min(MAX_U24);
     let chg_wh = mv_times_ma_to_w(v, to_full).min(MAX_U24);
-    b[..3].copy_from_slice(&dsg_wh.to_le_bytes()[..3]);
-    b[3..6].copy_from_slice(&chg_wh.to_le_bytes()[..3]);
-    put16(&mut b, 6, scale_u16(t.limits.charge_voltage.as_mv(), 50));
-    b
+    let cvl = scale_u16(t.limits.charge_voltage.as_mv(), 50);
+    dsg_wh | chg_wh << 24 | u64::from(cvl) << 48
 }
 
-fn temperatures(t: &Telemetry) -> [u8; 8] {
-    let mut b = [0xFF; 8];
-    put16(&mut b, 0, deci_kelvin(t.cell_temps[0]));
-    put16(&mut b, 2, deci_kelvin(t.cell_temps[1]));
-    put16(&mut b, 4, deci_kelvin(t.mos_temp));
-    put16(&mut b, 6, deci_kelvin(t.balance_temp));
-    b
+fn temperatures(t: &Telemetry) -> u64 {
+    fields16([
+        deci_kelvin(t.cell_temps[0]),
+        deci_kelvin(t.cell_temps[1]),
+        deci_kelvin(t.mos_temp),
+        deci_kelvin(t.balance_temp),
+    ])
 }
 
 /// Power mode code in [`Message::Status`]: 0 active, 1 sleep, 2 deep sleep.
@@ -348,46 +345,40 @@ pub const fn power_mode_code(m: PowerMode) -> u8 {
     }
 }
 
-fn status(t: &Telemetry) -> [u8; 8] {
-    let mut b = [0xFF; 8];
-    b[0] = 0xE0
+fn status(t: &Telemetry) -> u64 {
+    let flags = 0xE0
         | u8::from(t.charge_fet)
         | u8::from(t.discharge_fet) << 1
         | u8::from(t.precharge_fet) << 2
         | power_mode_code(t.mode) << 3;
-    b[1] = t.cell_count;
-    b[2..6].copy_from_slice(&(t.balance_mask & ((1 << MAX_CELLS) - 1)).to_le_bytes());
-    b
+    let mask = t.balance_mask & ((1 << MAX_CELLS) - 1);
+    fill_above(
+        u64::from(flags) | u64::from(t.cell_count) << 8 | u64::from(mask) << 16,
+        6,
+    )
 }
 
-fn limits(t: &Telemetry) -> [u8; 8] {
+fn limits(t: &Telemetry) -> u64 {
     let l = &t.limits;
-    let mut b = [0xFF; 8];
-    put16(&mut b, 0, scale_u16(l.charge_voltage.as_mv(), 10));
-    put16(&mut b, 2, scale_u16(l.charge_current.unsigned_abs(), 100));
-    put16(
-        &mut b,
-        4,
+    fields16([
+        scale_u16(l.charge_voltage.as_mv(), 10),
+        scale_u16(l.charge_current.unsigned_abs(), 100),
         scale_u16(l.discharge_current.unsigned_abs(), 100),
-    );
-    put16(&mut b, 6, scale_u16(l.discharge_voltage.as_mv(), 10));
-    b
+        scale_u16(l.discharge_voltage.as_mv(), 10),
+    ])
 }
 
-fn alarms(t: &Telemetry) -> [u8; 8] {
-    let mut b = [0; 8];
-    b[..4].copy_from_slice(&t.faults.bits().to_le_bytes());
-    b[4..].copy_from_slice(&t.warnings.bits().to_le_bytes());
-    b
+fn alarms(t: &Telemetry) -> u64 {
+    u64::from(t.faults.bits()) | u64::from(t.warnings.bits()) << 32
 }
 
-fn capacity(t: &Telemetry) -> [u8; 8] {
-    let mut b = [0xFF; 8];
-    put16(&mut b, 0, t.soh.as_permille().min(MAX_U16 as u16));
-    put16(&mut b, 2, t.cycles.min(MAX_U16) as u16);
-    put16(&mut b, 4, scale_u16(t.full_capacity.as_mah(), 100));
-    put16(&mut b, 6, scale_u16(t.remaining.as_mah(), 100));
-    b
+fn capacity(t: &Telemetry) -> u64 {
+    fields16([
+        t.soh.as_permille().min(MAX_U16 as u16),
+        t.cycles.min(MAX_U16) as u16,
+        scale_u16(t.full_capacity.as_mah(), 100),
+        scale_u16(t.remaining.as_mah(), 100),
+    ])
 }
 
 /// Writes the [`Message::CellVoltages`] payload: byte 0 cell count, then cell 1..=20 in

@@ -154,6 +154,10 @@ pub struct J1939Node {
     dtcs: DtcTable,
     next_due: [Instant; SINGLE_FRAMES],
     pass: Pass,
+    /// The last payload encoded of each single-frame message.
+    payloads: [[u8; 8]; SINGLE_FRAMES],
+    /// Bit `i`: `payloads[i]` is the encoding of the current telemetry.
+    fresh: u16,
     quiet_at: Option<Instant>,
     dm1_due: Option<Instant>,
     cells_due: Option<Instant>,
@@ -168,34 +172,122 @@ pub struct J1939Node {
 
 const SINGLE_FRAMES: usize = Message::SINGLE_FRAME.len();
 
-/// Progress of the scan of [`Message::SINGLE_FRAME`] for due messages at one instant.
+/// The messages of [`Message::SINGLE_FRAME`] still to send at one instant.
 ///
-/// Trick: one scan per instant instead of one per poll. Messages before `next` are not
-/// due at `at` (skipped or just served); `earliest` is the earliest due time of the messages
-/// scanned so far (after rescheduling), so a finished scan answers "nothing due before
-/// `earliest`" for later instants. Invalidated by any other change of `next_due` (claim
-/// completion starts a new scan).
+/// Trick: one scan of the due times per instant instead of one per poll. `due` has bit `i`
+/// set for each message `i` that was due at `at` and is not sent yet; a message's due time
+/// changes only when it is sent (to a later instant) or when the claim completes (which
+/// starts a new pass), so the set stays exact for the whole instant.
 #[derive(Clone, Copy, Debug)]
 struct Pass {
     at: Instant,
-    next: usize,
-    earliest: Instant,
+    due: u16,
 }
 
-impl Pass {
-    /// A scan from the first message at `at`.
-    const fn start(at: Instant) -> Pass {
-        Pass {
-            at,
-            next: 0,
-            earliest: Instant::from_millis(u64::MAX),
-        }
+/// Every single-frame message.
+const ALL_DUE: u16 = (1 << SINGLE_FRAMES) - 1;
+
+/// Identifier of each single-frame message without its source address: priority and
+/// PGN (PDU2, so no destination byte).
+const IDS: [u32; SINGLE_FRAMES] = {
+    let mut ids = [0; SINGLE_FRAMES];
+    let mut i = 0;
+    while i < SINGLE_FRAMES {
+        let m = Message::SINGLE_FRAME[i];
+        ids[i] = (m.priority() as u32) << 26 | m.pgn().as_u32() << 8;
+        i += 1;
     }
-}
+    ids
+};
+
+/// Period of each single-frame message.
+const PERIODS: [Duration; SINGLE_FRAMES] = {
+    let mut p = [Duration::ZERO; SINGLE_FRAMES];
+    let mut i = 0;
+    while i < SINGLE_FRAMES {
+        p[i] = Duration::from_millis(Message::SINGLE_FRAME[i].period_ms());
+        i += 1;
+    }
+    p
+};
 
 fn frame(prio: u8, pgn: Pgn, da: u8, sa: u8, data: &[u8]) -> Option<CanFrame> {
     let id = J1939Id::new(prio, pgn, da, sa).ok()?;
     CanFrame::extended(id.to_raw(), data)
+}
+
+/// The set of messages whose due time is not after `now` (bit `i` for `next_due[i]`).
+fn due_mask(next_due: &[Instant; SINGLE_FRAMES], now: Instant) -> u16 {
+    let mut mask = 0;
+    for (i, &d) in next_due.iter().enumerate() {
+        mask |= u16::from(d <= now) << i;
+    }
+    mask
+}
+
+/// Bit of each message in [`Message::SINGLE_FRAME`] order.
+const fn bits(messages: &[Message]) -> u16 {
+    let mut b = 0;
+    let mut k = 0;
+    while k < messages.len() {
+        let mut i = 0;
+        while i < SINGLE_FRAMES {
+            if Message::SINGLE_FRAME[i] as u8 == messages[k] as u8 {
+                b |= 1 << i;
+            }
+            i += 1;
+        }
+        k += 1;
+    }
+    b
+}
+
+/// Messages that carry measurements (voltages, current, charge): they change at nearly
+/// every step and are always encoded again.
+const MEASURED: u16 = {
+    use Message::*;
+    bits(&[Hves1D1, Hves1D2, Hves1D6, Hves1D7, Capacity])
+};
+
+/// The single-frame messages whose payload may differ between `old` and `new`: the
+/// [`MEASURED`] ones, and the others when one of their inputs changed (the inputs as read
+/// by the encoders of [`super::messages`]).
+///
+/// Trick: a few comparisons of limits, temperatures and states per step spare the
+/// encoding of the messages built from them only, which hold still for long periods.
+fn changed_messages(old: &Telemetry, new: &Telemetry) -> u16 {
+    use Message::*;
+    let (o, n) = (&old.limits, &new.limits);
+    let mut m = MEASURED;
+    if o.charge_current != n.charge_current || o.discharge_current != n.discharge_current {
+        m |= bits(&[Hves1D5, Limits]);
+    }
+    if o.charge_voltage != n.charge_voltage || o.discharge_voltage != n.discharge_voltage {
+        m |= bits(&[Limits]);
+    }
+    if old.faults != new.faults {
+        m |= bits(&[Hves1S1, Alarms]);
+    }
+    if old.warnings != new.warnings {
+        m |= bits(&[Alarms]);
+    }
+    if old.cell_temps != new.cell_temps {
+        m |= bits(&[Hves1D3, Temperatures]);
+    }
+    if old.mos_temp != new.mos_temp || old.balance_temp != new.balance_temp {
+        m |= bits(&[Temperatures]);
+    }
+    if old.precharge_fet != new.precharge_fet
+        || old.charge_fet != new.charge_fet
+        || old.discharge_fet != new.discharge_fet
+        || old.balance_mask != new.balance_mask
+    {
+        m |= bits(&[Hves1S1, Status]);
+    }
+    if old.mode != new.mode || old.cell_count != new.cell_count {
+        m |= bits(&[Status]);
+    }
+    m
 }
 
 fn reschedule(due: Instant, now: Instant, period: Duration) -> Instant {
@@ -226,7 +318,12 @@ impl J1939Node {
             telemetry: None,
             dtcs: DtcTable::new(),
             next_due: [Instant::ZERO; SINGLE_FRAMES],
-            pass: Pass::start(Instant::ZERO),
+            pass: Pass {
+                at: Instant::ZERO,
+                due: 0,
+            },
+            payloads: [[0; 8]; SINGLE_FRAMES],
+            fresh: 0,
             quiet_at: None,
             dm1_due: None,
             cells_due: None,
@@ -268,6 +365,10 @@ impl J1939Node {
     pub fn update(&mut self, now: Instant, telemetry: &Telemetry) {
         self.budget_used = 0;
         self.quiet_at = None;
+        self.fresh &= match &self.telemetry {
+            Some(old) => !changed_messages(old, telemetry),
+            None => 0,
+        };
         self.telemetry = Some(telemetry.clone());
         if self.dtcs.update(telemetry.faults, telemetry.warnings) {
             self.dm1_due = Some(now);
@@ -331,14 +432,9 @@ impl J1939Node {
         // `now`, they find nothing at `now` until `update`, `handle_frame` or a BAM start
         // (which reset `quiet_at`), so the following polls skip them.
         if self.quiet_at != Some(now) {
-            self.quiet_at = None;
-            if let Some(f) = self.poll_urgent(now) {
-                return Some(f);
+            if let Some(answer) = self.poll_before_periodic(now) {
+                return answer;
             }
-            if !matches!(self.claim, ClaimState::Claimed(_)) || self.claim_requested {
-                return None;
-            }
-            self.quiet_at = Some(now);
         }
         let ClaimState::Claimed(sa) = self.claim else {
             return None;
@@ -347,7 +443,30 @@ impl J1939Node {
             return Some(f);
         }
         self.quiet_at = None;
+        // Trick: the common "no BAM to start" is decided here, without the call.
+        let due = |d: Option<Instant>| d.is_some_and(|d| d <= now);
+        let cells = due(self.cells_due) && self.telemetry.is_some();
+        if self.bam.is_some() || !(due(self.dm1_due) || due(self.dm2_due) || cells) {
+            return None;
+        }
         self.poll_bam_start(now, sa)
+    }
+
+    /// The checks before the periodic messages: `Some(answer)` to return it, `None` when
+    /// there is nothing before them at `now` (then `quiet_at` is `now`).
+    ///
+    /// Trick: out of line, once per instant, so that the per-frame path stays small.
+    #[inline(never)]
+    fn poll_before_periodic(&mut self, now: Instant) -> Option<Option<CanFrame>> {
+        self.quiet_at = None;
+        if let Some(f) = self.poll_urgent(now) {
+            return Some(Some(f));
+        }
+        if !matches!(self.claim, ClaimState::Claimed(_)) || self.claim_requested {
+            return Some(None);
+        }
+        self.quiet_at = Some(now);
+        None
     }
 
     /// Address claim, answers, the running BAM's next packet and a single-frame DM1.
@@ -446,7 +565,10 @@ impl J1939Node {
             if now >= until {
                 self.claim = ClaimState::Claimed(a);
                 self.next_due = [now; SINGLE_FRAMES];
-                self.pass = Pass::start(now);
+                self.pass = Pass {
+                    at: now,
+                    due: ALL_DUE,
+                };
                 self.dm1_due = Some(now);
                 self.cells_due = Some(now);
             }
@@ -626,28 +748,51 @@ impl J1939Node {
     }
 
     /// The first message of [`Message::SINGLE_FRAME`] due at `now`, rescheduled.
+    #[inline]
     fn poll_periodic(&mut self, now: Instant, sa: u8) -> Option<CanFrame> {
-        let t = self.telemetry.as_ref()?;
-        let p = &mut self.pass;
-        if now != p.at {
-            if p.next >= SINGLE_FRAMES && now < p.earliest {
-                return None; // trick: a finished scan knows nothing is due before `earliest`
-            }
-            *p = Pass::start(now);
+        self.telemetry.as_ref()?; // nothing to encode yet
+        if now != self.pass.at {
+            self.start_pass(now);
         }
-        while let (Some(m), Some(due)) = (
-            Message::SINGLE_FRAME.get(p.next),
-            self.next_due.get_mut(p.next),
-        ) {
-            p.next += 1;
-            if *due <= now {
-                *due = reschedule(*due, now, Duration::from_millis(m.period_ms()));
-                p.earliest = p.earliest.min(*due);
-                return frame(m.priority(), m.pgn(), GLOBAL, sa, &m.encode(t));
-            }
-            p.earliest = p.earliest.min(*due);
+        let due = self.pass.due;
+        if due == 0 {
+            return None;
         }
-        None
+        self.pass.due = due & (due - 1);
+        let i = due.trailing_zeros() as usize;
+        let (Some(next), Some(&period), Some(&id)) =
+            (self.next_due.get_mut(i), PERIODS.get(i), IDS.get(i))
+        else {
+            return None;
+        };
+        *next = reschedule(*next, now, period);
+        let payload = match self.payloads.get(i) {
+            Some(&p) if self.fresh & 1 << i != 0 => p, // trick: inputs unchanged, no encoding
+            _ => self.encode(i),
+        };
+        Some(CanFrame::extended8(id | u32::from(sa), payload))
+    }
+
+    /// Starts the pass of `now`: the messages due then.
+    #[inline(never)]
+    fn start_pass(&mut self, now: Instant) {
+        let due = due_mask(&self.next_due, now);
+        self.pass = Pass { at: now, due };
+    }
+
+    /// Encodes message `i` of [`Message::SINGLE_FRAME`] from the telemetry and keeps it.
+    #[inline(never)]
+    fn encode(&mut self, i: usize) -> [u8; 8] {
+        let (Some(t), Some(m), Some(p)) = (
+            self.telemetry.as_ref(),
+            Message::SINGLE_FRAME.get(i),
+            self.payloads.get_mut(i),
+        ) else {
+            return [0xFF; 8];
+        };
+        *p = m.encode(t);
+        self.fresh |= 1 << i;
+        *p
     }
 
     /// Trick: out of line, so that its buffers stay off the per-step path's stack frame.
@@ -939,8 +1084,8 @@ mod test {
     }
 
     proptest::proptest! {
-        /// The scan state is exact: what it skips is not due, `earliest` is the earliest
-        /// due time scanned, and every periodic frame sent is the first due one in order,
+        /// The pass is exact: its pending messages are due, the others are not, and
+        /// every periodic frame sent is the first due one in order,
         /// whatever the caller's pattern of updates, requests and (partial) drains.
         #[test]
         fn periodic_scan_matches_direct_computation(
@@ -977,11 +1122,15 @@ mod test {
                         }
                     }
                 }
+                // Pending messages were due at the pass's instant, the others are not.
                 let p = n.pass;
-                let scanned = n.next_due.get(..p.next).unwrap_or(&[]);
-                proptest::prop_assert!(scanned.iter().all(|&d| d > p.at));
-                let earliest = scanned.iter().min().copied();
-                proptest::prop_assert_eq!(earliest.unwrap_or(Instant::from_millis(u64::MAX)), p.earliest);
+                for (i, &d) in n.next_due.iter().enumerate() {
+                    if p.due & 1 << i != 0 {
+                        proptest::prop_assert!(d <= p.at);
+                    } else if n.address().is_some() {
+                        proptest::prop_assert!(d > p.at);
+                    }
+                }
             }
         }
     }
