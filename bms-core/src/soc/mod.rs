@@ -552,7 +552,8 @@ impl SocEstimator {
         let mut est = SocEstimator {
             deadband_ma,
             rest_ma: per_ah(cfg.rest_current_ma_per_ah, nominal_mah).max(floor / 2 * 3),
-            tail_ma: per_ah(cfg.tail_current_ma_per_ah, nominal_mah).max(deadband_ma * 2),
+            tail_ma: per_ah(cfg.tail_current_ma_per_ah, nominal_mah)
+                .max(deadband_ma.saturating_mul(2)),
             empty_ma: per_ah(cfg.empty_current_ma_per_ah, nominal_mah),
             cfg,
             nominal_mah,
@@ -1413,6 +1414,21 @@ mod test {
     use super::*;
     use proptest::prelude::*;
     use std::vec::Vec;
+
+    /// The per-Ah currents saturate at the extremes of the configuration instead of
+    /// overflowing (twice the dead band once wrapped to a negative charge-tail threshold).
+    #[test]
+    fn extreme_per_ah_currents_saturate() {
+        let cfg = SocConfig {
+            deadband_ma_per_ah: u16::MAX,
+            rest_current_ma_per_ah: u16::MAX,
+            tail_current_ma_per_ah: u16::MAX,
+            ..SocConfig::lfp()
+        };
+        let e = SocEstimator::new(cfg, MilliAmpHours::from_mah(u32::MAX), None);
+        assert_eq!(e.deadband_ma, i32::MAX);
+        assert_eq!(e.tail_ma, i32::MAX);
+    }
 
     /// One thing that can happen to the estimator.
     #[derive(Clone, Debug)]

@@ -319,7 +319,8 @@ impl SocEstimator {
         let mut est = SocEstimator {
             deadband_ma,
             rest_ma: per_ah(cfg.rest_current_ma_per_ah, nominal_mah).max(floor / 2 * 3),
-            tail_ma: per_ah(cfg.tail_current_ma_per_ah, nominal_mah).max(deadband_ma * 2),
+            tail_ma: per_ah(cfg.tail_current_ma_per_ah, nominal_mah)
+                .max(deadband_ma.saturating_mul(2)),
             empty_ma: per_ah(cfg.empty_current_ma_per_ah, nominal_mah),
             cfg,
             nominal_mah,
