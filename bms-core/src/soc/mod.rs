@@ -520,7 +520,11 @@ fn rounded_ma(fx: i64) -> i32 {
 /// Whether any of `a` differs from the same cell of `b`; without an early exit, so that the
 /// compiler can vectorize it (a resting pack compares every step).
 fn differ(a: &[MilliVolts], b: &[MilliVolts]) -> bool {
-    a.iter().zip(b).fold(false, |d, (x, y)| d | (x != y))
+    // An OR of XORs: lane-wise, where a fold of `!=` is not.
+    a.iter()
+        .zip(b)
+        .fold(0, |d, (x, y)| d | (x.as_mv() ^ y.as_mv()))
+        != 0
 }
 
 /// Whether `pred` holds for any cell; without an early exit, so that the compiler can
