@@ -296,12 +296,8 @@ impl Bms {
             || self.outputs.fets.precharge);
         match SocInput::from_measurements(m, path_open) {
             Some(input) => {
-                // The summary's extremes are over all cells unless some were implausible.
-                let range = summary
-                    .min_cell
-                    .zip(summary.max_cell)
-                    .filter(|_| !summary.causes.contains(SensorCauses::CELL_RANGE));
-                self.soc.update_with_range(&input, range);
+                self.soc
+                    .update_with_range(&input, summary.exact_cell_range());
             }
             None => self.soc.hold(now),
         }
@@ -332,13 +328,7 @@ impl Bms {
         // balancer then sees an inhibit, so its bled-charge accounting stays true.
         let inhibit = d.mode != PowerMode::Active || !self.switches.balance;
         let input = BalanceInput {
-            // The summary's range is exact only when every cell reading was plausible.
-            cell_range: match (s.min_cell, s.max_cell) {
-                (Some(lo), Some(hi)) if !s.causes.contains(SensorCauses::CELL_RANGE) => {
-                    Some((lo, hi))
-                }
-                _ => None,
-            },
+            cell_range: s.exact_cell_range(),
             board_temp: m.balance_temp.or(s.mos_temp),
             ..BalanceInput::from_measurements(
                 m,

@@ -202,6 +202,15 @@ impl Summary {
         s
     }
 
+    /// Lowest and highest cell when every reading was plausible (then they are the extremes
+    /// over all cells, which is what the SOC windows and the balancer may take for their own
+    /// scan); `None` otherwise.
+    pub fn exact_cell_range(&self) -> Option<(MilliVolts, MilliVolts)> {
+        self.min_cell
+            .zip(self.max_cell)
+            .filter(|_| !self.causes.contains(SensorCauses::CELL_RANGE))
+    }
+
     /// Highest minus lowest plausible cell.
     pub fn cell_spread(&self) -> Option<MilliVolts> {
         match (self.max_cell, self.min_cell) {
@@ -237,10 +246,10 @@ pub struct StuckDetector {
 
 impl StuckDetector {
     /// Feeds one snapshot and its [`Summary`]; `true` when the cells have read the same
-    /// ([`Summary::cells_unchanged`]) for `p.stuck_after` with at least
-    /// `p.stuck_min_current` flowing the whole time.
+    /// for `p.stuck_after` with at least `p.stuck_min_current` flowing the whole time (both
+    /// are in [`Summary::cells_unchanged`], which is also `false` while the AFE is silent).
     pub fn update(&mut self, m: &Measurements, s: &Summary, p: &PlausibilityConfig) -> bool {
-        if !(m.afe_ok && s.cells_unchanged && flowing(m, p)) {
+        if !s.cells_unchanged {
             self.since = crate::time::OptInstant::NONE;
             return false;
         }
