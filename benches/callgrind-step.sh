@@ -36,5 +36,6 @@ run_case "8S steady" --cells 8
 run_case "16S steady" --cells 16
 run_case "20S steady" --cells 20
 run_case "20S faults" --cells 20 --faults
+run_case "20S rest (readings move)" --cells 20 --rest
 run_case "20S still (nothing changes)" --cells 20 --still
 run_case "20S steady + J1939 (update + drain frames)" --cells 20 --can

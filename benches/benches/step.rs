@@ -32,6 +32,7 @@ fn full_step(c: &mut Criterion) {
         ("20S steady", 20, State::Steady),
         ("20S faults", 20, State::Faults),
         ("20S still", 20, State::Still),
+        ("20S rest", 20, State::Rest),
     ] {
         let (w, bms) = warmed(cells, state);
         g.bench_function(name, |b| {

@@ -39,6 +39,10 @@ pub enum State {
     Faults,
     /// Nothing changes from one snapshot to the next but the time (no current, no noise).
     Still,
+    /// The pack at rest as in `Still`, but with the noise of `Steady` on every cell and on
+    /// the current (within ±50 mA of zero): the same state as `Still` with changing
+    /// readings, its counterpart for "a step with nothing changed costs no more".
+    Rest,
 }
 
 /// A configuration and its pre-generated snapshots.
@@ -69,7 +73,8 @@ impl Workload {
                         *c = MilliVolts::from_mv(3_298 + (rng.next_u64() % 5) as u32);
                     }
                     let noise = (rng.next_u64() % 101) as i32 - 50;
-                    m.current = Some(MilliAmps::from_ma(10_000 + noise));
+                    let load = if state == State::Rest { 0 } else { 10_000 };
+                    m.current = Some(MilliAmps::from_ma(load + noise));
                 }
                 if state == State::Faults {
                     m.cells[4] = MilliVolts::from_mv(3_700);
@@ -144,12 +149,7 @@ pub fn run_steps(
 ///
 /// # Errors
 /// Cells outside 8..=20.
-pub fn cli(steps: usize, cells: u8, faults: bool, still: bool, can: bool) -> Result<(), String> {
-    let state = match (faults, still) {
-        (true, _) => State::Faults,
-        (false, true) => State::Still,
-        (false, false) => State::Steady,
-    };
+pub fn cli(steps: usize, cells: u8, state: State, can: bool) -> Result<(), String> {
     let w = Workload::new(cells, state, steps)?;
     let mut bms = w.bms()?;
     let mut node = can.then(can_node);
@@ -194,6 +194,24 @@ mod test {
         // while 10 A are discharged).
         assert_eq!(t.limits.charge_current.as_ma(), 0);
         assert!(t.discharge_fet);
+    }
+
+    #[test]
+    fn rest_and_still_differ_only_in_the_noise() {
+        let rest = Workload::new(20, State::Rest, 50).expect("workload");
+        let still = Workload::new(20, State::Still, 50).expect("workload");
+        for (r, s) in rest.measured().iter().zip(still.measured()) {
+            let i = r.current.expect("current").as_ma();
+            assert!((-50..=50).contains(&i), "{i} mA");
+            assert_eq!(s.current, Some(bms_core::MilliAmps::ZERO));
+            assert!(r.cells().iter().all(|c| c.as_mv().abs_diff(3_300) <= 2));
+            assert_eq!(r.timestamp, s.timestamp);
+        }
+        // The noise moves the readings from one snapshot to the next.
+        let m = rest.measured();
+        assert!(m.windows(2).any(|w| w[0].cells != w[1].cells));
+        let bms = run(State::Rest);
+        assert!(bms.telemetry().faults.is_empty());
     }
 
     #[test]

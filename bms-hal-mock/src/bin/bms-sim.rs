@@ -161,6 +161,9 @@ enum Command {
         /// No change between snapshots but the time (no current, no noise).
         #[arg(long, conflicts_with = "faults")]
         still: bool,
+        /// At rest as with --still, but with noise on the cells and the current.
+        #[arg(long, conflicts_with_all = ["faults", "still"])]
+        rest: bool,
         /// Also update a J1939 node and drain its due frames every step.
         #[arg(long)]
         can: bool,
@@ -304,7 +307,17 @@ fn run(cli: Cli) -> Result<(), String> {
             cells,
             faults,
             still,
+            rest,
             can,
-        } => bms_hal_mock::bench::cli(steps, cells, faults, still, can),
+        } => {
+            use bms_hal_mock::bench::State;
+            let state = match (faults, still, rest) {
+                (true, _, _) => State::Faults,
+                (_, true, _) => State::Still,
+                (_, _, true) => State::Rest,
+                _ => State::Steady,
+            };
+            bms_hal_mock::bench::cli(steps, cells, state, can)
+        }
     }
 }
