@@ -4,10 +4,11 @@
 # bench`: 10 A discharge, cells 3298..3302 mV, from a ring of 16 snapshots built once,
 # after a warm-up of 100 steps) for 0 and for N measured steps (BMS_STEPS at compile time)
 # and run under `-singlestep -d exec,nochain`, which logs one `Trace` line per executed
-# instruction. Prints (lines(N) - lines(0)) / N twice:
+# instruction. Prints (lines(N) - lines(0)) / N three times:
 # - decision step: one `Bms::step` (plus storing the timestamp and draining its events);
 # - with CAN (`BMS_CAN=1`): the same plus a J1939 node update and every due frame drained
-#   from `poll_transmit` (encoded), as the firmware's CAN port does after each step.
+#   from `poll_transmit` (encoded), as the firmware's CAN port does after each step;
+# - at rest (`BMS_REST=1`): the decision step with the current within ±50 mA of zero.
 #
 # Usage: benches/qemu-count.sh [N]   (default N = 300)
 set -euo pipefail
@@ -20,8 +21,10 @@ trap 'rm -rf "$WORK"' EXIT
 
 command -v qemu-system-arm >/dev/null || { echo "qemu-system-arm not found" >&2; exit 1; }
 
-build() { # $1 = steps, $2 = output file, $3 = 1 for the CAN mode
-    (cd "$EX" && if [ "${3:-}" = 1 ]; then export BMS_CAN=1; else unset BMS_CAN; fi &&
+build() { # $1 = steps, $2 = output file, $3 = mode: "", "can" or "rest"
+    (cd "$EX" && unset BMS_CAN BMS_REST &&
+        if [ "${3:-}" = can ]; then export BMS_CAN=1; fi &&
+        if [ "${3:-}" = rest ]; then export BMS_REST=1; fi &&
         BMS_STEPS="$1" BMS_BENCH=1 CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-1}" \
         cargo build --release --quiet)
     cp "$EX/target/thumbv7m-none-eabi/release/bms-qemu" "$2"
@@ -40,7 +43,7 @@ count() { # $1 = kernel; prints the number of executed instructions
     cat "$WORK/count"
 }
 
-measure() { # $1 = label, $2 = 1 for the CAN mode
+measure() { # $1 = label, $2 = mode (see build)
     build 0 "$WORK/k0" "$2"
     build "$N" "$WORK/kN" "$2"
     local l0 ln
@@ -50,7 +53,8 @@ measure() { # $1 = label, $2 = 1 for the CAN mode
     echo "$1: instructions_per_step=$(( (ln - l0) / N ))"
 }
 
-measure "decision step" 0
+measure "decision step" ""
 grep '^can_frames' "$WORK/out" || true
-measure "with CAN" 1
+measure "with CAN" can
 grep '^can_frames' "$WORK/out" || true
+measure "decision step at rest" rest

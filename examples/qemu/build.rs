@@ -10,4 +10,5 @@ fn main() {
     println!("cargo:rerun-if-env-changed=BMS_STEPS");
     println!("cargo:rerun-if-env-changed=BMS_BENCH");
     println!("cargo:rerun-if-env-changed=BMS_CAN");
+    println!("cargo:rerun-if-env-changed=BMS_REST");
 }

@@ -16,7 +16,8 @@
 //!
 //! With `BMS_BENCH=1` at compile time it runs instead the steady 20S workload of
 //! `bms-sim bench` (see [`bench`]) for `BMS_STEPS` steps after a warm-up: the
-//! instruction-count runs of `benches/qemu-count.sh`.
+//! instruction-count runs of `benches/qemu-count.sh`. With `BMS_REST=1` as well, the pack
+//! rests instead (the current within ±50 mA of zero, the same noise on the cells).
 //!
 //! With `BMS_CAN=1` at compile time, each step also feeds a J1939 node the step's
 //! telemetry and drains every due frame from it (address claim, periodic PGNs, DM1), as
@@ -39,6 +40,8 @@ const STEPS: u32 = parse_steps(option_env!("BMS_STEPS"));
 const BENCH: bool = option_env!("BMS_BENCH").is_some();
 /// Set (`BMS_CAN=1`) to run a J1939 node after every step and encode its due frames.
 const CAN: bool = option_env!("BMS_CAN").is_some();
+/// Set (`BMS_REST=1`) to bench the pack at rest instead of under a 10 A discharge.
+const REST: bool = option_env!("BMS_REST").is_some();
 /// Control period.
 const PERIOD_MS: u64 = 100;
 const CELLS: u8 = 20;
@@ -295,7 +298,8 @@ const WARM_UP: u32 = 100;
 
 /// The steady 20S workload of `bms-sim bench`: 10 A discharge with +-50 mA of noise, every
 /// cell at 3298..=3302 mV (so no reading is "stuck"), 25 degC; a ring of [`RING`] snapshots
-/// built once, so that a step costs the loop nothing but the timestamp.
+/// built once, so that a step costs the loop nothing but the timestamp. With [`REST`], the
+/// rest workload: the same noise around 0 A.
 fn steady_ring() -> [Measurements; RING] {
     let mut x: u32 = 0x5eed_1234;
     let mut next = move || {
@@ -310,7 +314,8 @@ fn steady_ring() -> [Measurements; RING] {
         for c in &mut m.cells[..usize::from(CELLS)] {
             *c = MilliVolts::from_mv(3_298 + next() % 5);
         }
-        m.current = Some(MilliAmps::from_ma(10_000 + (next() % 101) as i32 - 50));
+        let load = if REST { 0 } else { 10_000 };
+        m.current = Some(MilliAmps::from_ma(load + (next() % 101) as i32 - 50));
         let pack = m.cell_sum();
         m.pack = Some(pack);
         m.load = Some(pack);
