@@ -815,6 +815,45 @@ impl Balancer {
         self.update_slow(input, gate)
     }
 
+    /// The update for a caller that has not built its [`BalanceInput`] yet, as far as the
+    /// gates that need no cell readings decide it: `Some(0)` when they keep every switch
+    /// open and nothing was on (all an [`Balancer::update`] with these inputs would do is
+    /// move the clock and record why), `None` otherwise, and then nothing happened: call
+    /// [`Balancer::update`].
+    ///
+    /// `cells` is the number of cells; the other arguments are the [`BalanceInput`] fields
+    /// of the same names.
+    ///
+    /// ```
+    /// use bms_core::balance::{BalanceConfig, BalanceStatus, Balancer, Inhibit};
+    /// use bms_core::{Instant, MilliAmps};
+    /// let mut b = Balancer::new(BalanceConfig::default());
+    /// // Discharging: nothing to decide from the cells.
+    /// let discharge = Some(MilliAmps::from_amps(10));
+    /// assert_eq!(b.update_idle(Instant::ZERO, 16, discharge, false), Some(0));
+    /// assert_eq!(b.status(), BalanceStatus::Inhibited(Inhibit::NotAllowedState));
+    /// // At rest the cells decide: build the input and call `update`.
+    /// assert_eq!(b.update_idle(Instant::ZERO, 16, Some(MilliAmps::ZERO), false), None);
+    /// ```
+    pub fn update_idle(
+        &mut self,
+        now: Instant,
+        cells: usize,
+        current: Option<MilliAmps>,
+        faults_present: bool,
+    ) -> Option<u32> {
+        // The steady-inhibit shortcut of `update`, which reads nothing else.
+        let why = self.gate_parts(cells == 0, faults_present, current).err()?;
+        if self.mask != 0 || self.opportunity {
+            return None;
+        }
+        self.settled = None;
+        self.mark(now);
+        self.selected_k = 0;
+        self.status = BalanceStatus::Inhibited(why);
+        Some(0)
+    }
+
     /// The gates passed and the inputs the decision reads are those of `s`: the same
     /// channel count (same board temperature), cell range, UV warning and cell count, and
     /// no SOC-based decision.
@@ -866,13 +905,24 @@ impl Balancer {
     /// The O(1) gates before the temperature one, in the order of the inhibit reasons.
     #[inline(always)]
     fn gate(&self, input: &BalanceInput<'_>) -> Result<(), Inhibit> {
-        if self.disabled || input.cells.is_empty() {
+        self.gate_parts(input.cells.is_empty(), input.faults_present, input.current)
+    }
+
+    /// [`Balancer::gate`] from the inputs it reads.
+    #[inline(always)]
+    fn gate_parts(
+        &self,
+        no_cells: bool,
+        faults_present: bool,
+        current: Option<MilliAmps>,
+    ) -> Result<(), Inhibit> {
+        if self.disabled || no_cells {
             return Err(Inhibit::Disabled);
         }
-        if input.faults_present {
+        if faults_present {
             return Err(Inhibit::Fault);
         }
-        let i = input.current.ok_or(Inhibit::CurrentUnknown)?.as_ma();
+        let i = current.ok_or(Inhibit::CurrentUnknown)?.as_ma();
         if i < self.charge_below || i.unsigned_abs() < self.rest_below {
             Ok(())
         } else {

@@ -327,14 +327,22 @@ impl Bms {
         // Never in sleep or deep sleep, nor when the user switched balancing off: the
         // balancer then sees an inhibit, so its bled-charge accounting stays true.
         let inhibit = d.mode != PowerMode::Active || !self.switches.balance;
+        let faults_present = inhibit || !self.protection.faults().is_empty();
+        // The gates that need no cells first (e.g. discharging): the input is built only
+        // when the cells decide.
+        let quick = self.balancer.update_idle(
+            m.timestamp,
+            m.cells().len(),
+            m.current,
+            faults_present || !m.afe_ok || m.open_wire != 0,
+        );
+        if let Some(mask) = quick {
+            return mask;
+        }
         let input = BalanceInput {
             cell_range: s.exact_cell_range(),
             board_temp: m.balance_temp.or(s.mos_temp),
-            ..BalanceInput::from_measurements(
-                m,
-                inhibit || !self.protection.faults().is_empty(),
-                self.balance_floor,
-            )
+            ..BalanceInput::from_measurements(m, faults_present, self.balance_floor)
         };
         self.balancer.update(&input)
     }
