@@ -444,6 +444,12 @@ impl J1939Node {
         if let Some(f) = self.poll_periodic(now, sa) {
             return Some(f);
         }
+        self.poll_after_periodic(now, sa)
+    }
+
+    /// What follows the periodic messages at `now`: a BAM start, or nothing.
+    #[inline]
+    fn poll_after_periodic(&mut self, now: Instant, sa: u8) -> Option<CanFrame> {
         self.quiet_at = None;
         // Trick: the common "no BAM to start" is decided here, without the call.
         let due = |d: Option<Instant>| d.is_some_and(|d| d <= now);
@@ -468,6 +474,14 @@ impl J1939Node {
                 if quiet == now && self.pass.at == now {
                     while let Some(f) = self.next_periodic(now, sa) {
                         send(f);
+                    }
+                    // The pass is over: `poll_transmit` would go on with this.
+                    match self.poll_after_periodic(now, sa) {
+                        Some(f) => {
+                            send(f);
+                            continue;
+                        }
+                        None => return,
                     }
                 }
             }
