@@ -465,6 +465,20 @@ impl J1939Node {
     ///
     /// Trick: a run of periodic messages (most of every step) goes out in one loop,
     /// without the checks that each call of `poll_transmit` repeats.
+    ///
+    /// ```
+    /// use bms_core::j1939::{J1939Config, J1939Node};
+    /// use bms_core::{Instant, Telemetry};
+    /// let mut node = J1939Node::new(J1939Config::default());
+    /// node.update(Instant::ZERO, &Telemetry::empty(16));
+    /// let mut sent = Vec::new();
+    /// node.drain_transmit(Instant::ZERO, |f| sent.push(f));
+    /// assert_eq!(sent.len(), 1); // the address claim, alone
+    /// let t = Instant::from_millis(250);
+    /// node.drain_transmit(t, |f| sent.push(f));
+    /// assert_eq!(sent.len(), 15); // 12 data messages, DM1, the cell-voltage BAM's TP.CM
+    /// assert_eq!(node.poll_transmit(t), None);
+    /// ```
     pub fn drain_transmit(&mut self, now: Instant, mut send: impl FnMut(CanFrame)) {
         loop {
             // What `poll_transmit` skips to while the urgent checks found nothing at `now`.
