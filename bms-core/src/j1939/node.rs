@@ -213,6 +213,18 @@ const PERIODS: [Duration; SINGLE_FRAMES] = {
     p
 };
 
+/// Identifier of a PDU1 message to the global address, without its source address.
+const fn to_global_id(prio: u8, pgn: Pgn) -> u32 {
+    (prio as u32) << 26 | (pgn.as_u32() | GLOBAL as u32) << 8
+}
+
+/// TP.DT and TP.CM of a BAM, without the source address.
+///
+/// Trick: the eight-byte transport frames take a constant identifier and no checks (the
+/// parts are valid by construction) instead of the general [`frame`].
+const TP_DT_ID: u32 = to_global_id(PRIO_TP, Pgn::TP_DT);
+const TP_CM_ID: u32 = to_global_id(PRIO_TP, Pgn::TP_CM);
+
 fn frame(prio: u8, pgn: Pgn, da: u8, sa: u8, data: &[u8]) -> Option<CanFrame> {
     let id = J1939Id::new(prio, pgn, da, sa).ok()?;
     CanFrame::extended(id.to_raw(), data)
@@ -535,7 +547,7 @@ impl J1939Node {
         }
         if let Some(bam) = self.bam.as_mut() {
             if let Some(dt) = bam.poll(now) {
-                return frame(PRIO_TP, Pgn::TP_DT, GLOBAL, sa, &dt);
+                return Some(CanFrame::extended8(TP_DT_ID | u32::from(sa), dt));
             }
             if bam.next_due().is_none() {
                 self.bam = None;
@@ -897,7 +909,7 @@ impl J1939Node {
         }
         let (sender, cm) = BamSender::start(now, pgn, data, self.config.bam_gap).ok()?;
         self.bam = Some(sender);
-        frame(PRIO_TP, Pgn::TP_CM, GLOBAL, sa, &cm)
+        Some(CanFrame::extended8(TP_CM_ID | u32::from(sa), cm))
     }
 }
 
@@ -961,6 +973,18 @@ mod test {
         assert_eq!(cms.len(), 1);
         assert_eq!(cms[0].data()[5..], [0xCA, 0xFE, 0x00]);
         assert_eq!(n.poll_timeout(), Some(Instant::from_millis(310)));
+    }
+
+    /// The constant transport identifiers are those of the general builder, for every
+    /// source address the node can claim.
+    #[test]
+    fn transport_ids() {
+        for sa in 0..NULL {
+            let dt = J1939Id::new(PRIO_TP, Pgn::TP_DT, GLOBAL, sa).unwrap();
+            let cm = J1939Id::new(PRIO_TP, Pgn::TP_CM, GLOBAL, sa).unwrap();
+            assert_eq!(dt.to_raw(), TP_DT_ID | u32::from(sa));
+            assert_eq!(cm.to_raw(), TP_CM_ID | u32::from(sa));
+        }
     }
 
     #[test]
