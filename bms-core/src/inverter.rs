@@ -40,6 +40,7 @@
 //! ```
 
 use crate::can::CanFrame;
+use crate::j1939::messages::cell_range;
 use crate::protect::{Fault, FaultSet};
 use crate::telemetry::Telemetry;
 use crate::time::{Duration, Instant};
@@ -199,15 +200,19 @@ pub fn encode(id: u16, t: &Telemetry, c: &InverterConfig) -> Option<CanFrame> {
             ]),
             8,
         ),
-        0x373 => (
-            words([
-                u16_sat(t.min_cell().0.as_mv()),
-                u16_sat(t.max_cell().0.as_mv()),
-                temps.map_or(0, |(_, lo)| kelvin(lo)),
-                temps.map_or(0, |(hi, _)| kelvin(hi)),
-            ]),
-            8,
-        ),
+        0x373 => {
+            // One pass for both extremes; (0, 0) without cells, as `min_cell`/`max_cell`.
+            let cells = cell_range(t.cells()).unwrap_or((0, 0));
+            (
+                words([
+                    u16_sat(cells.0),
+                    u16_sat(cells.1),
+                    temps.map_or(0, |(_, lo)| kelvin(lo)),
+                    temps.map_or(0, |(hi, _)| kelvin(hi)),
+                ]),
+                8,
+            )
+        }
         0x379 => (
             words([u16_sat(t.nominal_capacity.as_mah() / 1000), 0, 0, 0]),
             2,

@@ -612,6 +612,9 @@ enum Op {
     Poll { ms: u16, polls: u8 },
     /// Wake at `poll_timeout` (at least `min_ms` later) and drain.
     Wake { min_ms: u16 },
+    /// `ms` later, drain with `drain_transmit` (the reference calls `poll_transmit`
+    /// until `None`).
+    Drain { ms: u16 },
 }
 
 /// Frames the node reacts to: claims (ours, lower and higher NAMEs), requests, TP.CM
@@ -673,6 +676,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (ms(100), received()).prop_map(|(ms, frame)| Op::Receive { ms, frame }),
         3 => (ms(400), 0u8..30).prop_map(|(ms, polls)| Op::Poll { ms, polls }),
         1 => (0u16..200).prop_map(|min_ms| Op::Wake { min_ms }),
+        2 => ms(400).prop_map(|ms| Op::Drain { ms }),
     ]
 }
 
@@ -788,6 +792,17 @@ proptest! {
                     let earliest = now + Duration::from_millis(min_ms.into());
                     now = a.poll_timeout().map_or(earliest, |t| t.max(earliest));
                     u8::MAX
+                }
+                Op::Drain { ms } => {
+                    now += Duration::from_millis(ms.into());
+                    let mut fa = Vec::new();
+                    a.drain_transmit(now, |f| fa.push(f));
+                    let mut fb = Vec::new();
+                    while let Some(f) = b.poll_transmit(now) {
+                        fb.push(f);
+                    }
+                    prop_assert_eq!(fa, fb, "step {} at {}", step, now);
+                    0
                 }
             };
             for _ in 0..polls {

@@ -145,29 +145,44 @@ impl Message {
     /// Encodes a single-frame message from `t`. [`Message::CellVoltages`] gives its first
     /// eight bytes only; use [`encode_cell_voltages`].
     pub fn encode(self, t: &Telemetry) -> [u8; 8] {
-        let payload = match self {
-            Message::Hves1D1 => hves1d1(t),
-            Message::Hves1D2 => hves1d2(t),
-            Message::Hves1D3 => hves1d3(t),
-            Message::Hves1D5 => hves1d5(t),
-            Message::Hves1D6 => hves1d6(t),
-            Message::Hves1S1 => hves1s1(t),
-            Message::Hves1D7 => hves1d7(t),
-            Message::Temperatures => temperatures(t),
-            Message::Status => status(t),
-            Message::Limits => limits(t),
-            Message::Alarms => alarms(t),
-            Message::Capacity => capacity(t),
-            Message::CellVoltages => {
+        match Message::SINGLE_FRAME.iter().position(|&m| m == self) {
+            Some(i) => encode_single(i, t),
+            None => {
                 let mut all = [0; CELL_VOLTAGES_LEN];
                 encode_cell_voltages(t, &mut all);
                 let mut b = [0; 8];
                 b.copy_from_slice(&all[..8]);
-                return b;
+                b
             }
-        };
-        payload.to_le_bytes()
+        }
     }
+}
+
+/// The encoder of each message of [`Message::SINGLE_FRAME`], in that order.
+///
+/// Trick: a table of functions instead of a `match`: the node indexes it with the
+/// message's position (no second dispatch), and each encoder is one shared body.
+const ENCODERS: [fn(&Telemetry) -> u64; Message::SINGLE_FRAME.len()] = [
+    hves1d1,
+    hves1d2,
+    hves1d3,
+    hves1d5,
+    hves1s1,
+    status,
+    hves1d6,
+    hves1d7,
+    temperatures,
+    limits,
+    alarms,
+    capacity,
+];
+
+/// Encodes message `i` of [`Message::SINGLE_FRAME`] (all `0xFF` past its end).
+pub(crate) fn encode_single(i: usize, t: &Telemetry) -> [u8; 8] {
+    ENCODERS
+        .get(i)
+        .map_or(u64::MAX, |encode| encode(t))
+        .to_le_bytes()
 }
 
 /// `num / den` rounded half up, without the overflow of `(num + den / 2) / den`.
@@ -252,20 +267,22 @@ fn hves1d1(t: &Telemetry) -> u64 {
     ])
 }
 
-/// Highest and lowest cell voltage, clamped to valid 16-bit parameters (one pass for
-/// both; the indexes are not sent).
-fn cell_extremes(cells: &[crate::units::MilliVolts]) -> (u16, u16) {
+/// Lowest and highest of `cells` in mV (one pass for both; the indexes are not needed),
+/// `None` without cells. Shared by the HVES and the inverter encoders.
+pub(crate) fn cell_range(cells: &[crate::units::MilliVolts]) -> Option<(u32, u32)> {
+    if cells.is_empty() {
+        return None;
+    }
     let (hi, lo) = cells.iter().fold((0, u32::MAX), |(hi, lo), c| {
         (hi.max(c.as_mv()), lo.min(c.as_mv()))
     });
-    (hi.min(MAX_U16) as u16, lo.min(MAX_U16) as u16)
+    Some((lo, hi))
 }
 
 fn hves1d2(t: &Telemetry) -> u64 {
-    let (hi, lo) = if t.cell_count > 0 {
-        cell_extremes(t.cells())
-    } else {
-        (NA16, NA16)
+    let (hi, lo) = match cell_range(t.cells()) {
+        Some((lo, hi)) => (hi.min(MAX_U16) as u16, lo.min(MAX_U16) as u16),
+        None => (NA16, NA16),
     };
     let imbalance = crate::protect::Fault::CellImbalance;
     let status = if t.faults.contains(imbalance) {

@@ -2,7 +2,8 @@
 //!
 //! The caller feeds it received frames ([`J1939Node::handle_frame`]) and each new
 //! telemetry snapshot ([`J1939Node::update`]), drains frames to send with
-//! [`J1939Node::poll_transmit`] until it returns `None`, applies commands from
+//! [`J1939Node::poll_transmit`] until it returns `None` (or all at once, cheaper, with
+//! [`J1939Node::drain_transmit`]), applies commands from
 //! [`J1939Node::poll_command`], and calls again no later than [`J1939Node::poll_timeout`].
 //!
 //! # Behaviour
@@ -55,13 +56,13 @@ use heapless::Deque;
 use super::command::{Command, CommandError};
 use super::dm::{DtcTable, MAX_DM_LEN};
 use super::id::{J1939Id, Pgn, GLOBAL, NULL};
-use super::messages::{encode_cell_voltages, Message, CELL_VOLTAGES_LEN};
+use super::messages::{encode_cell_voltages, encode_single, Message, CELL_VOLTAGES_LEN};
 use super::name::{Name, NameFields};
 use super::request::{Ack, AckControl, Request};
 use super::tp::{BamReceiver, BamSender};
 use crate::can::{CanFrame, Frame};
 use crate::telemetry::Telemetry;
-use crate::time::{Duration, Instant};
+use crate::time::{Duration, Instant, OptInstant};
 
 /// How long a claimant waits after its claim before using the address (J1939-81).
 pub const CLAIM_WAIT: Duration = Duration::from_millis(250);
@@ -159,9 +160,10 @@ pub struct J1939Node {
     /// Bit `i`: `payloads[i]` is the encoding of the current telemetry.
     fresh: u16,
     quiet_at: Option<Instant>,
-    dm1_due: Option<Instant>,
-    cells_due: Option<Instant>,
-    dm2_due: Option<Instant>,
+    // Trick: `OptInstant` (8 bytes) instead of `Option<Instant>` (16) for the timers.
+    dm1_due: OptInstant,
+    cells_due: OptInstant,
+    dm2_due: OptInstant,
     bam: Option<BamSender>,
     tx: Deque<CanFrame, TX_QUEUE>,
     commands: Deque<Command, COMMAND_QUEUE>,
@@ -210,6 +212,18 @@ const PERIODS: [Duration; SINGLE_FRAMES] = {
     }
     p
 };
+
+/// Identifier of a PDU1 message to the global address, without its source address.
+const fn to_global_id(prio: u8, pgn: Pgn) -> u32 {
+    (prio as u32) << 26 | (pgn.as_u32() | GLOBAL as u32) << 8
+}
+
+/// TP.DT and TP.CM of a BAM, without the source address.
+///
+/// Trick: the eight-byte transport frames take a constant identifier and no checks (the
+/// parts are valid by construction) instead of the general [`frame`].
+const TP_DT_ID: u32 = to_global_id(PRIO_TP, Pgn::TP_DT);
+const TP_CM_ID: u32 = to_global_id(PRIO_TP, Pgn::TP_CM);
 
 fn frame(prio: u8, pgn: Pgn, da: u8, sa: u8, data: &[u8]) -> Option<CanFrame> {
     let id = J1939Id::new(prio, pgn, da, sa).ok()?;
@@ -325,9 +339,9 @@ impl J1939Node {
             payloads: [[0; 8]; SINGLE_FRAMES],
             fresh: 0,
             quiet_at: None,
-            dm1_due: None,
-            cells_due: None,
-            dm2_due: None,
+            dm1_due: OptInstant::NONE,
+            cells_due: OptInstant::NONE,
+            dm2_due: OptInstant::NONE,
             bam: None,
             tx: Deque::new(),
             commands: Deque::new(),
@@ -371,7 +385,7 @@ impl J1939Node {
         };
         self.telemetry = Some(telemetry.clone());
         if self.dtcs.update(telemetry.faults, telemetry.warnings) {
-            self.dm1_due = Some(now);
+            self.dm1_due = OptInstant::some(now);
         }
         self.advance(now);
     }
@@ -442,14 +456,66 @@ impl J1939Node {
         if let Some(f) = self.poll_periodic(now, sa) {
             return Some(f);
         }
+        self.poll_after_periodic(now, sa)
+    }
+
+    /// What follows the periodic messages at `now`: a BAM start, or nothing.
+    #[inline]
+    fn poll_after_periodic(&mut self, now: Instant, sa: u8) -> Option<CanFrame> {
         self.quiet_at = None;
         // Trick: the common "no BAM to start" is decided here, without the call.
         let due = |d: Option<Instant>| d.is_some_and(|d| d <= now);
-        let cells = due(self.cells_due) && self.telemetry.is_some();
-        if self.bam.is_some() || !(due(self.dm1_due) || due(self.dm2_due) || cells) {
+        let cells = due(self.cells_due.get()) && self.telemetry.is_some();
+        if self.bam.is_some() || !(due(self.dm1_due.get()) || due(self.dm2_due.get()) || cells) {
             return None;
         }
         self.poll_bam_start(now, sa)
+    }
+
+    /// Hands every frame to send at `now` to `send`: the frames, in the order, that calls
+    /// of [`J1939Node::poll_transmit`] until `None` return.
+    ///
+    /// Trick: a run of periodic messages (most of every step) goes out in one loop,
+    /// without the checks that each call of `poll_transmit` repeats.
+    ///
+    /// ```
+    /// use bms_core::j1939::{J1939Config, J1939Node};
+    /// use bms_core::{Instant, Telemetry};
+    /// let mut node = J1939Node::new(J1939Config::default());
+    /// node.update(Instant::ZERO, &Telemetry::empty(16));
+    /// let mut sent = Vec::new();
+    /// node.drain_transmit(Instant::ZERO, |f| sent.push(f));
+    /// assert_eq!(sent.len(), 1); // the address claim, alone
+    /// let t = Instant::from_millis(250);
+    /// node.drain_transmit(t, |f| sent.push(f));
+    /// assert_eq!(sent.len(), 15); // 12 data messages, DM1, the cell-voltage BAM's TP.CM
+    /// assert_eq!(node.poll_transmit(t), None);
+    /// ```
+    pub fn drain_transmit(&mut self, now: Instant, mut send: impl FnMut(CanFrame)) {
+        loop {
+            // What `poll_transmit` skips to while the urgent checks found nothing at `now`.
+            if let (Some(quiet), ClaimState::Claimed(sa), Some(_)) =
+                (self.quiet_at, self.claim, &self.telemetry)
+            {
+                if quiet == now && self.pass.at == now {
+                    while let Some(f) = self.next_periodic(now, sa) {
+                        send(f);
+                    }
+                    // The pass is over: `poll_transmit` would go on with this.
+                    match self.poll_after_periodic(now, sa) {
+                        Some(f) => {
+                            send(f);
+                            continue;
+                        }
+                        None => return,
+                    }
+                }
+            }
+            match self.poll_transmit(now) {
+                Some(f) => send(f),
+                None => return,
+            }
+        }
     }
 
     /// The checks before the periodic messages: `Some(answer)` to return it, `None` when
@@ -481,7 +547,7 @@ impl J1939Node {
         }
         if let Some(bam) = self.bam.as_mut() {
             if let Some(dt) = bam.poll(now) {
-                return frame(PRIO_TP, Pgn::TP_DT, GLOBAL, sa, &dt);
+                return Some(CanFrame::extended8(TP_DT_ID | u32::from(sa), dt));
             }
             if bam.next_due().is_none() {
                 self.bam = None;
@@ -519,11 +585,11 @@ impl J1939Node {
                 add(self.bam.as_ref().and_then(BamSender::next_due));
                 // A multi-packet DM1 waits for the running BAM; its end is already a timer.
                 if self.bam.is_none() || self.dtcs.active_count() <= 1 {
-                    add(self.dm1_due);
+                    add(self.dm1_due.get());
                 }
                 if self.bam.is_none() {
-                    add(self.cells_due.filter(|_| self.telemetry.is_some()));
-                    add(self.dm2_due);
+                    add(self.cells_due.get().filter(|_| self.telemetry.is_some()));
+                    add(self.dm2_due.get());
                 }
                 if self.telemetry.is_some() {
                     for d in self.next_due {
@@ -569,8 +635,8 @@ impl J1939Node {
                     at: now,
                     due: ALL_DUE,
                 };
-                self.dm1_due = Some(now);
-                self.cells_due = Some(now);
+                self.dm1_due = OptInstant::some(now);
+                self.cells_due = OptInstant::some(now);
             }
         }
     }
@@ -662,24 +728,24 @@ impl J1939Node {
         let specific = id.destination() != Some(GLOBAL);
         let from = id.source_address();
         match req.pgn {
-            Pgn::DM1 => self.dm1_due = Some(now),
+            Pgn::DM1 => self.dm1_due = OptInstant::some(now),
             Pgn::DM2 => match self.dm_single_frame(Pgn::DM2, sa) {
                 Some(f) => self.push_tx(Some(f)),
-                None => self.dm2_due = Some(now), // multi-packet: by BAM
+                None => self.dm2_due = OptInstant::some(now), // multi-packet: by BAM
             },
             Pgn::DM3 | Pgn::DM11 => {
                 if req.pgn == Pgn::DM3 {
                     self.dtcs.clear_previous();
                 } else {
                     self.dtcs.clear_active();
-                    self.dm1_due = Some(now);
+                    self.dm1_due = OptInstant::some(now);
                 }
                 if specific {
                     self.ack(AckControl::Ack, 0xFF, from, req.pgn);
                 }
             }
             pgn => match (Message::from_pgn(pgn), &self.telemetry) {
-                (Some(Message::CellVoltages), Some(_)) => self.cells_due = Some(now),
+                (Some(Message::CellVoltages), Some(_)) => self.cells_due = OptInstant::some(now),
                 (Some(m), Some(t)) => {
                     let f = frame(m.priority(), m.pgn(), GLOBAL, sa, &m.encode(t));
                     self.push_tx(f);
@@ -720,13 +786,13 @@ impl J1939Node {
     }
 
     fn poll_dm1_single(&mut self, now: Instant, sa: u8) -> Option<CanFrame> {
-        let due = self.dm1_due.filter(|&d| d <= now)?;
+        let due = self.dm1_due.get().filter(|&d| d <= now)?;
         // Trick: DM1 needs more than 8 bytes exactly when two or more DTCs are active, so
         // the count decides without building the payload.
         if self.dtcs.active_count() > 1 {
             return None; // multi-packet: started by poll_bam_start
         }
-        self.dm1_due = Some(reschedule(due, now, DM1_PERIOD));
+        self.dm1_due = OptInstant::some(reschedule(due, now, DM1_PERIOD));
         self.dm_single_frame(Pgn::DM1, sa)
     }
 
@@ -754,6 +820,12 @@ impl J1939Node {
         if now != self.pass.at {
             self.start_pass(now);
         }
+        self.next_periodic(now, sa)
+    }
+
+    /// The next message of the pass (started at `now`), rescheduled; `None` at its end.
+    #[inline]
+    fn next_periodic(&mut self, now: Instant, sa: u8) -> Option<CanFrame> {
         let due = self.pass.due;
         if due == 0 {
             return None;
@@ -783,14 +855,10 @@ impl J1939Node {
     /// Encodes message `i` of [`Message::SINGLE_FRAME`] from the telemetry and keeps it.
     #[inline(never)]
     fn encode(&mut self, i: usize) -> [u8; 8] {
-        let (Some(t), Some(m), Some(p)) = (
-            self.telemetry.as_ref(),
-            Message::SINGLE_FRAME.get(i),
-            self.payloads.get_mut(i),
-        ) else {
+        let (Some(t), Some(p)) = (self.telemetry.as_ref(), self.payloads.get_mut(i)) else {
             return [0xFF; 8];
         };
-        *p = m.encode(t);
+        *p = encode_single(i, t);
         self.fresh |= 1 << i;
         *p
     }
@@ -801,26 +869,34 @@ impl J1939Node {
         if self.bam.is_some() {
             return None;
         }
-        let due = |d: Option<Instant>| d.filter(|&d| d <= now);
-        let cells = self.telemetry.as_ref().and(due(self.cells_due));
-        // Earliest due first; ties go to DM1, then DM2, then cells.
-        let (at, kind) = [(due(self.dm1_due), 0u8), (due(self.dm2_due), 1), (cells, 2)]
-            .into_iter()
-            .filter_map(|(d, k)| Some((d?, k)))
-            .min()?;
+        let cells = match self.telemetry {
+            Some(_) => self.cells_due,
+            None => OptInstant::NONE,
+        };
+        // Earliest due first; ties go to DM1, then DM2, then cells (plain comparisons:
+        // smaller code than a `min` over optional pairs).
+        let mut pick = None;
+        for (kind, d) in [self.dm1_due, self.dm2_due, cells].into_iter().enumerate() {
+            match (d.get(), pick) {
+                (Some(d), Some((at, _))) if d < at => pick = Some((d, kind)),
+                (Some(d), None) if d <= now => pick = Some((d, kind)),
+                _ => {}
+            }
+        }
+        let (at, kind) = pick?;
         let mut buf = [0xFF; MAX_DM_LEN];
         let (pgn, len) = match kind {
             0 => {
-                self.dm1_due = Some(reschedule(at, now, DM1_PERIOD));
+                self.dm1_due = OptInstant::some(reschedule(at, now, DM1_PERIOD));
                 (Pgn::DM1, self.dtcs.dm1(&mut buf))
             }
             1 => {
-                self.dm2_due = None;
+                self.dm2_due = OptInstant::NONE;
                 (Pgn::DM2, self.dtcs.dm2(&mut buf))
             }
             _ => {
                 let period = Duration::from_millis(Message::CellVoltages.period_ms());
-                self.cells_due = Some(reschedule(at, now, period));
+                self.cells_due = OptInstant::some(reschedule(at, now, period));
                 let cells = buf.first_chunk_mut::<CELL_VOLTAGES_LEN>()?;
                 encode_cell_voltages(self.telemetry.as_ref()?, cells);
                 (Message::CellVoltages.pgn(), CELL_VOLTAGES_LEN)
@@ -833,7 +909,7 @@ impl J1939Node {
         }
         let (sender, cm) = BamSender::start(now, pgn, data, self.config.bam_gap).ok()?;
         self.bam = Some(sender);
-        frame(PRIO_TP, Pgn::TP_CM, GLOBAL, sa, &cm)
+        Some(CanFrame::extended8(TP_CM_ID | u32::from(sa), cm))
     }
 }
 
@@ -881,6 +957,34 @@ mod test {
         assert_eq!(f.len(), 14);
         assert_eq!(raw(&f[0]), 0x18FE_CAF3);
         assert_eq!(raw(&f[13]), 0x1CEC_FFF3);
+    }
+
+    /// DM1 and the cell voltages both need a BAM at the claim: DM1 (due first on a tie)
+    /// starts, the cells wait for its end.
+    #[test]
+    fn bam_tie_goes_to_dm1() {
+        let mut n = J1939Node::new(J1939Config::default());
+        let mut tel = Telemetry::empty(16);
+        tel.faults = FaultSet::from_iter([Fault::CellOv, Fault::MosOt]);
+        n.update(Instant::ZERO, &tel);
+        drain(&mut n, Instant::ZERO);
+        let f = drain(&mut n, Instant::from_millis(250));
+        let cms: heapless::Vec<_, 4> = f.iter().filter(|f| raw(f) == 0x1CEC_FFF3).collect();
+        assert_eq!(cms.len(), 1);
+        assert_eq!(cms[0].data()[5..], [0xCA, 0xFE, 0x00]);
+        assert_eq!(n.poll_timeout(), Some(Instant::from_millis(310)));
+    }
+
+    /// The constant transport identifiers are those of the general builder, for every
+    /// source address the node can claim.
+    #[test]
+    fn transport_ids() {
+        for sa in 0..NULL {
+            let dt = J1939Id::new(PRIO_TP, Pgn::TP_DT, GLOBAL, sa).unwrap();
+            let cm = J1939Id::new(PRIO_TP, Pgn::TP_CM, GLOBAL, sa).unwrap();
+            assert_eq!(dt.to_raw(), TP_DT_ID | u32::from(sa));
+            assert_eq!(cm.to_raw(), TP_CM_ID | u32::from(sa));
+        }
     }
 
     #[test]
