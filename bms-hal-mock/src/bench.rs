@@ -2,7 +2,7 @@
 //!
 //! [`Workload::new`] builds a configuration and pre-generates every [`Measurements`]
 //! snapshot, so that [`run_steps`] does nothing but call [`Bms::step`] (and, with CAN,
-//! [`J1939Node::update`] and drain [`J1939Node::poll_transmit`]): no simulation, no I/O.
+//! [`J1939Node::update`] and [`J1939Node::drain_transmit`]): no simulation, no I/O.
 //! `bms-sim bench` runs it under `valgrind --tool=callgrind --toggle-collect=*run_steps*`
 //! to count instructions per step (see `benches/callgrind-step.sh`).
 //!
@@ -136,9 +136,9 @@ pub fn run_steps(
         std::hint::black_box(bms.step(std::hint::black_box(m)));
         if let Some(node) = can.as_deref_mut() {
             node.update(m.timestamp, bms.telemetry());
-            while let Some(f) = node.poll_transmit(m.timestamp) {
+            node.drain_transmit(m.timestamp, |f| {
                 std::hint::black_box(f);
-            }
+            });
         }
     }
     snapshots.len()

@@ -335,10 +335,10 @@ fn bench(bms: &mut Bms, node: &mut J1939Node) -> ! {
         while bms.poll_event().is_some() {}
         if CAN {
             node.update(m.timestamp, bms.telemetry());
-            while let Some(f) = node.poll_transmit(m.timestamp) {
+            node.drain_transmit(m.timestamp, |f| {
                 core::hint::black_box(f);
                 frames += 1;
-            }
+            });
         }
         faults |= bms.telemetry().faults.bits() | u32::from(!out.fets.discharge) << 31;
     }
