@@ -117,6 +117,25 @@ impl Function {
     }
 }
 
+/// The request function bytes, for code that reads the raw byte (no conversion to
+/// [`Function`] and its 30-arm table on the receive path).
+pub(crate) mod func {
+    pub const READ_STATUS: u8 = 0x01;
+    pub const READ_REGISTERS: u8 = 0x02;
+    pub const READ_IDENT: u8 = 0x04;
+    pub const WRITE_REGISTER: u8 = 0x22;
+    pub const AUTHENTICATE: u8 = 0x23;
+    pub const CONTROL: u8 = 0x51;
+}
+
+/// [`Function::is_bare_request`] of a raw function byte.
+pub(crate) const fn is_bare(f: u8) -> bool {
+    matches!(
+        f,
+        func::READ_STATUS | func::READ_REGISTERS | func::READ_IDENT | func::CONTROL
+    )
+}
+
 /// Bit set in a response function byte to mark an error response (this firmware's
 /// convention; its payload is a 2-byte [`super::ErrorCode`]).
 pub const ERROR_FLAG: u8 = 0x80;
@@ -214,7 +233,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// Number of payload bytes: `LEN`, or 0 for [bare requests](Function::is_bare_request).
     pub fn payload_len(&self) -> usize {
-        if self.function().is_bare_request() {
+        if is_bare(self.function_raw()) {
             0
         } else {
             self.len_field() as usize
@@ -421,6 +440,24 @@ mod test {
             let mut out = [0u8; 32];
             let n = emit_frame(f, a, pl, len, &mut out).unwrap();
             assert_eq!(&out[..n], &hex(want)[..], "{f:?}");
+        }
+    }
+
+    #[test]
+    fn raw_request_bytes_are_the_functions() {
+        let pairs = [
+            (func::READ_STATUS, Function::ReadStatus),
+            (func::READ_REGISTERS, Function::ReadRegisters),
+            (func::READ_IDENT, Function::ReadIdent),
+            (func::WRITE_REGISTER, Function::WriteRegister),
+            (func::AUTHENTICATE, Function::Authenticate),
+            (func::CONTROL, Function::Control),
+        ];
+        for (b, f) in pairs {
+            assert_eq!(Function::from(b), f);
+        }
+        for b in 0..=255u8 {
+            assert_eq!(is_bare(b), Function::from(b).is_bare_request(), "{b:#x}");
         }
     }
 

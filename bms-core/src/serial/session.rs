@@ -45,7 +45,7 @@ use heapless::Deque;
 use super::auth::{AuthConfig, AuthError, AuthState};
 use super::command::{legacy_command, Command, ControlCode};
 use super::device_info::{DeviceInfo, DEVICE_INFO_ADDR};
-use super::frame::{emit_raw, finish_in_place, Function, Packet, ERROR_FLAG, MAX_FRAME_LEN};
+use super::frame::{emit_raw, finish_in_place, func, Packet, ERROR_FLAG, MAX_FRAME_LEN};
 use super::framer::{Frame, Framer};
 use super::legacy::{emit_legacy_status, LegacyKind, LegacyRequest, LEGACY_PASSWORD_ADDR};
 use super::registers::{lookup, ParameterAccess};
@@ -325,26 +325,26 @@ impl Link {
     ) {
         let addr = p.address();
         let len = p.len_field();
-        let func = p.function();
+        let f = p.function_raw();
         if !matches!(
-            func,
-            Function::ReadStatus
-                | Function::ReadRegisters
-                | Function::ReadIdent
-                | Function::WriteRegister
-                | Function::Authenticate
-                | Function::Control
+            f,
+            func::READ_STATUS
+                | func::READ_REGISTERS
+                | func::READ_IDENT
+                | func::WRITE_REGISTER
+                | func::AUTHENTICATE
+                | func::CONTROL
         ) {
             return;
         }
         bump(&mut self.stats.frames);
-        match func {
-            Function::ReadStatus => self.queue(Pending::new(STATUS, 0, 0)),
-            Function::ReadIdent => self.queue(Pending::new(IDENT, addr, 0)),
+        match f {
+            func::READ_STATUS => self.queue(Pending::new(STATUS, 0, 0)),
+            func::READ_IDENT => self.queue(Pending::new(IDENT, addr, 0)),
             // The device-info block is answered whole, whatever length was asked for (the
             // entry is told apart by its address).
-            Function::ReadRegisters => self.queue(Pending::new(REGISTERS, addr, len)),
-            Function::Authenticate => {
+            func::READ_REGISTERS => self.queue(Pending::new(REGISTERS, addr, len)),
+            func::AUTHENTICATE => {
                 // A password longer than the longest kept never matches, as when cut.
                 let password = p.payload();
                 let password = password.get(..MAX_AUTH_PAYLOAD).unwrap_or(password);
@@ -360,7 +360,7 @@ impl Link {
                     }
                 }
             }
-            Function::WriteRegister => {
+            func::WRITE_REGISTER => {
                 let value = p.payload();
                 if let Err(e) = self.auth.check(now) {
                     return self.reject(WRITE_ACK, addr, auth_code(e));
