@@ -43,7 +43,7 @@
 use heapless::Deque;
 
 use super::auth::{AuthConfig, AuthError, AuthState};
-use super::command::{legacy_command, Command, ControlCode};
+use super::command::{command_of, legacy_command, Command};
 use super::device_info::{DeviceInfo, DEVICE_INFO_ADDR};
 use super::frame::{emit_raw, finish_in_place, func, Packet, ERROR_FLAG, MAX_FRAME_LEN};
 use super::framer::{Frame, Framer};
@@ -397,7 +397,7 @@ impl Link {
                 if let Err(e) = self.auth.check(now) {
                     return self.reject(CONTROL_ACK, addr, auth_code(e));
                 }
-                let Some(cmd) = ControlCode::from(addr).command() else {
+                let Some(cmd) = command_of(addr) else {
                     return self.reject(CONTROL_ACK, addr, ErrorCode::Unsupported);
                 };
                 if self.commands.push_back(cmd).is_err() {
