@@ -308,6 +308,9 @@ pub(crate) fn finish_in_place(
     seal(func, addr, n as u8, n, out)
 }
 
+/// [`emit_frame`] with the function as a raw byte (error responses set [`ERROR_FLAG`]).
+// Out of line: one copy of the payload copy for every short response.
+#[inline(never)]
 pub(crate) fn emit_raw(
     func: u8,
     addr: u16,
@@ -323,7 +326,10 @@ pub(crate) fn emit_raw(
     let out = out
         .get_mut(..OVERHEAD + n)
         .ok_or(EmitError::BufferTooSmall)?;
-    out[6..6 + n].copy_from_slice(payload);
+    // Always there (`out` holds the whole frame): `get_mut` keeps the panic path out.
+    if let Some(dst) = out.get_mut(6..6 + n) {
+        dst.copy_from_slice(payload);
+    }
     seal(func, addr, len, n, out)
 }
 
