@@ -158,8 +158,7 @@ pub struct Packet<T: AsRef<[u8]>> {
 impl<T: AsRef<[u8]>> Packet<T> {
     /// Wraps a buffer without any check.
     ///
-    /// # Panics
-    /// The accessors may panic on a buffer shorter than 10 bytes; use
+    /// The accessors read 0 for the fields of a buffer shorter than 10 bytes; use
     /// [`Packet::new_checked`] for bytes from the wire.
     pub const fn new_unchecked(buffer: T) -> Packet<T> {
         Packet { buffer }
@@ -216,19 +215,22 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// The raw function byte (keeps the [`ERROR_FLAG`] visible).
+    // `get` (0 past the end) rather than indexing: no panic path in the receive code.
     pub fn function_raw(&self) -> u8 {
-        self.buffer.as_ref()[field::FUNC]
+        self.buffer.as_ref().get(field::FUNC).copied().unwrap_or(0)
     }
 
     /// The address field (register or control code).
     pub fn address(&self) -> u16 {
-        let b = self.buffer.as_ref();
-        u16::from_le_bytes([b[field::ADDR.start], b[field::ADDR.start + 1]])
+        match self.buffer.as_ref().get(field::ADDR) {
+            Some(&[lo, hi]) => u16::from_le_bytes([lo, hi]),
+            _ => 0,
+        }
     }
 
     /// The `LEN` byte (payload length, or the requested length for read requests).
     pub fn len_field(&self) -> u8 {
-        self.buffer.as_ref()[field::LEN]
+        self.buffer.as_ref().get(field::LEN).copied().unwrap_or(0)
     }
 
     /// Number of payload bytes: `LEN`, or 0 for [bare requests](Function::is_bare_request).
