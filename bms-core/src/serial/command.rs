@@ -133,6 +133,37 @@ impl ControlCode {
     }
 }
 
+/// The supported control codes and their commands, for [`command_of`].
+const CONTROL_COMMANDS: [(u16, Command); 18] = [
+    (0x01, Command::SetDischargeFet(false)),
+    (0x03, Command::SetDischargeFet(true)),
+    (0x04, Command::SetChargeFet(false)),
+    (0x06, Command::SetChargeFet(true)),
+    (0x07, Command::ApplySettings),
+    (0x08, Command::ZeroCurrent),
+    (0x09, Command::Restart),
+    (0x0B, Command::Shutdown),
+    (0x0C, Command::FactoryReset),
+    (0x0D, Command::SetBalancer(true)),
+    (0x0E, Command::SetBalancer(false)),
+    (0x0F, Command::ClearEventLog),
+    (0x20, Command::ClearCounter(Counter::DischargedAh)),
+    (0x21, Command::ClearCounter(Counter::ChargedAh)),
+    (0x22, Command::ClearCounter(Counter::DischargeTime)),
+    (0x23, Command::ClearCounter(Counter::ChargeTime)),
+    (0x24, Command::ClearCounter(Counter::RunningTime)),
+    (0x25, Command::ClearCounter(Counter::ProtectTime)),
+];
+
+/// `ControlCode::from(code).command()` of a raw control code.
+// A table walk on the receive path: no conversion to `ControlCode` and no match per code.
+pub(crate) fn command_of(code: u16) -> Option<Command> {
+    CONTROL_COMMANDS
+        .iter()
+        .find(|e| e.0 == code)
+        .map(|&(_, cmd)| cmd)
+}
+
 /// The command of a legacy write to a control address (247..=255), `None` for other
 /// addresses and for the LiFePO4 preset (251, not supported).
 pub fn legacy_command(address: u8, value: u16) -> Option<Command> {
@@ -148,4 +179,20 @@ pub fn legacy_command(address: u8, value: u16) -> Option<Command> {
         255 => Command::ApplySettings,
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    #[test]
+    fn the_table_gives_the_command_of_every_code() {
+        for code in 0..=u16::MAX {
+            assert_eq!(
+                command_of(code),
+                ControlCode::from(code).command(),
+                "{code:#x}"
+            );
+        }
+    }
 }

@@ -34,77 +34,81 @@ use crate::protect::Fault;
 use crate::time::Duration;
 use crate::units::{MilliAmpHours, MilliVolts};
 
+/// What a register maps to; the protection fields are of the rule named next to them in
+/// [`FIELDS`].
 #[derive(Clone, Copy)]
 enum Field {
-    Trip(Fault),
-    Release(Fault),
-    Warn(Fault),
-    DelaySecs(Fault),
-    DelayMillis(Fault),
-    DelayMicros(Fault),
+    Trip,
+    Release,
+    Warn,
+    DelaySecs,
+    DelayMillis,
+    DelayMicros,
     BalanceStart,
     BalanceOn,
     BalanceOff,
     Capacity,
 }
 
-/// Every mapped register with its field and scale: wire value = config value / `div` (e.g.
-/// mA / 100 = 0.1 A; only thresholds have a `div` other than 1).
-// A table walk instead of a match: the same pairs in a third of the flash.
-const FIELDS: [(u16, Field, u16); 27] = {
+/// Every mapped register with its field, its protection rule (unused by the fields outside
+/// the protection table) and scale: wire value = config value / `div` (e.g. mA / 100 = 0.1 A;
+/// only thresholds have a `div` other than 1).
+// A table walk instead of a match, and the rule apart from the field: each rule is looked up
+// once, not in every arm.
+const FIELDS: [(u16, Field, Fault, u16); 27] = {
     use Fault::*;
     use Field::*;
     [
-        (0x00, Trip(CellOv), 1),
-        (0x02, Release(CellOv), 1),
-        (0x08, Trip(PackOv), 100),
-        (0x0A, Release(PackOv), 100),
-        (0x0C, Trip(CellUv), 1),
-        (0x0E, Release(CellUv), 1),
-        (0x14, Trip(PackUv), 100),
-        (0x16, Release(PackUv), 100),
-        (0x18, Trip(CellImbalance), 1),
-        (0x1A, Release(CellImbalance), 1),
-        (0x20, Warn(CellOv), 1),
-        (0x28, Warn(CellUv), 1),
-        (0x30, Warn(CellImbalance), 1),
-        (0x68, Trip(ChgOc), 100),
-        (0x6A, DelaySecs(ChgOc), 1),
-        (0x6C, Trip(DsgOc1), 100),
-        (0x6E, DelaySecs(DsgOc1), 1),
-        (0x70, Trip(DsgOc2), 100),
-        (0x72, DelayMillis(DsgOc2), 1),
-        (0x74, Trip(Sc), 1_000),
-        (0x76, DelayMicros(Sc), 1),
-        (0x7C, Warn(ChgOc), 100),
-        (0x80, Warn(DsgOc1), 100),
-        (0x8E, BalanceStart, 1),
-        (0x90, BalanceOn, 1),
-        (0x92, BalanceOff, 1),
-        (0xA2, Capacity, 1),
+        (0x00, Trip, CellOv, 1),
+        (0x02, Release, CellOv, 1),
+        (0x08, Trip, PackOv, 100),
+        (0x0A, Release, PackOv, 100),
+        (0x0C, Trip, CellUv, 1),
+        (0x0E, Release, CellUv, 1),
+        (0x14, Trip, PackUv, 100),
+        (0x16, Release, PackUv, 100),
+        (0x18, Trip, CellImbalance, 1),
+        (0x1A, Release, CellImbalance, 1),
+        (0x20, Warn, CellOv, 1),
+        (0x28, Warn, CellUv, 1),
+        (0x30, Warn, CellImbalance, 1),
+        (0x68, Trip, ChgOc, 100),
+        (0x6A, DelaySecs, ChgOc, 1),
+        (0x6C, Trip, DsgOc1, 100),
+        (0x6E, DelaySecs, DsgOc1, 1),
+        (0x70, Trip, DsgOc2, 100),
+        (0x72, DelayMillis, DsgOc2, 1),
+        (0x74, Trip, Sc, 1_000),
+        (0x76, DelayMicros, Sc, 1),
+        (0x7C, Warn, ChgOc, 100),
+        (0x80, Warn, DsgOc1, 100),
+        (0x8E, BalanceStart, CellOv, 1),
+        (0x90, BalanceOn, CellOv, 1),
+        (0x92, BalanceOff, CellOv, 1),
+        (0xA2, Capacity, CellOv, 1),
     ]
 };
 
-fn field(reg: u16) -> Option<(Field, i32)> {
+fn field(reg: u16) -> Option<(Field, Fault, i32)> {
     FIELDS
         .iter()
         .find(|e| e.0 == reg)
-        .map(|&(_, f, div)| (f, i32::from(div)))
+        .map(|&(_, f, x, div)| (f, x, i32::from(div)))
 }
 
 fn read(cfg: &PackConfig, reg: u16) -> Result<u32, ParamError> {
-    let (f, div) = field(reg).ok_or(ParamError::UnknownRegister)?;
-    let rule = |x: Fault| cfg.protection.get(x);
+    let (f, x, div) = field(reg).ok_or(ParamError::UnknownRegister)?;
+    let rule = cfg.protection.get(x);
     // 32-bit: thresholds are `i32` and only they are scaled down (a negative one is out of
     // range); the two fields scaled up may overflow `u32`, which is out of range too.
     let threshold = |v: i32| u32::try_from(v / div).ok();
     let value = match f {
-        Field::Trip(x) => threshold(rule(x).trip),
-        Field::Release(x) => threshold(rule(x).release),
-        Field::Warn(x) => threshold(rule(x).warn.unwrap_or(rule(x).trip)),
-        Field::DelaySecs(x) => Some(rule(x).delay.as_secs()),
-        Field::DelayMillis(x) => Some(rule(x).delay.as_millis()),
-        Field::DelayMicros(x) => rule(x).delay.as_millis().checked_mul(1_000),
+        Field::Trip => threshold(rule.trip),
+        Field::Release => threshold(rule.release),
+        Field::Warn => threshold(rule.warn.unwrap_or(rule.trip)),
+        Field::DelaySecs => Some(rule.delay.as_secs()),
+        Field::DelayMillis => Some(rule.delay.as_millis()),
+        Field::DelayMicros => rule.delay.as_millis().checked_mul(1_000),
         Field::BalanceStart => Some(cfg.balance.start_voltage.as_mv()),
         Field::BalanceOn => Some(cfg.balance.start_delta.as_mv()),
         Field::BalanceOff => Some(cfg.balance.stop_delta.as_mv()),
@@ -114,25 +118,26 @@ fn read(cfg: &PackConfig, reg: u16) -> Result<u32, ParamError> {
 }
 
 fn write(cfg: &mut PackConfig, reg: u16, value: u32) -> Result<(), ParamError> {
-    let (f, mul) = field(reg).ok_or(ParamError::UnknownRegister)?;
+    let (f, x, mul) = field(reg).ok_or(ParamError::UnknownRegister)?;
     // `value · mul` fits an i32 exactly when both steps do (`mul` is positive).
     let v = i32::try_from(value)
         .ok()
         .and_then(|v| v.checked_mul(mul))
         .ok_or(ParamError::OutOfRange)?;
     let mv = MilliVolts::from_mv(value);
-    let p = &mut cfg.protection;
+    let rule = cfg.protection.get_mut(x);
+    let balance = &mut cfg.balance;
     match f {
-        Field::Trip(x) => p.get_mut(x).trip = v,
-        Field::Release(x) => p.get_mut(x).release = v,
-        Field::Warn(x) => p.get_mut(x).warn = Some(v),
-        Field::DelaySecs(x) => p.get_mut(x).delay = Duration::from_secs(value),
-        Field::DelayMillis(x) => p.get_mut(x).delay = Duration::from_millis(value),
+        Field::Trip => rule.trip = v,
+        Field::Release => rule.release = v,
+        Field::Warn => rule.warn = Some(v),
+        Field::DelaySecs => rule.delay = Duration::from_secs(value),
+        Field::DelayMillis => rule.delay = Duration::from_millis(value),
         // Software protection runs per step: round up to whole milliseconds.
-        Field::DelayMicros(x) => p.get_mut(x).delay = Duration::from_millis(value.div_ceil(1_000)),
-        Field::BalanceStart => cfg.balance.start_voltage = mv,
-        Field::BalanceOn => cfg.balance.start_delta = mv,
-        Field::BalanceOff => cfg.balance.stop_delta = mv,
+        Field::DelayMicros => rule.delay = Duration::from_millis(value.div_ceil(1_000)),
+        Field::BalanceStart => balance.start_voltage = mv,
+        Field::BalanceOn => balance.start_delta = mv,
+        Field::BalanceOff => balance.stop_delta = mv,
         Field::Capacity => cfg.capacity_mah = MilliAmpHours::from_mah(value / 1_000),
     }
     cfg.validate().map_err(|e| match e {
@@ -167,6 +172,161 @@ mod test {
         .unwrap()
     }
 
+    /// Which rule field a register maps to, written out register by register (the mapping
+    /// before the table).
+    enum RefField {
+        Trip(Fault, i32),
+        Release(Fault, i32),
+        Warn(Fault, i32),
+        Secs(Fault),
+        Millis(Fault),
+        Micros(Fault),
+        Start,
+        On,
+        Off,
+        Capacity,
+    }
+
+    fn ref_field(reg: u16) -> Option<RefField> {
+        use Fault::*;
+        use RefField::*;
+        Some(match reg {
+            0x00 => Trip(CellOv, 1),
+            0x02 => Release(CellOv, 1),
+            0x08 => Trip(PackOv, 100),
+            0x0A => Release(PackOv, 100),
+            0x0C => Trip(CellUv, 1),
+            0x0E => Release(CellUv, 1),
+            0x14 => Trip(PackUv, 100),
+            0x16 => Release(PackUv, 100),
+            0x18 => Trip(CellImbalance, 1),
+            0x1A => Release(CellImbalance, 1),
+            0x20 => Warn(CellOv, 1),
+            0x28 => Warn(CellUv, 1),
+            0x30 => Warn(CellImbalance, 1),
+            0x68 => Trip(ChgOc, 100),
+            0x6A => Secs(ChgOc),
+            0x6C => Trip(DsgOc1, 100),
+            0x6E => Secs(DsgOc1),
+            0x70 => Trip(DsgOc2, 100),
+            0x72 => Millis(DsgOc2),
+            0x74 => Trip(Sc, 1_000),
+            0x76 => Micros(Sc),
+            0x7C => Warn(ChgOc, 100),
+            0x80 => Warn(DsgOc1, 100),
+            0x8E => Start,
+            0x90 => On,
+            0x92 => Off,
+            0xA2 => Capacity,
+            _ => return None,
+        })
+    }
+
+    fn ref_read(cfg: &PackConfig, reg: u16) -> Result<u32, ParamError> {
+        let p = &cfg.protection;
+        let thr = |v: i32, d: i32| u32::try_from(v / d).map_err(|_| ParamError::OutOfRange);
+        match ref_field(reg).ok_or(ParamError::UnknownRegister)? {
+            RefField::Trip(x, d) => thr(p.get(x).trip, d),
+            RefField::Release(x, d) => thr(p.get(x).release, d),
+            RefField::Warn(x, d) => thr(p.get(x).warn.unwrap_or(p.get(x).trip), d),
+            RefField::Secs(x) => Ok(p.get(x).delay.as_millis() / 1_000),
+            RefField::Millis(x) => Ok(p.get(x).delay.as_millis()),
+            RefField::Micros(x) => (p.get(x).delay.as_millis() as u64 * 1_000)
+                .try_into()
+                .map_err(|_| ParamError::OutOfRange),
+            RefField::Start => Ok(cfg.balance.start_voltage.as_mv()),
+            RefField::On => Ok(cfg.balance.start_delta.as_mv()),
+            RefField::Off => Ok(cfg.balance.stop_delta.as_mv()),
+            RefField::Capacity => (cfg.capacity_mah.as_mah() as u64 * 1_000)
+                .try_into()
+                .map_err(|_| ParamError::OutOfRange),
+        }
+    }
+
+    fn ref_write(cfg: &mut PackConfig, reg: u16, value: u32) -> Result<(), ParamError> {
+        let f = ref_field(reg).ok_or(ParamError::UnknownRegister)?;
+        let scaled = |d: i32| {
+            let v = value as i64 * d as i64;
+            i32::try_from(v).map_err(|_| ParamError::OutOfRange)
+        };
+        let p = &mut cfg.protection;
+        match f {
+            RefField::Trip(x, d) => p.get_mut(x).trip = scaled(d)?,
+            RefField::Release(x, d) => p.get_mut(x).release = scaled(d)?,
+            RefField::Warn(x, d) => p.get_mut(x).warn = Some(scaled(d)?),
+            RefField::Secs(x) => {
+                scaled(1)?;
+                p.get_mut(x).delay = Duration::from_secs(value)
+            }
+            RefField::Millis(x) => {
+                scaled(1)?;
+                p.get_mut(x).delay = Duration::from_millis(value)
+            }
+            RefField::Micros(x) => {
+                scaled(1)?;
+                p.get_mut(x).delay = Duration::from_millis(value.div_ceil(1_000))
+            }
+            RefField::Start => {
+                scaled(1)?;
+                cfg.balance.start_voltage = MilliVolts::from_mv(value)
+            }
+            RefField::On => {
+                scaled(1)?;
+                cfg.balance.start_delta = MilliVolts::from_mv(value)
+            }
+            RefField::Off => {
+                scaled(1)?;
+                cfg.balance.stop_delta = MilliVolts::from_mv(value)
+            }
+            RefField::Capacity => {
+                scaled(1)?;
+                cfg.capacity_mah = MilliAmpHours::from_mah(value / 1_000)
+            }
+        }
+        cfg.validate().map_err(|e| match e {
+            ConfigError::BeyondChemistry(_) | ConfigError::Plausibility => ParamError::OutOfRange,
+            _ => ParamError::Invalid,
+        })
+    }
+
+    proptest::proptest! {
+        /// Reads and writes through the table equal the register-by-register mapping, on
+        /// the same sequence of writes (values near each register's present one and wild).
+        #[test]
+        fn table_equals_the_plain_mapping(
+            ops in proptest::collection::vec(
+                (0usize..40, proptest::prelude::any::<u32>(), -300i32..300, proptest::prelude::any::<bool>()),
+                1..40,
+            ),
+            lfp: bool,
+        ) {
+            let chem = if lfp { Chemistry::Lfp } else { Chemistry::Nmc };
+            let base = PackConfig::preset("ANT16S-300A-C".parse().unwrap(), chem);
+            let (mut a, mut b) = (base.clone(), base);
+            for (i, wild, delta, use_wild) in ops {
+                let reg = FIELDS.get(i).map_or(0x9C + 2 * i as u16, |e| e.0);
+                proptest::prop_assert_eq!(read(&a, reg), ref_read(&b, reg));
+                let value = if use_wild {
+                    wild
+                } else {
+                    read(&a, reg).unwrap_or(0).wrapping_add_signed(delta)
+                };
+                let (mut ta, mut tb) = (a.clone(), b.clone());
+                let ra = write(&mut ta, reg, value);
+                let rb = ref_write(&mut tb, reg, value);
+                proptest::prop_assert_eq!(ra, rb);
+                proptest::prop_assert_eq!(&ta, &tb);
+                if ra.is_ok() {
+                    a = ta;
+                    b = tb;
+                }
+            }
+            for &(reg, ..) in FIELDS.iter() {
+                proptest::prop_assert_eq!(read(&a, reg), ref_read(&b, reg));
+            }
+        }
+    }
+
     #[test]
     fn reads_in_wire_units() {
         let b = bms();
@@ -183,7 +343,7 @@ mod test {
 
     #[test]
     fn every_mapped_register_is_in_the_table_once() {
-        for (i, &(reg, _, div)) in FIELDS.iter().enumerate() {
+        for (i, &(reg, _, _, div)) in FIELDS.iter().enumerate() {
             assert!(super::super::registers::lookup(reg).is_some(), "{reg:#x}");
             assert!(div > 0);
             assert!(FIELDS[..i].iter().all(|e| e.0 != reg), "{reg:#x} twice");

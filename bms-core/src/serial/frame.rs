@@ -117,6 +117,25 @@ impl Function {
     }
 }
 
+/// The request function bytes, for code that reads the raw byte (no conversion to
+/// [`Function`] and its 30-arm table on the receive path).
+pub(crate) mod func {
+    pub const READ_STATUS: u8 = 0x01;
+    pub const READ_REGISTERS: u8 = 0x02;
+    pub const READ_IDENT: u8 = 0x04;
+    pub const WRITE_REGISTER: u8 = 0x22;
+    pub const AUTHENTICATE: u8 = 0x23;
+    pub const CONTROL: u8 = 0x51;
+}
+
+/// [`Function::is_bare_request`] of a raw function byte.
+pub(crate) const fn is_bare(f: u8) -> bool {
+    matches!(
+        f,
+        func::READ_STATUS | func::READ_REGISTERS | func::READ_IDENT | func::CONTROL
+    )
+}
+
 /// Bit set in a response function byte to mark an error response (this firmware's
 /// convention; its payload is a 2-byte [`super::ErrorCode`]).
 pub const ERROR_FLAG: u8 = 0x80;
@@ -139,8 +158,7 @@ pub struct Packet<T: AsRef<[u8]>> {
 impl<T: AsRef<[u8]>> Packet<T> {
     /// Wraps a buffer without any check.
     ///
-    /// # Panics
-    /// The accessors may panic on a buffer shorter than 10 bytes; use
+    /// The accessors read 0 for the fields of a buffer shorter than 10 bytes; use
     /// [`Packet::new_checked`] for bytes from the wire.
     pub const fn new_unchecked(buffer: T) -> Packet<T> {
         Packet { buffer }
@@ -197,24 +215,27 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// The raw function byte (keeps the [`ERROR_FLAG`] visible).
+    // `get` (0 past the end) rather than indexing: no panic path in the receive code.
     pub fn function_raw(&self) -> u8 {
-        self.buffer.as_ref()[field::FUNC]
+        self.buffer.as_ref().get(field::FUNC).copied().unwrap_or(0)
     }
 
     /// The address field (register or control code).
     pub fn address(&self) -> u16 {
-        let b = self.buffer.as_ref();
-        u16::from_le_bytes([b[field::ADDR.start], b[field::ADDR.start + 1]])
+        match self.buffer.as_ref().get(field::ADDR) {
+            Some(&[lo, hi]) => u16::from_le_bytes([lo, hi]),
+            _ => 0,
+        }
     }
 
     /// The `LEN` byte (payload length, or the requested length for read requests).
     pub fn len_field(&self) -> u8 {
-        self.buffer.as_ref()[field::LEN]
+        self.buffer.as_ref().get(field::LEN).copied().unwrap_or(0)
     }
 
     /// Number of payload bytes: `LEN`, or 0 for [bare requests](Function::is_bare_request).
     pub fn payload_len(&self) -> usize {
-        if self.function().is_bare_request() {
+        if is_bare(self.function_raw()) {
             0
         } else {
             self.len_field() as usize
@@ -289,6 +310,9 @@ pub(crate) fn finish_in_place(
     seal(func, addr, n as u8, n, out)
 }
 
+/// [`emit_frame`] with the function as a raw byte (error responses set [`ERROR_FLAG`]).
+// Out of line: one copy of the payload copy for every short response.
+#[inline(never)]
 pub(crate) fn emit_raw(
     func: u8,
     addr: u16,
@@ -304,7 +328,10 @@ pub(crate) fn emit_raw(
     let out = out
         .get_mut(..OVERHEAD + n)
         .ok_or(EmitError::BufferTooSmall)?;
-    out[6..6 + n].copy_from_slice(payload);
+    // Always there (`out` holds the whole frame): `get_mut` keeps the panic path out.
+    if let Some(dst) = out.get_mut(6..6 + n) {
+        dst.copy_from_slice(payload);
+    }
     seal(func, addr, len, n, out)
 }
 
@@ -421,6 +448,24 @@ mod test {
             let mut out = [0u8; 32];
             let n = emit_frame(f, a, pl, len, &mut out).unwrap();
             assert_eq!(&out[..n], &hex(want)[..], "{f:?}");
+        }
+    }
+
+    #[test]
+    fn raw_request_bytes_are_the_functions() {
+        let pairs = [
+            (func::READ_STATUS, Function::ReadStatus),
+            (func::READ_REGISTERS, Function::ReadRegisters),
+            (func::READ_IDENT, Function::ReadIdent),
+            (func::WRITE_REGISTER, Function::WriteRegister),
+            (func::AUTHENTICATE, Function::Authenticate),
+            (func::CONTROL, Function::Control),
+        ];
+        for (b, f) in pairs {
+            assert_eq!(Function::from(b), f);
+        }
+        for b in 0..=255u8 {
+            assert_eq!(is_bare(b), Function::from(b).is_bare_request(), "{b:#x}");
         }
     }
 

@@ -30,7 +30,7 @@
 //! assert_eq!(found, 1);
 //! ```
 
-use super::frame::{crc16_modbus, Function, Packet, EOF, MAX_TRAILER_JUNK, OVERHEAD, SOF0, SOF1};
+use super::frame::{crc16_modbus, is_bare, Packet, EOF, MAX_TRAILER_JUNK, OVERHEAD, SOF0, SOF1};
 use super::legacy::{LegacyRequest, LEGACY_STATUS_HEADER, LEGACY_STATUS_LEN};
 
 /// Default buffer capacity: the longest new-protocol frame with trailer junk.
@@ -229,11 +229,7 @@ fn scan_new(b: &[u8], cap: usize) -> Scan {
     if b.len() < 6 {
         return Scan::NeedMore;
     }
-    let payload = if Function::from(b[2]).is_bare_request() {
-        0
-    } else {
-        b[5] as usize
-    };
+    let payload = if is_bare(b[2]) { 0 } else { b[5] as usize };
     let clean = OVERHEAD + payload;
     if clean > cap {
         return Scan::Invalid;
@@ -295,6 +291,7 @@ fn scan_legacy_request(b: &[u8]) -> Scan {
 #[allow(clippy::unwrap_used)]
 mod test {
     use super::*;
+    use crate::serial::frame::Function;
     use crate::serial::legacy::LegacyKind;
 
     fn collect(stream: &[u8]) -> heapless::Vec<heapless::Vec<u8, 300>, 16> {

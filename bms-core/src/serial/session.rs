@@ -43,15 +43,15 @@
 use heapless::Deque;
 
 use super::auth::{AuthConfig, AuthError, AuthState};
-use super::command::{legacy_command, Command};
+use super::command::{command_of, legacy_command, Command};
 use super::device_info::{DeviceInfo, DEVICE_INFO_ADDR};
-use super::frame::{emit_raw, finish_in_place, Function, ERROR_FLAG, MAX_FRAME_LEN};
+use super::frame::{emit_raw, finish_in_place, func, Packet, ERROR_FLAG, MAX_FRAME_LEN};
 use super::framer::{Frame, Framer};
 use super::legacy::{emit_legacy_status, LegacyKind, LegacyRequest, LEGACY_PASSWORD_ADDR};
 use super::registers::{lookup, ParameterAccess};
-use super::request::RequestRepr;
+use super::request::MAX_AUTH_PAYLOAD;
 use super::status::{emit_status, StatusOptions};
-use super::{DecodeError, ErrorCode};
+use super::ErrorCode;
 use crate::telemetry::Telemetry;
 use crate::time::{Duration, Instant};
 
@@ -115,45 +115,54 @@ pub struct SessionStats {
     pub dropped: u32,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Request {
-    /// A request and the frame's address field (for a control frame, the raw code).
-    New(RequestRepr, u16),
-    Legacy(LegacyRequest),
-    OversizedWrite(u16),
+/// A response waiting to be sent: one small struct for every kind, told apart by the
+/// response function (a queue of 8-byte entries instead of a larger enum).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Pending {
+    /// The response function byte (with [`ERROR_FLAG`] for errors), or [`LEGACY_STATUS`].
+    func: u8,
+    /// Payload length of an acknowledgement or error; bytes asked for by a register read.
+    len: u8,
+    /// The address field of the answer.
+    addr: u16,
+    /// Payload of an acknowledgement or error.
+    data: [u8; 4],
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Pending {
-    Status,
-    LegacyStatus,
-    DeviceInfo,
-    Ident {
-        addr: u16,
-    },
-    Registers {
-        addr: u16,
-        len: u8,
-    },
-    Ack {
-        /// The raw function byte (converted where the function is a constant).
-        func: u8,
-        addr: u16,
-        data: [u8; 4],
-        len: u8,
-    },
-    Error {
-        func: u8,
-        addr: u16,
-        code: ErrorCode,
-    },
+/// `func` of a queued legacy status frame (no new-protocol response uses 0).
+const LEGACY_STATUS: u8 = 0;
+
+impl Pending {
+    /// An entry without payload: a status, identification or register read.
+    const fn new(func: u8, addr: u16, len: u8) -> Self {
+        Pending {
+            func,
+            len,
+            addr,
+            data: [0; 4],
+        }
+    }
 }
+
+// The response functions as bytes, for the queue entries.
+const STATUS: u8 = 0x11;
+const REGISTERS: u8 = 0x12;
+const IDENT: u8 = 0x14;
+const WRITE_ACK: u8 = 0x42;
+const AUTH_ACK: u8 = 0x43;
+const CONTROL_ACK: u8 = 0x61;
 
 /// The protocol state machine of one link (see the module docs). `Debug` shows no password
 /// material.
 pub struct SerialSession {
-    cfg: SerialConfig,
     framer: Framer,
+    /// Everything else: borrowed apart from the framer, so a request is handled in place in
+    /// the framer's buffer.
+    link: Link,
+}
+
+struct Link {
+    cfg: SerialConfig,
     /// The password state; the password and timings are `cfg.auth`.
     auth: AuthState,
     pending: Deque<Pending, MAX_PENDING>,
@@ -166,11 +175,12 @@ pub struct SerialSession {
 
 impl core::fmt::Debug for SerialSession {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let l = &self.link;
         f.debug_struct("SerialSession")
-            .field("auth", &self.auth)
-            .field("pending", &self.pending.len())
-            .field("commands", &self.commands)
-            .field("stats", &self.stats)
+            .field("auth", &l.auth)
+            .field("pending", &l.pending.len())
+            .field("commands", &l.commands)
+            .field("stats", &l.stats)
             .finish_non_exhaustive()
     }
 }
@@ -179,37 +189,39 @@ impl SerialSession {
     /// A session with no password session open and nothing pending.
     pub fn new(cfg: SerialConfig) -> Self {
         SerialSession {
-            auth: AuthState::NEW,
-            cfg,
             framer: Framer::new(),
-            pending: Deque::new(),
-            commands: Deque::new(),
-            last_rx: None,
-            legacy_pw: [0; 8],
-            legacy_pw_parts: 0,
-            stats: SessionStats::default(),
+            link: Link {
+                auth: AuthState::NEW,
+                cfg,
+                pending: Deque::new(),
+                commands: Deque::new(),
+                last_rx: None,
+                legacy_pw: [0; 8],
+                legacy_pw_parts: 0,
+                stats: SessionStats::default(),
+            },
         }
     }
 
     /// The configuration.
     pub fn config(&self) -> &SerialConfig {
-        &self.cfg
+        &self.link.cfg
     }
 
     /// Counters.
     pub fn stats(&self) -> SessionStats {
-        self.stats
+        self.link.stats
     }
 
     /// `true` while a password session is open.
     pub fn is_authenticated(&self, now: Instant) -> bool {
-        self.auth.is_authenticated(now)
+        self.link.auth.is_authenticated(now)
     }
 
     /// Ends the password session (e.g. on a BLE disconnect).
     pub fn logout(&mut self) {
-        self.auth.logout();
-        self.legacy_pw_parts = 0;
+        self.link.auth.logout();
+        self.link.legacy_pw_parts = 0;
     }
 
     /// Feeds received bytes; handles every request they complete, in order.
@@ -218,184 +230,25 @@ impl SerialSession {
     // Out of line: compiled on its own it is smaller than inlined into a large caller.
     #[inline(never)]
     pub fn handle_bytes<P: ParameterAccess>(&mut self, now: Instant, bytes: &[u8], params: &mut P) {
-        if let (Some(gap), Some(last)) = (self.cfg.rx_gap, self.last_rx) {
+        let link = &mut self.link;
+        if let (Some(gap), Some(last)) = (link.cfg.rx_gap, link.last_rx) {
             if !bytes.is_empty() && now.duration_since(last) > gap {
                 self.framer.reset();
             }
         }
         if !bytes.is_empty() {
-            self.last_rx = Some(now);
+            link.last_rx = Some(now);
         }
         for &b in bytes {
             // Responses and unknown functions are ignored: on a half-duplex bus they may be
             // this device's own echo.
-            let req = match self.framer.push(b) {
-                Some(Frame::New(p)) => match RequestRepr::parse(&p) {
-                    Ok(r) => Some(Request::New(r, p.address())),
-                    // A register write with more than 4 value bytes.
-                    Err(DecodeError::Malformed) => Some(Request::OversizedWrite(p.address())),
-                    Err(_) => None,
-                },
-                Some(Frame::Legacy(r)) => Some(Request::Legacy(r)),
-                Some(Frame::LegacyStatus(_)) | None => None,
-            };
-            if let Some(req) = req {
-                bump(&mut self.stats.frames);
-                self.handle(now, req, params);
-            }
-        }
-    }
-
-    fn queue(&mut self, p: Pending) {
-        if self.pending.push_back(p).is_err() {
-            bump(&mut self.stats.dropped);
-        }
-    }
-
-    /// Refuses a write: an error response with the `response` function.
-    // Out of line: called from nine branches.
-    #[inline(never)]
-    fn reject(&mut self, response: u8, addr: u16, code: ErrorCode) {
-        bump(&mut self.stats.writes_rejected);
-        let func = response | ERROR_FLAG;
-        self.queue(Pending::Error { func, addr, code });
-    }
-
-    fn handle<P: ParameterAccess>(&mut self, now: Instant, req: Request, params: &mut P) {
-        let (req, frame_addr) = match req {
-            Request::New(r, addr) => (r, addr),
-            Request::Legacy(r) => return self.handle_legacy(now, r),
-            Request::OversizedWrite(addr) => {
-                let code = match self.auth.check(now) {
-                    Err(e) => auth_code(e),
-                    Ok(()) => ErrorCode::BadLength,
-                };
-                return self.reject(u8::from(Function::WriteAck), addr, code);
-            }
-        };
-        match req {
-            RequestRepr::Status { .. } => self.queue(Pending::Status),
-            RequestRepr::Ident { addr, .. } => self.queue(Pending::Ident { addr }),
-            // The device-info block is answered whole, whatever length was asked for.
-            RequestRepr::ReadRegisters { addr, .. } if addr == DEVICE_INFO_ADDR => {
-                self.queue(Pending::DeviceInfo)
-            }
-            RequestRepr::ReadRegisters { addr, len } => {
-                self.queue(Pending::Registers { addr, len })
-            }
-            RequestRepr::Authenticate { addr, password } => {
-                let r = self.auth.attempt(&self.cfg.auth, now, password.as_slice());
-                match r {
-                    Ok(()) => {
-                        let mut data = [0u8; 4];
-                        data[..2].copy_from_slice(&AUTH_OK);
-                        self.queue(Pending::Ack {
-                            func: u8::from(Function::AuthAck),
-                            addr,
-                            data,
-                            len: 2,
-                        });
-                    }
-                    Err(e) => {
-                        bump(&mut self.stats.auth_failures);
-                        let code = auth_code(e);
-                        self.queue(Pending::Error {
-                            func: u8::from(Function::AuthAck) | ERROR_FLAG,
-                            addr,
-                            code,
-                        });
-                    }
+            match self.framer.push(b) {
+                Some(Frame::New(p)) => link.handle(now, &p, params),
+                Some(Frame::Legacy(r)) => {
+                    bump(&mut link.stats.frames);
+                    link.handle_legacy(now, r);
                 }
-            }
-            RequestRepr::WriteRegister { addr, value } => {
-                let f = u8::from(Function::WriteAck);
-                let len = value.len() as u8;
-                let mut data = [0u8; 4];
-                data[..value.len()].copy_from_slice(&value);
-                if let Err(e) = self.auth.check(now) {
-                    return self.reject(f, addr, auth_code(e));
-                }
-                let Some(reg) = lookup(addr) else {
-                    return self.reject(f, addr, ErrorCode::UnknownRegister);
-                };
-                if len != reg.width {
-                    return self.reject(f, addr, ErrorCode::BadLength);
-                }
-                let value = u32::from_le_bytes(data);
-                if !reg.contains(value) {
-                    return self.reject(f, addr, ErrorCode::OutOfRange);
-                }
-                if let Err(e) = params.write(addr, value) {
-                    return self.reject(f, addr, ErrorCode::from(e));
-                }
-                self.accept(now);
-                self.queue(Pending::Ack {
-                    func: f,
-                    addr,
-                    data,
-                    len,
-                });
-            }
-            RequestRepr::Control(code) => {
-                let f = u8::from(Function::ControlAck);
-                // The frame's address is the raw code: no conversion back from `ControlCode`.
-                let code_raw = frame_addr;
-                if let Err(e) = self.auth.check(now) {
-                    return self.reject(f, code_raw, auth_code(e));
-                }
-                let Some(cmd) = code.command() else {
-                    return self.reject(f, code_raw, ErrorCode::Unsupported);
-                };
-                if self.commands.push_back(cmd).is_err() {
-                    return self.reject(f, code_raw, ErrorCode::Busy);
-                }
-                self.accept(now);
-                let mut data = [0u8; 4];
-                data[..2].copy_from_slice(&CONTROL_OK);
-                self.queue(Pending::Ack {
-                    func: f,
-                    addr: code_raw,
-                    data,
-                    len: 2,
-                });
-            }
-        }
-    }
-
-    fn accept(&mut self, now: Instant) {
-        self.auth.touch(&self.cfg.auth, now);
-        bump(&mut self.stats.writes_accepted);
-    }
-
-    fn handle_legacy(&mut self, now: Instant, r: LegacyRequest) {
-        match r.kind {
-            LegacyKind::ReadBle | LegacyKind::ReadSerial => {
-                if r.address == 0 {
-                    self.queue(Pending::LegacyStatus);
-                }
-            }
-            LegacyKind::Write => {
-                let part = r.address.wrapping_sub(LEGACY_PASSWORD_ADDR);
-                if part < 4 {
-                    let i = part as usize * 2;
-                    self.legacy_pw[i..i + 2].copy_from_slice(&r.value.to_be_bytes());
-                    self.legacy_pw_parts |= 1 << part;
-                    if self.legacy_pw_parts == 0x0F {
-                        self.legacy_pw_parts = 0;
-                        let pw = self.legacy_pw;
-                        if self.auth.attempt(&self.cfg.auth, now, &pw).is_err() {
-                            bump(&mut self.stats.auth_failures);
-                        }
-                    }
-                    return;
-                }
-                let allowed = self.auth.check(now).is_ok();
-                match legacy_command(r.address, r.value) {
-                    Some(cmd) if allowed && self.commands.push_back(cmd).is_ok() => {
-                        self.accept(now)
-                    }
-                    _ => bump(&mut self.stats.writes_rejected),
-                }
+                Some(Frame::LegacyStatus(_)) | None => {}
             }
         }
     }
@@ -419,10 +272,11 @@ impl SerialSession {
         out: &mut [u8],
     ) -> Option<usize> {
         let _ = now; // see the doc comment
-        while let Some(p) = self.pending.pop_front() {
-            match self.emit(p, telemetry, params, out) {
+        let link = &mut self.link;
+        while let Some(p) = link.pending.pop_front() {
+            match link.emit(p, telemetry, params, out) {
                 Ok(n) => return Some(n),
-                Err(_) => bump(&mut self.stats.dropped),
+                Err(_) => bump(&mut link.stats.dropped),
             }
         }
         None
@@ -431,7 +285,168 @@ impl SerialSession {
     /// The next command for the BMS, oldest first.
     #[must_use]
     pub fn poll_command(&mut self) -> Option<Command> {
-        self.commands.pop_front()
+        self.link.commands.pop_front()
+    }
+}
+
+impl Link {
+    fn queue(&mut self, p: Pending) {
+        if self.pending.push_back(p).is_err() {
+            bump(&mut self.stats.dropped);
+        }
+    }
+
+    /// Queues an acknowledgement or error with a 2-byte payload.
+    // Out of line: called from every answer branch.
+    #[inline(never)]
+    fn answer(&mut self, func: u8, addr: u16, payload: [u8; 2]) {
+        self.queue(Pending {
+            func,
+            len: 2,
+            addr,
+            data: [payload[0], payload[1], 0, 0],
+        });
+    }
+
+    /// Refuses a write: an error response with the `response` function.
+    // Out of line: called from nine branches.
+    #[inline(never)]
+    fn reject(&mut self, response: u8, addr: u16, code: ErrorCode) {
+        bump(&mut self.stats.writes_rejected);
+        self.answer(response | ERROR_FLAG, addr, u16::from(code).to_le_bytes());
+    }
+
+    /// Handles one checked new-protocol frame (requests only; anything else is ignored).
+    fn handle<T: AsRef<[u8]>, P: ParameterAccess>(
+        &mut self,
+        now: Instant,
+        p: &Packet<T>,
+        params: &mut P,
+    ) {
+        let addr = p.address();
+        let len = p.len_field();
+        let f = p.function_raw();
+        if !matches!(
+            f,
+            func::READ_STATUS
+                | func::READ_REGISTERS
+                | func::READ_IDENT
+                | func::WRITE_REGISTER
+                | func::AUTHENTICATE
+                | func::CONTROL
+        ) {
+            return;
+        }
+        bump(&mut self.stats.frames);
+        match f {
+            func::READ_STATUS => self.queue(Pending::new(STATUS, 0, 0)),
+            func::READ_IDENT => self.queue(Pending::new(IDENT, addr, 0)),
+            // The device-info block is answered whole, whatever length was asked for (the
+            // entry is told apart by its address).
+            func::READ_REGISTERS => self.queue(Pending::new(REGISTERS, addr, len)),
+            func::AUTHENTICATE => {
+                // A password longer than the longest kept never matches, as when cut.
+                let password = p.payload();
+                let password = password.get(..MAX_AUTH_PAYLOAD).unwrap_or(password);
+                match self.auth.attempt(&self.cfg.auth, now, password) {
+                    Ok(()) => self.answer(AUTH_ACK, addr, AUTH_OK),
+                    Err(e) => {
+                        bump(&mut self.stats.auth_failures);
+                        self.answer(
+                            AUTH_ACK | ERROR_FLAG,
+                            addr,
+                            u16::from(auth_code(e)).to_le_bytes(),
+                        );
+                    }
+                }
+            }
+            func::WRITE_REGISTER => {
+                let value = p.payload();
+                if let Err(e) = self.auth.check(now) {
+                    return self.reject(WRITE_ACK, addr, auth_code(e));
+                }
+                // More than 4 value bytes fit no register.
+                if value.len() > 4 {
+                    return self.reject(WRITE_ACK, addr, ErrorCode::BadLength);
+                }
+                let mut data = [0u8; 4];
+                data[..value.len()].copy_from_slice(value);
+                let Some(reg) = lookup(addr) else {
+                    return self.reject(WRITE_ACK, addr, ErrorCode::UnknownRegister);
+                };
+                if value.len() != reg.width as usize {
+                    return self.reject(WRITE_ACK, addr, ErrorCode::BadLength);
+                }
+                let v = u32::from_le_bytes(data);
+                if !reg.contains(v) {
+                    return self.reject(WRITE_ACK, addr, ErrorCode::OutOfRange);
+                }
+                if let Err(e) = params.write(addr, v) {
+                    return self.reject(WRITE_ACK, addr, ErrorCode::from(e));
+                }
+                self.accept(now);
+                self.queue(Pending {
+                    func: WRITE_ACK,
+                    len: reg.width,
+                    addr,
+                    data,
+                });
+            }
+            _ => {
+                // Control: the frame's address is the raw code, echoed as sent.
+                if let Err(e) = self.auth.check(now) {
+                    return self.reject(CONTROL_ACK, addr, auth_code(e));
+                }
+                let Some(cmd) = command_of(addr) else {
+                    return self.reject(CONTROL_ACK, addr, ErrorCode::Unsupported);
+                };
+                if self.commands.push_back(cmd).is_err() {
+                    return self.reject(CONTROL_ACK, addr, ErrorCode::Busy);
+                }
+                self.accept(now);
+                self.answer(CONTROL_ACK, addr, CONTROL_OK);
+            }
+        }
+    }
+
+    fn accept(&mut self, now: Instant) {
+        self.auth.touch(&self.cfg.auth, now);
+        bump(&mut self.stats.writes_accepted);
+    }
+
+    fn handle_legacy(&mut self, now: Instant, r: LegacyRequest) {
+        match r.kind {
+            LegacyKind::ReadBle | LegacyKind::ReadSerial => {
+                if r.address == 0 {
+                    self.queue(Pending::new(LEGACY_STATUS, 0, 0));
+                }
+            }
+            LegacyKind::Write => {
+                let part = r.address.wrapping_sub(LEGACY_PASSWORD_ADDR);
+                if let Some(dst) = self
+                    .legacy_pw
+                    .get_mut(2 * part as usize..2 * part as usize + 2)
+                {
+                    dst.copy_from_slice(&r.value.to_be_bytes());
+                    self.legacy_pw_parts |= 1 << part;
+                    if self.legacy_pw_parts == 0x0F {
+                        self.legacy_pw_parts = 0;
+                        let pw = self.legacy_pw;
+                        if self.auth.attempt(&self.cfg.auth, now, &pw).is_err() {
+                            bump(&mut self.stats.auth_failures);
+                        }
+                    }
+                    return;
+                }
+                let allowed = self.auth.check(now).is_ok();
+                match legacy_command(r.address, r.value) {
+                    Some(cmd) if allowed && self.commands.push_back(cmd).is_ok() => {
+                        self.accept(now)
+                    }
+                    _ => bump(&mut self.stats.writes_rejected),
+                }
+            }
+        }
     }
 
     fn emit<P: ParameterAccess>(
@@ -441,40 +456,35 @@ impl SerialSession {
         params: &P,
         out: &mut [u8],
     ) -> Result<usize, super::EmitError> {
-        // Every short response goes through the one `emit_raw` call below.
-        let mut small = [0u8; 4];
-        let (func, addr, payload, len): (u8, u16, &[u8], u8) = match p {
-            Pending::Status => return emit_status(t, &self.cfg.status, out),
-            Pending::LegacyStatus => return emit_legacy_status(t, out),
-            Pending::DeviceInfo => return self.cfg.device_info.emit(out),
-            Pending::Ident { addr } => (u8::from(Function::Ident), addr, &self.cfg.ident, 12),
-            Pending::Ack {
+        let Pending {
+            func,
+            len,
+            addr,
+            data,
+        } = p;
+        match func {
+            STATUS => emit_status(t, &self.cfg.status, out),
+            LEGACY_STATUS => emit_legacy_status(t, out),
+            REGISTERS if addr == DEVICE_INFO_ADDR => self.cfg.device_info.emit(out),
+            REGISTERS => match read_block(addr, len, params, out) {
+                Ok(n) => finish_in_place(REGISTERS, addr, n, out),
+                Err(code) => emit_raw(
+                    REGISTERS | ERROR_FLAG,
+                    addr,
+                    &u16::from(code).to_le_bytes(),
+                    2,
+                    out,
+                ),
+            },
+            IDENT => emit_raw(IDENT, addr, &self.cfg.ident, 12, out),
+            _ => emit_raw(
                 func,
                 addr,
-                data,
+                data.get(..len as usize).unwrap_or(&data),
                 len,
-            } => {
-                small = data;
-                (func, addr, &small[..(len as usize).min(4)], len)
-            }
-            Pending::Error { func, addr, code } => {
-                small[..2].copy_from_slice(&u16::from(code).to_le_bytes());
-                (func, addr, &small[..2], 2)
-            }
-            Pending::Registers { addr, len } => match read_block(addr, len, params, out) {
-                Ok(n) => return finish_in_place(u8::from(Function::Registers), addr, n, out),
-                Err(code) => {
-                    small[..2].copy_from_slice(&u16::from(code).to_le_bytes());
-                    (
-                        u8::from(Function::Registers) | ERROR_FLAG,
-                        addr,
-                        &small[..2],
-                        2,
-                    )
-                }
-            },
-        };
-        emit_raw(func, addr, payload, len, out)
+                out,
+            ),
+        }
     }
 }
 

@@ -401,6 +401,8 @@ const STATUS_FIELDS: &[(u8, u8)] = &[
 
 // The status frame's charge/discharge order is fixed by the table above.
 const _: () = assert!(DISCHARGE_MOS_FIRST);
+// The temperatures are filled in a loop over consecutive values.
+const _: () = assert!(V_T2 == V_T1 + 1 && V_MOS_TEMP == V_T1 + 2 && V_BALANCER_TEMP == V_T1 + 3);
 
 /// Every scalar of the status frames of one [`Telemetry`], at wire resolution (signed
 /// values sign-extended to 32 bits).
@@ -427,8 +429,14 @@ impl<'a> Values<'a> {
         let [(max, imax), (min, imin)] = crate::event_log::cell_extremes(t);
         let (max, min) = (mv16(max), mv16(min));
         let sum: u64 = cells.iter().map(|c| c.as_mv() as u64).sum();
-        // Rounded down, as the real device does (52 840 mV / 16 cells -> 3302).
-        let average = sum.checked_div(cells.len() as u64).unwrap_or(0);
+        // Rounded down, as the real device does (52 840 mV / 16 cells -> 3302), saturated to
+        // the wire's u16. 32-bit division: below `u16::MAX · n` the sum fits 32 bits.
+        let n = cells.len() as u32;
+        let average = if sum >= u64::from(n) * u64::from(u16::MAX) {
+            u32::from(u16::MAX) * (n != 0) as u32
+        } else {
+            sum as u32 / n.max(1)
+        };
         // Pack voltage × current exceeds 32 bits: the frame's one 64-bit division.
         let power_uw = t.pack_voltage.as_mv() as i64 * t.current.as_ma() as i64;
         let half = if power_uw >= 0 { 500_000 } else { -500_000 };
@@ -446,10 +454,14 @@ impl<'a> Values<'a> {
         v[V_PROTECTION_HI as usize] = (protection >> 32) as u32;
         v[V_WARNING_LO as usize] = warning as u32;
         v[V_WARNING_HI as usize] = (warning >> 32) as u32;
-        v[V_T1 as usize] = celsius(t.cell_temps[0]) as u32;
-        v[V_T2 as usize] = celsius(t.cell_temps[1]) as u32;
-        v[V_MOS_TEMP as usize] = celsius(t.mos_temp) as u32;
-        v[V_BALANCER_TEMP as usize] = celsius(t.balance_temp) as u32;
+        // The four temperatures are consecutive values: one call in a loop.
+        let temps = [t.cell_temps[0], t.cell_temps[1], t.mos_temp, t.balance_temp];
+        for (slot, temp) in v[V_T1 as usize..=V_BALANCER_TEMP as usize]
+            .iter_mut()
+            .zip(temps)
+        {
+            *slot = celsius(temp) as u32;
+        }
         v[V_PACK_CV as usize] = sat_u16(udiv_round(pack, 10)) as u32;
         v[V_CURRENT_DA16 as usize] = current_da.clamp(i16::MIN as i32, i16::MAX as i32) as u32;
         v[V_SOC as usize] = t.soc.as_percent() as u32;
@@ -474,7 +486,7 @@ impl<'a> Values<'a> {
         v[V_MIN_MV as usize] = min as u32;
         v[V_MIN_NUMBER as usize] = (imin + 1) as u32;
         v[V_DELTA_MV as usize] = max.saturating_sub(min) as u32;
-        v[V_AVERAGE_MV as usize] = average.min(u16::MAX as u64) as u32;
+        v[V_AVERAGE_MV as usize] = average;
         // A load above the pack reads 0, as a negative value rounds to at most 0.
         v[V_DSG_MOS_DS_DV as usize] =
             sat_u16(pack.checked_sub(load).map_or(0, |v| udiv_round(v, 100))) as u32;
