@@ -36,6 +36,19 @@ enum Op {
     Hold(u32),
     /// The SOC set by hand.
     SetSoc(u16),
+    /// `repeat` steps of 100 ms at a current next to one of the thresholds (with the
+    /// learned offset), `noise` mA of ripple, 16 cells around `mv` that `wobble` if set:
+    /// the edges of the common steps' bands.
+    Near {
+        threshold: usize,
+        charge: bool,
+        delta: i32,
+        noise: u32,
+        mv: u32,
+        wobble: bool,
+        repeat: u16,
+        range: bool,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -73,8 +86,35 @@ fn op() -> impl Strategy<Value = Op> {
                 range,
             },
         );
+    let near = (
+        (
+            0usize..5,
+            any::<bool>(),
+            -3i32..=3,
+            prop_oneof![Just(0u32), 0u32..100],
+        ),
+        (
+            prop_oneof![2_000u32..4_300, Just(2_562), Just(3_345), Just(4_115)],
+            any::<bool>(),
+            1u16..400,
+            any::<bool>(),
+        ),
+    )
+        .prop_map(
+            |((threshold, charge, delta, noise), (mv, wobble, repeat, range))| Op::Near {
+                threshold,
+                charge,
+                delta,
+                noise,
+                mv,
+                wobble,
+                repeat,
+                range,
+            },
+        );
     prop_oneof![
         8 => step,
+        4 => near,
         2 => Just(Op::Full),
         2 => Just(Op::Empty),
         3 => prop_oneof![-1_100i32..1_100, 850i32..1_100, -1_100i32..-850].prop_map(Op::Move),
@@ -225,6 +265,28 @@ proptest! {
                 Op::SetSoc(p) => {
                     e.set_soc(Soc::from_permille_clamped(p.into()));
                     r.set_soc(Soc::from_permille_clamped(p.into()));
+                }
+                Op::Near { threshold, charge, delta, noise, mv, wobble, repeat, range } => {
+                    let floor = cfg.deadband_min_ma.min(i32::MAX as u32 / 2) as i32;
+                    let deadband = per_ah(cfg.deadband_ma_per_ah, cap).max(floor);
+                    let rest = per_ah(cfg.rest_current_ma_per_ah, cap).max(floor / 2 * 3);
+                    let thr = [
+                        deadband,
+                        rest,
+                        per_ah(cfg.tail_current_ma_per_ah, cap).max(deadband.saturating_mul(2)),
+                        per_ah(cfg.empty_current_ma_per_ah, cap),
+                        0,
+                    ][threshold];
+                    let thr = if charge { -thr } else { thr };
+                    let base = e.current_offset().as_ma().saturating_add(thr).saturating_add(delta);
+                    for i in 0..u32::from(repeat) {
+                        let ripple = (i * 7_919 % (noise + 1)) as i32 - (noise / 2) as i32;
+                        let mut cells = vec![MilliVolts::from_mv(mv); 16];
+                        if wobble && i % 3 == 0 {
+                            cells[(i % 16) as usize] = MilliVolts::from_mv(mv + 1);
+                        }
+                        steps.push((100, base.saturating_add(ripple), cells, None, false, range));
+                    }
                 }
                 _ => steps = scripted(&cfg, cap, op, k % 2 == 0),
             }

@@ -366,6 +366,35 @@ pub struct SocEstimator {
     sigma_base: u32,
     throughput: i64,
     active_ms: u64,
+    /// `charge` when `raw`, `throughput` and `cycle_acc` were last brought up to date: the
+    /// quick counting steps (see `band_lo`) move only `charge`, and `fold` adds the
+    /// difference to them (exact: within a run every step moves the charge the same way,
+    /// unclamped, so the sum of the saturating additions is one saturating addition).
+    run_charge: i64,
+    /// The charges a quick counting step may reach, `run_lo..run_end`: no clamp to
+    /// `0..=full` and no completed cycle within (`still` lies within too).
+    run_lo: i64,
+    run_end: i64,
+    /// Raw readings `band_lo..band_lo + band_span` (wrapping) for which a step with the
+    /// path closed and the cell count of the last one changes nothing but the count
+    /// (`band_rest` false) or, resting, nothing but the clock (`band_rest` true, when the
+    /// filters are idle for a step of `rest_dt` ms, the cells are those of the last pass
+    /// and the refinement is not due): set by `plan` at the end of every full step, so
+    /// that the common steps skip everything else. A span of 0 sends every step the full
+    /// way.
+    band_lo: i32,
+    band_span: u32,
+    band_rest: bool,
+    /// The readings of the band within a calibration's current window
+    /// (`window_lo..window_lo + window_span`, wrapping): quick steps only when the caller's
+    /// lowest and highest cell are within `cells_ok` (mV, inclusive), short of the window's
+    /// voltage condition.
+    window_lo: i32,
+    window_span: u32,
+    cells_ok: (u32, u32),
+    rest_dt: u32,
+    /// `rest_cal.last_refine` of the rest band, ms.
+    refined_at: u64,
     /// Learned current offset, mA << FILTER_SHIFT.
     offset_fx: i64,
     /// `offset_fx` rounded to mA: set with it (`new` and the open-path learning).
@@ -511,10 +540,26 @@ fn saturated_sub(a: i32, b: i32) -> i32 {
     a.saturating_sub(b)
 }
 
+/// The remaining charge for the quotient `q` of mAh.
+fn remaining_of(q: i64) -> MilliAmpHours {
+    MilliAmpHours::from_mah(q.clamp(0, i64::from(u32::MAX)) as u32)
+}
+
 /// A filtered current (mA << FILTER_SHIFT) rounded to mA.
 fn rounded_ma(fx: i64) -> i32 {
     let rounded = (fx + (1 << (FILTER_SHIFT - 1))) >> FILTER_SHIFT;
     rounded.clamp(i32::MIN.into(), i32::MAX.into()) as i32
+}
+
+/// The readings `lo..=hi` within `clip` as a start and a count (0: none): at most
+/// 2^32 - 1, as no band takes every reading.
+fn readings((lo, hi): (i64, i64), clip: (i64, i64)) -> (i32, u32) {
+    let (lo, hi) = (lo.max(clip.0), hi.min(clip.1));
+    if hi < lo {
+        (0, 0)
+    } else {
+        (lo as i32, (hi - lo + 1).min(i64::from(u32::MAX)) as u32)
+    }
 }
 
 /// Whether any of `a` differs from the same cell of `b`; without an early exit, so that the
@@ -574,6 +619,17 @@ impl SocEstimator {
             sigma_base: PPM_FULL as u32,
             throughput: 0,
             active_ms: 0,
+            run_charge: charge,
+            run_lo: i64::MIN,
+            run_end: i64::MAX,
+            band_lo: 0,
+            band_span: 0,
+            band_rest: false,
+            window_lo: 0,
+            window_span: 0,
+            cells_ok: (0, 0),
+            rest_dt: 0,
+            refined_at: 0,
             offset_fx,
             offset_ma: rounded_ma(offset_fx),
             last: None,
@@ -648,22 +704,32 @@ impl SocEstimator {
     /// The quotients' side of `set_charge`, once `charge` left `still`.
     #[inline(never)]
     fn follow_charge(&mut self, charge: i64) {
-        let soc_moved = self.soc_half.follow(charge, self.soc_unit());
-        if self.remaining_mah.follow(charge, MAMS_PER_MAH) | soc_moved {
-            self.round_quotients();
+        // Mostly only the remaining mAh moves (a 100 ms step at 1 C moves it every few
+        // steps, the SOC every few hundred): each output is rounded only when it moved.
+        let unit = self.soc_unit();
+        if self.soc_half.follow(charge, unit) {
+            self.soc = Soc::from_permille_clamped(((self.soc_half.q + 1) / 2) as i32);
         }
+        if self.remaining_mah.follow(charge, MAMS_PER_MAH) {
+            self.remaining = remaining_of(self.remaining_mah.q);
+        }
+        self.set_still(unit);
     }
 
     /// `soc`, `remaining` and `still` from the quotients (`0..=2000` half permille,
     /// `0..=full_mah`).
     fn round_quotients(&mut self) {
         self.soc = Soc::from_permille_clamped(((self.soc_half.q + 1) / 2) as i32);
-        let mah = self.remaining_mah.q.clamp(0, i64::from(u32::MAX));
-        self.remaining = MilliAmpHours::from_mah(mah as u32);
+        self.remaining = remaining_of(self.remaining_mah.q);
+        self.set_still(self.soc_unit());
+    }
+
+    /// `still`: where neither quotient moves, within `run_lo..run_end`.
+    fn set_still(&mut self, soc_unit: i64) {
         let (soc, rem) = (self.soc_half.lo, self.remaining_mah.lo);
         self.still = (
-            soc.max(rem),
-            (soc + self.soc_unit()).min(rem + MAMS_PER_MAH),
+            soc.max(rem).max(self.run_lo),
+            (soc + soc_unit).min(rem + MAMS_PER_MAH).min(self.run_end),
         );
     }
 
@@ -709,6 +775,181 @@ impl SocEstimator {
         input: &SocInput<'_>,
         range: Option<(MilliVolts, MilliVolts)>,
     ) -> SocOutput {
+        // The common steps (a steady load, a settled rest) within the band `plan` set.
+        let measured = input.current.as_ma();
+        if (measured.wrapping_sub(self.band_lo) as u32) < self.band_span
+            && !input.current_path_open
+            && input.cells.len().min(MAX_CELLS) == self.load_n
+        {
+            if let Some(out) = self.quick_step(input, measured, range) {
+                return out;
+            }
+        }
+        self.full_step(input, range)
+    }
+
+    /// A step within the band (see `band_lo`), or `None` (nothing changed) when it needs
+    /// the full step after all: a rest whose filters or refinement have work, a count that
+    /// leaves `run_lo..run_end`.
+    // Inline: the whole of the common step.
+    #[inline(always)]
+    fn quick_step(
+        &mut self,
+        input: &SocInput<'_>,
+        measured: i32,
+        range: Option<(MilliVolts, MilliVolts)>,
+    ) -> Option<SocOutput> {
+        let now = input.now;
+        // The band is set only after a full step, which set `last`.
+        let prev = self.last?;
+        let dt = match now.as_millis().checked_sub(prev.as_millis()) {
+            Some(d) => d.min(u64::from(self.cfg.max_step_ms.as_millis())) as u32,
+            None => 0,
+        };
+        if self.band_rest {
+            // What `rest_settled` checks; the rest already holds by the band.
+            if dt != self.rest_dt || differ(input.cells, &self.filt_in) {
+                return None;
+            }
+            // A refinement that is due is all the full step would do.
+            if now.as_millis().saturating_sub(self.refined_at)
+                >= u64::from(REFINE_EVERY.as_millis())
+            {
+                self.rest_step(now, input.temperature);
+                // It keeps the band (the calibration stays applied), moves no filter, and
+                // sets the charge without counting it.
+                self.refined_at = now.as_millis();
+                self.run_charge = self.charge;
+            }
+        } else {
+            // Within a calibration's current window the extremes (of these cells: the full
+            // step ignores them otherwise) must keep the cells out of it.
+            if (measured.wrapping_sub(self.window_lo) as u32) < self.window_span {
+                let (lo, hi) = range.filter(|_| input.cells.len() <= MAX_CELLS)?;
+                if lo.as_mv() < self.cells_ok.0 || hi.as_mv() > self.cells_ok.1 {
+                    return None;
+                }
+            }
+            // Within the band the reading less the offset neither overflows nor falls in
+            // the dead band.
+            let dq = i64::from(measured - self.offset_ma) * i64::from(dt);
+            // Wrapping: a charge step (dq < 0) that overflows ends far below `run_lo` (>= 0).
+            let charge = self.charge.wrapping_sub(dq);
+            if charge < self.still.0 || charge >= self.still.1 {
+                if charge < self.run_lo || charge >= self.run_end {
+                    return None;
+                }
+                self.follow_charge(charge);
+            }
+            self.charge = charge;
+            // `dt == 0` exactly when `dq == 0`: the sum is that of the full step.
+            self.active_ms = self.active_ms.saturating_add(u64::from(dt));
+        }
+        self.last = Some(now);
+        Some(SocOutput {
+            soc: self.soc,
+            remaining: self.remaining,
+            at_rest: self.band_rest,
+        })
+    }
+
+    /// Adds the charge counted by quick steps since `run_charge` to the accumulators that
+    /// they leave alone (see `run_charge`).
+    fn fold(&mut self) {
+        let d = self.run_charge - self.charge;
+        self.raw = self.raw.saturating_add(d);
+        self.throughput = self.throughput.saturating_add(d.abs());
+        // Below `full_mams` by `run_lo`: no overflow.
+        self.cycle_acc += d.max(0);
+        self.run_charge = self.charge;
+    }
+
+    /// `throughput` with what `fold` would add: the value between steps.
+    fn throughput(&self) -> i64 {
+        self.throughput
+            .saturating_add((self.run_charge - self.charge).abs())
+    }
+
+    /// The band of the next quick steps (see `band_lo`) and the charges they may reach,
+    /// from the state a full step left (with nothing to `fold`).
+    fn plan(&mut self) {
+        self.run_charge = self.charge;
+        let offset = i64::from(self.offset_ma);
+        let (min, max) = (i64::from(i32::MIN), i64::from(i32::MAX));
+        let full = self.full_mams();
+        // Readings of the quick steps and of their calibration window, charges they reach.
+        let mut band = (0, -1);
+        let mut window = (0, -1);
+        let mut run = (i64::MIN, i64::MAX);
+        // `corrected` within the bands below never overflows: from `min + offset` to
+        // `max + offset`.
+        let (lowest, highest) = (min.max(min + offset), max.min(max + offset));
+        // Beyond the rest threshold and the dead band.
+        let load = i64::from(self.rest_ma.max(self.deadband_ma));
+        if self.full_since.is_none() && self.empty_since.is_none() {
+            match (self.at_rest, self.rest_since, self.rest_cal) {
+                // A settled rest: within the dead band (no count) and the rest threshold.
+                (true, Some(_), Some(rc))
+                    if rc.applied && i64::from(self.filt_gain.1) <= self.filt_idle_gain =>
+                {
+                    let m = i64::from(self.deadband_ma.min(self.rest_ma));
+                    band = (offset - m + 1, offset + m - 1);
+                    self.band_rest = true;
+                    self.rest_dt = self.filt_gain.0;
+                    self.refined_at = rc.last_refine.as_millis();
+                }
+                // A discharge short of the next cycle: clears `cv_seen` and the full latch,
+                // which stay clear; within the cut-off's current window the lowest cell
+                // must be above the empty threshold.
+                (false, None, None) if !self.cv_seen && !self.full_latched => {
+                    let to_cycle = full - self.cycle_acc;
+                    if to_cycle > 0 {
+                        band = (offset + load + 1, highest);
+                        if !self.empty_latched {
+                            window = (min, offset + i64::from(self.empty_ma));
+                            self.cells_ok = (
+                                self.cfg.empty_threshold().as_mv().saturating_add(1),
+                                u32::MAX,
+                            );
+                        }
+                        self.band_rest = false;
+                        run = ((self.charge - to_cycle + 1).max(0), full + 1);
+                    }
+                }
+                // A charge with the empty latch open (which it keeps open), and beyond the
+                // tail current only once `cv_seen` (which it sets); within the taper's
+                // current window the highest cell must be below the full threshold.
+                (false, None, None) if !self.empty_latched => {
+                    let tail = offset - i64::from(self.tail_ma);
+                    band = (if self.cv_seen { lowest } else { tail }, offset - load - 1);
+                    if self.cv_seen && !self.full_latched {
+                        window = (tail, max);
+                        self.cells_ok = match self.cfg.full_threshold().as_mv().checked_sub(1) {
+                            Some(below) => (0, below),
+                            None => (u32::MAX, 0),
+                        };
+                    }
+                    self.band_rest = false;
+                    run = (0, full + 1);
+                }
+                _ => {}
+            }
+        }
+        (self.band_lo, self.band_span) = readings(band, (lowest, highest));
+        (self.window_lo, self.window_span) = readings(window, (min, max));
+        (self.run_lo, self.run_end) = run;
+        self.round_quotients();
+    }
+
+    /// The full step: everything `update_with_range` says.
+    // Out of line: the quick steps do without its frame.
+    #[inline(never)]
+    fn full_step(
+        &mut self,
+        input: &SocInput<'_>,
+        range: Option<(MilliVolts, MilliVolts)>,
+    ) -> SocOutput {
+        self.fold();
         let now = input.now;
         // `now.duration_since(prev)` (saturated to u32) capped at `max_step_ms`, shorter.
         let dt = match self
@@ -799,6 +1040,7 @@ impl SocEstimator {
         } else {
             self.empty_since = None;
         }
+        self.plan();
 
         SocOutput {
             soc: self.soc(),
@@ -1042,27 +1284,11 @@ impl SocEstimator {
         let tc_x16 = (i32::from(self.cfg.ocv_temp_coeff_uv_per_k) * dt_deci / 625)
             .clamp(-(1 << 20), 1 << 20);
 
-        let n = self.cells_n;
-        let mut cell_ppm = [0i64; MAX_CELLS];
         // Unchanged filtered cells and temperature give the same per-cell SOCs: reuse the
         // mean and the deltas of the last refinement instead of 20 table look-ups.
-        let reuse = match self.last_ocv.map(i64::from) {
-            Some(m) if !self.filt_moved && self.refined_tc == Some(tc_x16) => Some(m),
-            _ => None,
-        };
-        let mean = match reuse {
-            Some(m) => m,
-            None => {
-                let mut sum = 0i64;
-                for (p, f) in cell_ppm.iter_mut().zip(&self.cell_filt[..n]) {
-                    let mv16 = (f >> (FILTER_SHIFT - 4)).clamp(0, i64::from(i32::MAX)) as i32;
-                    *p = soc_from_ocv(&self.cfg.ocv_mv, mv16.saturating_sub(tc_x16));
-                    sum += *p;
-                }
-                self.filt_moved = false;
-                self.refined_tc = Some(tc_x16);
-                sum / n.max(1) as i64
-            }
+        let mean = match self.last_ocv {
+            Some(m) if !self.filt_moved && self.refined_tc == Some(tc_x16) => i64::from(m),
+            _ => self.read_cells(tc_x16),
         };
 
         let tau = u64::from(self.cfg.relax_tau_ms.as_millis()).max(1);
@@ -1098,11 +1324,6 @@ impl SocEstimator {
         self.last_ocv = Some(mean as i32);
         self.set_charge(f.charge);
         self.reanchor(f.sigma);
-        if reuse.is_none() {
-            for (d, p) in self.cell_delta.iter_mut().zip(&cell_ppm[..n]) {
-                *d = (p - mean).clamp(-PPM_FULL, PPM_FULL) as i32;
-            }
-        }
         if !rc.applied {
             rc.applied = true;
             let ev = match rc.kind {
@@ -1119,6 +1340,29 @@ impl SocEstimator {
             self.push(ev);
         }
         self.rest_cal = Some(rc);
+    }
+
+    /// The mean SOC (ppm) of the filtered cells referenced to 25 °C by `tc_x16` (1/16 mV),
+    /// with each cell's offset from it in `cell_delta`.
+    // Out of line: its loop runs only when the filters moved.
+    #[inline(never)]
+    fn read_cells(&mut self, tc_x16: i32) -> i64 {
+        let n = self.cells_n;
+        let mut sum = 0i64;
+        // Each cell's SOC (within 0..=PPM_FULL) first, its offset from the mean after.
+        for (d, f) in self.cell_delta.iter_mut().zip(&self.cell_filt[..n]) {
+            let mv16 = (f >> (FILTER_SHIFT - 4)).clamp(0, i64::from(i32::MAX)) as i32;
+            let p = soc_from_ocv(&self.cfg.ocv_mv, mv16.saturating_sub(tc_x16));
+            *d = p as i32;
+            sum += p;
+        }
+        let mean = sum / n.max(1) as i64;
+        for d in &mut self.cell_delta[..n] {
+            *d = (i64::from(*d) - mean).clamp(-PPM_FULL, PPM_FULL) as i32;
+        }
+        self.filt_moved = false;
+        self.refined_tc = Some(tc_x16);
+        mean
     }
 
     /// A rest refinement's outcome: the Kalman step from the calibration's prior, less the
@@ -1278,6 +1522,8 @@ impl SocEstimator {
     /// Advances the clock without a current reading (sensor fault): nothing is integrated
     /// for the time up to `now`, and the rest in progress, if any, is abandoned.
     pub fn hold(&mut self, now: Instant) {
+        // The rest band's rest ends: the next step is a full one.
+        self.band_span = 0;
         self.last = Some(now);
         self.rest_since = None;
         self.rest_cal = None;
@@ -1286,9 +1532,11 @@ impl SocEstimator {
     /// Overrides the SOC (e.g. set by the user over the serial protocol). It is trusted as
     /// much as a stored SOC, so the next rest can still correct it.
     pub fn set_soc(&mut self, soc: Soc) {
+        self.fold();
         self.set_ppm(i64::from(soc.as_permille()) * 1_000);
         self.reanchor(u32::from(self.cfg.stored_sigma_permille) * 1_000);
         self.rest_cal = None;
+        self.plan();
     }
 
     /// Pack state of charge (mean cell), rounded to the nearest permille.
@@ -1299,14 +1547,19 @@ impl SocEstimator {
 
     /// One-sigma uncertainty of [`soc`](Self::soc), permille.
     pub fn uncertainty(&self) -> Permille {
-        Permille::from_permille((self.sigma_ppm() / 1_000).min(1_000) as u16)
+        Permille::from_permille((self.sigma_ppm_with(self.throughput()) / 1_000).min(1_000) as u16)
     }
 
+    /// The uncertainty, ppm, within a full step (nothing to `fold`).
     fn sigma_ppm(&self) -> u32 {
+        self.sigma_ppm_with(self.throughput)
+    }
+
+    fn sigma_ppm_with(&self, throughput: i64) -> u32 {
         // Each term saturates past PPM_FULL, so saturating products change nothing.
         let full = self.full_mams().max(1);
         let gain_ppm = i64::from(self.cfg.gain_sigma_permille) * 1_000;
-        let gain = mul_div(self.throughput, gain_ppm, full);
+        let gain = mul_div(throughput, gain_ppm, full);
         let active_ms = i64::try_from(self.active_ms).unwrap_or(i64::MAX);
         let offset = mul_div(
             active_ms.saturating_mul(i64::from(self.deadband_ma)),
@@ -1552,10 +1805,10 @@ mod test {
         prop_assert_eq!(e.current_offset(), MilliAmps::from_ma(rounded));
         // The uncertainty, as the 128-bit formula gives it.
         let f = full.max(1);
-        let gain = i128::from(e.throughput) * i128::from(e.cfg.gain_sigma_permille) * 1_000 / f;
+        let gain = i128::from(e.throughput()) * i128::from(e.cfg.gain_sigma_permille) * 1_000 / f;
         let offset = i128::from(e.active_ms) * i128::from(e.deadband_ma) * 1_000_000 / f;
         let sigma = (i128::from(e.sigma_base) + gain + offset).clamp(0, 1_000_000);
-        prop_assert_eq!(i128::from(e.sigma_ppm()), sigma);
+        prop_assert_eq!(i128::from(e.sigma_ppm_with(e.throughput())), sigma);
         // The filter's idle gain: a pass over the same readings would move nothing.
         if e.filt_idle_gain >= 0 {
             let g = e.filt_idle_gain.min(1 << RECIP_SHIFT);
