@@ -395,6 +395,11 @@ pub struct SocEstimator {
     rest_dt: u32,
     /// `rest_cal.last_refine` of the rest band, ms.
     refined_at: u64,
+    /// Until this time (ms, exclusive) a due refinement in the rest band at the
+    /// temperature `quiet_temp` changes nothing but `rest_cal.last_refine`: set by
+    /// `rest_step`, cleared by every full step (which may count or move the filters).
+    quiet_end: u64,
+    quiet_temp: Option<DeciCelsius>,
     /// Learned current offset, mA << FILTER_SHIFT.
     offset_fx: i64,
     /// `offset_fx` rounded to mA: set with it (`new` and the open-path learning).
@@ -630,6 +635,8 @@ impl SocEstimator {
             cells_ok: (0, 0),
             rest_dt: 0,
             refined_at: 0,
+            quiet_end: 0,
+            quiet_temp: None,
             offset_fx,
             offset_ma: rounded_ma(offset_fx),
             last: None,
@@ -815,11 +822,18 @@ impl SocEstimator {
             if now.as_millis().saturating_sub(self.refined_at)
                 >= u64::from(REFINE_EVERY.as_millis())
             {
-                self.rest_step(now, input.temperature);
-                // It keeps the band (the calibration stays applied), moves no filter, and
-                // sets the charge without counting it.
+                if now.as_millis() < self.quiet_end && input.temperature == self.quiet_temp {
+                    // It would change nothing else (see `quiet_end`).
+                    if let Some(rc) = self.rest_cal.as_mut() {
+                        rc.last_refine = now;
+                    }
+                } else {
+                    self.rest_step(now, input.temperature);
+                    // It keeps the band (the calibration stays applied), moves no filter,
+                    // and sets the charge without counting it.
+                    self.run_charge = self.charge;
+                }
                 self.refined_at = now.as_millis();
-                self.run_charge = self.charge;
             }
         } else {
             // Within a calibration's current window the extremes (of these cells: the full
@@ -950,6 +964,7 @@ impl SocEstimator {
         range: Option<(MilliVolts, MilliVolts)>,
     ) -> SocOutput {
         self.fold();
+        self.quiet_end = 0;
         let now = input.now;
         // `now.duration_since(prev)` (saturated to u32) capped at `max_step_ms`, shorter.
         let dt = match self
@@ -1291,19 +1306,14 @@ impl SocEstimator {
             _ => self.read_cells(tc_x16),
         };
 
-        let tau = u64::from(self.cfg.relax_tau_ms.as_millis()).max(1);
-        let relax_uv = u64::from(self.cfg.relax_sigma_mv) * 1_000 * tau
-            / (tau + u64::from(rested.as_millis()));
         // In 32 bits: at most 65_535 * 33_018 (a 64-bit division by a constant is long code
         // on 32-bit targets).
         let temp_uv =
             u64::from(u32::from(self.cfg.ocv_temp_sigma_uv_per_k) * dt_deci.unsigned_abs() / 10);
-        let sigma_uv = (u64::from(self.cfg.ocv_sigma_mv) * 1_000 + relax_uv + temp_uv)
-            .min(u64::from(u32::MAX));
         let key = RefineKey {
             // Means and priors are SOCs within 0..=PPM_FULL: i32 keeps the memo small.
             mean: mean as i32,
-            s16: sigma16(sigma_uv as u32),
+            s16: self.voltage_s16(rested, temp_uv),
             prior: rc.prior,
             prior_sigma: rc.prior_sigma,
             moved: rc.moved,
@@ -1322,6 +1332,20 @@ impl SocEstimator {
         };
         // A mean of SOCs within 0..=PPM_FULL: fits i32.
         self.last_ocv = Some(mean as i32);
+        // At a fixed point of the charge, the next refinements with the same cells and
+        // temperature find this key in the memo again (and change nothing but
+        // `last_refine`) as long as the voltage's sigma stays at `key.s16`.
+        self.quiet_end = if f.charge == self.charge {
+            let until = self.relax_until(key.s16, temp_uv);
+            if until >= u64::from(u32::MAX) {
+                u64::MAX
+            } else {
+                since.as_millis().saturating_add(until + 1)
+            }
+        } else {
+            0
+        };
+        self.quiet_temp = temperature;
         self.set_charge(f.charge);
         self.reanchor(f.sigma);
         if !rc.applied {
@@ -1340,6 +1364,37 @@ impl SocEstimator {
             self.push(ev);
         }
         self.rest_cal = Some(rc);
+    }
+
+    /// The uncertainty (1/16 mV) of a relaxed cell voltage after a rest of `rested`, with
+    /// `temp_uv` for the temperature: the table's, the relaxation's, the temperature's.
+    fn voltage_s16(&self, rested: Duration, temp_uv: u64) -> i32 {
+        let tau = u64::from(self.cfg.relax_tau_ms.as_millis()).max(1);
+        let relax_uv = u64::from(self.cfg.relax_sigma_mv) * 1_000 * tau
+            / (tau + u64::from(rested.as_millis()));
+        let sigma_uv = (u64::from(self.cfg.ocv_sigma_mv) * 1_000 + relax_uv + temp_uv)
+            .min(u64::from(u32::MAX));
+        sigma16(sigma_uv as u32)
+    }
+
+    /// The longest rest (ms, `u64::MAX` for any) up to which the voltage's uncertainty is
+    /// still `s16` (1/16 mV, as `rest_step` derives it) with `temp_uv` for the
+    /// temperature: it only shrinks as the relaxation term `A / (tau + rested)` decays,
+    /// and stays at least `s16` while that term is at least the `x` it lacks, i.e. while
+    /// `tau + rested <= A / x`.
+    fn relax_until(&self, s16: i32, temp_uv: u64) -> u64 {
+        // `sigma16` never goes below 1.
+        if s16 <= 1 {
+            return u64::MAX;
+        }
+        // The least sigma, µV, that still gives `s16`.
+        let need = (1_000 * u64::from(s16.unsigned_abs())).div_ceil(16);
+        let x = need.saturating_sub(u64::from(self.cfg.ocv_sigma_mv) * 1_000 + temp_uv);
+        if x == 0 {
+            return u64::MAX;
+        }
+        let tau = u64::from(self.cfg.relax_tau_ms.as_millis()).max(1);
+        (u64::from(self.cfg.relax_sigma_mv) * 1_000 * tau / x).saturating_sub(tau)
     }
 
     /// The mean SOC (ppm) of the filtered cells referenced to 25 °C by `tc_x16` (1/16 mV),
@@ -1781,6 +1836,37 @@ mod test {
                 (i128::from(a) * i128::from(b) / i128::from(c)).clamp(i64::MIN.into(), i64::MAX.into()) as i64
             };
             prop_assert_eq!(mul_div(a, b, c), want);
+        }
+    }
+
+    proptest! {
+        /// `relax_until` is the last rest at which `voltage_s16` still gives the value it
+        /// gave at a shorter rest: the next millisecond gives less.
+        #[test]
+        fn relax_until_is_where_the_voltage_sigma_steps(
+            ocv_sigma_mv in prop_oneof![0u16..20, any::<u16>()],
+            relax_sigma_mv in prop_oneof![0u16..100, any::<u16>()],
+            relax_tau_ms in prop_oneof![0u32..1_000_000, any::<u32>()],
+            temp_uv in prop_oneof![0u64..20_000, 0u64..=u64::from(u32::MAX)],
+            rested in prop_oneof![0u32..10_000_000, any::<u32>()],
+        ) {
+            let cfg = SocConfig {
+                ocv_sigma_mv,
+                relax_sigma_mv,
+                relax_tau_ms: Duration::from_millis(relax_tau_ms),
+                ..SocConfig::lfp()
+            };
+            let e = SocEstimator::new(cfg, MilliAmpHours::from_mah(100_000), None);
+            let s16 = e.voltage_s16(Duration::from_millis(rested), temp_uv);
+            let until = e.relax_until(s16, temp_uv);
+            prop_assert!(until >= u64::from(rested));
+            if until < u64::from(u32::MAX) {
+                let at = |ms: u64| e.voltage_s16(Duration::from_millis(ms as u32), temp_uv);
+                prop_assert_eq!(at(until), s16);
+                prop_assert!(at(until + 1) < s16);
+            } else {
+                prop_assert_eq!(e.voltage_s16(Duration::MAX, temp_uv), s16);
+            }
         }
     }
 
