@@ -378,7 +378,7 @@ pub struct SocEstimator {
     /// Raw readings `band_lo..band_lo + band_span` (wrapping) for which a step with the
     /// path closed and the cell count of the last one changes nothing but the count
     /// (`band_rest` false) or, resting, nothing but the clock (`band_rest` true, when the
-    /// filters are idle for a step of `rest_dt` ms, the cells are those of the last pass
+    /// filters are idle for a step of `filt_gain.0` ms, the cells are those of the last pass
     /// and the refinement is not due): set by `plan` at the end of every full step, so
     /// that the common steps skip everything else. A span of 0 sends every step the full
     /// way.
@@ -392,7 +392,6 @@ pub struct SocEstimator {
     window_lo: i32,
     window_span: u32,
     cells_ok: (u32, u32),
-    rest_dt: u32,
     /// `rest_cal.last_refine` of the rest band, ms.
     refined_at: u64,
     /// Until this time (ms, exclusive) a due refinement in the rest band at the
@@ -409,7 +408,9 @@ pub struct SocEstimator {
     rest_ma: i32,
     tail_ma: i32,
     empty_ma: i32,
-    last: Option<Instant>,
+    /// The time of the last step; `clock_set` once there was one.
+    last: Instant,
+    clock_set: bool,
     stored: Option<StoredSoc>,
     booted: bool,
     rest_since: Option<Instant>,
@@ -571,10 +572,19 @@ fn readings((lo, hi): (i64, i64), clip: (i64, i64)) -> (i32, u32) {
 /// compiler can vectorize it (a resting pack compares every step).
 fn differ(a: &[MilliVolts], b: &[MilliVolts]) -> bool {
     // An OR of XORs: lane-wise, where a fold of `!=` is not.
-    a.iter()
-        .zip(b)
-        .fold(0, |d, (x, y)| d | (x.as_mv() ^ y.as_mv()))
-        != 0
+    let or_xor = |a: &[MilliVolts], b: &[MilliVolts]| {
+        a.iter()
+            .zip(b)
+            .fold(0, |d, (x, y)| d | (x.as_mv() ^ y.as_mv()))
+    };
+    // A full pack at a known length: unrolled, with no loop and no scalar tail.
+    if let (Ok(a), Some(b)) = (
+        <&[MilliVolts; MAX_CELLS]>::try_from(a),
+        b.first_chunk::<MAX_CELLS>(),
+    ) {
+        return or_xor(a, b) != 0;
+    }
+    or_xor(a, b) != 0
 }
 
 /// Whether `pred` holds for any cell; without an early exit, so that the compiler can
@@ -633,13 +643,13 @@ impl SocEstimator {
             window_lo: 0,
             window_span: 0,
             cells_ok: (0, 0),
-            rest_dt: 0,
             refined_at: 0,
             quiet_end: 0,
             quiet_temp: None,
             offset_fx,
             offset_ma: rounded_ma(offset_fx),
-            last: None,
+            last: Instant::ZERO,
+            clock_set: false,
             stored,
             booted: false,
             rest_since: None,
@@ -782,89 +792,96 @@ impl SocEstimator {
         input: &SocInput<'_>,
         range: Option<(MilliVolts, MilliVolts)>,
     ) -> SocOutput {
-        // The common steps (a steady load, a settled rest) within the band `plan` set.
+        // The common steps (a steady load, a settled rest) within the band `plan` set; every
+        // call below is in tail position, so that these steps need no stack frame.
         let measured = input.current.as_ma();
-        if (measured.wrapping_sub(self.band_lo) as u32) < self.band_span
-            && !input.current_path_open
-            && input.cells.len().min(MAX_CELLS) == self.load_n
+        if (measured.wrapping_sub(self.band_lo) as u32) >= self.band_span
+            || input.current_path_open
+            || input.cells.len().min(MAX_CELLS) != self.load_n
         {
-            if let Some(out) = self.quick_step(input, measured, range) {
-                return out;
-            }
+            return self.full_step(input, range);
         }
-        self.full_step(input, range)
-    }
-
-    /// A step within the band (see `band_lo`), or `None` (nothing changed) when it needs
-    /// the full step after all: a rest whose filters or refinement have work, a count that
-    /// leaves `run_lo..run_end`.
-    // Inline: the whole of the common step.
-    #[inline(always)]
-    fn quick_step(
-        &mut self,
-        input: &SocInput<'_>,
-        measured: i32,
-        range: Option<(MilliVolts, MilliVolts)>,
-    ) -> Option<SocOutput> {
-        let now = input.now;
-        // The band is set only after a full step, which set `last`.
-        let prev = self.last?;
-        let dt = match now.as_millis().checked_sub(prev.as_millis()) {
+        let now = input.now.as_millis();
+        // The band is set only by a full step, which set `last`.
+        let dt = match now.checked_sub(self.last.as_millis()) {
             Some(d) => d.min(u64::from(self.cfg.max_step_ms.as_millis())) as u32,
             None => 0,
         };
         if self.band_rest {
             // What `rest_settled` checks; the rest already holds by the band.
-            if dt != self.rest_dt || differ(input.cells, &self.filt_in) {
-                return None;
+            if dt != self.filt_gain.0 || differ(input.cells, &self.filt_in) {
+                return self.full_step(input, range);
             }
-            // A refinement that is due is all the full step would do.
-            if now.as_millis().saturating_sub(self.refined_at)
-                >= u64::from(REFINE_EVERY.as_millis())
-            {
-                if now.as_millis() < self.quiet_end && input.temperature == self.quiet_temp {
-                    // It would change nothing else (see `quiet_end`).
-                    if let Some(rc) = self.rest_cal.as_mut() {
-                        rc.last_refine = now;
-                    }
-                } else {
-                    self.rest_step(now, input.temperature);
-                    // It keeps the band (the calibration stays applied), moves no filter,
-                    // and sets the charge without counting it.
-                    self.run_charge = self.charge;
+            self.last = input.now;
+            // A refinement that is due is all the full step would do, and with the key of
+            // the last one it changes nothing but its time (see `quiet_end`).
+            if now.saturating_sub(self.refined_at) >= u64::from(REFINE_EVERY.as_millis()) {
+                if now >= self.quiet_end || input.temperature != self.quiet_temp {
+                    return self.refine_at_rest(input.now, input.temperature);
                 }
-                self.refined_at = now.as_millis();
-            }
-        } else {
-            // Within a calibration's current window the extremes (of these cells: the full
-            // step ignores them otherwise) must keep the cells out of it.
-            if (measured.wrapping_sub(self.window_lo) as u32) < self.window_span {
-                let (lo, hi) = range.filter(|_| input.cells.len() <= MAX_CELLS)?;
-                if lo.as_mv() < self.cells_ok.0 || hi.as_mv() > self.cells_ok.1 {
-                    return None;
+                self.refined_at = now;
+                if let Some(rc) = self.rest_cal.as_mut() {
+                    rc.last_refine = input.now;
                 }
             }
-            // Within the band the reading less the offset neither overflows nor falls in
-            // the dead band.
-            let dq = i64::from(measured - self.offset_ma) * i64::from(dt);
-            // Wrapping: a charge step (dq < 0) that overflows ends far below `run_lo` (>= 0).
-            let charge = self.charge.wrapping_sub(dq);
-            if charge < self.still.0 || charge >= self.still.1 {
-                if charge < self.run_lo || charge >= self.run_end {
-                    return None;
-                }
-                self.follow_charge(charge);
-            }
-            self.charge = charge;
-            // `dt == 0` exactly when `dq == 0`: the sum is that of the full step.
-            self.active_ms = self.active_ms.saturating_add(u64::from(dt));
+            return self.output(true);
         }
-        self.last = Some(now);
-        Some(SocOutput {
+        // Within a calibration's current window the extremes (of these cells: the full step
+        // ignores them otherwise) must keep the cells out of it.
+        if (measured.wrapping_sub(self.window_lo) as u32) < self.window_span {
+            match range.filter(|_| input.cells.len() <= MAX_CELLS) {
+                Some((lo, hi))
+                    if lo.as_mv() >= self.cells_ok.0 && hi.as_mv() <= self.cells_ok.1 => {}
+                _ => return self.full_step(input, range),
+            }
+        }
+        // Within the band the reading less the offset neither overflows nor falls in the
+        // dead band.
+        let dq = i64::from(measured - self.offset_ma) * i64::from(dt);
+        // Wrapping: a charge step (dq < 0) that overflows ends far below `run_lo` (>= 0).
+        let charge = self.charge.wrapping_sub(dq);
+        let crossed = charge < self.still.0 || charge >= self.still.1;
+        if crossed && (charge < self.run_lo || charge >= self.run_end) {
+            return self.full_step(input, range);
+        }
+        self.last = input.now;
+        // `dt == 0` exactly when `dq == 0`: the sum is that of the full step.
+        self.active_ms = self.active_ms.saturating_add(u64::from(dt));
+        if crossed {
+            return self.cross(charge);
+        }
+        self.charge = charge;
+        self.output(false)
+    }
+
+    /// What a step reports.
+    #[inline(always)]
+    fn output(&self, at_rest: bool) -> SocOutput {
+        SocOutput {
             soc: self.soc,
             remaining: self.remaining,
-            at_rest: self.band_rest,
-        })
+            at_rest,
+        }
+    }
+
+    /// The end of a quick counting step that moves the charge out of `still`.
+    // Out of line: every few steps at most, and a tail call keeps the common step frameless.
+    #[inline(never)]
+    fn cross(&mut self, charge: i64) -> SocOutput {
+        self.follow_charge(charge);
+        self.charge = charge;
+        self.output(false)
+    }
+
+    /// The end of a quick rest step with a refinement due.
+    #[inline(never)]
+    fn refine_at_rest(&mut self, now: Instant, temperature: Option<DeciCelsius>) -> SocOutput {
+        self.rest_step(now, temperature);
+        self.refined_at = now.as_millis();
+        // It keeps the band (the calibration stays applied), moves no filter, and sets the
+        // charge without counting it.
+        self.run_charge = self.charge;
+        self.output(true)
     }
 
     /// Adds the charge counted by quick steps since `run_charge` to the accumulators that
@@ -909,7 +926,6 @@ impl SocEstimator {
                     let m = i64::from(self.deadband_ma.min(self.rest_ma));
                     band = (offset - m + 1, offset + m - 1);
                     self.band_rest = true;
-                    self.rest_dt = self.filt_gain.0;
                     self.refined_at = rc.last_refine.as_millis();
                 }
                 // A discharge short of the next cycle: clears `cv_seen` and the full latch,
@@ -967,14 +983,12 @@ impl SocEstimator {
         self.quiet_end = 0;
         let now = input.now;
         // `now.duration_since(prev)` (saturated to u32) capped at `max_step_ms`, shorter.
-        let dt = match self
-            .last
-            .map(|prev| now.as_millis().checked_sub(prev.as_millis()))
-        {
-            Some(Some(d)) => d.min(u64::from(self.cfg.max_step_ms.as_millis())) as u32,
+        let dt = match now.as_millis().checked_sub(self.last.as_millis()) {
+            Some(d) if self.clock_set => d.min(u64::from(self.cfg.max_step_ms.as_millis())) as u32,
             _ => 0,
         };
-        self.last = Some(now);
+        self.last = now;
+        self.clock_set = true;
         let measured = input.current.as_ma();
 
         // Current: offset learning while the path is open, dead band otherwise.
@@ -1579,7 +1593,8 @@ impl SocEstimator {
     pub fn hold(&mut self, now: Instant) {
         // The rest band's rest ends: the next step is a full one.
         self.band_span = 0;
-        self.last = Some(now);
+        self.last = now;
+        self.clock_set = true;
         self.rest_since = None;
         self.rest_cal = None;
     }
