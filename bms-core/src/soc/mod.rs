@@ -266,7 +266,6 @@ struct RestCal {
     moved: i64,
     before: Soc,
     applied: bool,
-    last_refine: Instant,
 }
 
 /// `q = x / unit` (floor, `x >= 0`) for the last `x` given, with `lo = q * unit`: while `x`
@@ -304,7 +303,8 @@ impl Quotient {
     }
 }
 
-/// Everything a rest refinement's outcome depends on besides the configuration.
+/// Everything a rest refinement's outcome depends on besides the configuration and the
+/// full capacity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct RefineKey {
     /// SOC the cells imply, ppm.
@@ -315,7 +315,6 @@ struct RefineKey {
     prior_sigma: u32,
     moved: i64,
     charge: i64,
-    full_mah: u32,
 }
 
 /// The outcome of a rest refinement.
@@ -392,10 +391,10 @@ pub struct SocEstimator {
     window_lo: i32,
     window_span: u32,
     cells_ok: (u32, u32),
-    /// `rest_cal.last_refine` of the rest band, ms.
-    refined_at: u64,
+    /// When the rest calibration in progress (if any) was last refined.
+    last_refine: Instant,
     /// Until this time (ms, exclusive) a due refinement in the rest band at the
-    /// temperature `quiet_temp` changes nothing but `rest_cal.last_refine`: set by
+    /// temperature `quiet_temp` changes nothing but `last_refine`: set by
     /// `rest_step`, cleared by every full step (which may count or move the filters).
     quiet_end: u64,
     quiet_temp: Option<DeciCelsius>,
@@ -411,13 +410,14 @@ pub struct SocEstimator {
     /// The time of the last step; `clock_set` once there was one.
     last: Instant,
     clock_set: bool,
-    stored: Option<StoredSoc>,
+    /// The stored SOC until the boot uses it (the rest of `StoredSoc` is taken by `new`).
+    stored_soc: Option<Soc>,
     booted: bool,
     rest_since: Option<Instant>,
     rest_cal: Option<RestCal>,
-    cells_n: usize,
-    /// `cells_n` once booted with cells, else `usize::MAX`: the cell count of a common step.
-    load_n: usize,
+    cells_n: u8,
+    /// `cells_n` once booted with cells, else `u8::MAX`: the cell count of a common step.
+    load_n: u8,
     /// Filtered cell voltages, mV << FILTER_SHIFT.
     cell_filt: [i64; MAX_CELLS],
     /// The readings of the filter's last pass.
@@ -426,11 +426,11 @@ pub struct SocEstimator {
     /// with the same readings and a gain no larger would change nothing (a positive
     /// difference `d` moves by `d * gain >> RECIP_SHIFT`, which is 0 for the smaller gain
     /// too; a negative one always moves), so it is skipped. Reset by every pass that moves.
-    filt_idle_gain: i64,
+    filt_idle_gain: i32,
     /// The cell filter's gain (Q24) for a step of `.0` ms: recomputed when the step changes.
     filt_gain: (u32, u32),
-    /// The last rest refinement's inputs and outcome: a pure function of the key (the
-    /// configuration is fixed), so never stale.
+    /// The last rest refinement's inputs and outcome: a pure function of the key and the
+    /// full capacity (the configuration is fixed), so never stale: `set_full` drops it.
     refined: Option<(RefineKey, Refined)>,
     /// A filtered cell voltage changed since the last rest refinement read them.
     filt_moved: bool,
@@ -643,19 +643,19 @@ impl SocEstimator {
             window_lo: 0,
             window_span: 0,
             cells_ok: (0, 0),
-            refined_at: 0,
+            last_refine: Instant::ZERO,
             quiet_end: 0,
             quiet_temp: None,
             offset_fx,
             offset_ma: rounded_ma(offset_fx),
             last: Instant::ZERO,
             clock_set: false,
-            stored,
+            stored_soc: stored.map(|s| s.soc),
             booted: false,
             rest_since: None,
             rest_cal: None,
             cells_n: 0,
-            load_n: usize::MAX,
+            load_n: u8::MAX,
             cell_filt: [0; MAX_CELLS],
             filt_in: [MilliVolts::ZERO; MAX_CELLS],
             filt_idle_gain: -1,
@@ -753,6 +753,7 @@ impl SocEstimator {
     /// The only writer of `full_mah` (`1..`): recomputes what depends on it.
     fn set_full(&mut self, full_mah: u32) {
         self.full_mah = full_mah;
+        self.refined = None;
         self.soc_half = Quotient::of(self.charge, self.soc_unit());
         self.round_quotients();
         let p = u64::from(full_mah) * 1_000 / u64::from(self.nominal_mah);
@@ -797,7 +798,7 @@ impl SocEstimator {
         let measured = input.current.as_ma();
         if (measured.wrapping_sub(self.band_lo) as u32) >= self.band_span
             || input.current_path_open
-            || input.cells.len().min(MAX_CELLS) != self.load_n
+            || input.cells.len().min(MAX_CELLS) != usize::from(self.load_n)
         {
             return self.full_step(input, range);
         }
@@ -815,14 +816,13 @@ impl SocEstimator {
             self.last = input.now;
             // A refinement that is due is all the full step would do, and with the key of
             // the last one it changes nothing but its time (see `quiet_end`).
-            if now.saturating_sub(self.refined_at) >= u64::from(REFINE_EVERY.as_millis()) {
+            if now.saturating_sub(self.last_refine.as_millis())
+                >= u64::from(REFINE_EVERY.as_millis())
+            {
                 if now >= self.quiet_end || input.temperature != self.quiet_temp {
                     return self.refine_at_rest(input.now, input.temperature);
                 }
-                self.refined_at = now;
-                if let Some(rc) = self.rest_cal.as_mut() {
-                    rc.last_refine = input.now;
-                }
+                self.last_refine = input.now;
             }
             return self.output(true);
         }
@@ -877,7 +877,6 @@ impl SocEstimator {
     #[inline(never)]
     fn refine_at_rest(&mut self, now: Instant, temperature: Option<DeciCelsius>) -> SocOutput {
         self.rest_step(now, temperature);
-        self.refined_at = now.as_millis();
         // It keeps the band (the calibration stays applied), moves no filter, and sets the
         // charge without counting it.
         self.run_charge = self.charge;
@@ -921,12 +920,12 @@ impl SocEstimator {
             match (self.at_rest, self.rest_since, self.rest_cal) {
                 // A settled rest: within the dead band (no count) and the rest threshold.
                 (true, Some(_), Some(rc))
-                    if rc.applied && i64::from(self.filt_gain.1) <= self.filt_idle_gain =>
+                    if rc.applied
+                        && i64::from(self.filt_gain.1) <= i64::from(self.filt_idle_gain) =>
                 {
                     let m = i64::from(self.deadband_ma.min(self.rest_ma));
                     band = (offset - m + 1, offset + m - 1);
                     self.band_rest = true;
-                    self.refined_at = rc.last_refine.as_millis();
                 }
                 // A discharge short of the next cycle: clears `cv_seen` and the full latch,
                 // which stay clear; within the cut-off's current window the lowest cell
@@ -1026,7 +1025,7 @@ impl SocEstimator {
         // A settled rest (filters idle on the same readings, the next refinement not due)
         // has nothing to do either.
         let n = input.cells.len().min(MAX_CELLS);
-        if n != self.load_n {
+        if n != usize::from(self.load_n) {
             self.voltage_side(input, dt, corrected, resting);
         } else if !resting {
             self.rest_since = None;
@@ -1085,9 +1084,9 @@ impl SocEstimator {
     fn rest_settled(&self, input: &SocInput<'_>, dt: u32) -> bool {
         self.rest_since.is_some()
             && self.filt_gain.0 == dt
-            && i64::from(self.filt_gain.1) <= self.filt_idle_gain
+            && i64::from(self.filt_gain.1) <= i64::from(self.filt_idle_gain)
             && matches!(self.rest_cal,
-                Some(rc) if rc.applied && input.now.duration_since(rc.last_refine) < REFINE_EVERY)
+                Some(rc) if rc.applied && input.now.duration_since(self.last_refine) < REFINE_EVERY)
             && !differ(input.cells, &self.filt_in)
     }
 
@@ -1136,8 +1135,9 @@ impl SocEstimator {
         let cells = &input.cells[..n];
         // Cell voltages: filtered while resting. No cells (monitor not answering) leaves
         // the voltage side as it was; only the count goes on.
-        if n > 0 && n != self.cells_n {
-            self.cells_n = n;
+        if n > 0 && n != usize::from(self.cells_n) {
+            // At most MAX_CELLS.
+            self.cells_n = n as u8;
             self.cell_delta = [0; MAX_CELLS];
             self.rest_since = None;
             self.rest_cal = None;
@@ -1158,7 +1158,7 @@ impl SocEstimator {
             }
             let gain = i64::from(self.filt_gain.1);
             // A settled filter with the same readings has nothing to do (see `filt_idle_gain`).
-            if gain > self.filt_idle_gain || differ(cells, &self.filt_in) {
+            if gain > i64::from(self.filt_idle_gain) || differ(cells, &self.filt_in) {
                 self.filter_cells(cells, gain);
             }
         } else if resting {
@@ -1166,7 +1166,7 @@ impl SocEstimator {
             // gain of 1 (Q24) sets every filter to its reading (differences below 2^36).
             self.filter_cells(cells, 1 << RECIP_SHIFT);
             // Every filter sits on its reading: no gain moves it.
-            self.filt_idle_gain = i64::MAX;
+            self.filt_idle_gain = i32::MAX;
             self.filt_moved = true;
             self.rest_since = Some(now);
         } else {
@@ -1175,7 +1175,7 @@ impl SocEstimator {
         }
 
         // Boot needs cell voltages unless a stored SOC is at hand.
-        if !self.booted && (n > 0 || self.stored.is_some()) {
+        if !self.booted && (n > 0 || self.stored_soc.is_some()) {
             self.booted = true;
             self.boot(input, corrected, resting);
         }
@@ -1183,14 +1183,14 @@ impl SocEstimator {
         // Between refinements of an applied calibration a rest step has nothing to do: the
         // cadence is checked here, without the call.
         let waiting = matches!(self.rest_cal,
-            Some(rc) if rc.applied && now.duration_since(rc.last_refine) < REFINE_EVERY);
+            Some(rc) if rc.applied && now.duration_since(self.last_refine) < REFINE_EVERY);
         if resting && n > 0 && !waiting {
             self.rest_step(now, input.temperature);
         }
         self.load_n = if self.booted && self.cells_n > 0 {
             self.cells_n
         } else {
-            usize::MAX
+            u8::MAX
         };
     }
 
@@ -1206,17 +1206,18 @@ impl SocEstimator {
         }
         self.filt_moved |= moved != 0;
         self.filt_in[..cells.len()].copy_from_slice(cells);
-        self.filt_idle_gain = if moved == 0 { gain } else { -1 };
+        // A gain is at most 1 << RECIP_SHIFT: fits i32.
+        self.filt_idle_gain = if moved == 0 { gain as i32 } else { -1 };
     }
 
     // Out of line: its locals stay off the stack frame of `update` (smaller worst case).
     #[inline(never)]
     fn boot(&mut self, input: &SocInput<'_>, corrected: i32, resting: bool) {
-        let stored = self.stored.take();
+        let stored = self.stored_soc.take();
         if resting && self.cells_n > 0 {
             let (prior, prior_sigma) = match stored {
-                Some(s) => (
-                    i64::from(s.soc.as_permille()) * 1_000,
+                Some(soc) => (
+                    i64::from(soc.as_permille()) * 1_000,
                     u32::from(self.cfg.stored_sigma_permille) * 1_000,
                 ),
                 // Nothing known: the voltage decides alone.
@@ -1230,13 +1231,13 @@ impl SocEstimator {
                 moved: 0,
                 before: self.soc(),
                 applied: false,
-                last_refine: input.now,
             });
+            self.last_refine = input.now;
             // The first refinement runs in this same step and logs the boot event.
             return;
         }
-        if let Some(s) = stored {
-            self.set_ppm(i64::from(s.soc.as_permille()) * 1_000);
+        if let Some(soc) = stored {
+            self.set_ppm(i64::from(soc.as_permille()) * 1_000);
             self.reanchor(u32::from(self.cfg.stored_sigma_permille) * 1_000);
             self.push(SocEvent::Boot {
                 soc: self.soc(),
@@ -1246,7 +1247,7 @@ impl SocEstimator {
         }
         // Under load, nothing stored: OCV = V + I·R, trusted only loosely.
         let ir_mv = self.ir_drop_mv(i64::from(corrected));
-        let n = self.cells_n;
+        let n = usize::from(self.cells_n);
         if n > 0 {
             let mut sum = 0i64;
             for v in input.cells.iter().take(n) {
@@ -1296,14 +1297,13 @@ impl SocEstimator {
                 moved: 0,
                 before: self.soc(),
                 applied: false,
-                last_refine: now,
             });
         }
         // Due: `update` calls this only when no applied calibration waits for its cadence.
         let Some(mut rc) = self.rest_cal else {
             return;
         };
-        rc.last_refine = now;
+        self.last_refine = now;
 
         // Temperature: reference the reading to 25 °C and widen its uncertainty.
         let t_deci = temperature.map_or(250, |t| i32::from(t.as_deci()));
@@ -1332,7 +1332,6 @@ impl SocEstimator {
             prior_sigma: rc.prior_sigma,
             moved: rc.moved,
             charge: self.charge,
-            full_mah: self.full_mah,
         };
         // While the rest lasts the inputs change rarely (the voltage's sigma in steps of
         // 1/16 mV): the memo spares the table look-ups, the Kalman step and the divisions.
@@ -1416,7 +1415,7 @@ impl SocEstimator {
     // Out of line: its loop runs only when the filters moved.
     #[inline(never)]
     fn read_cells(&mut self, tc_x16: i32) -> i64 {
-        let n = self.cells_n;
+        let n = usize::from(self.cells_n);
         let mut sum = 0i64;
         // Each cell's SOC (within 0..=PPM_FULL) first, its offset from the mean after.
         for (d, f) in self.cell_delta.iter_mut().zip(&self.cell_filt[..n]) {
@@ -1444,13 +1443,13 @@ impl SocEstimator {
         let f = fuse(prior, k.prior_sigma, mean, meas_sigma);
         // `moved * PPM_FULL / full_mams`, reduced by 200_000 (rounded toward zero); beyond
         // twice the capacity the target is clamped to the same bound whatever the amount.
-        let full = i64::from(k.full_mah) * MAMS_PER_MAH;
+        let full = self.full_mams();
         let moved_ppm =
-            k.moved.clamp(-2 * full, 2 * full) * 5 / (i64::from(k.full_mah) * 18).max(1);
-        let now_ppm = charge_ppm(k.charge, k.full_mah);
+            k.moved.clamp(-2 * full, 2 * full) * 5 / (i64::from(self.full_mah) * 18).max(1);
+        let now_ppm = charge_ppm(k.charge, self.full_mah);
         let target = (f.soc - moved_ppm).clamp(now_ppm.min(mean), now_ppm.max(mean));
         Refined {
-            charge: ppm_charge(target, k.full_mah),
+            charge: ppm_charge(target, self.full_mah),
             sigma: f.sigma,
             gain: f.gain,
         }
@@ -1672,7 +1671,7 @@ impl SocEstimator {
     /// from the mean as measured at the last rest. The lowest limits discharge, the
     /// highest limits charge, their spread drives balancing.
     pub fn cell_soc_range(&self) -> (Soc, Soc, Soc) {
-        let n = self.cells_n.min(MAX_CELLS);
+        let n = usize::from(self.cells_n).min(MAX_CELLS);
         let d = &self.cell_delta[..n];
         let lo = d.iter().copied().min().unwrap_or(0);
         let hi = d.iter().copied().max().unwrap_or(0);
@@ -1687,7 +1686,10 @@ impl SocEstimator {
 
     /// SOC of cell `index` (0 = cell 1), as in [`cell_soc_range`](Self::cell_soc_range).
     pub fn cell_soc(&self, index: usize) -> Option<Soc> {
-        let d = *self.cell_delta.get(..self.cells_n)?.get(index)?;
+        let d = *self
+            .cell_delta
+            .get(..usize::from(self.cells_n))?
+            .get(index)?;
         Some(self.shifted(d))
     }
 
@@ -1912,8 +1914,8 @@ mod test {
         prop_assert_eq!(i128::from(e.sigma_ppm_with(e.throughput())), sigma);
         // The filter's idle gain: a pass over the same readings would move nothing.
         if e.filt_idle_gain >= 0 {
-            let g = e.filt_idle_gain.min(1 << RECIP_SHIFT);
-            for (f, v) in e.cell_filt.iter().zip(&e.filt_in[..e.cells_n]) {
+            let g = i64::from(e.filt_idle_gain).min(1 << RECIP_SHIFT);
+            for (f, v) in e.cell_filt.iter().zip(&e.filt_in[..usize::from(e.cells_n)]) {
                 let target = i64::from(v.as_mv().min(u32::from(u16::MAX))) << FILTER_SHIFT;
                 prop_assert_eq!(((target - f) * g) >> RECIP_SHIFT, 0);
             }
