@@ -94,6 +94,8 @@ const LOADED_BOOT_SIGMA_PPM: u32 = 100_000;
 /// A count this uncertain (ppm; a boot under load with nothing stored) is corrected after
 /// `relax_tau_ms` of rest already.
 const QUICK_REST_SIGMA_PPM: u32 = LOADED_BOOT_SIGMA_PPM;
+/// `refined_tc` before any refinement read the cells: no temperature correction is this.
+const NO_TC: i32 = i32::MIN;
 /// At most this many calibration events wait to be polled; older ones are dropped.
 const EVENT_QUEUE: usize = 8;
 
@@ -413,7 +415,9 @@ pub struct SocEstimator {
     /// The stored SOC until the boot uses it (the rest of `StoredSoc` is taken by `new`).
     stored_soc: Option<Soc>,
     booted: bool,
-    rest_since: Option<Instant>,
+    /// When the rest in progress began, if `in_rest`.
+    rest_since: Instant,
+    in_rest: bool,
     rest_cal: Option<RestCal>,
     cells_n: u8,
     /// `cells_n` once booted with cells, else `u8::MAX`: the cell count of a common step.
@@ -435,16 +439,21 @@ pub struct SocEstimator {
     /// A filtered cell voltage changed since the last rest refinement read them.
     filt_moved: bool,
     /// Temperature correction (1/16 mV) of the last refinement that read the cells.
-    refined_tc: Option<i32>,
+    /// (`NO_TC` before the first; corrections lie within ±2^20.)
+    refined_tc: i32,
     /// Each cell's SOC minus the mean at the last rest, ppm.
     cell_delta: [i32; MAX_CELLS],
     /// SOC the cells implied at the last rest refinement, ppm.
-    last_ocv: Option<i32>,
+    /// (Negative before the first: means lie within 0..=PPM_FULL.)
+    last_ocv: i32,
     cv_seen: bool,
     full_latched: bool,
     empty_latched: bool,
-    full_since: Option<Instant>,
-    empty_since: Option<Instant>,
+    /// Since when the full (empty) condition holds, if `full_held` (`empty_held`).
+    full_since: Instant,
+    empty_since: Instant,
+    full_held: bool,
+    empty_held: bool,
     anchor: Option<Anchor>,
     cycles: u32,
     cycle_acc: i64,
@@ -652,7 +661,8 @@ impl SocEstimator {
             clock_set: false,
             stored_soc: stored.map(|s| s.soc),
             booted: false,
-            rest_since: None,
+            rest_since: Instant::ZERO,
+            in_rest: false,
             rest_cal: None,
             cells_n: 0,
             load_n: u8::MAX,
@@ -662,14 +672,16 @@ impl SocEstimator {
             filt_gain: (0, 0),
             refined: None,
             filt_moved: true,
-            refined_tc: None,
+            refined_tc: NO_TC,
             cell_delta: [0; MAX_CELLS],
-            last_ocv: None,
+            last_ocv: -1,
             cv_seen: false,
             full_latched: false,
             empty_latched: false,
-            full_since: None,
-            empty_since: None,
+            full_since: Instant::ZERO,
+            empty_since: Instant::ZERO,
+            full_held: false,
+            empty_held: false,
             anchor: None,
             cycles: stored.map_or(0, |s| s.cycles),
             cycle_acc: 0,
@@ -916,10 +928,10 @@ impl SocEstimator {
         let (lowest, highest) = (min.max(min + offset), max.min(max + offset));
         // Beyond the rest threshold and the dead band.
         let load = i64::from(self.rest_ma.max(self.deadband_ma));
-        if self.full_since.is_none() && self.empty_since.is_none() {
-            match (self.at_rest, self.rest_since, self.rest_cal) {
+        if !self.full_held && !self.empty_held {
+            match (self.at_rest, self.in_rest, self.rest_cal) {
                 // A settled rest: within the dead band (no count) and the rest threshold.
-                (true, Some(_), Some(rc))
+                (true, true, Some(rc))
                     if rc.applied
                         && i64::from(self.filt_gain.1) <= i64::from(self.filt_idle_gain) =>
                 {
@@ -930,7 +942,7 @@ impl SocEstimator {
                 // A discharge short of the next cycle: clears `cv_seen` and the full latch,
                 // which stay clear; within the cut-off's current window the lowest cell
                 // must be above the empty threshold.
-                (false, None, None) if !self.cv_seen && !self.full_latched => {
+                (false, false, None) if !self.cv_seen && !self.full_latched => {
                     let to_cycle = full - self.cycle_acc;
                     if to_cycle > 0 {
                         band = (offset + load + 1, highest);
@@ -948,7 +960,7 @@ impl SocEstimator {
                 // A charge with the empty latch open (which it keeps open), and beyond the
                 // tail current only once `cv_seen` (which it sets); within the taper's
                 // current window the highest cell must be below the full threshold.
-                (false, None, None) if !self.empty_latched => {
+                (false, false, None) if !self.empty_latched => {
                     let tail = offset - i64::from(self.tail_ma);
                     band = (if self.cv_seen { lowest } else { tail }, offset - load - 1);
                     if self.cv_seen && !self.full_latched {
@@ -1028,7 +1040,7 @@ impl SocEstimator {
         if n != usize::from(self.load_n) {
             self.voltage_side(input, dt, corrected, resting);
         } else if !resting {
-            self.rest_since = None;
+            self.in_rest = false;
             self.rest_cal = None;
         } else if !self.rest_settled(input, dt) {
             self.voltage_side(input, dt, corrected, resting);
@@ -1054,7 +1066,7 @@ impl SocEstimator {
         {
             self.end_of_charge(now, corrected, cells, range.map(|r| r.1));
         } else {
-            self.full_since = None;
+            self.full_held = false;
         }
         if corrected < -self.rest_ma {
             self.empty_latched = false;
@@ -1066,7 +1078,7 @@ impl SocEstimator {
         {
             self.cut_off(now, cells, range.map(|r| r.0));
         } else {
-            self.empty_since = None;
+            self.empty_held = false;
         }
         self.plan();
 
@@ -1082,7 +1094,7 @@ impl SocEstimator {
     /// this step's gain would be skipped, and the refinement waits for its cadence.
     #[inline(always)]
     fn rest_settled(&self, input: &SocInput<'_>, dt: u32) -> bool {
-        self.rest_since.is_some()
+        self.in_rest
             && self.filt_gain.0 == dt
             && i64::from(self.filt_gain.1) <= i64::from(self.filt_idle_gain)
             && matches!(self.rest_cal,
@@ -1139,15 +1151,15 @@ impl SocEstimator {
             // At most MAX_CELLS.
             self.cells_n = n as u8;
             self.cell_delta = [0; MAX_CELLS];
-            self.rest_since = None;
+            self.in_rest = false;
             self.rest_cal = None;
         }
         if n == 0 {
             if !resting {
-                self.rest_since = None;
+                self.in_rest = false;
                 self.rest_cal = None;
             }
-        } else if resting && self.rest_since.is_some() {
+        } else if resting && self.in_rest {
             let dt_ms = i64::from(dt);
             // The filter gain dt / (tau + dt) as a Q24 reciprocal, divided out only when the
             // step length changes.
@@ -1168,9 +1180,10 @@ impl SocEstimator {
             // Every filter sits on its reading: no gain moves it.
             self.filt_idle_gain = i32::MAX;
             self.filt_moved = true;
-            self.rest_since = Some(now);
+            self.rest_since = now;
+            self.in_rest = true;
         } else {
-            self.rest_since = None;
+            self.in_rest = false;
             self.rest_cal = None;
         }
 
@@ -1276,9 +1289,10 @@ impl SocEstimator {
     // Out of line: its locals stay off the stack frame of `update` (smaller worst case).
     #[inline(never)]
     fn rest_step(&mut self, now: Instant, temperature: Option<DeciCelsius>) {
-        let Some(since) = self.rest_since else {
+        if !self.in_rest {
             return;
-        };
+        }
+        let since = self.rest_since;
         let rested = now.duration_since(since);
         if self.rest_cal.is_none() {
             // A poor count (booted under load, set by hand, long without an anchor) does not
@@ -1315,9 +1329,10 @@ impl SocEstimator {
 
         // Unchanged filtered cells and temperature give the same per-cell SOCs: reuse the
         // mean and the deltas of the last refinement instead of 20 table look-ups.
-        let mean = match self.last_ocv {
-            Some(m) if !self.filt_moved && self.refined_tc == Some(tc_x16) => i64::from(m),
-            _ => self.read_cells(tc_x16),
+        let mean = if self.last_ocv >= 0 && !self.filt_moved && self.refined_tc == tc_x16 {
+            i64::from(self.last_ocv)
+        } else {
+            self.read_cells(tc_x16)
         };
 
         // In 32 bits: at most 65_535 * 33_018 (a 64-bit division by a constant is long code
@@ -1344,7 +1359,7 @@ impl SocEstimator {
             }
         };
         // A mean of SOCs within 0..=PPM_FULL: fits i32.
-        self.last_ocv = Some(mean as i32);
+        self.last_ocv = mean as i32;
         // At a fixed point of the charge, the next refinements with the same cells and
         // temperature find this key in the memo again (and change nothing but
         // `last_refine`) as long as the voltage's sigma stays at `key.s16`.
@@ -1429,7 +1444,7 @@ impl SocEstimator {
             *d = (i64::from(*d) - mean).clamp(-PPM_FULL, PPM_FULL) as i32;
         }
         self.filt_moved = false;
-        self.refined_tc = Some(tc_x16);
+        self.refined_tc = tc_x16;
         mean
     }
 
@@ -1471,10 +1486,14 @@ impl SocEstimator {
             None => any_cell(cells, |v| v >= self.cfg.full_threshold()),
         };
         if !tapering {
-            self.full_since = None;
+            self.full_held = false;
             return;
         }
-        let since = *self.full_since.get_or_insert(now);
+        if !self.full_held {
+            self.full_since = now;
+            self.full_held = true;
+        }
+        let since = self.full_since;
         if now.duration_since(since) < self.cfg.calibration_hold_ms {
             return;
         }
@@ -1491,7 +1510,7 @@ impl SocEstimator {
         self.reanchor(ANCHOR_SIGMA_PPM);
         self.rest_cal = None;
         self.full_latched = true;
-        self.full_since = None;
+        self.full_held = false;
         self.push(SocEvent::Full {
             before,
             after: self.soc(),
@@ -1516,10 +1535,14 @@ impl SocEstimator {
             None => any_cell(cells, |v| v <= self.cfg.empty_threshold()),
         };
         if !at_cut_off {
-            self.empty_since = None;
+            self.empty_held = false;
             return;
         }
-        let since = *self.empty_since.get_or_insert(now);
+        if !self.empty_held {
+            self.empty_since = now;
+            self.empty_held = true;
+        }
+        let since = self.empty_since;
         if now.duration_since(since) < self.cfg.calibration_hold_ms {
             return;
         }
@@ -1528,7 +1551,7 @@ impl SocEstimator {
         self.reanchor(ANCHOR_SIGMA_PPM);
         self.rest_cal = None;
         self.empty_latched = true;
-        self.empty_since = None;
+        self.empty_held = false;
         self.push(SocEvent::Empty { before });
         if let Some(Anchor::Full { raw, ppm }) = self.anchor {
             self.learn_capacity(self.raw.saturating_sub(raw), i64::from(ppm));
@@ -1594,7 +1617,7 @@ impl SocEstimator {
         self.band_span = 0;
         self.last = now;
         self.clock_set = true;
-        self.rest_since = None;
+        self.in_rest = false;
         self.rest_cal = None;
     }
 
@@ -1706,8 +1729,7 @@ impl SocEstimator {
     /// The SOC the relaxed cell voltages implied at the last rest calibration (mean of the
     /// cells, temperature-corrected), before weighing it against the count.
     pub fn ocv_soc(&self) -> Option<Soc> {
-        self.last_ocv
-            .map(|p| Soc::from_permille_clamped((p + 500) / 1_000))
+        (self.last_ocv >= 0).then(|| Soc::from_permille_clamped((self.last_ocv + 500) / 1_000))
     }
 
     /// `true` when the last step was a rest.
