@@ -821,7 +821,7 @@ impl SocEstimator {
             None => 0,
         };
         if self.band_rest {
-            // What `rest_settled` checks; the rest already holds by the band.
+            // The filters stay idle (the band holds the rest and the idle gain).
             if dt != self.filt_gain.0 || differ(input.cells, &self.filt_in) {
                 return self.full_step(input, range);
             }
@@ -914,6 +914,8 @@ impl SocEstimator {
 
     /// The band of the next quick steps (see `band_lo`) and the charges they may reach,
     /// from the state a full step left (with nothing to `fold`).
+    // Out of line: one copy for the full step and `set_soc`.
+    #[inline(never)]
     fn plan(&mut self) {
         self.run_charge = self.charge;
         let offset = i64::from(self.offset_ma);
@@ -1033,17 +1035,13 @@ impl SocEstimator {
         }
 
         // Under load with the same cells as before and booted, the voltage side has only the
-        // rest to cancel: the common step does that here, without the call.
-        // A settled rest (filters idle on the same readings, the next refinement not due)
-        // has nothing to do either.
+        // rest to cancel: done here, without the call. (A settled rest takes the quick step.)
         let n = input.cells.len().min(MAX_CELLS);
-        if n != usize::from(self.load_n) {
+        if resting || n != usize::from(self.load_n) {
             self.voltage_side(input, dt, corrected, resting);
-        } else if !resting {
+        } else {
             self.in_rest = false;
             self.rest_cal = None;
-        } else if !self.rest_settled(input, dt) {
-            self.voltage_side(input, dt, corrected, resting);
         }
 
         // Full and empty calibrations: the latches here, the rest only within the current
@@ -1087,19 +1085,6 @@ impl SocEstimator {
             remaining: self.remaining(),
             at_rest: resting,
         }
-    }
-
-    /// Whether `voltage_side` would change nothing in a rest step with the cells of the
-    /// last one (`input.cells.len() == load_n`): the rest has started, a filter pass with
-    /// this step's gain would be skipped, and the refinement waits for its cadence.
-    #[inline(always)]
-    fn rest_settled(&self, input: &SocInput<'_>, dt: u32) -> bool {
-        self.in_rest
-            && self.filt_gain.0 == dt
-            && i64::from(self.filt_gain.1) <= i64::from(self.filt_idle_gain)
-            && matches!(self.rest_cal,
-                Some(rc) if rc.applied && input.now.duration_since(self.last_refine) < REFINE_EVERY)
-            && !differ(input.cells, &self.filt_in)
     }
 
     /// One step of the current-offset filter towards the open-path reading `measured`.
