@@ -36,6 +36,20 @@ enum Op {
     Hold(u32),
     /// The SOC set by hand.
     SetSoc(u16),
+    /// `repeat` steps of 100 ms at a current next to one of the thresholds (with the
+    /// learned offset), `noise` mA of ripple, 16 cells around `mv` that `wobble` if set:
+    /// the edges of the common steps' bands.
+    Near {
+        threshold: usize,
+        charge: bool,
+        delta: i32,
+        noise: u32,
+        mv: u32,
+        wobble: bool,
+        temp: Option<i16>,
+        repeat: u16,
+        range: bool,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -73,8 +87,37 @@ fn op() -> impl Strategy<Value = Op> {
                 range,
             },
         );
+    let near = (
+        (
+            prop_oneof![0usize..5, Just(4)],
+            any::<bool>(),
+            -3i32..=3,
+            prop_oneof![Just(0u32), 0u32..100],
+        ),
+        (
+            prop_oneof![4 => Just(3_300u32), 1 => 2_000u32..4_300, 1 => Just(2_562), 1 => Just(3_345), 1 => Just(4_115)],
+            any::<bool>(),
+            prop_oneof![Just(None), Just(Some(400)), Just(Some(-100))],
+            1u16..400,
+            any::<bool>(),
+        ),
+    )
+        .prop_map(
+            |((threshold, charge, delta, noise), (mv, wobble, temp, repeat, range))| Op::Near {
+                threshold,
+                charge,
+                delta,
+                noise,
+                mv,
+                wobble,
+                temp,
+                repeat,
+                range,
+            },
+        );
     prop_oneof![
         8 => step,
+        4 => near,
         2 => Just(Op::Full),
         2 => Just(Op::Empty),
         3 => prop_oneof![-1_100i32..1_100, 850i32..1_100, -1_100i32..-850].prop_map(Op::Move),
@@ -188,7 +231,10 @@ proptest! {
     fn estimator_equals_reference(
         chem in 0usize..3,
         tweak in prop_oneof![
-            3 => Just((0u16, 50u16, 10_000u32, 1_800_000u32, false)),
+            2 => Just((0u16, 50u16, 10_000u32, 1_800_000u32, false)),
+            // The preset LFP coefficient, with a short rest time: rest calibrations at a
+            // fixed point, with and without a temperature correction.
+            1 => Just(((-50i16) as u16, 50u16, 10_000u32, 60_000u32, false)),
             1 => (0u16..2_000, 0u16..500, 0u32..20_000, 0u32..4_000_000, any::<bool>()),
         ],
         stored in prop::option::of((0u16..=1_000, 0u32..300_000, -3_000i32..3_000, any::<u32>())),
@@ -226,6 +272,28 @@ proptest! {
                     e.set_soc(Soc::from_permille_clamped(p.into()));
                     r.set_soc(Soc::from_permille_clamped(p.into()));
                 }
+                Op::Near { threshold, charge, delta, noise, mv, wobble, temp, repeat, range } => {
+                    let floor = cfg.deadband_min_ma.min(i32::MAX as u32 / 2) as i32;
+                    let deadband = per_ah(cfg.deadband_ma_per_ah, cap).max(floor);
+                    let rest = per_ah(cfg.rest_current_ma_per_ah, cap).max(floor / 2 * 3);
+                    let thr = [
+                        deadband,
+                        rest,
+                        per_ah(cfg.tail_current_ma_per_ah, cap).max(deadband.saturating_mul(2)),
+                        per_ah(cfg.empty_current_ma_per_ah, cap),
+                        0,
+                    ][threshold];
+                    let thr = if charge { -thr } else { thr };
+                    let base = e.current_offset().as_ma().saturating_add(thr).saturating_add(delta);
+                    for i in 0..u32::from(repeat) {
+                        let ripple = (i * 7_919 % (noise + 1)) as i32 - (noise / 2) as i32;
+                        let mut cells = vec![MilliVolts::from_mv(mv); 16];
+                        if wobble && i % 3 == 0 {
+                            cells[(i % 16) as usize] = MilliVolts::from_mv(mv + 1);
+                        }
+                        steps.push((100, base.saturating_add(ripple), cells, temp, false, range));
+                    }
+                }
                 _ => steps = scripted(&cfg, cap, op, k % 2 == 0),
             }
             for (dt, ma, cells, temp, open, range) in &steps {
@@ -249,6 +317,60 @@ proptest! {
             }
             same_events(&mut e, &mut r)?;
             same(&e, &r)?;
+        }
+    }
+}
+
+/// A settled rest whose refinements change nothing, then the same cells at another
+/// temperature, then a moving cell, then a discharge and a charge with ripple: the quick
+/// steps end where the full step would do something else.
+#[test]
+fn settled_rest_then_temperature_change() {
+    for chem in 0..3 {
+        let cfg = [SocConfig::lfp(), SocConfig::nmc(), SocConfig::lto()][chem].clone();
+        let cap = MilliAmpHours::from_mah(100_000);
+        let mut e = SocEstimator::new(cfg.clone(), cap, None);
+        let mut r = Reference::new(cfg.clone(), cap, None);
+        let mid = u32::from(cfg.ocv_mv[12]);
+        let mut t = 0;
+        let phases: [(Option<i16>, i32, u32); 6] = [
+            (None, 0, 20_000),
+            (Some(-100), 0, 600),
+            (Some(-100), 300, 50),
+            (Some(400), 0, 100),
+            (Some(400), 20_000, 600),
+            (Some(400), -20_000, 600),
+        ];
+        for (k, &(temp, ma, steps)) in phases.iter().enumerate() {
+            for i in 0..steps {
+                t += 100;
+                let mut cells = vec![MilliVolts::from_mv(mid); 16];
+                if k == 2 && i % 10 == 0 {
+                    cells[3] = MilliVolts::from_mv(mid + 2);
+                }
+                let ripple = if ma == 0 {
+                    0
+                } else {
+                    (i * 37 % 101) as i32 - 50
+                };
+                let input = SocInput {
+                    now: Instant::from_millis(t),
+                    current: MilliAmps::from_ma(ma + ripple),
+                    cells: &cells,
+                    temperature: temp.map(DeciCelsius::from_deci),
+                    current_path_open: false,
+                };
+                let extremes = cells.iter().copied().min().zip(cells.iter().copied().max());
+                assert_eq!(e.update_with_range(&input, extremes), r.update(&input));
+                loop {
+                    let (a, b) = (e.poll_event(), r.poll_event());
+                    assert_eq!(a, b);
+                    if a.is_none() {
+                        break;
+                    }
+                }
+                same(&e, &r).unwrap();
+            }
         }
     }
 }

@@ -94,6 +94,8 @@ const LOADED_BOOT_SIGMA_PPM: u32 = 100_000;
 /// A count this uncertain (ppm; a boot under load with nothing stored) is corrected after
 /// `relax_tau_ms` of rest already.
 const QUICK_REST_SIGMA_PPM: u32 = LOADED_BOOT_SIGMA_PPM;
+/// `refined_tc` before any refinement read the cells: no temperature correction is this.
+const NO_TC: i32 = i32::MIN;
 /// At most this many calibration events wait to be polled; older ones are dropped.
 const EVENT_QUEUE: usize = 8;
 
@@ -266,7 +268,6 @@ struct RestCal {
     moved: i64,
     before: Soc,
     applied: bool,
-    last_refine: Instant,
 }
 
 /// `q = x / unit` (floor, `x >= 0`) for the last `x` given, with `lo = q * unit`: while `x`
@@ -304,7 +305,8 @@ impl Quotient {
     }
 }
 
-/// Everything a rest refinement's outcome depends on besides the configuration.
+/// Everything a rest refinement's outcome depends on besides the configuration and the
+/// full capacity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct RefineKey {
     /// SOC the cells imply, ppm.
@@ -315,7 +317,6 @@ struct RefineKey {
     prior_sigma: u32,
     moved: i64,
     charge: i64,
-    full_mah: u32,
 }
 
 /// The outcome of a rest refinement.
@@ -366,6 +367,39 @@ pub struct SocEstimator {
     sigma_base: u32,
     throughput: i64,
     active_ms: u64,
+    /// `charge` when `raw`, `throughput` and `cycle_acc` were last brought up to date: the
+    /// quick counting steps (see `band_lo`) move only `charge`, and `fold` adds the
+    /// difference to them (exact: within a run every step moves the charge the same way,
+    /// unclamped, so the sum of the saturating additions is one saturating addition).
+    run_charge: i64,
+    /// The charges a quick counting step may reach, `run_lo..run_end`: no clamp to
+    /// `0..=full` and no completed cycle within (`still` lies within too).
+    run_lo: i64,
+    run_end: i64,
+    /// Raw readings `band_lo..band_lo + band_span` (wrapping) for which a step with the
+    /// path closed and the cell count of the last one changes nothing but the count
+    /// (`band_rest` false) or, resting, nothing but the clock (`band_rest` true, when the
+    /// filters are idle for a step of `filt_gain.0` ms, the cells are those of the last pass
+    /// and the refinement is not due): set by `plan` at the end of every full step, so
+    /// that the common steps skip everything else. A span of 0 sends every step the full
+    /// way.
+    band_lo: i32,
+    band_span: u32,
+    band_rest: bool,
+    /// The readings of the band within a calibration's current window
+    /// (`window_lo..window_lo + window_span`, wrapping): quick steps only when the caller's
+    /// lowest and highest cell are within `cells_ok` (mV, inclusive), short of the window's
+    /// voltage condition.
+    window_lo: i32,
+    window_span: u32,
+    cells_ok: (u32, u32),
+    /// When the rest calibration in progress (if any) was last refined.
+    last_refine: Instant,
+    /// Until this time (ms, exclusive) a due refinement in the rest band at the
+    /// temperature `quiet_temp` changes nothing but `last_refine`: set by
+    /// `rest_step`, cleared by every full step (which may count or move the filters).
+    quiet_end: u64,
+    quiet_temp: Option<DeciCelsius>,
     /// Learned current offset, mA << FILTER_SHIFT.
     offset_fx: i64,
     /// `offset_fx` rounded to mA: set with it (`new` and the open-path learning).
@@ -375,14 +409,19 @@ pub struct SocEstimator {
     rest_ma: i32,
     tail_ma: i32,
     empty_ma: i32,
-    last: Option<Instant>,
-    stored: Option<StoredSoc>,
+    /// The time of the last step; `clock_set` once there was one.
+    last: Instant,
+    clock_set: bool,
+    /// The stored SOC until the boot uses it (the rest of `StoredSoc` is taken by `new`).
+    stored_soc: Option<Soc>,
     booted: bool,
-    rest_since: Option<Instant>,
+    /// When the rest in progress began, if `in_rest`.
+    rest_since: Instant,
+    in_rest: bool,
     rest_cal: Option<RestCal>,
-    cells_n: usize,
-    /// `cells_n` once booted with cells, else `usize::MAX`: the cell count of a common step.
-    load_n: usize,
+    cells_n: u8,
+    /// `cells_n` once booted with cells, else `u8::MAX`: the cell count of a common step.
+    load_n: u8,
     /// Filtered cell voltages, mV << FILTER_SHIFT.
     cell_filt: [i64; MAX_CELLS],
     /// The readings of the filter's last pass.
@@ -391,25 +430,30 @@ pub struct SocEstimator {
     /// with the same readings and a gain no larger would change nothing (a positive
     /// difference `d` moves by `d * gain >> RECIP_SHIFT`, which is 0 for the smaller gain
     /// too; a negative one always moves), so it is skipped. Reset by every pass that moves.
-    filt_idle_gain: i64,
+    filt_idle_gain: i32,
     /// The cell filter's gain (Q24) for a step of `.0` ms: recomputed when the step changes.
     filt_gain: (u32, u32),
-    /// The last rest refinement's inputs and outcome: a pure function of the key (the
-    /// configuration is fixed), so never stale.
+    /// The last rest refinement's inputs and outcome: a pure function of the key and the
+    /// full capacity (the configuration is fixed), so never stale: `set_full` drops it.
     refined: Option<(RefineKey, Refined)>,
     /// A filtered cell voltage changed since the last rest refinement read them.
     filt_moved: bool,
     /// Temperature correction (1/16 mV) of the last refinement that read the cells.
-    refined_tc: Option<i32>,
+    /// (`NO_TC` before the first; corrections lie within ±2^20.)
+    refined_tc: i32,
     /// Each cell's SOC minus the mean at the last rest, ppm.
     cell_delta: [i32; MAX_CELLS],
     /// SOC the cells implied at the last rest refinement, ppm.
-    last_ocv: Option<i32>,
+    /// (Negative before the first: means lie within 0..=PPM_FULL.)
+    last_ocv: i32,
     cv_seen: bool,
     full_latched: bool,
     empty_latched: bool,
-    full_since: Option<Instant>,
-    empty_since: Option<Instant>,
+    /// Since when the full (empty) condition holds, if `full_held` (`empty_held`).
+    full_since: Instant,
+    empty_since: Instant,
+    full_held: bool,
+    empty_held: bool,
     anchor: Option<Anchor>,
     cycles: u32,
     cycle_acc: i64,
@@ -511,20 +555,45 @@ fn saturated_sub(a: i32, b: i32) -> i32 {
     a.saturating_sub(b)
 }
 
+/// The remaining charge for the quotient `q` of mAh.
+fn remaining_of(q: i64) -> MilliAmpHours {
+    MilliAmpHours::from_mah(q.clamp(0, i64::from(u32::MAX)) as u32)
+}
+
 /// A filtered current (mA << FILTER_SHIFT) rounded to mA.
 fn rounded_ma(fx: i64) -> i32 {
     let rounded = (fx + (1 << (FILTER_SHIFT - 1))) >> FILTER_SHIFT;
     rounded.clamp(i32::MIN.into(), i32::MAX.into()) as i32
 }
 
+/// The readings `lo..=hi` within `clip` as a start and a count (0: none): at most
+/// 2^32 - 1, as no band takes every reading.
+fn readings((lo, hi): (i64, i64), clip: (i64, i64)) -> (i32, u32) {
+    let (lo, hi) = (lo.max(clip.0), hi.min(clip.1));
+    if hi < lo {
+        (0, 0)
+    } else {
+        (lo as i32, (hi - lo + 1).min(i64::from(u32::MAX)) as u32)
+    }
+}
+
 /// Whether any of `a` differs from the same cell of `b`; without an early exit, so that the
 /// compiler can vectorize it (a resting pack compares every step).
 fn differ(a: &[MilliVolts], b: &[MilliVolts]) -> bool {
     // An OR of XORs: lane-wise, where a fold of `!=` is not.
-    a.iter()
-        .zip(b)
-        .fold(0, |d, (x, y)| d | (x.as_mv() ^ y.as_mv()))
-        != 0
+    let or_xor = |a: &[MilliVolts], b: &[MilliVolts]| {
+        a.iter()
+            .zip(b)
+            .fold(0, |d, (x, y)| d | (x.as_mv() ^ y.as_mv()))
+    };
+    // A full pack at a known length: unrolled, with no loop and no scalar tail.
+    if let (Ok(a), Some(b)) = (
+        <&[MilliVolts; MAX_CELLS]>::try_from(a),
+        b.first_chunk::<MAX_CELLS>(),
+    ) {
+        return or_xor(a, b) != 0;
+    }
+    or_xor(a, b) != 0
 }
 
 /// Whether `pred` holds for any cell; without an early exit, so that the compiler can
@@ -574,29 +643,45 @@ impl SocEstimator {
             sigma_base: PPM_FULL as u32,
             throughput: 0,
             active_ms: 0,
+            run_charge: charge,
+            run_lo: i64::MIN,
+            run_end: i64::MAX,
+            band_lo: 0,
+            band_span: 0,
+            band_rest: false,
+            window_lo: 0,
+            window_span: 0,
+            cells_ok: (0, 0),
+            last_refine: Instant::ZERO,
+            quiet_end: 0,
+            quiet_temp: None,
             offset_fx,
             offset_ma: rounded_ma(offset_fx),
-            last: None,
-            stored,
+            last: Instant::ZERO,
+            clock_set: false,
+            stored_soc: stored.map(|s| s.soc),
             booted: false,
-            rest_since: None,
+            rest_since: Instant::ZERO,
+            in_rest: false,
             rest_cal: None,
             cells_n: 0,
-            load_n: usize::MAX,
+            load_n: u8::MAX,
             cell_filt: [0; MAX_CELLS],
             filt_in: [MilliVolts::ZERO; MAX_CELLS],
             filt_idle_gain: -1,
             filt_gain: (0, 0),
             refined: None,
             filt_moved: true,
-            refined_tc: None,
+            refined_tc: NO_TC,
             cell_delta: [0; MAX_CELLS],
-            last_ocv: None,
+            last_ocv: -1,
             cv_seen: false,
             full_latched: false,
             empty_latched: false,
-            full_since: None,
-            empty_since: None,
+            full_since: Instant::ZERO,
+            empty_since: Instant::ZERO,
+            full_held: false,
+            empty_held: false,
             anchor: None,
             cycles: stored.map_or(0, |s| s.cycles),
             cycle_acc: 0,
@@ -648,28 +733,39 @@ impl SocEstimator {
     /// The quotients' side of `set_charge`, once `charge` left `still`.
     #[inline(never)]
     fn follow_charge(&mut self, charge: i64) {
-        let soc_moved = self.soc_half.follow(charge, self.soc_unit());
-        if self.remaining_mah.follow(charge, MAMS_PER_MAH) | soc_moved {
-            self.round_quotients();
+        // Mostly only the remaining mAh moves (a 100 ms step at 1 C moves it every few
+        // steps, the SOC every few hundred): each output is rounded only when it moved.
+        let unit = self.soc_unit();
+        if self.soc_half.follow(charge, unit) {
+            self.soc = Soc::from_permille_clamped(((self.soc_half.q + 1) / 2) as i32);
         }
+        if self.remaining_mah.follow(charge, MAMS_PER_MAH) {
+            self.remaining = remaining_of(self.remaining_mah.q);
+        }
+        self.set_still(unit);
     }
 
     /// `soc`, `remaining` and `still` from the quotients (`0..=2000` half permille,
     /// `0..=full_mah`).
     fn round_quotients(&mut self) {
         self.soc = Soc::from_permille_clamped(((self.soc_half.q + 1) / 2) as i32);
-        let mah = self.remaining_mah.q.clamp(0, i64::from(u32::MAX));
-        self.remaining = MilliAmpHours::from_mah(mah as u32);
+        self.remaining = remaining_of(self.remaining_mah.q);
+        self.set_still(self.soc_unit());
+    }
+
+    /// `still`: where neither quotient moves, within `run_lo..run_end`.
+    fn set_still(&mut self, soc_unit: i64) {
         let (soc, rem) = (self.soc_half.lo, self.remaining_mah.lo);
         self.still = (
-            soc.max(rem),
-            (soc + self.soc_unit()).min(rem + MAMS_PER_MAH),
+            soc.max(rem).max(self.run_lo),
+            (soc + soc_unit).min(rem + MAMS_PER_MAH).min(self.run_end),
         );
     }
 
     /// The only writer of `full_mah` (`1..`): recomputes what depends on it.
     fn set_full(&mut self, full_mah: u32) {
         self.full_mah = full_mah;
+        self.refined = None;
         self.soc_half = Quotient::of(self.charge, self.soc_unit());
         self.round_quotients();
         let p = u64::from(full_mah) * 1_000 / u64::from(self.nominal_mah);
@@ -709,16 +805,203 @@ impl SocEstimator {
         input: &SocInput<'_>,
         range: Option<(MilliVolts, MilliVolts)>,
     ) -> SocOutput {
+        // The common steps (a steady load, a settled rest) within the band `plan` set; every
+        // call below is in tail position, so that these steps need no stack frame.
+        let measured = input.current.as_ma();
+        if (measured.wrapping_sub(self.band_lo) as u32) >= self.band_span
+            || input.current_path_open
+            || input.cells.len().min(MAX_CELLS) != usize::from(self.load_n)
+        {
+            return self.full_step(input, range);
+        }
+        let now = input.now.as_millis();
+        // The band is set only by a full step, which set `last`.
+        let dt = match now.checked_sub(self.last.as_millis()) {
+            Some(d) => d.min(u64::from(self.cfg.max_step_ms.as_millis())) as u32,
+            None => 0,
+        };
+        if self.band_rest {
+            // The filters stay idle (the band holds the rest and the idle gain).
+            if dt != self.filt_gain.0 || differ(input.cells, &self.filt_in) {
+                return self.full_step(input, range);
+            }
+            self.last = input.now;
+            // A refinement that is due is all the full step would do, and with the key of
+            // the last one it changes nothing but its time (see `quiet_end`).
+            if now.saturating_sub(self.last_refine.as_millis())
+                >= u64::from(REFINE_EVERY.as_millis())
+            {
+                if now >= self.quiet_end || input.temperature != self.quiet_temp {
+                    return self.refine_at_rest(input.now, input.temperature);
+                }
+                self.last_refine = input.now;
+            }
+            return self.output(true);
+        }
+        // Within a calibration's current window the extremes (of these cells: the full step
+        // ignores them otherwise) must keep the cells out of it.
+        if (measured.wrapping_sub(self.window_lo) as u32) < self.window_span {
+            match range.filter(|_| input.cells.len() <= MAX_CELLS) {
+                Some((lo, hi))
+                    if lo.as_mv() >= self.cells_ok.0 && hi.as_mv() <= self.cells_ok.1 => {}
+                _ => return self.full_step(input, range),
+            }
+        }
+        // Within the band the reading less the offset neither overflows nor falls in the
+        // dead band.
+        let dq = i64::from(measured - self.offset_ma) * i64::from(dt);
+        // Wrapping: a charge step (dq < 0) that overflows ends far below `run_lo` (>= 0).
+        let charge = self.charge.wrapping_sub(dq);
+        let crossed = charge < self.still.0 || charge >= self.still.1;
+        if crossed && (charge < self.run_lo || charge >= self.run_end) {
+            return self.full_step(input, range);
+        }
+        self.last = input.now;
+        // `dt == 0` exactly when `dq == 0`: the sum is that of the full step.
+        self.active_ms = self.active_ms.saturating_add(u64::from(dt));
+        if crossed {
+            return self.cross(charge);
+        }
+        self.charge = charge;
+        self.output(false)
+    }
+
+    /// What a step reports.
+    #[inline(always)]
+    fn output(&self, at_rest: bool) -> SocOutput {
+        SocOutput {
+            soc: self.soc,
+            remaining: self.remaining,
+            at_rest,
+        }
+    }
+
+    /// The end of a quick counting step that moves the charge out of `still`.
+    // Out of line: every few steps at most, and a tail call keeps the common step frameless.
+    #[inline(never)]
+    fn cross(&mut self, charge: i64) -> SocOutput {
+        self.follow_charge(charge);
+        self.charge = charge;
+        self.output(false)
+    }
+
+    /// The end of a quick rest step with a refinement due.
+    #[inline(never)]
+    fn refine_at_rest(&mut self, now: Instant, temperature: Option<DeciCelsius>) -> SocOutput {
+        self.rest_step(now, temperature);
+        // It keeps the band (the calibration stays applied), moves no filter, and sets the
+        // charge without counting it.
+        self.run_charge = self.charge;
+        self.output(true)
+    }
+
+    /// Adds the charge counted by quick steps since `run_charge` to the accumulators that
+    /// they leave alone (see `run_charge`).
+    fn fold(&mut self) {
+        let d = self.run_charge - self.charge;
+        self.raw = self.raw.saturating_add(d);
+        self.throughput = self.throughput.saturating_add(d.abs());
+        // Below `full_mams` by `run_lo`: no overflow.
+        self.cycle_acc += d.max(0);
+        self.run_charge = self.charge;
+    }
+
+    /// `throughput` with what `fold` would add: the value between steps.
+    fn throughput(&self) -> i64 {
+        self.throughput
+            .saturating_add((self.run_charge - self.charge).abs())
+    }
+
+    /// The band of the next quick steps (see `band_lo`) and the charges they may reach,
+    /// from the state a full step left (with nothing to `fold`).
+    // Out of line: one copy for the full step and `set_soc`.
+    #[inline(never)]
+    fn plan(&mut self) {
+        self.run_charge = self.charge;
+        let offset = i64::from(self.offset_ma);
+        let (min, max) = (i64::from(i32::MIN), i64::from(i32::MAX));
+        let full = self.full_mams();
+        // Readings of the quick steps and of their calibration window, charges they reach.
+        let mut band = (0, -1);
+        let mut window = (0, -1);
+        let mut run = (i64::MIN, i64::MAX);
+        // `corrected` within the bands below never overflows: from `min + offset` to
+        // `max + offset`.
+        let (lowest, highest) = (min.max(min + offset), max.min(max + offset));
+        // Beyond the rest threshold and the dead band.
+        let load = i64::from(self.rest_ma.max(self.deadband_ma));
+        if !self.full_held && !self.empty_held {
+            match (self.at_rest, self.in_rest, self.rest_cal) {
+                // A settled rest: within the dead band (no count) and the rest threshold.
+                (true, true, Some(rc))
+                    if rc.applied
+                        && i64::from(self.filt_gain.1) <= i64::from(self.filt_idle_gain) =>
+                {
+                    let m = i64::from(self.deadband_ma.min(self.rest_ma));
+                    band = (offset - m + 1, offset + m - 1);
+                    self.band_rest = true;
+                }
+                // A discharge short of the next cycle: clears `cv_seen` and the full latch,
+                // which stay clear; within the cut-off's current window the lowest cell
+                // must be above the empty threshold.
+                (false, false, None) if !self.cv_seen && !self.full_latched => {
+                    let to_cycle = full - self.cycle_acc;
+                    if to_cycle > 0 {
+                        band = (offset + load + 1, highest);
+                        if !self.empty_latched {
+                            window = (min, offset + i64::from(self.empty_ma));
+                            self.cells_ok = (
+                                self.cfg.empty_threshold().as_mv().saturating_add(1),
+                                u32::MAX,
+                            );
+                        }
+                        self.band_rest = false;
+                        run = ((self.charge - to_cycle + 1).max(0), full + 1);
+                    }
+                }
+                // A charge with the empty latch open (which it keeps open), and beyond the
+                // tail current only once `cv_seen` (which it sets); within the taper's
+                // current window the highest cell must be below the full threshold.
+                (false, false, None) if !self.empty_latched => {
+                    let tail = offset - i64::from(self.tail_ma);
+                    band = (if self.cv_seen { lowest } else { tail }, offset - load - 1);
+                    if self.cv_seen && !self.full_latched {
+                        window = (tail, max);
+                        self.cells_ok = match self.cfg.full_threshold().as_mv().checked_sub(1) {
+                            Some(below) => (0, below),
+                            None => (u32::MAX, 0),
+                        };
+                    }
+                    self.band_rest = false;
+                    run = (0, full + 1);
+                }
+                _ => {}
+            }
+        }
+        (self.band_lo, self.band_span) = readings(band, (lowest, highest));
+        (self.window_lo, self.window_span) = readings(window, (min, max));
+        (self.run_lo, self.run_end) = run;
+        self.round_quotients();
+    }
+
+    /// The full step: everything `update_with_range` says.
+    // Out of line: the quick steps do without its frame.
+    #[inline(never)]
+    fn full_step(
+        &mut self,
+        input: &SocInput<'_>,
+        range: Option<(MilliVolts, MilliVolts)>,
+    ) -> SocOutput {
+        self.fold();
+        self.quiet_end = 0;
         let now = input.now;
         // `now.duration_since(prev)` (saturated to u32) capped at `max_step_ms`, shorter.
-        let dt = match self
-            .last
-            .map(|prev| now.as_millis().checked_sub(prev.as_millis()))
-        {
-            Some(Some(d)) => d.min(u64::from(self.cfg.max_step_ms.as_millis())) as u32,
+        let dt = match now.as_millis().checked_sub(self.last.as_millis()) {
+            Some(d) if self.clock_set => d.min(u64::from(self.cfg.max_step_ms.as_millis())) as u32,
             _ => 0,
         };
-        self.last = Some(now);
+        self.last = now;
+        self.clock_set = true;
         let measured = input.current.as_ma();
 
         // Current: offset learning while the path is open, dead band otherwise.
@@ -752,17 +1035,13 @@ impl SocEstimator {
         }
 
         // Under load with the same cells as before and booted, the voltage side has only the
-        // rest to cancel: the common step does that here, without the call.
-        // A settled rest (filters idle on the same readings, the next refinement not due)
-        // has nothing to do either.
+        // rest to cancel: done here, without the call. (A settled rest takes the quick step.)
         let n = input.cells.len().min(MAX_CELLS);
-        if n != self.load_n {
+        if resting || n != usize::from(self.load_n) {
             self.voltage_side(input, dt, corrected, resting);
-        } else if !resting {
-            self.rest_since = None;
+        } else {
+            self.in_rest = false;
             self.rest_cal = None;
-        } else if !self.rest_settled(input, dt) {
-            self.voltage_side(input, dt, corrected, resting);
         }
 
         // Full and empty calibrations: the latches here, the rest only within the current
@@ -785,7 +1064,7 @@ impl SocEstimator {
         {
             self.end_of_charge(now, corrected, cells, range.map(|r| r.1));
         } else {
-            self.full_since = None;
+            self.full_held = false;
         }
         if corrected < -self.rest_ma {
             self.empty_latched = false;
@@ -797,27 +1076,15 @@ impl SocEstimator {
         {
             self.cut_off(now, cells, range.map(|r| r.0));
         } else {
-            self.empty_since = None;
+            self.empty_held = false;
         }
+        self.plan();
 
         SocOutput {
             soc: self.soc(),
             remaining: self.remaining(),
             at_rest: resting,
         }
-    }
-
-    /// Whether `voltage_side` would change nothing in a rest step with the cells of the
-    /// last one (`input.cells.len() == load_n`): the rest has started, a filter pass with
-    /// this step's gain would be skipped, and the refinement waits for its cadence.
-    #[inline(always)]
-    fn rest_settled(&self, input: &SocInput<'_>, dt: u32) -> bool {
-        self.rest_since.is_some()
-            && self.filt_gain.0 == dt
-            && i64::from(self.filt_gain.1) <= self.filt_idle_gain
-            && matches!(self.rest_cal,
-                Some(rc) if rc.applied && input.now.duration_since(rc.last_refine) < REFINE_EVERY)
-            && !differ(input.cells, &self.filt_in)
     }
 
     /// One step of the current-offset filter towards the open-path reading `measured`.
@@ -865,18 +1132,19 @@ impl SocEstimator {
         let cells = &input.cells[..n];
         // Cell voltages: filtered while resting. No cells (monitor not answering) leaves
         // the voltage side as it was; only the count goes on.
-        if n > 0 && n != self.cells_n {
-            self.cells_n = n;
+        if n > 0 && n != usize::from(self.cells_n) {
+            // At most MAX_CELLS.
+            self.cells_n = n as u8;
             self.cell_delta = [0; MAX_CELLS];
-            self.rest_since = None;
+            self.in_rest = false;
             self.rest_cal = None;
         }
         if n == 0 {
             if !resting {
-                self.rest_since = None;
+                self.in_rest = false;
                 self.rest_cal = None;
             }
-        } else if resting && self.rest_since.is_some() {
+        } else if resting && self.in_rest {
             let dt_ms = i64::from(dt);
             // The filter gain dt / (tau + dt) as a Q24 reciprocal, divided out only when the
             // step length changes.
@@ -887,7 +1155,7 @@ impl SocEstimator {
             }
             let gain = i64::from(self.filt_gain.1);
             // A settled filter with the same readings has nothing to do (see `filt_idle_gain`).
-            if gain > self.filt_idle_gain || differ(cells, &self.filt_in) {
+            if gain > i64::from(self.filt_idle_gain) || differ(cells, &self.filt_in) {
                 self.filter_cells(cells, gain);
             }
         } else if resting {
@@ -895,16 +1163,17 @@ impl SocEstimator {
             // gain of 1 (Q24) sets every filter to its reading (differences below 2^36).
             self.filter_cells(cells, 1 << RECIP_SHIFT);
             // Every filter sits on its reading: no gain moves it.
-            self.filt_idle_gain = i64::MAX;
+            self.filt_idle_gain = i32::MAX;
             self.filt_moved = true;
-            self.rest_since = Some(now);
+            self.rest_since = now;
+            self.in_rest = true;
         } else {
-            self.rest_since = None;
+            self.in_rest = false;
             self.rest_cal = None;
         }
 
         // Boot needs cell voltages unless a stored SOC is at hand.
-        if !self.booted && (n > 0 || self.stored.is_some()) {
+        if !self.booted && (n > 0 || self.stored_soc.is_some()) {
             self.booted = true;
             self.boot(input, corrected, resting);
         }
@@ -912,14 +1181,14 @@ impl SocEstimator {
         // Between refinements of an applied calibration a rest step has nothing to do: the
         // cadence is checked here, without the call.
         let waiting = matches!(self.rest_cal,
-            Some(rc) if rc.applied && now.duration_since(rc.last_refine) < REFINE_EVERY);
+            Some(rc) if rc.applied && now.duration_since(self.last_refine) < REFINE_EVERY);
         if resting && n > 0 && !waiting {
             self.rest_step(now, input.temperature);
         }
         self.load_n = if self.booted && self.cells_n > 0 {
             self.cells_n
         } else {
-            usize::MAX
+            u8::MAX
         };
     }
 
@@ -935,17 +1204,18 @@ impl SocEstimator {
         }
         self.filt_moved |= moved != 0;
         self.filt_in[..cells.len()].copy_from_slice(cells);
-        self.filt_idle_gain = if moved == 0 { gain } else { -1 };
+        // A gain is at most 1 << RECIP_SHIFT: fits i32.
+        self.filt_idle_gain = if moved == 0 { gain as i32 } else { -1 };
     }
 
     // Out of line: its locals stay off the stack frame of `update` (smaller worst case).
     #[inline(never)]
     fn boot(&mut self, input: &SocInput<'_>, corrected: i32, resting: bool) {
-        let stored = self.stored.take();
+        let stored = self.stored_soc.take();
         if resting && self.cells_n > 0 {
             let (prior, prior_sigma) = match stored {
-                Some(s) => (
-                    i64::from(s.soc.as_permille()) * 1_000,
+                Some(soc) => (
+                    i64::from(soc.as_permille()) * 1_000,
                     u32::from(self.cfg.stored_sigma_permille) * 1_000,
                 ),
                 // Nothing known: the voltage decides alone.
@@ -959,13 +1229,13 @@ impl SocEstimator {
                 moved: 0,
                 before: self.soc(),
                 applied: false,
-                last_refine: input.now,
             });
+            self.last_refine = input.now;
             // The first refinement runs in this same step and logs the boot event.
             return;
         }
-        if let Some(s) = stored {
-            self.set_ppm(i64::from(s.soc.as_permille()) * 1_000);
+        if let Some(soc) = stored {
+            self.set_ppm(i64::from(soc.as_permille()) * 1_000);
             self.reanchor(u32::from(self.cfg.stored_sigma_permille) * 1_000);
             self.push(SocEvent::Boot {
                 soc: self.soc(),
@@ -975,7 +1245,7 @@ impl SocEstimator {
         }
         // Under load, nothing stored: OCV = V + I·R, trusted only loosely.
         let ir_mv = self.ir_drop_mv(i64::from(corrected));
-        let n = self.cells_n;
+        let n = usize::from(self.cells_n);
         if n > 0 {
             let mut sum = 0i64;
             for v in input.cells.iter().take(n) {
@@ -1004,9 +1274,10 @@ impl SocEstimator {
     // Out of line: its locals stay off the stack frame of `update` (smaller worst case).
     #[inline(never)]
     fn rest_step(&mut self, now: Instant, temperature: Option<DeciCelsius>) {
-        let Some(since) = self.rest_since else {
+        if !self.in_rest {
             return;
-        };
+        }
+        let since = self.rest_since;
         let rested = now.duration_since(since);
         if self.rest_cal.is_none() {
             // A poor count (booted under load, set by hand, long without an anchor) does not
@@ -1025,14 +1296,13 @@ impl SocEstimator {
                 moved: 0,
                 before: self.soc(),
                 applied: false,
-                last_refine: now,
             });
         }
         // Due: `update` calls this only when no applied calibration waits for its cadence.
         let Some(mut rc) = self.rest_cal else {
             return;
         };
-        rc.last_refine = now;
+        self.last_refine = now;
 
         // Temperature: reference the reading to 25 °C and widen its uncertainty.
         let t_deci = temperature.map_or(250, |t| i32::from(t.as_deci()));
@@ -1042,47 +1312,26 @@ impl SocEstimator {
         let tc_x16 = (i32::from(self.cfg.ocv_temp_coeff_uv_per_k) * dt_deci / 625)
             .clamp(-(1 << 20), 1 << 20);
 
-        let n = self.cells_n;
-        let mut cell_ppm = [0i64; MAX_CELLS];
         // Unchanged filtered cells and temperature give the same per-cell SOCs: reuse the
         // mean and the deltas of the last refinement instead of 20 table look-ups.
-        let reuse = match self.last_ocv.map(i64::from) {
-            Some(m) if !self.filt_moved && self.refined_tc == Some(tc_x16) => Some(m),
-            _ => None,
-        };
-        let mean = match reuse {
-            Some(m) => m,
-            None => {
-                let mut sum = 0i64;
-                for (p, f) in cell_ppm.iter_mut().zip(&self.cell_filt[..n]) {
-                    let mv16 = (f >> (FILTER_SHIFT - 4)).clamp(0, i64::from(i32::MAX)) as i32;
-                    *p = soc_from_ocv(&self.cfg.ocv_mv, mv16.saturating_sub(tc_x16));
-                    sum += *p;
-                }
-                self.filt_moved = false;
-                self.refined_tc = Some(tc_x16);
-                sum / n.max(1) as i64
-            }
+        let mean = if self.last_ocv >= 0 && !self.filt_moved && self.refined_tc == tc_x16 {
+            i64::from(self.last_ocv)
+        } else {
+            self.read_cells(tc_x16)
         };
 
-        let tau = u64::from(self.cfg.relax_tau_ms.as_millis()).max(1);
-        let relax_uv = u64::from(self.cfg.relax_sigma_mv) * 1_000 * tau
-            / (tau + u64::from(rested.as_millis()));
         // In 32 bits: at most 65_535 * 33_018 (a 64-bit division by a constant is long code
         // on 32-bit targets).
         let temp_uv =
             u64::from(u32::from(self.cfg.ocv_temp_sigma_uv_per_k) * dt_deci.unsigned_abs() / 10);
-        let sigma_uv = (u64::from(self.cfg.ocv_sigma_mv) * 1_000 + relax_uv + temp_uv)
-            .min(u64::from(u32::MAX));
         let key = RefineKey {
             // Means and priors are SOCs within 0..=PPM_FULL: i32 keeps the memo small.
             mean: mean as i32,
-            s16: sigma16(sigma_uv as u32),
+            s16: self.voltage_s16(rested, temp_uv),
             prior: rc.prior,
             prior_sigma: rc.prior_sigma,
             moved: rc.moved,
             charge: self.charge,
-            full_mah: self.full_mah,
         };
         // While the rest lasts the inputs change rarely (the voltage's sigma in steps of
         // 1/16 mV): the memo spares the table look-ups, the Kalman step and the divisions.
@@ -1095,14 +1344,23 @@ impl SocEstimator {
             }
         };
         // A mean of SOCs within 0..=PPM_FULL: fits i32.
-        self.last_ocv = Some(mean as i32);
+        self.last_ocv = mean as i32;
+        // At a fixed point of the charge, the next refinements with the same cells and
+        // temperature find this key in the memo again (and change nothing but
+        // `last_refine`) as long as the voltage's sigma stays at `key.s16`.
+        self.quiet_end = if f.charge == self.charge {
+            let until = self.relax_until(key.s16, temp_uv);
+            if until >= u64::from(u32::MAX) {
+                u64::MAX
+            } else {
+                since.as_millis().saturating_add(until + 1)
+            }
+        } else {
+            0
+        };
+        self.quiet_temp = temperature;
         self.set_charge(f.charge);
         self.reanchor(f.sigma);
-        if reuse.is_none() {
-            for (d, p) in self.cell_delta.iter_mut().zip(&cell_ppm[..n]) {
-                *d = (p - mean).clamp(-PPM_FULL, PPM_FULL) as i32;
-            }
-        }
         if !rc.applied {
             rc.applied = true;
             let ev = match rc.kind {
@@ -1121,6 +1379,60 @@ impl SocEstimator {
         self.rest_cal = Some(rc);
     }
 
+    /// The uncertainty (1/16 mV) of a relaxed cell voltage after a rest of `rested`, with
+    /// `temp_uv` for the temperature: the table's, the relaxation's, the temperature's.
+    fn voltage_s16(&self, rested: Duration, temp_uv: u64) -> i32 {
+        let tau = u64::from(self.cfg.relax_tau_ms.as_millis()).max(1);
+        let relax_uv = u64::from(self.cfg.relax_sigma_mv) * 1_000 * tau
+            / (tau + u64::from(rested.as_millis()));
+        let sigma_uv = (u64::from(self.cfg.ocv_sigma_mv) * 1_000 + relax_uv + temp_uv)
+            .min(u64::from(u32::MAX));
+        sigma16(sigma_uv as u32)
+    }
+
+    /// The longest rest (ms, `u64::MAX` for any) up to which the voltage's uncertainty is
+    /// still `s16` (1/16 mV, as `rest_step` derives it) with `temp_uv` for the
+    /// temperature: it only shrinks as the relaxation term `A / (tau + rested)` decays,
+    /// and stays at least `s16` while that term is at least the `x` it lacks, i.e. while
+    /// `tau + rested <= A / x`.
+    fn relax_until(&self, s16: i32, temp_uv: u64) -> u64 {
+        // `sigma16` never goes below 1.
+        if s16 <= 1 {
+            return u64::MAX;
+        }
+        // The least sigma, µV, that still gives `s16`.
+        let need = (1_000 * u64::from(s16.unsigned_abs())).div_ceil(16);
+        let x = need.saturating_sub(u64::from(self.cfg.ocv_sigma_mv) * 1_000 + temp_uv);
+        if x == 0 {
+            return u64::MAX;
+        }
+        let tau = u64::from(self.cfg.relax_tau_ms.as_millis()).max(1);
+        (u64::from(self.cfg.relax_sigma_mv) * 1_000 * tau / x).saturating_sub(tau)
+    }
+
+    /// The mean SOC (ppm) of the filtered cells referenced to 25 °C by `tc_x16` (1/16 mV),
+    /// with each cell's offset from it in `cell_delta`.
+    // Out of line: its loop runs only when the filters moved.
+    #[inline(never)]
+    fn read_cells(&mut self, tc_x16: i32) -> i64 {
+        let n = usize::from(self.cells_n);
+        let mut sum = 0i64;
+        // Each cell's SOC (within 0..=PPM_FULL) first, its offset from the mean after.
+        for (d, f) in self.cell_delta.iter_mut().zip(&self.cell_filt[..n]) {
+            let mv16 = (f >> (FILTER_SHIFT - 4)).clamp(0, i64::from(i32::MAX)) as i32;
+            let p = soc_from_ocv(&self.cfg.ocv_mv, mv16.saturating_sub(tc_x16));
+            *d = p as i32;
+            sum += p;
+        }
+        let mean = sum / n.max(1) as i64;
+        for d in &mut self.cell_delta[..n] {
+            *d = (i64::from(*d) - mean).clamp(-PPM_FULL, PPM_FULL) as i32;
+        }
+        self.filt_moved = false;
+        self.refined_tc = tc_x16;
+        mean
+    }
+
     /// A rest refinement's outcome: the Kalman step from the calibration's prior, less the
     /// charge moved since, kept between the present SOC and the voltage's, so that no step
     /// moves the SOC away from what the cells say. It replaces the previous refinement.
@@ -1131,13 +1443,13 @@ impl SocEstimator {
         let f = fuse(prior, k.prior_sigma, mean, meas_sigma);
         // `moved * PPM_FULL / full_mams`, reduced by 200_000 (rounded toward zero); beyond
         // twice the capacity the target is clamped to the same bound whatever the amount.
-        let full = i64::from(k.full_mah) * MAMS_PER_MAH;
+        let full = self.full_mams();
         let moved_ppm =
-            k.moved.clamp(-2 * full, 2 * full) * 5 / (i64::from(k.full_mah) * 18).max(1);
-        let now_ppm = charge_ppm(k.charge, k.full_mah);
+            k.moved.clamp(-2 * full, 2 * full) * 5 / (i64::from(self.full_mah) * 18).max(1);
+        let now_ppm = charge_ppm(k.charge, self.full_mah);
         let target = (f.soc - moved_ppm).clamp(now_ppm.min(mean), now_ppm.max(mean));
         Refined {
-            charge: ppm_charge(target, k.full_mah),
+            charge: ppm_charge(target, self.full_mah),
             sigma: f.sigma,
             gain: f.gain,
         }
@@ -1159,10 +1471,14 @@ impl SocEstimator {
             None => any_cell(cells, |v| v >= self.cfg.full_threshold()),
         };
         if !tapering {
-            self.full_since = None;
+            self.full_held = false;
             return;
         }
-        let since = *self.full_since.get_or_insert(now);
+        if !self.full_held {
+            self.full_since = now;
+            self.full_held = true;
+        }
+        let since = self.full_since;
         if now.duration_since(since) < self.cfg.calibration_hold_ms {
             return;
         }
@@ -1179,7 +1495,7 @@ impl SocEstimator {
         self.reanchor(ANCHOR_SIGMA_PPM);
         self.rest_cal = None;
         self.full_latched = true;
-        self.full_since = None;
+        self.full_held = false;
         self.push(SocEvent::Full {
             before,
             after: self.soc(),
@@ -1204,10 +1520,14 @@ impl SocEstimator {
             None => any_cell(cells, |v| v <= self.cfg.empty_threshold()),
         };
         if !at_cut_off {
-            self.empty_since = None;
+            self.empty_held = false;
             return;
         }
-        let since = *self.empty_since.get_or_insert(now);
+        if !self.empty_held {
+            self.empty_since = now;
+            self.empty_held = true;
+        }
+        let since = self.empty_since;
         if now.duration_since(since) < self.cfg.calibration_hold_ms {
             return;
         }
@@ -1216,7 +1536,7 @@ impl SocEstimator {
         self.reanchor(ANCHOR_SIGMA_PPM);
         self.rest_cal = None;
         self.empty_latched = true;
-        self.empty_since = None;
+        self.empty_held = false;
         self.push(SocEvent::Empty { before });
         if let Some(Anchor::Full { raw, ppm }) = self.anchor {
             self.learn_capacity(self.raw.saturating_sub(raw), i64::from(ppm));
@@ -1278,17 +1598,22 @@ impl SocEstimator {
     /// Advances the clock without a current reading (sensor fault): nothing is integrated
     /// for the time up to `now`, and the rest in progress, if any, is abandoned.
     pub fn hold(&mut self, now: Instant) {
-        self.last = Some(now);
-        self.rest_since = None;
+        // The rest band's rest ends: the next step is a full one.
+        self.band_span = 0;
+        self.last = now;
+        self.clock_set = true;
+        self.in_rest = false;
         self.rest_cal = None;
     }
 
     /// Overrides the SOC (e.g. set by the user over the serial protocol). It is trusted as
     /// much as a stored SOC, so the next rest can still correct it.
     pub fn set_soc(&mut self, soc: Soc) {
+        self.fold();
         self.set_ppm(i64::from(soc.as_permille()) * 1_000);
         self.reanchor(u32::from(self.cfg.stored_sigma_permille) * 1_000);
         self.rest_cal = None;
+        self.plan();
     }
 
     /// Pack state of charge (mean cell), rounded to the nearest permille.
@@ -1299,14 +1624,19 @@ impl SocEstimator {
 
     /// One-sigma uncertainty of [`soc`](Self::soc), permille.
     pub fn uncertainty(&self) -> Permille {
-        Permille::from_permille((self.sigma_ppm() / 1_000).min(1_000) as u16)
+        Permille::from_permille((self.sigma_ppm_with(self.throughput()) / 1_000).min(1_000) as u16)
     }
 
+    /// The uncertainty, ppm, within a full step (nothing to `fold`).
     fn sigma_ppm(&self) -> u32 {
+        self.sigma_ppm_with(self.throughput)
+    }
+
+    fn sigma_ppm_with(&self, throughput: i64) -> u32 {
         // Each term saturates past PPM_FULL, so saturating products change nothing.
         let full = self.full_mams().max(1);
         let gain_ppm = i64::from(self.cfg.gain_sigma_permille) * 1_000;
-        let gain = mul_div(self.throughput, gain_ppm, full);
+        let gain = mul_div(throughput, gain_ppm, full);
         let active_ms = i64::try_from(self.active_ms).unwrap_or(i64::MAX);
         let offset = mul_div(
             active_ms.saturating_mul(i64::from(self.deadband_ma)),
@@ -1349,7 +1679,7 @@ impl SocEstimator {
     /// from the mean as measured at the last rest. The lowest limits discharge, the
     /// highest limits charge, their spread drives balancing.
     pub fn cell_soc_range(&self) -> (Soc, Soc, Soc) {
-        let n = self.cells_n.min(MAX_CELLS);
+        let n = usize::from(self.cells_n).min(MAX_CELLS);
         let d = &self.cell_delta[..n];
         let lo = d.iter().copied().min().unwrap_or(0);
         let hi = d.iter().copied().max().unwrap_or(0);
@@ -1364,7 +1694,10 @@ impl SocEstimator {
 
     /// SOC of cell `index` (0 = cell 1), as in [`cell_soc_range`](Self::cell_soc_range).
     pub fn cell_soc(&self, index: usize) -> Option<Soc> {
-        let d = *self.cell_delta.get(..self.cells_n)?.get(index)?;
+        let d = *self
+            .cell_delta
+            .get(..usize::from(self.cells_n))?
+            .get(index)?;
         Some(self.shifted(d))
     }
 
@@ -1381,8 +1714,7 @@ impl SocEstimator {
     /// The SOC the relaxed cell voltages implied at the last rest calibration (mean of the
     /// cells, temperature-corrected), before weighing it against the count.
     pub fn ocv_soc(&self) -> Option<Soc> {
-        self.last_ocv
-            .map(|p| Soc::from_permille_clamped((p + 500) / 1_000))
+        (self.last_ocv >= 0).then(|| Soc::from_permille_clamped((self.last_ocv + 500) / 1_000))
     }
 
     /// `true` when the last step was a rest.
@@ -1531,6 +1863,37 @@ mod test {
         }
     }
 
+    proptest! {
+        /// `relax_until` is the last rest at which `voltage_s16` still gives the value it
+        /// gave at a shorter rest: the next millisecond gives less.
+        #[test]
+        fn relax_until_is_where_the_voltage_sigma_steps(
+            ocv_sigma_mv in prop_oneof![0u16..20, any::<u16>()],
+            relax_sigma_mv in prop_oneof![0u16..100, any::<u16>()],
+            relax_tau_ms in prop_oneof![0u32..1_000_000, any::<u32>()],
+            temp_uv in prop_oneof![0u64..20_000, 0u64..=u64::from(u32::MAX)],
+            rested in prop_oneof![0u32..10_000_000, any::<u32>()],
+        ) {
+            let cfg = SocConfig {
+                ocv_sigma_mv,
+                relax_sigma_mv,
+                relax_tau_ms: Duration::from_millis(relax_tau_ms),
+                ..SocConfig::lfp()
+            };
+            let e = SocEstimator::new(cfg, MilliAmpHours::from_mah(100_000), None);
+            let s16 = e.voltage_s16(Duration::from_millis(rested), temp_uv);
+            let until = e.relax_until(s16, temp_uv);
+            prop_assert!(until >= u64::from(rested));
+            if until < u64::from(u32::MAX) {
+                let at = |ms: u64| e.voltage_s16(Duration::from_millis(ms as u32), temp_uv);
+                prop_assert_eq!(at(until), s16);
+                prop_assert!(at(until + 1) < s16);
+            } else {
+                prop_assert_eq!(e.voltage_s16(Duration::MAX, temp_uv), s16);
+            }
+        }
+    }
+
     /// One planned update: dt ms, mA, cells, temperature, path open.
     type Planned = (u32, i32, Vec<MilliVolts>, Option<i16>, bool);
 
@@ -1552,14 +1915,14 @@ mod test {
         prop_assert_eq!(e.current_offset(), MilliAmps::from_ma(rounded));
         // The uncertainty, as the 128-bit formula gives it.
         let f = full.max(1);
-        let gain = i128::from(e.throughput) * i128::from(e.cfg.gain_sigma_permille) * 1_000 / f;
+        let gain = i128::from(e.throughput()) * i128::from(e.cfg.gain_sigma_permille) * 1_000 / f;
         let offset = i128::from(e.active_ms) * i128::from(e.deadband_ma) * 1_000_000 / f;
         let sigma = (i128::from(e.sigma_base) + gain + offset).clamp(0, 1_000_000);
-        prop_assert_eq!(i128::from(e.sigma_ppm()), sigma);
+        prop_assert_eq!(i128::from(e.sigma_ppm_with(e.throughput())), sigma);
         // The filter's idle gain: a pass over the same readings would move nothing.
         if e.filt_idle_gain >= 0 {
-            let g = e.filt_idle_gain.min(1 << RECIP_SHIFT);
-            for (f, v) in e.cell_filt.iter().zip(&e.filt_in[..e.cells_n]) {
+            let g = i64::from(e.filt_idle_gain).min(1 << RECIP_SHIFT);
+            for (f, v) in e.cell_filt.iter().zip(&e.filt_in[..usize::from(e.cells_n)]) {
                 let target = i64::from(v.as_mv().min(u32::from(u16::MAX))) << FILTER_SHIFT;
                 prop_assert_eq!(((target - f) * g) >> RECIP_SHIFT, 0);
             }
