@@ -1153,9 +1153,9 @@ impl SocEstimator {
                 let gain = (dt_ms << RECIP_SHIFT) / (CELL_FILTER_TAU_MS + dt_ms);
                 self.filt_gain = (dt, gain as u32);
             }
-            let gain = i64::from(self.filt_gain.1);
+            let gain = self.filt_gain.1;
             // A settled filter with the same readings has nothing to do (see `filt_idle_gain`).
-            if gain > i64::from(self.filt_idle_gain) || differ(cells, &self.filt_in) {
+            if i64::from(gain) > i64::from(self.filt_idle_gain) || differ(cells, &self.filt_in) {
                 self.filter_cells(cells, gain);
             }
         } else if resting {
@@ -1193,17 +1193,22 @@ impl SocEstimator {
     }
 
     /// One step of the per-cell rest filters towards `cells` with the Q24 gain `gain`.
-    fn filter_cells(&mut self, cells: &[MilliVolts], gain: i64) {
-        // Filter values and targets lie in 0..=2^36, so `diff * gain` < 2^61 fits i64.
+    fn filter_cells(&mut self, cells: &[MilliVolts], gain: u32) {
+        // Filter values and targets lie in 0..=2^36, so `diff * gain` < 2^61 fits i64; the
+        // gain as an unsigned word makes that a 64x32-bit product (two multiplies on a
+        // Cortex-M instead of three).
+        let g = i64::from(gain);
         let mut moved = 0;
-        for (f, v) in self.cell_filt.iter_mut().zip(cells) {
+        // Each reading is kept for the next step's comparison in the same pass.
+        let kept = self.filt_in.iter_mut();
+        for ((f, v), last) in self.cell_filt.iter_mut().zip(cells).zip(kept) {
+            *last = *v;
             let target = i64::from(v.as_mv().min(u32::from(u16::MAX))) << FILTER_SHIFT;
-            let step = ((target - *f) * gain) >> RECIP_SHIFT;
+            let step = ((target - *f) * g) >> RECIP_SHIFT;
             *f += step;
             moved |= step;
         }
         self.filt_moved |= moved != 0;
-        self.filt_in[..cells.len()].copy_from_slice(cells);
         // A gain is at most 1 << RECIP_SHIFT: fits i32.
         self.filt_idle_gain = if moved == 0 { gain as i32 } else { -1 };
     }

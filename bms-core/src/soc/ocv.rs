@@ -37,8 +37,23 @@ pub(crate) fn soc_from_ocv(table: &[u16; OCV_POINTS], mv16: i32) -> i64 {
         // Only a non-monotonic table gets here.
         return i as i64 * STEP_PPM;
     }
-    let frac = i64::from(mv16 - lo).clamp(0, i64::from(hi - lo)) * STEP_PPM / i64::from(hi - lo);
-    (i as i64 - 1) * STEP_PPM + frac
+    let span = (hi - lo) as u32;
+    let frac = step_fraction((mv16 - lo).clamp(0, hi - lo) as u32, span);
+    (i as i64 - 1) * STEP_PPM + i64::from(frac)
+}
+
+/// `d * STEP_PPM / span` (floor) for `d <= span < 2^20` (table points are `u16` mV, so
+/// spans in 1/16 mV are below 2^20), in two 32-bit divisions: a 64-bit division is a long
+/// library routine on a Cortex-M. With `STEP_PPM = HI * 256 + LO`, `d * STEP_PPM =
+/// (q * span + r) * 256 + d * LO` where `q, r` divide `d * HI` by `span`.
+fn step_fraction(d: u32, span: u32) -> u32 {
+    const HI: u32 = (STEP_PPM >> 8) as u32;
+    const LO: u32 = (STEP_PPM & 0xFF) as u32;
+    // Every intermediate fits in 32 bits for d, span < 2^20.
+    const _: () = assert!(HI < 1 << 12 && LO < 1 << 8);
+    let x = d * HI;
+    let (q, r) = (x / span, x % span);
+    (q << 8) + ((r << 8) + d * LO) / span
 }
 
 /// OCV (1/16 mV) at `ppm`, by linear interpolation.
@@ -176,6 +191,13 @@ mod test {
     }
 
     proptest::proptest! {
+        #[test]
+        fn step_fraction_is_the_wide_quotient(span in 1u32..1 << 20, d in 0u32..1 << 20) {
+            let d = d % (span + 1);
+            let wide = i64::from(d) * STEP_PPM / i64::from(span);
+            proptest::prop_assert_eq!(i64::from(step_fraction(d, span)), wide);
+        }
+
         /// Over the inputs the callers pass (SOCs within 0..=100 %, the measurement's
         /// sigma from `soc_sigma`, any prior sigma) the 64-bit form is exact.
         #[test]
