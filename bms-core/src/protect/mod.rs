@@ -134,6 +134,10 @@ struct Envelope {
     /// and one unsigned compare cover both sides); `lo` is the lowest quiet value, and with
     /// `span == 0` no value is quiet.
     quiet: [(i32, u32); READINGS],
+    /// The four 0/1 and count readings (open wires, AFE silent, implausible, pre-charge
+    /// timeout) are all quiet at 0, their usual value: [`Protection::quiet`] then tests
+    /// them as one condition.
+    flags_quiet_at_zero: bool,
 }
 
 impl Envelope {
@@ -158,7 +162,26 @@ impl Envelope {
             };
             (lo, span)
         });
-        Envelope { quiet }
+        let mut envelope = Envelope {
+            quiet,
+            flags_quiet_at_zero: false,
+        };
+        envelope.flags_quiet_at_zero = [
+            Reading::OpenWires,
+            Reading::AfeSilent,
+            Reading::Implausible,
+            Reading::PrechargeTimeout,
+        ]
+        .iter()
+        .all(|&r| envelope.outside(r as usize, 0) == 0);
+        envelope
+    }
+
+    /// Whether `value` of `r` reaches no first threshold.
+    #[inline(always)]
+    fn inside(&self, r: Reading, value: i32) -> bool {
+        let (lo, span) = self.quiet[r as usize];
+        (value.wrapping_sub(lo) as u32) < span
     }
 
     /// `1 << r` if `value` of [`Reading`] `r` reaches a first threshold, else `0`.
@@ -281,38 +304,51 @@ impl Protection {
         s: &Summary,
         events: &mut impl FnMut(Transition),
     ) -> Decision {
-        let now = m.timestamp;
         let mut causes = s.causes;
         if self.stuck.update(m, s, &cfg.plausibility) {
             causes.insert(SensorCauses::STUCK);
         }
-        // Event-driven: only a busy detector or one whose reading reaches its envelope can
-        // start, run or expire a timer; in the usual step there is none, and no loop runs.
-        let mut outside = self.read(m, s, causes);
-        let mut hot = self.detectors.busy();
-        while outside != 0 {
-            hot = hot.union(READING_FAULTS[outside.trailing_zeros() as usize]);
-            outside &= outside - 1;
+        // The usual step: no detector is busy and every reading is inside the envelope, so
+        // no detector has anything to do. None is active then either (an active fault or
+        // warning keeps its detector busy), so nothing reads the stored readings before the
+        // next `detect` stores them again, and the rest of the step is compiled for no fault
+        // and no warning.
+        if self.detectors.busy().is_empty() && self.quiet(m, s, causes) {
+            return self.finish(cfg, m, s, causes, FaultSet::EMPTY, FaultSet::EMPTY);
         }
-        if !hot.is_empty() {
-            let cond = ReleaseConditions {
-                load_removed: !self.last.fets.discharge
-                    && !self.last.fets.precharge
-                    && match (s.pack, m.load) {
-                        (Some(p), Some(l)) => {
-                            l.as_mv() >= cfg.precharge.load_removed_permille.of(p.as_mv())
-                        }
-                        _ => false,
-                    },
-                charger_removed: !m.charger_present,
-            };
-            for f in hot.iter() {
-                let value = self.readings.get(Reading::of(f));
-                let rule = cfg.protection.get(f);
-                self.detectors.update(now, f, rule, value, cond, events);
-            }
-        }
-        let faults = self.detectors.active();
+        self.step_slow(cfg, m, s, causes, events)
+    }
+
+    /// A step that is not quiet: the detectors, then the decision.
+    // Not inlined: the usual step stays small.
+    #[inline(never)]
+    fn step_slow(
+        &mut self,
+        cfg: &PackConfig,
+        m: &Measurements,
+        s: &Summary,
+        causes: SensorCauses,
+        events: &mut impl FnMut(Transition),
+    ) -> Decision {
+        self.detect(cfg, m, s, causes, events);
+        let (faults, warnings) = (self.detectors.active(), self.detectors.warnings());
+        self.finish(cfg, m, s, causes, faults, warnings)
+    }
+
+    /// The decision of a step from the active `faults` and `warnings`.
+    // Always inlined: twice, once with constant empty sets (the usual step), where most of
+    // it folds away.
+    #[inline(always)]
+    fn finish(
+        &mut self,
+        cfg: &PackConfig,
+        m: &Measurements,
+        s: &Summary,
+        causes: SensorCauses,
+        faults: FaultSet,
+        warnings: FaultSet,
+    ) -> Decision {
+        let now = m.timestamp;
         if faults.contains(Fault::PrechargeFail) {
             self.precharge_timed_out = false;
         }
@@ -341,8 +377,13 @@ impl Protection {
             precharge: pre.precharge,
         };
         // Body-diode rule; never for faults that open both MOSFETs, never in deep sleep.
+        // Tested first: whether a MOSFET is open at all (it re-closes only an open one).
         let bd = cfg.limits.body_diode_current.as_ma();
-        if awake && bd > 0 && !faults.intersects(Action::BOTH_BLOCKING) {
+        if !(fets.charge && fets.discharge)
+            && awake
+            && bd > 0
+            && !faults.intersects(Action::BOTH_BLOCKING)
+        {
             let i = s.current.as_ma();
             if !fets.charge && i >= bd {
                 fets.charge = true;
@@ -352,24 +393,15 @@ impl Protection {
                 fets.precharge = false;
             }
         }
-        let oi = outputs::OutputInput {
+        let digital = outputs::decide_all(
+            &cfg.outputs,
             faults,
-            warnings: self.detectors.warnings(),
-            charge_ok: charge_allowed,
-            discharge_ok: discharge_allowed,
-            min_temp: s.min_temp,
-            max_temp: match (s.max_temp, s.mos_temp) {
-                (Some(a), Some(b)) => Some(a.max(b)),
-                (a, b) => a.or(b),
-            },
-        };
-        let (o, was) = (&cfg.outputs, self.last.digital);
-        // Three calls written out: no array of functions built per step.
-        let digital = [
-            outputs::decide(o.do1, &oi, was[0]),
-            outputs::decide(o.do2, &oi, was[1]),
-            outputs::decide(o.do3, &oi, was[2]),
-        ];
+            warnings,
+            charge_allowed,
+            discharge_allowed,
+            s,
+            self.last.digital,
+        );
         self.last = Decision {
             fets,
             charge_allowed,
@@ -379,6 +411,77 @@ impl Protection {
             sensor_causes: causes,
         };
         self.last
+    }
+
+    /// `true` when every reading is present and inside the envelope (the four flag
+    /// readings at zero): a conservative test, any other step takes [`detect`](Self::detect).
+    // Always inlined, one test per reading combined with `&`: no branch per reading, and
+    // no reading is stored (the stored ones are only read while a detector is busy).
+    #[inline(always)]
+    fn quiet(&self, m: &Measurements, s: &Summary, causes: SensorCauses) -> bool {
+        let e = &self.envelope;
+        let (Some(hi), Some(lo), Some(pack), Some(i), Some(t_hi), Some(t_lo), Some(t_mos)) = (
+            s.max_cell, s.min_cell, s.pack, m.current, s.max_temp, s.min_temp, s.mos_temp,
+        ) else {
+            return false;
+        };
+        let flags_zero = m.afe_ok
+            & (s.open_wires == 0)
+            & causes.is_empty()
+            & !self.precharge_timed_out
+            & e.flags_quiet_at_zero;
+        let i = i.as_ma();
+        let deci = |t: crate::units::DeciCelsius| i32::from(t.as_deci());
+        flags_zero
+            & e.inside(Reading::CellHigh, mv(hi))
+            & e.inside(Reading::CellLow, mv(lo))
+            & e.inside(Reading::CellSpread, mv(hi - lo))
+            & e.inside(Reading::Pack, mv(pack))
+            & e.inside(Reading::ChargeCurrent, i.saturating_neg().max(0))
+            & e.inside(Reading::DischargeCurrent, i.max(0))
+            & e.inside(Reading::TempHigh, deci(t_hi))
+            & e.inside(Reading::TempLow, deci(t_lo))
+            & e.inside(Reading::MosTemp, deci(t_mos))
+    }
+
+    /// The detectors' part of a step that is not quiet: stores the readings and updates
+    /// every detector that is busy or whose reading reaches its envelope.
+    // Not inlined: the rare path stays out of the usual one.
+    #[inline(never)]
+    fn detect(
+        &mut self,
+        cfg: &PackConfig,
+        m: &Measurements,
+        s: &Summary,
+        causes: SensorCauses,
+        events: &mut impl FnMut(Transition),
+    ) {
+        let now = m.timestamp;
+        let mut outside = self.read(m, s, causes);
+        let mut hot = self.detectors.busy();
+        while outside != 0 {
+            hot = hot.union(READING_FAULTS[outside.trailing_zeros() as usize]);
+            outside &= outside - 1;
+        }
+        if hot.is_empty() {
+            return;
+        }
+        let cond = ReleaseConditions {
+            load_removed: !self.last.fets.discharge
+                && !self.last.fets.precharge
+                && match (s.pack, m.load) {
+                    (Some(p), Some(l)) => {
+                        l.as_mv() >= cfg.precharge.load_removed_permille.of(p.as_mv())
+                    }
+                    _ => false,
+                },
+            charger_removed: !m.charger_present,
+        };
+        for f in hot.iter() {
+            let value = self.readings.get(Reading::of(f));
+            let rule = cfg.protection.get(f);
+            self.detectors.update(now, f, rule, value, cond, events);
+        }
     }
 
     /// Stores this step's readings; returns those outside the envelope, bit `r` =
