@@ -38,6 +38,7 @@ use crate::measure::Measurements;
 use crate::ports::FetState;
 use crate::telemetry::PowerMode;
 use crate::time::Instant;
+use crate::units::MilliVolts;
 
 /// The result of one protection step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -134,6 +135,10 @@ struct Envelope {
     /// and one unsigned compare cover both sides); `lo` is the lowest quiet value, and with
     /// `span == 0` no value is quiet.
     quiet: [(i32, u32); READINGS],
+    /// `(lo, len)`: the currents `i` (mA, + = discharge) at which both current readings
+    /// (`max(i, 0)` and `max(-i, 0)`) are quiet are those with `(i - lo) as u32 < len`, so
+    /// [`Protection::quiet`] tests the current once, as it comes.
+    current: (i32, u32),
     /// The four 0/1 and count readings (open wires, AFE silent, implausible, pre-charge
     /// timeout) are all quiet at 0, their usual value: [`Protection::quiet`] then tests
     /// them as one condition.
@@ -153,8 +158,17 @@ impl Envelope {
                 Direction::Below => *below = (*below).max(first),
             }
         }
+        let mut r = 0;
         let quiet = bounds.map(|(below, above)| {
-            let lo = below.saturating_add(1);
+            // A reading in mV is tested as its `u32` (see `MV_READINGS`): its values are
+            // `0..=i32::MAX` and `above <= i32::MAX` is never quiet, so the quiet `u32`
+            // values are `max(lo, 0)..above`, the same set with no clamp to test.
+            let lo = if MV_READINGS & 1 << r != 0 {
+                below.saturating_add(1).max(0)
+            } else {
+                below.saturating_add(1)
+            };
+            r += 1;
             let span = if above > lo {
                 above.wrapping_sub(lo) as u32
             } else {
@@ -164,8 +178,10 @@ impl Envelope {
         });
         let mut envelope = Envelope {
             quiet,
+            current: (0, 0),
             flags_quiet_at_zero: false,
         };
+        envelope.current = envelope.current_band();
         envelope.flags_quiet_at_zero = [
             Reading::OpenWires,
             Reading::AfeSilent,
@@ -175,6 +191,44 @@ impl Envelope {
         .iter()
         .all(|&r| envelope.outside(r as usize, 0) == 0);
         envelope
+    }
+
+    /// The currents at which both current readings are quiet (see `current`): the two
+    /// preimages of the quiet value ranges, met. In `i64`, so no bound overflows.
+    fn current_band(&self) -> (i32, u32) {
+        // Quiet values `[a, b)`, within the values the readings take (`0..=i32::MAX`;
+        // `b <= i32::MAX` always, so the saturated `i32::MAX` of `i32::MIN` is never quiet).
+        let quiet = |r: Reading| {
+            let (lo, span) = self.quiet[r as usize];
+            let a = i64::from(lo);
+            (a.max(0), a + i64::from(span))
+        };
+        let (min, max) = (i64::from(i32::MIN), i64::from(i32::MAX));
+        let (a, b) = quiet(Reading::DischargeCurrent);
+        // `max(i, 0)`: every `i <= 0` gives 0, a positive `i` itself.
+        let discharge = if a == 0 && b > 0 { (min, b) } else { (a, b) };
+        let (a, b) = quiet(Reading::ChargeCurrent);
+        // `max(-i, 0)`: every `i >= 0` gives 0, a negative `i` gives `-i`.
+        let charge = if a == 0 && b > 0 {
+            (1 - b, max + 1)
+        } else {
+            (1 - b, 1 - a)
+        };
+        let (lo, hi) = (discharge.0.max(charge.0), discharge.1.min(charge.1));
+        // Both ends lie in `i32` (or just past it) and the length is below 2^32: the
+        // discharge range ends at `b <= i32::MAX`.
+        if lo < hi {
+            (lo as i32, (hi - lo) as u32)
+        } else {
+            (0, 0)
+        }
+    }
+
+    /// Whether both current readings of current `i` are quiet.
+    #[inline(always)]
+    fn current_inside(&self, i: i32) -> bool {
+        let (lo, len) = self.current;
+        (i.wrapping_sub(lo) as u32) < len
     }
 
     /// Whether `value` of `r` reaches no first threshold.
@@ -192,6 +246,13 @@ impl Envelope {
         u32::from(value.wrapping_sub(lo) as u32 >= span) << r
     }
 }
+
+/// The readings in mV (bit `r` = [`Reading`] `r`): stored as `i32` (clamped at
+/// `i32::MAX`, see `mv`) but tested against the envelope as their `u32` bits.
+const MV_READINGS: u32 = 1 << Reading::CellHigh as u32
+    | 1 << Reading::CellLow as u32
+    | 1 << Reading::Pack as u32
+    | 1 << Reading::CellSpread as u32;
 
 /// One value per [`Reading`]; a missing one has its bit in `missing` (its value is stale).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -225,6 +286,23 @@ impl Readings {
         }
     }
 
+    /// [`put`](Self::put) for a reading in mV ([`MV_READINGS`]): stores `mv(x)`, tests
+    /// the `u32` itself.
+    #[inline(always)]
+    fn put_mv(&mut self, r: Reading, x: Option<MilliVolts>, envelope: &Envelope) -> u32 {
+        let i = r as usize;
+        match x {
+            Some(x) => {
+                self.values[i] = mv(x);
+                envelope.outside(i, x.as_mv() as i32)
+            }
+            None => {
+                self.missing |= 1 << i;
+                0
+            }
+        }
+    }
+
     fn get(&self, r: Reading) -> Option<i32> {
         let i = r as usize;
         (self.missing & 1 << i == 0).then_some(self.values[i])
@@ -244,7 +322,7 @@ pub struct Protection {
     last: Decision,
 }
 
-fn mv(x: crate::units::MilliVolts) -> i32 {
+fn mv(x: MilliVolts) -> i32 {
     x.as_mv().min(i32::MAX as u32) as i32
 }
 
@@ -415,8 +493,8 @@ impl Protection {
 
     /// `true` when every reading is present and inside the envelope (the four flag
     /// readings at zero): a conservative test, any other step takes [`detect`](Self::detect).
-    // Always inlined, one test per reading combined with `&`: no branch per reading, and
-    // no reading is stored (the stored ones are only read while a detector is busy).
+    // Always inlined, and no reading is stored (the stored ones are only read while a
+    // detector is busy). Readings in mV are tested as `u32` (`MV_READINGS`).
     #[inline(always)]
     fn quiet(&self, m: &Measurements, s: &Summary, causes: SensorCauses) -> bool {
         let e = &self.envelope;
@@ -425,23 +503,21 @@ impl Protection {
         ) else {
             return false;
         };
-        let flags_zero = m.afe_ok
-            & (s.open_wires == 0)
-            & causes.is_empty()
-            & !self.precharge_timed_out
-            & e.flags_quiet_at_zero;
-        let i = i.as_ma();
         let deci = |t: crate::units::DeciCelsius| i32::from(t.as_deci());
-        flags_zero
-            & e.inside(Reading::CellHigh, mv(hi))
-            & e.inside(Reading::CellLow, mv(lo))
-            & e.inside(Reading::CellSpread, mv(hi - lo))
-            & e.inside(Reading::Pack, mv(pack))
-            & e.inside(Reading::ChargeCurrent, i.saturating_neg().max(0))
-            & e.inside(Reading::DischargeCurrent, i.max(0))
-            & e.inside(Reading::TempHigh, deci(t_hi))
-            & e.inside(Reading::TempLow, deci(t_lo))
-            & e.inside(Reading::MosTemp, deci(t_mos))
+        // `&&`: a compare and a branch per test, cheaper than combining flags.
+        m.afe_ok
+            && s.open_wires == 0
+            && causes.is_empty()
+            && !self.precharge_timed_out
+            && e.flags_quiet_at_zero
+            && e.inside(Reading::CellHigh, hi.as_mv() as i32)
+            && e.inside(Reading::CellLow, lo.as_mv() as i32)
+            && e.inside(Reading::CellSpread, (hi - lo).as_mv() as i32)
+            && e.inside(Reading::Pack, pack.as_mv() as i32)
+            && e.current_inside(i.as_ma())
+            && e.inside(Reading::TempHigh, deci(t_hi))
+            && e.inside(Reading::TempLow, deci(t_lo))
+            && e.inside(Reading::MosTemp, deci(t_mos))
     }
 
     /// The detectors' part of a step that is not quiet: stores the readings and updates
@@ -491,9 +567,9 @@ impl Protection {
         let deci = |t: Option<crate::units::DeciCelsius>| t.map(|t| i32::from(t.as_deci()));
         let (r, e) = (&mut self.readings, &self.envelope);
         r.missing = 0;
-        r.put(Reading::CellHigh, s.max_cell.map(mv), e)
-            | r.put(Reading::CellLow, s.min_cell.map(mv), e)
-            | r.put(Reading::Pack, s.pack.map(mv), e)
+        r.put_mv(Reading::CellHigh, s.max_cell, e)
+            | r.put_mv(Reading::CellLow, s.min_cell, e)
+            | r.put_mv(Reading::Pack, s.pack, e)
             | r.put(
                 Reading::ChargeCurrent,
                 i.map(|i| i.saturating_neg().max(0)),
@@ -503,7 +579,7 @@ impl Protection {
             | r.put(Reading::TempHigh, deci(s.max_temp), e)
             | r.put(Reading::TempLow, deci(s.min_temp), e)
             | r.put(Reading::MosTemp, deci(s.mos_temp), e)
-            | r.put(Reading::CellSpread, s.cell_spread().map(mv), e)
+            | r.put_mv(Reading::CellSpread, s.cell_spread(), e)
             | r.put(
                 Reading::OpenWires,
                 m.afe_ok.then_some(i32::from(s.open_wires)),
@@ -555,11 +631,13 @@ mod test {
 
     proptest! {
         /// The envelope holds a reading set exactly when no enabled fault's value reaches
-        /// its first threshold, i.e. exactly when every idle detector would do nothing.
+        /// its first threshold, i.e. exactly when every idle detector would do nothing
+        /// (but for the saturated `i32::MAX`, which it never holds).
         #[test]
         fn envelope_is_exactly_the_idle_region(
             thresholds in proptest::array::uniform18((-500i32..500, proptest::option::of(-500i32..500), any::<bool>())),
             readings in proptest::array::uniform13(proptest::option::of(-600i32..600)),
+            huge in proptest::array::uniform13(prop_oneof![8 => Just(None), 1 => (i32::MAX as u32 - 2..=u32::MAX).prop_map(Some), 1 => any::<u32>().prop_map(Some)]),
         ) {
             let mut table = PackConfig::preset("ANT16S-300A-C".parse().expect("part"), Chemistry::Lfp).protection;
             for (f, (trip, warn, enabled)) in Fault::ALL.into_iter().zip(thresholds) {
@@ -572,8 +650,19 @@ mod test {
             let mut set = Readings::NONE;
             set.missing = 0;
             let mut outside = 0;
+            let mut readings = readings;
             for (k, r) in ALL_READINGS.into_iter().enumerate() {
-                outside |= set.put(r, readings[k], &envelope);
+                if MV_READINGS & 1 << k != 0 {
+                    // Millivolts: never negative, and any `u32`.
+                    let x = readings[k].map(|v| match huge[k] {
+                        Some(h) => h,
+                        None => v.unsigned_abs(),
+                    });
+                    outside |= set.put_mv(r, x.map(MilliVolts::from_mv), &envelope);
+                    readings[k] = x.map(|x| mv(MilliVolts::from_mv(x)));
+                } else {
+                    outside |= set.put(r, readings[k], &envelope);
+                }
                 prop_assert_eq!(set.get(r), readings[k]);
             }
             let crossing = Fault::ALL.into_iter().any(|f| {
@@ -584,7 +673,32 @@ mod test {
                         Direction::Below => v <= detector::first_threshold(f.direction(), rule),
                     })
             });
-            prop_assert_eq!(outside == 0, !crossing);
+            // `i32::MAX` (a saturated millivolt reading) is outside even with no bound: the
+            // envelope is conservative there (its detectors run and find nothing to do).
+            let saturated = readings.contains(&Some(i32::MAX));
+            prop_assert!(outside == 0 || crossing || saturated);
+            prop_assert!(outside != 0 || !crossing);
+        }
+
+        /// The current band holds a current exactly when both current readings are quiet.
+        #[test]
+        fn current_band_is_both_current_readings(
+            thresholds in proptest::array::uniform8((prop_oneof![-500i32..500, Just(i32::MAX), Just(i32::MIN), Just(0), Just(1)], proptest::option::of(prop_oneof![-500i32..500, Just(0), Just(i32::MAX)]), any::<bool>())),
+            currents in proptest::collection::vec(prop_oneof![-600i32..600, Just(i32::MIN), Just(i32::MIN + 1), Just(i32::MAX), Just(-i32::MAX), any::<i32>()], 1..40),
+        ) {
+            let mut table = PackConfig::preset("ANT16S-300A-C".parse().expect("part"), Chemistry::Lfp).protection;
+            for (f, (trip, warn, enabled)) in [Fault::ChgOc, Fault::DsgOc1, Fault::DsgOc2, Fault::Sc].into_iter().cycle().zip(thresholds) {
+                let r = table.get_mut(f);
+                r.trip = trip;
+                r.warn = warn;
+                r.enabled = enabled;
+            }
+            let e = Envelope::of(&table);
+            for i in currents {
+                let both = e.outside(Reading::ChargeCurrent as usize, i.saturating_neg().max(0)) == 0
+                    && e.outside(Reading::DischargeCurrent as usize, i.max(0)) == 0;
+                prop_assert_eq!(e.current_inside(i), both, "i = {}", i);
+            }
         }
     }
 }
