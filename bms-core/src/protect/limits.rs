@@ -38,19 +38,24 @@ fn scale(i: MilliAmps, permille: u32) -> MilliAmps {
 /// Temperature derating band width (0.1 °C) inside the trip threshold.
 const TEMP_BAND: i32 = 100;
 
-/// A linear derating: [`ramp`] from `full` to `zero`, with the inclusive range of values
-/// where it does not derate (precomputed: one pair of compares per step).
+/// A linear derating: [`ramp`] from `full` to `zero`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Ramp {
     full: i32,
     zero: i32,
-    undated: (i32, i32),
 }
 
 impl Ramp {
     const fn new(full: i32, zero: i32) -> Ramp {
+        Ramp { full, zero }
+    }
+
+    /// The inclusive range of values where it does not derate (the plan keeps it as a
+    /// [`Band`]: one compare per step).
+    const fn undated(self) -> (i32, i32) {
+        let (full, zero) = (self.full, self.zero);
         // Where `ramp` returns 1000: at or before `full`; a step ramp only before `zero`.
-        let undated = if zero > full {
+        if zero > full {
             (i32::MIN, full)
         } else if zero < full {
             (full, i32::MAX)
@@ -58,11 +63,6 @@ impl Ramp {
             (i32::MIN, zero - 1)
         } else {
             (i32::MAX, i32::MIN)
-        };
-        Ramp {
-            full,
-            zero,
-            undated,
         }
     }
 
@@ -95,7 +95,7 @@ pub struct LimitsPlan {
 const SOC_FULL: Ramp = Ramp::new(950, 1000);
 const SOC_EMPTY: Ramp = Ramp::new(50, 0);
 /// Where neither SOC ramp derates.
-const SOC_UNDATED: Band = Band::of(meet(SOC_FULL.undated, SOC_EMPTY.undated));
+const SOC_UNDATED: Band = Band::of(meet(SOC_FULL.undated(), SOC_EMPTY.undated()));
 
 /// Both inclusive ranges at once (empty, with its low end above its high end, if they do not
 /// overlap).
@@ -160,10 +160,10 @@ impl LimitsPlan {
             charge_cold,
             discharge_hot,
             discharge_cold,
-            undated_hot: Band::of(meet(charge_hot.undated, discharge_hot.undated)),
-            undated_cold: Band::of(meet(charge_cold.undated, discharge_cold.undated)),
-            undated_high_cell: Band::of(charge_cell.undated),
-            undated_low_cell: Band::of(discharge_cell.undated),
+            undated_hot: Band::of(meet(charge_hot.undated(), discharge_hot.undated())),
+            undated_cold: Band::of(meet(charge_cold.undated(), discharge_cold.undated())),
+            undated_high_cell: Band::of(charge_cell.undated()),
+            undated_low_cell: Band::of(discharge_cell.undated()),
             charge_cell,
             discharge_cell,
             undated: Limits {
@@ -353,8 +353,8 @@ mod plan_test {
             full in -50i32..50, zero in -50i32..50, v in -100i32..100,
         ) {
             let r = Ramp::new(full, zero);
-            prop_assert_eq!(within(v, r.undated), r.factor(v) == 1000);
-            prop_assert_eq!(Band::of(r.undated).contains(v), r.factor(v) == 1000);
+            prop_assert_eq!(within(v, r.undated()), r.factor(v) == 1000);
+            prop_assert_eq!(Band::of(r.undated()).contains(v), r.factor(v) == 1000);
         }
 
         /// The compiled plan gives exactly the limits of the direct computation.

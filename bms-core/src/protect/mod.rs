@@ -254,58 +254,73 @@ const MV_READINGS: u32 = 1 << Reading::CellHigh as u32
     | 1 << Reading::Pack as u32
     | 1 << Reading::CellSpread as u32;
 
-/// One value per [`Reading`]; a missing one has its bit in `missing` (its value is stale).
+/// The sources of the readings of the last step that was not quiet, as they came: every
+/// [`Reading`] is derived from them when read ([`get`](Self::get)), so 28 bytes hold what
+/// one `i32` per reading took 56 for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Readings {
-    values: [i32; READINGS],
-    missing: u16,
+    /// Highest and lowest cell, pack voltage (mV).
+    high_cell: MilliVolts,
+    low_cell: MilliVolts,
+    pack: MilliVolts,
+    /// Current (mA, + = discharge).
+    current: i32,
+    /// Hottest NTC, coldest NTC, MOSFET (0.1 °C).
+    temps: [i16; 3],
+    open_wires: u8,
+    /// `FLAG_*` bits.
+    flags: u8,
+    /// `MISSING_*` bits: sources with no value (their readings are missing).
+    missing: u8,
 }
+
+const FLAG_AFE_SILENT: u8 = 1 << 0;
+const FLAG_IMPLAUSIBLE: u8 = 1 << 1;
+const FLAG_PRECHARGE_TIMEOUT: u8 = 1 << 2;
+
+const MISSING_HIGH_CELL: u8 = 1 << 0;
+const MISSING_LOW_CELL: u8 = 1 << 1;
+const MISSING_PACK: u8 = 1 << 2;
+const MISSING_CURRENT: u8 = 1 << 3;
+/// `MISSING_TEMP << k` for `temps[k]`.
+const MISSING_TEMP: u8 = 1 << 4;
+const MISSING_OPEN_WIRES: u8 = 1 << 7;
 
 impl Readings {
     const NONE: Readings = Readings {
-        values: [0; READINGS],
-        missing: (1 << READINGS) - 1,
+        high_cell: MilliVolts::ZERO,
+        low_cell: MilliVolts::ZERO,
+        pack: MilliVolts::ZERO,
+        current: 0,
+        temps: [0; 3],
+        open_wires: 0,
+        flags: 0,
+        missing: u8::MAX,
     };
 
-    /// Stores `value` and returns its [`Envelope::outside`] bit; a missing value is never
-    /// outside (an idle detector holds on a missing value, so it has nothing to do).
-    // Always inlined: 13 straight-line blocks instead of 13 calls (opt-level "s"), and the
-    // `None` arm vanishes for the readings that always exist.
-    #[inline(always)]
-    fn put(&mut self, r: Reading, value: Option<i32>, envelope: &Envelope) -> u32 {
-        let i = r as usize;
-        match value {
-            Some(v) => {
-                self.values[i] = v;
-                envelope.outside(i, v)
-            }
-            None => {
-                self.missing |= 1 << i;
-                0
-            }
-        }
-    }
-
-    /// [`put`](Self::put) for a reading in mV ([`MV_READINGS`]): stores `mv(x)`, tests
-    /// the `u32` itself.
-    #[inline(always)]
-    fn put_mv(&mut self, r: Reading, x: Option<MilliVolts>, envelope: &Envelope) -> u32 {
-        let i = r as usize;
-        match x {
-            Some(x) => {
-                self.values[i] = mv(x);
-                envelope.outside(i, x.as_mv() as i32)
-            }
-            None => {
-                self.missing |= 1 << i;
-                0
-            }
-        }
-    }
-
+    /// The value of reading `r` (`None`: missing).
     fn get(&self, r: Reading) -> Option<i32> {
-        let i = r as usize;
-        (self.missing & 1 << i == 0).then_some(self.values[i])
+        let has = |bits: u8| self.missing & bits == 0;
+        let flag = |bit: u8| Some(i32::from(self.flags & bit != 0));
+        let temp = |k: usize| has(MISSING_TEMP << k).then_some(i32::from(self.temps[k]));
+        match r {
+            Reading::CellHigh => has(MISSING_HIGH_CELL).then(|| mv(self.high_cell)),
+            Reading::CellLow => has(MISSING_LOW_CELL).then(|| mv(self.low_cell)),
+            Reading::Pack => has(MISSING_PACK).then(|| mv(self.pack)),
+            Reading::ChargeCurrent => {
+                has(MISSING_CURRENT).then(|| self.current.saturating_neg().max(0))
+            }
+            Reading::DischargeCurrent => has(MISSING_CURRENT).then(|| self.current.max(0)),
+            Reading::TempHigh => temp(0),
+            Reading::TempLow => temp(1),
+            Reading::MosTemp => temp(2),
+            Reading::CellSpread => has(MISSING_HIGH_CELL | MISSING_LOW_CELL)
+                .then(|| mv(self.high_cell - self.low_cell)),
+            Reading::OpenWires => has(MISSING_OPEN_WIRES).then_some(i32::from(self.open_wires)),
+            Reading::AfeSilent => flag(FLAG_AFE_SILENT),
+            Reading::Implausible => flag(FLAG_IMPLAUSIBLE),
+            Reading::PrechargeTimeout => flag(FLAG_PRECHARGE_TIMEOUT),
+        }
     }
 }
 
@@ -563,35 +578,75 @@ impl Protection {
     /// Stores this step's readings; returns those outside the envelope, bit `r` =
     /// [`Reading`] `r`.
     fn read(&mut self, m: &Measurements, s: &Summary, causes: SensorCauses) -> u32 {
-        let i = m.current.map(|i| i.as_ma());
-        let deci = |t: Option<crate::units::DeciCelsius>| t.map(|t| i32::from(t.as_deci()));
         let (r, e) = (&mut self.readings, &self.envelope);
-        r.missing = 0;
-        r.put_mv(Reading::CellHigh, s.max_cell, e)
-            | r.put_mv(Reading::CellLow, s.min_cell, e)
-            | r.put_mv(Reading::Pack, s.pack, e)
-            | r.put(
-                Reading::ChargeCurrent,
-                i.map(|i| i.saturating_neg().max(0)),
-                e,
-            )
-            | r.put(Reading::DischargeCurrent, i.map(|i| i.max(0)), e)
-            | r.put(Reading::TempHigh, deci(s.max_temp), e)
-            | r.put(Reading::TempLow, deci(s.min_temp), e)
-            | r.put(Reading::MosTemp, deci(s.mos_temp), e)
-            | r.put_mv(Reading::CellSpread, s.cell_spread(), e)
-            | r.put(
-                Reading::OpenWires,
-                m.afe_ok.then_some(i32::from(s.open_wires)),
-                e,
-            )
-            | r.put(Reading::AfeSilent, Some(i32::from(!m.afe_ok)), e)
-            | r.put(Reading::Implausible, Some(i32::from(!causes.is_empty())), e)
-            | r.put(
-                Reading::PrechargeTimeout,
-                Some(i32::from(self.precharge_timed_out)),
-                e,
-            )
+        // Millivolts are tested as `u32` bits (`MV_READINGS`).
+        let volts = |x: MilliVolts| x.as_mv() as i32;
+        let mut missing = 0;
+        let mut outside = 0;
+        match s.max_cell {
+            Some(x) => {
+                r.high_cell = x;
+                outside |= e.outside(Reading::CellHigh as usize, volts(x));
+            }
+            None => missing |= MISSING_HIGH_CELL,
+        }
+        match s.min_cell {
+            Some(x) => {
+                r.low_cell = x;
+                outside |= e.outside(Reading::CellLow as usize, volts(x));
+            }
+            None => missing |= MISSING_LOW_CELL,
+        }
+        if let Some(x) = s.cell_spread() {
+            outside |= e.outside(Reading::CellSpread as usize, volts(x));
+        }
+        match s.pack {
+            Some(x) => {
+                r.pack = x;
+                outside |= e.outside(Reading::Pack as usize, volts(x));
+            }
+            None => missing |= MISSING_PACK,
+        }
+        match m.current {
+            Some(i) => {
+                let i = i.as_ma();
+                r.current = i;
+                outside |= e.outside(Reading::ChargeCurrent as usize, i.saturating_neg().max(0))
+                    | e.outside(Reading::DischargeCurrent as usize, i.max(0));
+            }
+            None => missing |= MISSING_CURRENT,
+        }
+        let temps = [
+            (Reading::TempHigh, s.max_temp),
+            (Reading::TempLow, s.min_temp),
+            (Reading::MosTemp, s.mos_temp),
+        ];
+        for (k, (reading, t)) in temps.into_iter().enumerate() {
+            match t {
+                Some(t) => {
+                    r.temps[k] = t.as_deci();
+                    outside |= e.outside(reading as usize, i32::from(t.as_deci()));
+                }
+                None => missing |= MISSING_TEMP << k,
+            }
+        }
+        if m.afe_ok {
+            r.open_wires = s.open_wires;
+            outside |= e.outside(Reading::OpenWires as usize, i32::from(s.open_wires));
+        } else {
+            missing |= MISSING_OPEN_WIRES;
+        }
+        let (silent, implausible, timed_out) =
+            (!m.afe_ok, !causes.is_empty(), self.precharge_timed_out);
+        let flag = |on: bool, bit: u8| if on { bit } else { 0 };
+        r.flags = flag(silent, FLAG_AFE_SILENT)
+            | flag(implausible, FLAG_IMPLAUSIBLE)
+            | flag(timed_out, FLAG_PRECHARGE_TIMEOUT);
+        r.missing = missing;
+        outside
+            | e.outside(Reading::AfeSilent as usize, i32::from(silent))
+            | e.outside(Reading::Implausible as usize, i32::from(implausible))
+            | e.outside(Reading::PrechargeTimeout as usize, i32::from(timed_out))
     }
 
     fn values(&self) -> [Option<i32>; Fault::COUNT] {
@@ -613,22 +668,6 @@ mod test {
     use crate::config::{Chemistry, PackConfig};
     use proptest::prelude::*;
 
-    const ALL_READINGS: [Reading; READINGS] = [
-        Reading::CellHigh,
-        Reading::CellLow,
-        Reading::Pack,
-        Reading::ChargeCurrent,
-        Reading::DischargeCurrent,
-        Reading::TempHigh,
-        Reading::TempLow,
-        Reading::MosTemp,
-        Reading::CellSpread,
-        Reading::OpenWires,
-        Reading::AfeSilent,
-        Reading::Implausible,
-        Reading::PrechargeTimeout,
-    ];
-
     proptest! {
         /// The envelope holds a reading set exactly when no enabled fault's value reaches
         /// its first threshold, i.e. exactly when every idle detector would do nothing
@@ -647,23 +686,20 @@ mod test {
                 r.enabled = enabled;
             }
             let envelope = Envelope::of(&table);
-            let mut set = Readings::NONE;
-            set.missing = 0;
             let mut outside = 0;
             let mut readings = readings;
-            for (k, r) in ALL_READINGS.into_iter().enumerate() {
+            for k in 0..READINGS {
                 if MV_READINGS & 1 << k != 0 {
-                    // Millivolts: never negative, and any `u32`.
+                    // Millivolts: never negative, and any `u32`, tested as its bits.
                     let x = readings[k].map(|v| match huge[k] {
                         Some(h) => h,
                         None => v.unsigned_abs(),
                     });
-                    outside |= set.put_mv(r, x.map(MilliVolts::from_mv), &envelope);
+                    outside |= x.map_or(0, |x| envelope.outside(k, x as i32));
                     readings[k] = x.map(|x| mv(MilliVolts::from_mv(x)));
                 } else {
-                    outside |= set.put(r, readings[k], &envelope);
+                    outside |= readings[k].map_or(0, |v| envelope.outside(k, v));
                 }
-                prop_assert_eq!(set.get(r), readings[k]);
             }
             let crossing = Fault::ALL.into_iter().any(|f| {
                 let rule = table.get(f);
@@ -678,6 +714,57 @@ mod test {
             let saturated = readings.contains(&Some(i32::MAX));
             prop_assert!(outside == 0 || crossing || saturated);
             prop_assert!(outside != 0 || !crossing);
+        }
+
+        /// The stored sources give back every reading as it was computed from the summary.
+        #[test]
+        fn readings_are_kept(
+            cells in proptest::option::of((any::<u32>(), any::<u32>())),
+            pack in proptest::option::of(any::<u32>()),
+            current in proptest::option::of(any::<i32>()),
+            temps in proptest::array::uniform3(proptest::option::of(any::<i16>())),
+            open_wires in any::<u8>(),
+            (afe_ok, implausible, timed_out) in any::<(bool, bool, bool)>(),
+        ) {
+            let cfg = PackConfig::preset("ANT16S-300A-C".parse().expect("part"), Chemistry::Lfp);
+            let mut p = Protection::new(&cfg.protection);
+            p.precharge_timed_out = timed_out;
+            let mut m = Measurements::uniform(16, MilliVolts::from_mv(3_300), Instant::ZERO);
+            m.afe_ok = afe_ok;
+            m.current = current.map(crate::units::MilliAmps::from_ma);
+            let deci = |t: Option<i16>| t.map(crate::units::DeciCelsius::from_deci);
+            let s = Summary {
+                max_cell: cells.map(|(hi, _)| MilliVolts::from_mv(hi)),
+                min_cell: cells.map(|(_, lo)| MilliVolts::from_mv(lo)),
+                pack: pack.map(MilliVolts::from_mv),
+                max_temp: deci(temps[0]),
+                min_temp: deci(temps[1]),
+                mos_temp: deci(temps[2]),
+                open_wires,
+                ..Summary::default()
+            };
+            let causes = if implausible { SensorCauses::STUCK } else { SensorCauses::NONE };
+            p.read(&m, &s, causes);
+            let i = current;
+            let expected = [
+                s.max_cell.map(mv),
+                s.min_cell.map(mv),
+                s.pack.map(mv),
+                i.map(|i| i.saturating_neg().max(0)),
+                i.map(|i| i.max(0)),
+                temps[0].map(i32::from),
+                temps[1].map(i32::from),
+                temps[2].map(i32::from),
+                s.cell_spread().map(mv),
+                afe_ok.then_some(i32::from(open_wires)),
+                Some(i32::from(!afe_ok)),
+                Some(i32::from(implausible)),
+                Some(i32::from(timed_out)),
+            ];
+            for f in Fault::ALL {
+                let r = Reading::of(f);
+                prop_assert_eq!(p.readings.get(r), expected[r as usize], "{:?}", r);
+            }
         }
 
         /// The current band holds a current exactly when both current readings are quiet.

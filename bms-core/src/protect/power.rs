@@ -33,12 +33,10 @@ pub struct PowerModes {
 /// no `Duration` exceeds, so the unsaturated 64-bit difference compares the same).
 #[inline(always)]
 fn passed(now: Instant, since: Instant, delay: crate::time::Duration) -> bool {
-    let (now, since) = (now.as_millis(), since.as_millis());
-    // Two compares and a subtract; `now < since` (a clock set back) is elapsed zero.
-    if now >= since {
-        now - since >= u64::from(delay.as_millis())
-    } else {
-        delay.as_millis() == 0
+    // A subtract and a compare; `now < since` (a clock set back) is elapsed zero.
+    match now.as_millis().checked_sub(since.as_millis()) {
+        Some(elapsed) => elapsed >= u64::from(delay.as_millis()),
+        None => delay.as_millis() == 0,
     }
 }
 
@@ -54,7 +52,9 @@ impl PowerModes {
     /// - sleep -> active: `|I| >= wake_current`, a charger, or ACC;
     /// - any -> deep sleep: `cell_uv` active without a charger for `deep_sleep_after`;
     /// - deep sleep -> active: ACC only (manual wake).
-    #[inline]
+    // Always inlined: the usual step is a few compares, and `Protection::step` calls it
+    // twice (once for its quiet step, where the under-voltage input is a constant).
+    #[inline(always)]
     pub fn update(&mut self, cfg: &PowerConfig, i: PowerInput) -> PowerMode {
         let idle =
             i.current.unsigned_abs() < cfg.idle_current.unsigned_abs() && !i.charger && !i.acc;
