@@ -40,6 +40,13 @@ fn passed(now: Instant, since: Instant, delay: crate::time::Duration) -> bool {
     }
 }
 
+/// [`passed`] out of line, for the idle step where the usual test did not settle it.
+#[cold]
+#[inline(never)]
+fn expired(now: Instant, since: Instant, delay: crate::time::Duration) -> bool {
+    passed(now, since, delay)
+}
+
 impl PowerModes {
     /// The current mode.
     pub const fn mode(&self) -> PowerMode {
@@ -65,8 +72,15 @@ impl PowerModes {
             self.uv_since = OptInstant::NONE;
             if !idle {
                 self.idle_since = OptInstant::NONE;
-            } else if passed(i.now, self.idle_since.get_or_insert(i.now), cfg.sleep_after) {
-                self.mode = PowerMode::Sleep;
+            } else {
+                let since = self.idle_since.get_or_insert(i.now);
+                let (now, from) = (i.now.as_millis(), since.as_millis());
+                // The usual idle step (the clock went on, the delay is still running) is a
+                // subtract and two branches; the rest is decided out of line.
+                let running = now >= from && now - from < u64::from(cfg.sleep_after.as_millis());
+                if !running && expired(i.now, since, cfg.sleep_after) {
+                    self.mode = PowerMode::Sleep;
+                }
             }
             return self.mode;
         }
