@@ -299,6 +299,8 @@ impl Readings {
     };
 
     /// The value of reading `r` (`None`: missing).
+    // Always inlined: a call per busy detector costs more than the derivation.
+    #[inline(always)]
     fn get(&self, r: Reading) -> Option<i32> {
         let has = |bits: u8| self.missing & bits == 0;
         let flag = |bit: u8| Some(i32::from(self.flags & bit != 0));
