@@ -38,19 +38,24 @@ fn scale(i: MilliAmps, permille: u32) -> MilliAmps {
 /// Temperature derating band width (0.1 °C) inside the trip threshold.
 const TEMP_BAND: i32 = 100;
 
-/// A linear derating: [`ramp`] from `full` to `zero`, with the inclusive range of values
-/// where it does not derate (precomputed: one pair of compares per step).
+/// A linear derating: [`ramp`] from `full` to `zero`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Ramp {
     full: i32,
     zero: i32,
-    undated: (i32, i32),
 }
 
 impl Ramp {
     const fn new(full: i32, zero: i32) -> Ramp {
+        Ramp { full, zero }
+    }
+
+    /// The inclusive range of values where it does not derate (the plan keeps it as a
+    /// [`Band`]: one compare per step).
+    const fn undated(self) -> (i32, i32) {
+        let (full, zero) = (self.full, self.zero);
         // Where `ramp` returns 1000: at or before `full`; a step ramp only before `zero`.
-        let undated = if zero > full {
+        if zero > full {
             (i32::MIN, full)
         } else if zero < full {
             (full, i32::MAX)
@@ -58,11 +63,6 @@ impl Ramp {
             (i32::MIN, zero - 1)
         } else {
             (i32::MAX, i32::MIN)
-        };
-        Ramp {
-            full,
-            zero,
-            undated,
         }
     }
 
@@ -83,8 +83,11 @@ pub struct LimitsPlan {
     discharge_cell: Ramp,
     /// Where neither hot ramp derates (the hottest NTC), and neither cold one (the coldest):
     /// the two ranges met once, so a step checks one range for both.
-    undated_hot: (i32, i32),
-    undated_cold: (i32, i32),
+    undated_hot: Band,
+    undated_cold: Band,
+    /// Where the charge (highest cell) and the discharge (lowest cell) ramps do not derate.
+    undated_high_cell: Band,
+    undated_low_cell: Band,
     undated: Limits,
 }
 
@@ -92,7 +95,7 @@ pub struct LimitsPlan {
 const SOC_FULL: Ramp = Ramp::new(950, 1000);
 const SOC_EMPTY: Ramp = Ramp::new(50, 0);
 /// Where neither SOC ramp derates.
-const SOC_UNDATED: (i32, i32) = meet(SOC_FULL.undated, SOC_EMPTY.undated);
+const SOC_UNDATED: Band = Band::of(meet(SOC_FULL.undated(), SOC_EMPTY.undated()));
 
 /// Both inclusive ranges at once (empty, with its low end above its high end, if they do not
 /// overlap).
@@ -104,9 +107,37 @@ const fn meet(a: (i32, i32), b: (i32, i32)) -> (i32, i32) {
 }
 
 /// `lo <= v <= hi`.
-#[inline(always)]
+#[cfg(test)]
 fn within(v: i32, (lo, hi): (i32, i32)) -> bool {
     lo <= v && v <= hi
+}
+
+/// An inclusive range as its low end and its length: `v` is in it when
+/// `(v - lo) as u32 < len` (one subtract and one unsigned compare test both ends).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Band {
+    lo: i32,
+    len: u32,
+}
+
+impl Band {
+    /// The values `lo..=hi` (none when `lo > hi`). Not `i32::MIN..=i32::MAX`, which has no
+    /// `u32` length; no ramp's range is (each ramp derates somewhere).
+    const fn of((lo, hi): (i32, i32)) -> Band {
+        Band {
+            lo,
+            len: if lo <= hi {
+                (hi.wrapping_sub(lo) as u32).wrapping_add(1)
+            } else {
+                0
+            },
+        }
+    }
+
+    #[inline(always)]
+    fn contains(self, v: i32) -> bool {
+        (v.wrapping_sub(self.lo) as u32) < self.len
+    }
 }
 
 impl LimitsPlan {
@@ -120,17 +151,21 @@ impl LimitsPlan {
         let n = u32::from(cfg.cells);
         let (charge_hot, discharge_hot) = (hot(Fault::ChgOt), hot(Fault::DsgOt));
         let (charge_cold, discharge_cold) = (cold(Fault::ChgUt), cold(Fault::DsgUt));
+        // Taper charge from 100 mV below the CV target down to zero at the OV warning
+        // (or trip); taper discharge from 100 mV above the UV warning to the UV trip.
+        let charge_cell = Ramp::new(cv - 100, ov.warn.unwrap_or(ov.trip));
+        let discharge_cell = Ramp::new(uv.warn.unwrap_or(uv.release) + 100, uv.trip);
         LimitsPlan {
             charge_hot,
             charge_cold,
             discharge_hot,
             discharge_cold,
-            undated_hot: meet(charge_hot.undated, discharge_hot.undated),
-            undated_cold: meet(charge_cold.undated, discharge_cold.undated),
-            // Taper charge from 100 mV below the CV target down to zero at the OV warning
-            // (or trip); taper discharge from 100 mV above the UV warning to the UV trip.
-            charge_cell: Ramp::new(cv - 100, ov.warn.unwrap_or(ov.trip)),
-            discharge_cell: Ramp::new(uv.warn.unwrap_or(uv.release) + 100, uv.trip),
+            undated_hot: Band::of(meet(charge_hot.undated(), discharge_hot.undated())),
+            undated_cold: Band::of(meet(charge_cold.undated(), discharge_cold.undated())),
+            undated_high_cell: Band::of(charge_cell.undated()),
+            undated_low_cell: Band::of(discharge_cell.undated()),
+            charge_cell,
+            discharge_cell,
             undated: Limits {
                 charge_voltage: MilliVolts::from_mv(n * cv as u32),
                 charge_current: MilliAmps::from_ma(
@@ -155,14 +190,15 @@ impl LimitsPlan {
         let (hi, lo) = (hi.as_mv() as i32, lo.as_mv() as i32);
         let (t_hi, t_lo) = (i32::from(t_hi.as_deci()), i32::from(t_lo.as_deci()));
         let p = i32::from(soc.as_permille());
-        // The usual case: nothing derates, so the result is the configured maximum.
+        // The usual case: nothing derates, so the result is the configured maximum. Combined
+        // with `&`: five subtract-and-compares, no branch per range.
         let undated = charge_ok
-            && discharge_ok
-            && within(t_hi, self.undated_hot)
-            && within(t_lo, self.undated_cold)
-            && within(hi, self.charge_cell.undated)
-            && within(lo, self.discharge_cell.undated)
-            && within(p, SOC_UNDATED);
+            & discharge_ok
+            & self.undated_hot.contains(t_hi)
+            & self.undated_cold.contains(t_lo)
+            & self.undated_high_cell.contains(hi)
+            & self.undated_low_cell.contains(lo)
+            & SOC_UNDATED.contains(p);
         if undated {
             self.undated
         } else {
@@ -317,7 +353,8 @@ mod plan_test {
             full in -50i32..50, zero in -50i32..50, v in -100i32..100,
         ) {
             let r = Ramp::new(full, zero);
-            prop_assert_eq!(within(v, r.undated), r.factor(v) == 1000);
+            prop_assert_eq!(within(v, r.undated()), r.factor(v) == 1000);
+            prop_assert_eq!(Band::of(r.undated()).contains(v), r.factor(v) == 1000);
         }
 
         /// The compiled plan gives exactly the limits of the direct computation.

@@ -38,6 +38,7 @@ use crate::measure::Measurements;
 use crate::ports::FetState;
 use crate::telemetry::PowerMode;
 use crate::time::Instant;
+use crate::units::MilliVolts;
 
 /// The result of one protection step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -134,6 +135,14 @@ struct Envelope {
     /// and one unsigned compare cover both sides); `lo` is the lowest quiet value, and with
     /// `span == 0` no value is quiet.
     quiet: [(i32, u32); READINGS],
+    /// `(lo, len)`: the currents `i` (mA, + = discharge) at which both current readings
+    /// (`max(i, 0)` and `max(-i, 0)`) are quiet are those with `(i - lo) as u32 < len`, so
+    /// [`Protection::quiet`] tests the current once, as it comes.
+    current: (i32, u32),
+    /// The four 0/1 and count readings (open wires, AFE silent, implausible, pre-charge
+    /// timeout) are all quiet at 0, their usual value: [`Protection::quiet`] then tests
+    /// them as one condition.
+    flags_quiet_at_zero: bool,
 }
 
 impl Envelope {
@@ -149,8 +158,17 @@ impl Envelope {
                 Direction::Below => *below = (*below).max(first),
             }
         }
+        let mut r = 0;
         let quiet = bounds.map(|(below, above)| {
-            let lo = below.saturating_add(1);
+            // A reading in mV is tested as its `u32` (see `MV_READINGS`): its values are
+            // `0..=i32::MAX` and `above <= i32::MAX` is never quiet, so the quiet `u32`
+            // values are `max(lo, 0)..above`, the same set with no clamp to test.
+            let lo = if MV_READINGS & 1 << r != 0 {
+                below.saturating_add(1).max(0)
+            } else {
+                below.saturating_add(1)
+            };
+            r += 1;
             let span = if above > lo {
                 above.wrapping_sub(lo) as u32
             } else {
@@ -158,7 +176,66 @@ impl Envelope {
             };
             (lo, span)
         });
-        Envelope { quiet }
+        let mut envelope = Envelope {
+            quiet,
+            current: (0, 0),
+            flags_quiet_at_zero: false,
+        };
+        envelope.current = envelope.current_band();
+        envelope.flags_quiet_at_zero = [
+            Reading::OpenWires,
+            Reading::AfeSilent,
+            Reading::Implausible,
+            Reading::PrechargeTimeout,
+        ]
+        .iter()
+        .all(|&r| envelope.outside(r as usize, 0) == 0);
+        envelope
+    }
+
+    /// The currents at which both current readings are quiet (see `current`): the two
+    /// preimages of the quiet value ranges, met. In `i64`, so no bound overflows.
+    fn current_band(&self) -> (i32, u32) {
+        // Quiet values `[a, b)`, within the values the readings take (`0..=i32::MAX`;
+        // `b <= i32::MAX` always, so the saturated `i32::MAX` of `i32::MIN` is never quiet).
+        let quiet = |r: Reading| {
+            let (lo, span) = self.quiet[r as usize];
+            let a = i64::from(lo);
+            (a.max(0), a + i64::from(span))
+        };
+        let (min, max) = (i64::from(i32::MIN), i64::from(i32::MAX));
+        let (a, b) = quiet(Reading::DischargeCurrent);
+        // `max(i, 0)`: every `i <= 0` gives 0, a positive `i` itself.
+        let discharge = if a == 0 && b > 0 { (min, b) } else { (a, b) };
+        let (a, b) = quiet(Reading::ChargeCurrent);
+        // `max(-i, 0)`: every `i >= 0` gives 0, a negative `i` gives `-i`.
+        let charge = if a == 0 && b > 0 {
+            (1 - b, max + 1)
+        } else {
+            (1 - b, 1 - a)
+        };
+        let (lo, hi) = (discharge.0.max(charge.0), discharge.1.min(charge.1));
+        // Both ends lie in `i32` (or just past it) and the length is below 2^32: the
+        // discharge range ends at `b <= i32::MAX`.
+        if lo < hi {
+            (lo as i32, (hi - lo) as u32)
+        } else {
+            (0, 0)
+        }
+    }
+
+    /// Whether both current readings of current `i` are quiet.
+    #[inline(always)]
+    fn current_inside(&self, i: i32) -> bool {
+        let (lo, len) = self.current;
+        (i.wrapping_sub(lo) as u32) < len
+    }
+
+    /// Whether `value` of `r` reaches no first threshold.
+    #[inline(always)]
+    fn inside(&self, r: Reading, value: i32) -> bool {
+        let (lo, span) = self.quiet[r as usize];
+        (value.wrapping_sub(lo) as u32) < span
     }
 
     /// `1 << r` if `value` of [`Reading`] `r` reaches a first threshold, else `0`.
@@ -170,41 +247,82 @@ impl Envelope {
     }
 }
 
-/// One value per [`Reading`]; a missing one has its bit in `missing` (its value is stale).
+/// The readings in mV (bit `r` = [`Reading`] `r`): stored as `i32` (clamped at
+/// `i32::MAX`, see `mv`) but tested against the envelope as their `u32` bits.
+const MV_READINGS: u32 = 1 << Reading::CellHigh as u32
+    | 1 << Reading::CellLow as u32
+    | 1 << Reading::Pack as u32
+    | 1 << Reading::CellSpread as u32;
+
+/// The sources of the readings of the last step that was not quiet, as they came: every
+/// [`Reading`] is derived from them when read ([`get`](Self::get)), so 28 bytes hold what
+/// one `i32` per reading took 56 for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Readings {
-    values: [i32; READINGS],
-    missing: u16,
+    /// Highest and lowest cell, pack voltage (mV).
+    high_cell: MilliVolts,
+    low_cell: MilliVolts,
+    pack: MilliVolts,
+    /// Current (mA, + = discharge).
+    current: i32,
+    /// Hottest NTC, coldest NTC, MOSFET (0.1 °C).
+    temps: [i16; 3],
+    open_wires: u8,
+    /// `FLAG_*` bits.
+    flags: u8,
+    /// `MISSING_*` bits: sources with no value (their readings are missing).
+    missing: u8,
 }
+
+const FLAG_AFE_SILENT: u8 = 1 << 0;
+const FLAG_IMPLAUSIBLE: u8 = 1 << 1;
+const FLAG_PRECHARGE_TIMEOUT: u8 = 1 << 2;
+
+const MISSING_HIGH_CELL: u8 = 1 << 0;
+const MISSING_LOW_CELL: u8 = 1 << 1;
+const MISSING_PACK: u8 = 1 << 2;
+const MISSING_CURRENT: u8 = 1 << 3;
+/// `MISSING_TEMP << k` for `temps[k]`.
+const MISSING_TEMP: u8 = 1 << 4;
+const MISSING_OPEN_WIRES: u8 = 1 << 7;
 
 impl Readings {
     const NONE: Readings = Readings {
-        values: [0; READINGS],
-        missing: (1 << READINGS) - 1,
+        high_cell: MilliVolts::ZERO,
+        low_cell: MilliVolts::ZERO,
+        pack: MilliVolts::ZERO,
+        current: 0,
+        temps: [0; 3],
+        open_wires: 0,
+        flags: 0,
+        missing: u8::MAX,
     };
 
-    /// Stores `value` and returns its [`Envelope::outside`] bit; a missing value is never
-    /// outside (an idle detector holds on a missing value, so it has nothing to do).
-    // Always inlined: 13 straight-line blocks instead of 13 calls (opt-level "s"), and the
-    // `None` arm vanishes for the readings that always exist.
+    /// The value of reading `r` (`None`: missing).
+    // Always inlined: a call per busy detector costs more than the derivation.
     #[inline(always)]
-    fn put(&mut self, r: Reading, value: Option<i32>, envelope: &Envelope) -> u32 {
-        let i = r as usize;
-        match value {
-            Some(v) => {
-                self.values[i] = v;
-                envelope.outside(i, v)
-            }
-            None => {
-                self.missing |= 1 << i;
-                0
-            }
-        }
-    }
-
     fn get(&self, r: Reading) -> Option<i32> {
-        let i = r as usize;
-        (self.missing & 1 << i == 0).then_some(self.values[i])
+        let has = |bits: u8| self.missing & bits == 0;
+        let flag = |bit: u8| Some(i32::from(self.flags & bit != 0));
+        let temp = |k: usize| has(MISSING_TEMP << k).then_some(i32::from(self.temps[k]));
+        match r {
+            Reading::CellHigh => has(MISSING_HIGH_CELL).then(|| mv(self.high_cell)),
+            Reading::CellLow => has(MISSING_LOW_CELL).then(|| mv(self.low_cell)),
+            Reading::Pack => has(MISSING_PACK).then(|| mv(self.pack)),
+            Reading::ChargeCurrent => {
+                has(MISSING_CURRENT).then(|| self.current.saturating_neg().max(0))
+            }
+            Reading::DischargeCurrent => has(MISSING_CURRENT).then(|| self.current.max(0)),
+            Reading::TempHigh => temp(0),
+            Reading::TempLow => temp(1),
+            Reading::MosTemp => temp(2),
+            Reading::CellSpread => has(MISSING_HIGH_CELL | MISSING_LOW_CELL)
+                .then(|| mv(self.high_cell - self.low_cell)),
+            Reading::OpenWires => has(MISSING_OPEN_WIRES).then_some(i32::from(self.open_wires)),
+            Reading::AfeSilent => flag(FLAG_AFE_SILENT),
+            Reading::Implausible => flag(FLAG_IMPLAUSIBLE),
+            Reading::PrechargeTimeout => flag(FLAG_PRECHARGE_TIMEOUT),
+        }
     }
 }
 
@@ -221,7 +339,7 @@ pub struct Protection {
     last: Decision,
 }
 
-fn mv(x: crate::units::MilliVolts) -> i32 {
+fn mv(x: MilliVolts) -> i32 {
     x.as_mv().min(i32::MAX as u32) as i32
 }
 
@@ -281,38 +399,51 @@ impl Protection {
         s: &Summary,
         events: &mut impl FnMut(Transition),
     ) -> Decision {
-        let now = m.timestamp;
         let mut causes = s.causes;
         if self.stuck.update(m, s, &cfg.plausibility) {
             causes.insert(SensorCauses::STUCK);
         }
-        // Event-driven: only a busy detector or one whose reading reaches its envelope can
-        // start, run or expire a timer; in the usual step there is none, and no loop runs.
-        let mut outside = self.read(m, s, causes);
-        let mut hot = self.detectors.busy();
-        while outside != 0 {
-            hot = hot.union(READING_FAULTS[outside.trailing_zeros() as usize]);
-            outside &= outside - 1;
+        // The usual step: no detector is busy and every reading is inside the envelope, so
+        // no detector has anything to do. None is active then either (an active fault or
+        // warning keeps its detector busy), so nothing reads the stored readings before the
+        // next `detect` stores them again, and the rest of the step is compiled for no fault
+        // and no warning.
+        if self.detectors.busy().is_empty() && self.quiet(m, s, causes) {
+            return self.finish(cfg, m, s, causes, FaultSet::EMPTY, FaultSet::EMPTY);
         }
-        if !hot.is_empty() {
-            let cond = ReleaseConditions {
-                load_removed: !self.last.fets.discharge
-                    && !self.last.fets.precharge
-                    && match (s.pack, m.load) {
-                        (Some(p), Some(l)) => {
-                            l.as_mv() >= cfg.precharge.load_removed_permille.of(p.as_mv())
-                        }
-                        _ => false,
-                    },
-                charger_removed: !m.charger_present,
-            };
-            for f in hot.iter() {
-                let value = self.readings.get(Reading::of(f));
-                let rule = cfg.protection.get(f);
-                self.detectors.update(now, f, rule, value, cond, events);
-            }
-        }
-        let faults = self.detectors.active();
+        self.step_slow(cfg, m, s, causes, events)
+    }
+
+    /// A step that is not quiet: the detectors, then the decision.
+    // Not inlined: the usual step stays small.
+    #[inline(never)]
+    fn step_slow(
+        &mut self,
+        cfg: &PackConfig,
+        m: &Measurements,
+        s: &Summary,
+        causes: SensorCauses,
+        events: &mut impl FnMut(Transition),
+    ) -> Decision {
+        self.detect(cfg, m, s, causes, events);
+        let (faults, warnings) = (self.detectors.active(), self.detectors.warnings());
+        self.finish(cfg, m, s, causes, faults, warnings)
+    }
+
+    /// The decision of a step from the active `faults` and `warnings`.
+    // Always inlined: twice, once with constant empty sets (the usual step), where most of
+    // it folds away.
+    #[inline(always)]
+    fn finish(
+        &mut self,
+        cfg: &PackConfig,
+        m: &Measurements,
+        s: &Summary,
+        causes: SensorCauses,
+        faults: FaultSet,
+        warnings: FaultSet,
+    ) -> Decision {
+        let now = m.timestamp;
         if faults.contains(Fault::PrechargeFail) {
             self.precharge_timed_out = false;
         }
@@ -341,8 +472,13 @@ impl Protection {
             precharge: pre.precharge,
         };
         // Body-diode rule; never for faults that open both MOSFETs, never in deep sleep.
+        // Tested first: whether a MOSFET is open at all (it re-closes only an open one).
         let bd = cfg.limits.body_diode_current.as_ma();
-        if awake && bd > 0 && !faults.intersects(Action::BOTH_BLOCKING) {
+        if !(fets.charge && fets.discharge)
+            && awake
+            && bd > 0
+            && !faults.intersects(Action::BOTH_BLOCKING)
+        {
             let i = s.current.as_ma();
             if !fets.charge && i >= bd {
                 fets.charge = true;
@@ -352,24 +488,15 @@ impl Protection {
                 fets.precharge = false;
             }
         }
-        let oi = outputs::OutputInput {
+        let digital = outputs::decide_all(
+            &cfg.outputs,
             faults,
-            warnings: self.detectors.warnings(),
-            charge_ok: charge_allowed,
-            discharge_ok: discharge_allowed,
-            min_temp: s.min_temp,
-            max_temp: match (s.max_temp, s.mos_temp) {
-                (Some(a), Some(b)) => Some(a.max(b)),
-                (a, b) => a.or(b),
-            },
-        };
-        let (o, was) = (&cfg.outputs, self.last.digital);
-        // Three calls written out: no array of functions built per step.
-        let digital = [
-            outputs::decide(o.do1, &oi, was[0]),
-            outputs::decide(o.do2, &oi, was[1]),
-            outputs::decide(o.do3, &oi, was[2]),
-        ];
+            warnings,
+            charge_allowed,
+            discharge_allowed,
+            s,
+            self.last.digital,
+        );
         self.last = Decision {
             fets,
             charge_allowed,
@@ -381,38 +508,147 @@ impl Protection {
         self.last
     }
 
+    /// `true` when every reading is present and inside the envelope (the four flag
+    /// readings at zero): a conservative test, any other step takes [`detect`](Self::detect).
+    // Always inlined, and no reading is stored (the stored ones are only read while a
+    // detector is busy). Readings in mV are tested as `u32` (`MV_READINGS`).
+    #[inline(always)]
+    fn quiet(&self, m: &Measurements, s: &Summary, causes: SensorCauses) -> bool {
+        let e = &self.envelope;
+        let (Some(hi), Some(lo), Some(pack), Some(i), Some(t_hi), Some(t_lo), Some(t_mos)) = (
+            s.max_cell, s.min_cell, s.pack, m.current, s.max_temp, s.min_temp, s.mos_temp,
+        ) else {
+            return false;
+        };
+        let deci = |t: crate::units::DeciCelsius| i32::from(t.as_deci());
+        // `&&`: a compare and a branch per test, cheaper than combining flags.
+        m.afe_ok
+            && s.open_wires == 0
+            && causes.is_empty()
+            && !self.precharge_timed_out
+            && e.flags_quiet_at_zero
+            && e.inside(Reading::CellHigh, hi.as_mv() as i32)
+            && e.inside(Reading::CellLow, lo.as_mv() as i32)
+            && e.inside(Reading::CellSpread, (hi - lo).as_mv() as i32)
+            && e.inside(Reading::Pack, pack.as_mv() as i32)
+            && e.current_inside(i.as_ma())
+            && e.inside(Reading::TempHigh, deci(t_hi))
+            && e.inside(Reading::TempLow, deci(t_lo))
+            && e.inside(Reading::MosTemp, deci(t_mos))
+    }
+
+    /// The detectors' part of a step that is not quiet: stores the readings and updates
+    /// every detector that is busy or whose reading reaches its envelope.
+    // Not inlined: the rare path stays out of the usual one.
+    #[inline(never)]
+    fn detect(
+        &mut self,
+        cfg: &PackConfig,
+        m: &Measurements,
+        s: &Summary,
+        causes: SensorCauses,
+        events: &mut impl FnMut(Transition),
+    ) {
+        let now = m.timestamp;
+        let mut outside = self.read(m, s, causes);
+        let mut hot = self.detectors.busy();
+        while outside != 0 {
+            hot = hot.union(READING_FAULTS[outside.trailing_zeros() as usize]);
+            outside &= outside - 1;
+        }
+        if hot.is_empty() {
+            return;
+        }
+        let cond = ReleaseConditions {
+            load_removed: !self.last.fets.discharge
+                && !self.last.fets.precharge
+                && match (s.pack, m.load) {
+                    (Some(p), Some(l)) => {
+                        l.as_mv() >= cfg.precharge.load_removed_permille.of(p.as_mv())
+                    }
+                    _ => false,
+                },
+            charger_removed: !m.charger_present,
+        };
+        for f in hot.iter() {
+            let value = self.readings.get(Reading::of(f));
+            let rule = cfg.protection.get(f);
+            self.detectors.update(now, f, rule, value, cond, events);
+        }
+    }
+
     /// Stores this step's readings; returns those outside the envelope, bit `r` =
     /// [`Reading`] `r`.
     fn read(&mut self, m: &Measurements, s: &Summary, causes: SensorCauses) -> u32 {
-        let i = m.current.map(|i| i.as_ma());
-        let deci = |t: Option<crate::units::DeciCelsius>| t.map(|t| i32::from(t.as_deci()));
         let (r, e) = (&mut self.readings, &self.envelope);
-        r.missing = 0;
-        r.put(Reading::CellHigh, s.max_cell.map(mv), e)
-            | r.put(Reading::CellLow, s.min_cell.map(mv), e)
-            | r.put(Reading::Pack, s.pack.map(mv), e)
-            | r.put(
-                Reading::ChargeCurrent,
-                i.map(|i| i.saturating_neg().max(0)),
-                e,
-            )
-            | r.put(Reading::DischargeCurrent, i.map(|i| i.max(0)), e)
-            | r.put(Reading::TempHigh, deci(s.max_temp), e)
-            | r.put(Reading::TempLow, deci(s.min_temp), e)
-            | r.put(Reading::MosTemp, deci(s.mos_temp), e)
-            | r.put(Reading::CellSpread, s.cell_spread().map(mv), e)
-            | r.put(
-                Reading::OpenWires,
-                m.afe_ok.then_some(i32::from(s.open_wires)),
-                e,
-            )
-            | r.put(Reading::AfeSilent, Some(i32::from(!m.afe_ok)), e)
-            | r.put(Reading::Implausible, Some(i32::from(!causes.is_empty())), e)
-            | r.put(
-                Reading::PrechargeTimeout,
-                Some(i32::from(self.precharge_timed_out)),
-                e,
-            )
+        // Millivolts are tested as `u32` bits (`MV_READINGS`).
+        let volts = |x: MilliVolts| x.as_mv() as i32;
+        let mut missing = 0;
+        let mut outside = 0;
+        match s.max_cell {
+            Some(x) => {
+                r.high_cell = x;
+                outside |= e.outside(Reading::CellHigh as usize, volts(x));
+            }
+            None => missing |= MISSING_HIGH_CELL,
+        }
+        match s.min_cell {
+            Some(x) => {
+                r.low_cell = x;
+                outside |= e.outside(Reading::CellLow as usize, volts(x));
+            }
+            None => missing |= MISSING_LOW_CELL,
+        }
+        if let Some(x) = s.cell_spread() {
+            outside |= e.outside(Reading::CellSpread as usize, volts(x));
+        }
+        match s.pack {
+            Some(x) => {
+                r.pack = x;
+                outside |= e.outside(Reading::Pack as usize, volts(x));
+            }
+            None => missing |= MISSING_PACK,
+        }
+        match m.current {
+            Some(i) => {
+                let i = i.as_ma();
+                r.current = i;
+                outside |= e.outside(Reading::ChargeCurrent as usize, i.saturating_neg().max(0))
+                    | e.outside(Reading::DischargeCurrent as usize, i.max(0));
+            }
+            None => missing |= MISSING_CURRENT,
+        }
+        let temps = [
+            (Reading::TempHigh, s.max_temp),
+            (Reading::TempLow, s.min_temp),
+            (Reading::MosTemp, s.mos_temp),
+        ];
+        for (k, (reading, t)) in temps.into_iter().enumerate() {
+            match t {
+                Some(t) => {
+                    r.temps[k] = t.as_deci();
+                    outside |= e.outside(reading as usize, i32::from(t.as_deci()));
+                }
+                None => missing |= MISSING_TEMP << k,
+            }
+        }
+        if m.afe_ok {
+            r.open_wires = s.open_wires;
+            outside |= e.outside(Reading::OpenWires as usize, i32::from(s.open_wires));
+        } else {
+            missing |= MISSING_OPEN_WIRES;
+        }
+        let (silent, implausible, timed_out) =
+            (!m.afe_ok, !causes.is_empty(), self.precharge_timed_out);
+        let flag = |on: bool, bit: u8| if on { bit } else { 0 };
+        r.flags = flag(silent, FLAG_AFE_SILENT)
+            | flag(implausible, FLAG_IMPLAUSIBLE)
+            | flag(timed_out, FLAG_PRECHARGE_TIMEOUT);
+        r.missing = missing;
+        outside
+            | e.outside(Reading::AfeSilent as usize, i32::from(silent))
+            | e.outside(Reading::Implausible as usize, i32::from(implausible))
+            | e.outside(Reading::PrechargeTimeout as usize, i32::from(timed_out))
     }
 
     fn values(&self) -> [Option<i32>; Fault::COUNT] {
@@ -434,29 +670,15 @@ mod test {
     use crate::config::{Chemistry, PackConfig};
     use proptest::prelude::*;
 
-    const ALL_READINGS: [Reading; READINGS] = [
-        Reading::CellHigh,
-        Reading::CellLow,
-        Reading::Pack,
-        Reading::ChargeCurrent,
-        Reading::DischargeCurrent,
-        Reading::TempHigh,
-        Reading::TempLow,
-        Reading::MosTemp,
-        Reading::CellSpread,
-        Reading::OpenWires,
-        Reading::AfeSilent,
-        Reading::Implausible,
-        Reading::PrechargeTimeout,
-    ];
-
     proptest! {
         /// The envelope holds a reading set exactly when no enabled fault's value reaches
-        /// its first threshold, i.e. exactly when every idle detector would do nothing.
+        /// its first threshold, i.e. exactly when every idle detector would do nothing
+        /// (but for the saturated `i32::MAX`, which it never holds).
         #[test]
         fn envelope_is_exactly_the_idle_region(
             thresholds in proptest::array::uniform18((-500i32..500, proptest::option::of(-500i32..500), any::<bool>())),
             readings in proptest::array::uniform13(proptest::option::of(-600i32..600)),
+            huge in proptest::array::uniform13(prop_oneof![8 => Just(None), 1 => (i32::MAX as u32 - 2..=u32::MAX).prop_map(Some), 1 => any::<u32>().prop_map(Some)]),
         ) {
             let mut table = PackConfig::preset("ANT16S-300A-C".parse().expect("part"), Chemistry::Lfp).protection;
             for (f, (trip, warn, enabled)) in Fault::ALL.into_iter().zip(thresholds) {
@@ -466,12 +688,20 @@ mod test {
                 r.enabled = enabled;
             }
             let envelope = Envelope::of(&table);
-            let mut set = Readings::NONE;
-            set.missing = 0;
             let mut outside = 0;
-            for (k, r) in ALL_READINGS.into_iter().enumerate() {
-                outside |= set.put(r, readings[k], &envelope);
-                prop_assert_eq!(set.get(r), readings[k]);
+            let mut readings = readings;
+            for k in 0..READINGS {
+                if MV_READINGS & 1 << k != 0 {
+                    // Millivolts: never negative, and any `u32`, tested as its bits.
+                    let x = readings[k].map(|v| match huge[k] {
+                        Some(h) => h,
+                        None => v.unsigned_abs(),
+                    });
+                    outside |= x.map_or(0, |x| envelope.outside(k, x as i32));
+                    readings[k] = x.map(|x| mv(MilliVolts::from_mv(x)));
+                } else {
+                    outside |= readings[k].map_or(0, |v| envelope.outside(k, v));
+                }
             }
             let crossing = Fault::ALL.into_iter().any(|f| {
                 let rule = table.get(f);
@@ -481,7 +711,83 @@ mod test {
                         Direction::Below => v <= detector::first_threshold(f.direction(), rule),
                     })
             });
-            prop_assert_eq!(outside == 0, !crossing);
+            // `i32::MAX` (a saturated millivolt reading) is outside even with no bound: the
+            // envelope is conservative there (its detectors run and find nothing to do).
+            let saturated = readings.contains(&Some(i32::MAX));
+            prop_assert!(outside == 0 || crossing || saturated);
+            prop_assert!(outside != 0 || !crossing);
+        }
+
+        /// The stored sources give back every reading as it was computed from the summary.
+        #[test]
+        fn readings_are_kept(
+            cells in proptest::option::of((any::<u32>(), any::<u32>())),
+            pack in proptest::option::of(any::<u32>()),
+            current in proptest::option::of(any::<i32>()),
+            temps in proptest::array::uniform3(proptest::option::of(any::<i16>())),
+            open_wires in any::<u8>(),
+            (afe_ok, implausible, timed_out) in any::<(bool, bool, bool)>(),
+        ) {
+            let cfg = PackConfig::preset("ANT16S-300A-C".parse().expect("part"), Chemistry::Lfp);
+            let mut p = Protection::new(&cfg.protection);
+            p.precharge_timed_out = timed_out;
+            let mut m = Measurements::uniform(16, MilliVolts::from_mv(3_300), Instant::ZERO);
+            m.afe_ok = afe_ok;
+            m.current = current.map(crate::units::MilliAmps::from_ma);
+            let deci = |t: Option<i16>| t.map(crate::units::DeciCelsius::from_deci);
+            let s = Summary {
+                max_cell: cells.map(|(hi, _)| MilliVolts::from_mv(hi)),
+                min_cell: cells.map(|(_, lo)| MilliVolts::from_mv(lo)),
+                pack: pack.map(MilliVolts::from_mv),
+                max_temp: deci(temps[0]),
+                min_temp: deci(temps[1]),
+                mos_temp: deci(temps[2]),
+                open_wires,
+                ..Summary::default()
+            };
+            let causes = if implausible { SensorCauses::STUCK } else { SensorCauses::NONE };
+            p.read(&m, &s, causes);
+            let i = current;
+            let expected = [
+                s.max_cell.map(mv),
+                s.min_cell.map(mv),
+                s.pack.map(mv),
+                i.map(|i| i.saturating_neg().max(0)),
+                i.map(|i| i.max(0)),
+                temps[0].map(i32::from),
+                temps[1].map(i32::from),
+                temps[2].map(i32::from),
+                s.cell_spread().map(mv),
+                afe_ok.then_some(i32::from(open_wires)),
+                Some(i32::from(!afe_ok)),
+                Some(i32::from(implausible)),
+                Some(i32::from(timed_out)),
+            ];
+            for f in Fault::ALL {
+                let r = Reading::of(f);
+                prop_assert_eq!(p.readings.get(r), expected[r as usize], "{:?}", r);
+            }
+        }
+
+        /// The current band holds a current exactly when both current readings are quiet.
+        #[test]
+        fn current_band_is_both_current_readings(
+            thresholds in proptest::array::uniform8((prop_oneof![-500i32..500, Just(i32::MAX), Just(i32::MIN), Just(0), Just(1)], proptest::option::of(prop_oneof![-500i32..500, Just(0), Just(i32::MAX)]), any::<bool>())),
+            currents in proptest::collection::vec(prop_oneof![-600i32..600, Just(i32::MIN), Just(i32::MIN + 1), Just(i32::MAX), Just(-i32::MAX), any::<i32>()], 1..40),
+        ) {
+            let mut table = PackConfig::preset("ANT16S-300A-C".parse().expect("part"), Chemistry::Lfp).protection;
+            for (f, (trip, warn, enabled)) in [Fault::ChgOc, Fault::DsgOc1, Fault::DsgOc2, Fault::Sc].into_iter().cycle().zip(thresholds) {
+                let r = table.get_mut(f);
+                r.trip = trip;
+                r.warn = warn;
+                r.enabled = enabled;
+            }
+            let e = Envelope::of(&table);
+            for i in currents {
+                let both = e.outside(Reading::ChargeCurrent as usize, i.saturating_neg().max(0)) == 0
+                    && e.outside(Reading::DischargeCurrent as usize, i.max(0)) == 0;
+                prop_assert_eq!(e.current_inside(i), both, "i = {}", i);
+            }
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Digital outputs DO1..DO3, decided in the step like the MOSFETs.
 
-use crate::config::OutputFunction;
-use crate::protect::FaultSet;
+use crate::config::{OutputFunction, OutputsConfig};
+use crate::protect::{FaultSet, Summary};
 use crate::units::DeciCelsius;
 
 /// Inputs of the output decision.
@@ -50,6 +50,79 @@ pub fn decide(f: OutputFunction, i: &OutputInput, was: bool) -> bool {
             Some(_) => was,
         },
     }
+}
+
+/// The three outputs of a step at once; equal to [`decide`] for each (with `max_temp` the
+/// hottest of `s.max_temp` and `s.mos_temp`).
+///
+/// The five functions without a threshold are bits of one mask, so each of them is a
+/// shift; only a heater or a fan builds an [`OutputInput`].
+#[inline(always)]
+pub(super) fn decide_all(
+    o: &OutputsConfig,
+    faults: FaultSet,
+    warnings: FaultSet,
+    charge_ok: bool,
+    discharge_ok: bool,
+    s: &Summary,
+    was: [bool; 3],
+) -> [bool; 3] {
+    let fault = !faults.is_empty();
+    // Bit n: the state of the function with index n (see `simple_index`).
+    let simple = u8::from(fault || !warnings.is_empty()) << 1
+        | u8::from(fault) << 2
+        | u8::from(charge_ok) << 3
+        | u8::from(discharge_ok) << 4;
+    let one = |f: OutputFunction, was: bool| {
+        let n = index(f);
+        if n < 5 {
+            simple >> n & 1 != 0
+        } else {
+            thresholded(f, faults, warnings, charge_ok, discharge_ok, s, was)
+        }
+    };
+    [one(o.do1, was[0]), one(o.do2, was[1]), one(o.do3, was[2])]
+}
+
+/// The function's number in declaration order (the enum's own tag, so the match is no
+/// code); below 5 it is its bit in `decide_all`'s mask.
+#[inline(always)]
+fn index(f: OutputFunction) -> u8 {
+    match f {
+        OutputFunction::Off => 0,
+        OutputFunction::Alarm => 1,
+        OutputFunction::Fault => 2,
+        OutputFunction::ChargerEnable => 3,
+        OutputFunction::LoadEnable => 4,
+        OutputFunction::Heater { .. } => 5,
+        OutputFunction::Fan { .. } => 6,
+    }
+}
+
+/// A heater or a fan, through [`decide`].
+// Not inlined: off the usual path.
+#[inline(never)]
+fn thresholded(
+    f: OutputFunction,
+    faults: FaultSet,
+    warnings: FaultSet,
+    charge_ok: bool,
+    discharge_ok: bool,
+    s: &Summary,
+    was: bool,
+) -> bool {
+    let i = OutputInput {
+        faults,
+        warnings,
+        charge_ok,
+        discharge_ok,
+        min_temp: s.min_temp,
+        max_temp: match (s.max_temp, s.mos_temp) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        },
+    };
+    decide(f, &i, was)
 }
 
 #[cfg(test)]

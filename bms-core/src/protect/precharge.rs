@@ -34,7 +34,30 @@ pub struct PrechargeOutput {
 
 impl Precharge {
     /// Advances the sequence. `allowed`: protection allows discharging now.
+    // Always inlined: the usual step (closed and still allowed) is one compare; the
+    // general path below gives the same there.
+    #[inline(always)]
     pub fn update(
+        &mut self,
+        now: Instant,
+        cfg: &PrechargeConfig,
+        allowed: bool,
+        pack: Option<MilliVolts>,
+        load: Option<MilliVolts>,
+    ) -> PrechargeOutput {
+        if allowed && matches!(self, Precharge::Closed) {
+            return PrechargeOutput {
+                discharge: true,
+                precharge: false,
+                timed_out: false,
+            };
+        }
+        self.advance(now, cfg, allowed, pack, load)
+    }
+
+    /// The general path of [`update`](Self::update).
+    #[inline(never)]
+    fn advance(
         &mut self,
         now: Instant,
         cfg: &PrechargeConfig,
