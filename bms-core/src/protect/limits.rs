@@ -6,6 +6,7 @@
 
 use super::summary::Summary;
 use super::Fault;
+use crate::band::Band;
 use crate::config::PackConfig;
 use crate::telemetry::Limits;
 use crate::units::{mul_div_u32, MilliAmps, MilliVolts, Soc};
@@ -95,7 +96,7 @@ pub struct LimitsPlan {
 const SOC_FULL: Ramp = Ramp::new(950, 1000);
 const SOC_EMPTY: Ramp = Ramp::new(50, 0);
 /// Where neither SOC ramp derates.
-const SOC_UNDATED: Band = Band::of(meet(SOC_FULL.undated(), SOC_EMPTY.undated()));
+const SOC_UNDATED: Band = band(meet(SOC_FULL.undated(), SOC_EMPTY.undated()));
 
 /// Both inclusive ranges at once (empty, with its low end above its high end, if they do not
 /// overlap).
@@ -112,32 +113,10 @@ fn within(v: i32, (lo, hi): (i32, i32)) -> bool {
     lo <= v && v <= hi
 }
 
-/// An inclusive range as its low end and its length: `v` is in it when
-/// `(v - lo) as u32 < len` (one subtract and one unsigned compare test both ends).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Band {
-    lo: i32,
-    len: u32,
-}
-
-impl Band {
-    /// The values `lo..=hi` (none when `lo > hi`). Not `i32::MIN..=i32::MAX`, which has no
-    /// `u32` length; no ramp's range is (each ramp derates somewhere).
-    const fn of((lo, hi): (i32, i32)) -> Band {
-        Band {
-            lo,
-            len: if lo <= hi {
-                (hi.wrapping_sub(lo) as u32).wrapping_add(1)
-            } else {
-                0
-            },
-        }
-    }
-
-    #[inline(always)]
-    fn contains(self, v: i32) -> bool {
-        (v.wrapping_sub(self.lo) as u32) < self.len
-    }
+/// An inclusive range as a [`Band`]; `lo > hi` is empty. (Not `i32::MIN..=i32::MAX`, which
+/// would lose one value; no ramp's range is: each ramp derates somewhere.)
+const fn band((lo, hi): (i32, i32)) -> Band {
+    Band::inclusive(lo as i64, hi as i64)
 }
 
 impl LimitsPlan {
@@ -160,10 +139,10 @@ impl LimitsPlan {
             charge_cold,
             discharge_hot,
             discharge_cold,
-            undated_hot: Band::of(meet(charge_hot.undated(), discharge_hot.undated())),
-            undated_cold: Band::of(meet(charge_cold.undated(), discharge_cold.undated())),
-            undated_high_cell: Band::of(charge_cell.undated()),
-            undated_low_cell: Band::of(discharge_cell.undated()),
+            undated_hot: band(meet(charge_hot.undated(), discharge_hot.undated())),
+            undated_cold: band(meet(charge_cold.undated(), discharge_cold.undated())),
+            undated_high_cell: band(charge_cell.undated()),
+            undated_low_cell: band(discharge_cell.undated()),
             charge_cell,
             discharge_cell,
             undated: Limits {
@@ -354,7 +333,7 @@ mod plan_test {
         ) {
             let r = Ramp::new(full, zero);
             prop_assert_eq!(within(v, r.undated()), r.factor(v) == 1000);
-            prop_assert_eq!(Band::of(r.undated()).contains(v), r.factor(v) == 1000);
+            prop_assert_eq!(band(r.undated()).contains(v), r.factor(v) == 1000);
         }
 
         /// The compiled plan gives exactly the limits of the direct computation.

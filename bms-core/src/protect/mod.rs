@@ -33,6 +33,7 @@ pub use precharge::{Precharge, PrechargeOutput};
 pub use rules::{Action, Direction, Latch, ProtectionRule, ProtectionTable, Quantity, RuleError};
 pub use summary::{SensorCauses, StuckDetector, Summary};
 
+use crate::band::Band;
 use crate::config::PackConfig;
 use crate::measure::Measurements;
 use crate::ports::FetState;
@@ -131,14 +132,12 @@ impl Reading {
 /// [`ProtectionTable`] when the configuration is set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Envelope {
-    /// `(lo, span)` per reading: `v` is quiet when `(v - lo) as u32 < span` (one subtract
-    /// and one unsigned compare cover both sides); `lo` is the lowest quiet value, and with
-    /// `span == 0` no value is quiet.
-    quiet: [(i32, u32); READINGS],
-    /// `(lo, len)`: the currents `i` (mA, + = discharge) at which both current readings
-    /// (`max(i, 0)` and `max(-i, 0)`) are quiet are those with `(i - lo) as u32 < len`, so
-    /// [`Protection::quiet`] tests the current once, as it comes.
-    current: (i32, u32),
+    /// The quiet values per reading (one subtract and one unsigned compare each).
+    quiet: [Band; READINGS],
+    /// The currents `i` (mA, + = discharge) at which both current readings (`max(i, 0)` and
+    /// `max(-i, 0)`) are quiet, so [`Protection::quiet`] tests the current once, as it
+    /// comes.
+    current: Band,
     /// The four 0/1 and count readings (open wires, AFE silent, implausible, pre-charge
     /// timeout) are all quiet at 0, their usual value: [`Protection::quiet`] then tests
     /// them as one condition.
@@ -169,16 +168,11 @@ impl Envelope {
                 below.saturating_add(1)
             };
             r += 1;
-            let span = if above > lo {
-                above.wrapping_sub(lo) as u32
-            } else {
-                0
-            };
-            (lo, span)
+            Band::inclusive(i64::from(lo), i64::from(above) - 1)
         });
         let mut envelope = Envelope {
             quiet,
-            current: (0, 0),
+            current: Band::EMPTY,
             flags_quiet_at_zero: false,
         };
         envelope.current = envelope.current_band();
@@ -195,13 +189,13 @@ impl Envelope {
 
     /// The currents at which both current readings are quiet (see `current`): the two
     /// preimages of the quiet value ranges, met. In `i64`, so no bound overflows.
-    fn current_band(&self) -> (i32, u32) {
+    fn current_band(&self) -> Band {
         // Quiet values `[a, b)`, within the values the readings take (`0..=i32::MAX`;
         // `b <= i32::MAX` always, so the saturated `i32::MAX` of `i32::MIN` is never quiet).
         let quiet = |r: Reading| {
-            let (lo, span) = self.quiet[r as usize];
+            let (lo, len) = self.quiet[r as usize].parts();
             let a = i64::from(lo);
-            (a.max(0), a + i64::from(span))
+            (a.max(0), a + i64::from(len))
         };
         let (min, max) = (i64::from(i32::MIN), i64::from(i32::MAX));
         let (a, b) = quiet(Reading::DischargeCurrent);
@@ -215,35 +209,27 @@ impl Envelope {
             (1 - b, 1 - a)
         };
         let (lo, hi) = (discharge.0.max(charge.0), discharge.1.min(charge.1));
-        // Both ends lie in `i32` (or just past it) and the length is below 2^32: the
-        // discharge range ends at `b <= i32::MAX`.
-        if lo < hi {
-            (lo as i32, (hi - lo) as u32)
-        } else {
-            (0, 0)
-        }
+        // `lo` lies in `i32` and the length is below 2^32: the discharge range ends at
+        // `b <= i32::MAX`.
+        Band::inclusive(lo, hi - 1)
     }
 
     /// Whether both current readings of current `i` are quiet.
     #[inline(always)]
     fn current_inside(&self, i: i32) -> bool {
-        let (lo, len) = self.current;
-        (i.wrapping_sub(lo) as u32) < len
+        self.current.contains(i)
     }
 
     /// Whether `value` of `r` reaches no first threshold.
     #[inline(always)]
     fn inside(&self, r: Reading, value: i32) -> bool {
-        let (lo, span) = self.quiet[r as usize];
-        (value.wrapping_sub(lo) as u32) < span
+        self.quiet[r as usize].contains(value)
     }
 
     /// `1 << r` if `value` of [`Reading`] `r` reaches a first threshold, else `0`.
     #[inline(always)]
     fn outside(&self, r: usize, value: i32) -> u32 {
-        let (lo, span) = self.quiet[r];
-        // One unsigned compare tests both bounds: below `lo` wraps to a large offset.
-        u32::from(value.wrapping_sub(lo) as u32 >= span) << r
+        u32::from(!self.quiet[r].contains(value)) << r
     }
 }
 

@@ -61,6 +61,7 @@ mod ocv;
 
 pub use config::{SocConfig, SocConfigError, OCV_POINTS};
 
+use crate::band::Band;
 use heapless::Deque;
 
 use crate::measure::{Measurements, MAX_CELLS};
@@ -368,7 +369,7 @@ pub struct SocEstimator {
     throughput: i64,
     active_ms: u64,
     /// `charge` when `raw`, `throughput` and `cycle_acc` were last brought up to date: the
-    /// quick counting steps (see `band_lo`) move only `charge`, and `fold` adds the
+    /// quick counting steps (see `band`) move only `charge`, and `fold` adds the
     /// difference to them (exact: within a run every step moves the charge the same way,
     /// unclamped, so the sum of the saturating additions is one saturating addition).
     run_charge: i64,
@@ -376,22 +377,18 @@ pub struct SocEstimator {
     /// `0..=full` and no completed cycle within (`still` lies within too).
     run_lo: i64,
     run_end: i64,
-    /// Raw readings `band_lo..band_lo + band_span` (wrapping) for which a step with the
-    /// path closed and the cell count of the last one changes nothing but the count
-    /// (`band_rest` false) or, resting, nothing but the clock (`band_rest` true, when the
-    /// filters are idle for a step of `filt_gain.0` ms, the cells are those of the last pass
-    /// and the refinement is not due): set by `plan` at the end of every full step, so
-    /// that the common steps skip everything else. A span of 0 sends every step the full
-    /// way.
-    band_lo: i32,
-    band_span: u32,
+    /// The raw readings for which a step with the path closed and the cell count of the
+    /// last one changes nothing but the count (`band_rest` false) or, resting, nothing but
+    /// the clock (`band_rest` true, when the filters are idle for a step of `filt_gain.0`
+    /// ms, the cells are those of the last pass and the refinement is not due): set by
+    /// `plan` at the end of every full step, so that the common steps skip everything else.
+    /// An empty band sends every step the full way.
+    band: Band,
     band_rest: bool,
-    /// The readings of the band within a calibration's current window
-    /// (`window_lo..window_lo + window_span`, wrapping): quick steps only when the caller's
-    /// lowest and highest cell are within `cells_ok` (mV, inclusive), short of the window's
-    /// voltage condition.
-    window_lo: i32,
-    window_span: u32,
+    /// The readings of the band within a calibration's current window: quick steps only
+    /// when the caller's lowest and highest cell are within `cells_ok` (mV, inclusive),
+    /// short of the window's voltage condition.
+    window: Band,
     cells_ok: (u32, u32),
     /// When the rest calibration in progress (if any) was last refined.
     last_refine: Instant,
@@ -566,15 +563,9 @@ fn rounded_ma(fx: i64) -> i32 {
     rounded.clamp(i32::MIN.into(), i32::MAX.into()) as i32
 }
 
-/// The readings `lo..=hi` within `clip` as a start and a count (0: none): at most
-/// 2^32 - 1, as no band takes every reading.
-fn readings((lo, hi): (i64, i64), clip: (i64, i64)) -> (i32, u32) {
-    let (lo, hi) = (lo.max(clip.0), hi.min(clip.1));
-    if hi < lo {
-        (0, 0)
-    } else {
-        (lo as i32, (hi - lo + 1).min(i64::from(u32::MAX)) as u32)
-    }
+/// The readings `lo..=hi` within `clip` (at most 2^32 - 1: no band takes every reading).
+fn readings((lo, hi): (i64, i64), clip: (i64, i64)) -> Band {
+    Band::inclusive(lo.max(clip.0), hi.min(clip.1))
 }
 
 /// Whether any of `a` differs from the same cell of `b`; without an early exit, so that the
@@ -646,11 +637,9 @@ impl SocEstimator {
             run_charge: charge,
             run_lo: i64::MIN,
             run_end: i64::MAX,
-            band_lo: 0,
-            band_span: 0,
+            band: Band::EMPTY,
             band_rest: false,
-            window_lo: 0,
-            window_span: 0,
+            window: Band::EMPTY,
             cells_ok: (0, 0),
             last_refine: Instant::ZERO,
             quiet_end: 0,
@@ -808,7 +797,7 @@ impl SocEstimator {
         // The common steps (a steady load, a settled rest) within the band `plan` set; every
         // call below is in tail position, so that these steps need no stack frame.
         let measured = input.current.as_ma();
-        if (measured.wrapping_sub(self.band_lo) as u32) >= self.band_span
+        if !self.band.contains(measured)
             || input.current_path_open
             || input.cells.len().min(MAX_CELLS) != usize::from(self.load_n)
         {
@@ -840,7 +829,7 @@ impl SocEstimator {
         }
         // Within a calibration's current window the extremes (of these cells: the full step
         // ignores them otherwise) must keep the cells out of it.
-        if (measured.wrapping_sub(self.window_lo) as u32) < self.window_span {
+        if self.window.contains(measured) {
             match range.filter(|_| input.cells.len() <= MAX_CELLS) {
                 Some((lo, hi))
                     if lo.as_mv() >= self.cells_ok.0 && hi.as_mv() <= self.cells_ok.1 => {}
@@ -912,7 +901,7 @@ impl SocEstimator {
             .saturating_add((self.run_charge - self.charge).abs())
     }
 
-    /// The band of the next quick steps (see `band_lo`) and the charges they may reach,
+    /// The band of the next quick steps (see `band`) and the charges they may reach,
     /// from the state a full step left (with nothing to `fold`).
     // Out of line: one copy for the full step and `set_soc`.
     #[inline(never)]
@@ -978,8 +967,8 @@ impl SocEstimator {
                 _ => {}
             }
         }
-        (self.band_lo, self.band_span) = readings(band, (lowest, highest));
-        (self.window_lo, self.window_span) = readings(window, (min, max));
+        self.band = readings(band, (lowest, highest));
+        self.window = readings(window, (min, max));
         (self.run_lo, self.run_end) = run;
         self.round_quotients();
     }
@@ -1604,7 +1593,7 @@ impl SocEstimator {
     /// for the time up to `now`, and the rest in progress, if any, is abandoned.
     pub fn hold(&mut self, now: Instant) {
         // The rest band's rest ends: the next step is a full one.
-        self.band_span = 0;
+        self.band = Band::EMPTY;
         self.last = now;
         self.clock_set = true;
         self.in_rest = false;
