@@ -189,23 +189,20 @@ impl Summary {
             }
         }
         let plausible = |t: DeciCelsius| t >= p.temp_min && t <= p.temp_max;
-        let (mut hot, mut cold) = (
-            DeciCelsius::from_deci(i16::MIN),
-            DeciCelsius::from_deci(i16::MAX),
-        );
-        for t in m.cell_temps {
-            match t {
-                Some(t) if plausible(t) => {
-                    hot = hot.max(t);
-                    cold = cold.min(t);
-                }
-                _ => s.causes.insert(SensorCauses::TEMPERATURE),
+        // The two NTCs as a pair, not a loop over `Option`s: one compare orders them.
+        const _: () = assert!(crate::measure::NTC_COUNT == 2);
+        let [t1, t2] = m.cell_temps;
+        match (t1.filter(|&t| plausible(t)), t2.filter(|&t| plausible(t))) {
+            (Some(a), Some(b)) => {
+                s.max_temp = Some(a.max(b));
+                s.min_temp = Some(a.min(b));
             }
-        }
-        // Extremes kept as plain values in the loop, wrapped once.
-        if cold <= hot {
-            s.max_temp = Some(hot);
-            s.min_temp = Some(cold);
+            (Some(t), None) | (None, Some(t)) => {
+                s.causes.insert(SensorCauses::TEMPERATURE);
+                s.max_temp = Some(t);
+                s.min_temp = Some(t);
+            }
+            (None, None) => s.causes.insert(SensorCauses::TEMPERATURE),
         }
         match m.mos_temp {
             Some(t) if plausible(t) => s.mos_temp = Some(t),
@@ -323,6 +320,28 @@ mod test {
             prop_assert_eq!(s.causes.contains(SensorCauses::CELL_RANGE), bad);
             let sum = cells.iter().map(|&v| u64::from(v)).sum::<u64>().min(u64::from(u32::MAX));
             prop_assert_eq!(u64::from(s.cell_sum.as_mv()), sum);
+        }
+
+        #[test]
+        fn temperatures_match_the_plain_definition(
+            temps in proptest::array::uniform2(proptest::option::of(-600i16..1_400)),
+            mos in proptest::option::of(-600i16..1_400),
+        ) {
+            let mut m = Measurements::uniform(4, MilliVolts::from_mv(3_300), Instant::ZERO);
+            m.cell_temps = temps.map(|t| t.map(DeciCelsius::from_deci));
+            m.mos_temp = mos.map(DeciCelsius::from_deci);
+            let p = plaus(2_000, 4_000);
+            let s = Summary::of(&m, &p, &mut [MilliVolts::ZERO; MAX_CELLS]);
+            let ok = |t: &i16| (-400..=1_250).contains(t);
+            let plausible = || temps.iter().flatten().copied().filter(ok);
+            prop_assert_eq!(s.max_temp.map(|t| t.as_deci()), plausible().max());
+            prop_assert_eq!(s.min_temp.map(|t| t.as_deci()), plausible().min());
+            prop_assert_eq!(
+                s.causes.contains(SensorCauses::TEMPERATURE),
+                temps.iter().any(|t| !t.as_ref().is_some_and(ok))
+            );
+            prop_assert_eq!(s.mos_temp.map(|t| t.as_deci()), mos.filter(ok));
+            prop_assert_eq!(s.causes.contains(SensorCauses::MOS_TEMPERATURE), !mos.is_some_and(|t| ok(&t)));
         }
     }
 }
