@@ -170,9 +170,10 @@ impl Summary {
                 s.max_cell = Some(MilliVolts::from_mv(max));
             }
             s.cell_sum = MilliVolts::from_mv(sum);
-            let open = m.open_wire & ((1u32 << m.cell_count.min(31)) - 1);
-            // Counted only when set: a Cortex-M has no population-count instruction.
-            if open != 0 {
+            // Masked and counted only when a bit is set (the usual mask is zero): a Cortex-M
+            // has no population-count instruction.
+            if m.open_wire != 0 {
+                let open = m.open_wire & ((1u32 << m.cell_count.min(31)) - 1);
                 s.open_wires = open.count_ones() as u8;
             }
         }
