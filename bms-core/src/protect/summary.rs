@@ -110,6 +110,9 @@ impl Summary {
     /// assert!(Summary::of(&m, &cfg.plausibility, &mut last).cells_unchanged);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    // Always inlined: its one caller in the crate is `Bms::step`, which then keeps the
+    // summary in its own frame instead of receiving it through a call.
+    #[inline(always)]
     pub fn of(
         m: &Measurements,
         p: &PlausibilityConfig,
