@@ -378,6 +378,9 @@ impl Protection {
     /// One protection step over a snapshot and its [`Summary`]. Every fault or warning
     /// transition is passed to `events` in [`Fault::ALL`] order. `cfg.protection` must be
     /// the table given to [`new`](Self::new) or [`set_table`](Self::set_table).
+    // Always inlined: its one caller in the crate is `Bms::step` (the slow path stays out
+    // of line in `step_slow`).
+    #[inline(always)]
     pub fn step(
         &mut self,
         cfg: &PackConfig,
