@@ -180,7 +180,8 @@ impl Bms {
     }
 
     /// Replaces the configuration atomically if it validates (the state machines keep
-    /// their state); logs [`Event::ConfigChanged`].
+    /// their state; a new SOC configuration or capacity restarts the SOC estimator from
+    /// its [`stored_soc`](Self::stored_soc)); logs [`Event::ConfigChanged`].
     ///
     /// # Errors
     /// The [`ConfigError`]; the old configuration stays in force.
@@ -188,6 +189,16 @@ impl Bms {
         cfg.validate()?;
         if cfg.cells != self.cfg.cells {
             self.telemetry = Telemetry::empty(cfg.cells);
+        }
+        if cfg.soc != self.cfg.soc || cfg.capacity_mah != self.cfg.capacity_mah {
+            // The estimator derives its thresholds from both: it restarts from what it would
+            // store (SOC, cycles, sensor offset) under the new ones. A new capacity is a new
+            // pack: the capacity learned on the old one goes.
+            let mut stored = self.soc.stored();
+            if cfg.capacity_mah != self.cfg.capacity_mah {
+                stored.full_capacity = cfg.capacity_mah;
+            }
+            self.soc = SocEstimator::new(cfg.soc.clone(), cfg.capacity_mah, Some(stored));
         }
         self.balancer.set_config(cfg.balance);
         self.protection.set_table(&cfg.protection);
