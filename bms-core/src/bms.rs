@@ -204,6 +204,7 @@ impl Bms {
         self.protection.set_table(&cfg.protection);
         self.limits = LimitsPlan::of(&cfg);
         self.balance_floor = balance_floor(&cfg);
+        self.telemetry.nominal_capacity = cfg.capacity_mah;
         self.cfg = cfg;
         self.push(now, Event::ConfigChanged);
         Ok(())
@@ -395,7 +396,6 @@ impl Bms {
         t.soh = self.soc.soh();
         t.remaining = self.soc.remaining();
         t.full_capacity = self.soc.full_capacity();
-        t.nominal_capacity = self.cfg.capacity_mah;
         t.cycles = self.soc.cycles();
         t.limits = self.limits.limits(
             s,
