@@ -136,14 +136,17 @@ impl<'a> SocInput<'a> {
     pub fn from_measurements(m: &'a Measurements, current_path_open: bool) -> Option<Self> {
         let current = m.current?;
         let cells = if m.afe_ok { m.cells() } else { &[] };
-        let (sum, count) = m
-            .cell_temps
-            .iter()
-            .flatten()
-            .fold((0i32, 0i32), |(s, c), t| {
-                (s + i32::from(t.as_deci()), c + 1)
-            });
-        let temperature = (count > 0).then(|| DeciCelsius::from_deci((sum / count.max(1)) as i16));
+        // The two NTCs as a pair: the mean of two is a halving, not a division by a count
+        // (a library call on a Cortex-M0).
+        const _: () = assert!(crate::measure::NTC_COUNT == 2);
+        let temperature = match m.cell_temps {
+            [Some(a), Some(b)] => {
+                let sum = i32::from(a.as_deci()) + i32::from(b.as_deci());
+                Some(DeciCelsius::from_deci((sum / 2) as i16))
+            }
+            [Some(t), None] | [None, Some(t)] => Some(t),
+            [None, None] => None,
+        };
         Some(SocInput {
             now: m.timestamp,
             current,
