@@ -154,6 +154,8 @@ pub struct J1939Node {
     telemetry: Option<Telemetry>,
     dtcs: DtcTable,
     next_due: [Instant; SINGLE_FRAMES],
+    /// Bounds of the due times of each class of [`CLASSES`] (see [`Bounds`]).
+    bounds: [Bounds; CLASS_COUNT],
     pass: Pass,
     /// The last payload encoded of each single-frame message.
     payloads: [[u8; 8]; SINGLE_FRAMES],
@@ -184,7 +186,72 @@ const SINGLE_FRAMES: usize = Message::SINGLE_FRAME.len();
 struct Pass {
     at: Instant,
     due: u16,
+    /// Bit `c`: every member of class `c` of [`CLASSES`] was due at `at` (and the bounds
+    /// of the class are still to be raised for it).
+    whole: u8,
 }
+
+/// A lower and an upper bound of the due times of the messages of one class of
+/// [`CLASSES`]: `lo <= next_due[i] <= hi` for each member `i`.
+///
+/// Trick: the due set of a class is then decided by one or two comparisons (all members
+/// due when `now >= hi`, none when `now < lo`) instead of a comparison per message; only
+/// an instant between the bounds scans the members, and makes the bounds exact. Due times
+/// only grow (a message sent at `now` is due again by `now + period` at the latest), so
+/// `lo` stays a bound without upkeep and `hi` is raised once per pass.
+#[derive(Clone, Copy, Debug)]
+struct Bounds {
+    lo: Instant,
+    hi: Instant,
+}
+
+/// A set of single-frame messages that share a period.
+#[derive(Clone, Copy, Debug)]
+struct Class {
+    members: u16,
+    period: Duration,
+}
+
+/// Number of distinct periods among the single-frame messages.
+const CLASS_COUNT: usize = {
+    let mut n = 0;
+    let mut i = 0;
+    while i < SINGLE_FRAMES {
+        // Counted at its first message of that period.
+        let mut j = 0;
+        while j < i && PERIODS[j].as_millis() != PERIODS[i].as_millis() {
+            j += 1;
+        }
+        if j == i {
+            n += 1;
+        }
+        i += 1;
+    }
+    n
+};
+
+/// The single-frame messages grouped by period, in order of first appearance.
+const CLASSES: [Class; CLASS_COUNT] = {
+    let mut c = [Class {
+        members: 0,
+        period: Duration::ZERO,
+    }; CLASS_COUNT];
+    let mut n = 0;
+    let mut i = 0;
+    while i < SINGLE_FRAMES {
+        let mut k = 0;
+        while k < n && c[k].period.as_millis() != PERIODS[i].as_millis() {
+            k += 1;
+        }
+        if k == n {
+            c[k].period = PERIODS[i];
+            n += 1;
+        }
+        c[k].members |= 1 << i;
+        i += 1;
+    }
+    c
+};
 
 /// Every single-frame message.
 const ALL_DUE: u16 = (1 << SINGLE_FRAMES) - 1;
@@ -230,13 +297,35 @@ fn frame(prio: u8, pgn: Pgn, da: u8, sa: u8, data: &[u8]) -> Option<CanFrame> {
     CanFrame::extended(id.to_raw(), data)
 }
 
-/// The set of messages whose due time is not after `now` (bit `i` for `next_due[i]`).
-fn due_mask(next_due: &[Instant; SINGLE_FRAMES], now: Instant) -> u16 {
-    let mut mask = 0;
-    for (i, &d) in next_due.iter().enumerate() {
-        mask |= u16::from(d <= now) << i;
+/// The members of the class `members` due at `now`, by a scan of their due times; makes
+/// `bounds` the exact lowest and highest due time of the class.
+///
+/// Trick: out of line and cold: only an instant between the bounds needs it.
+#[cold]
+#[inline(never)]
+fn scan_class(
+    next_due: &[Instant; SINGLE_FRAMES],
+    members: u16,
+    now: Instant,
+    bounds: &mut Bounds,
+) -> u16 {
+    let mut exact = Bounds {
+        lo: Instant::from_millis(u64::MAX),
+        hi: Instant::ZERO,
+    };
+    let mut due = 0;
+    let mut rest = members;
+    while rest != 0 {
+        let i = rest.trailing_zeros() as usize;
+        rest &= rest - 1;
+        if let Some(&d) = next_due.get(i) {
+            exact.lo = exact.lo.min(d);
+            exact.hi = exact.hi.max(d);
+            due |= u16::from(d <= now) << i;
+        }
     }
-    mask
+    *bounds = exact;
+    due
 }
 
 /// Bit of each message in [`Message::SINGLE_FRAME`] order.
@@ -332,9 +421,14 @@ impl J1939Node {
             telemetry: None,
             dtcs: DtcTable::new(),
             next_due: [Instant::ZERO; SINGLE_FRAMES],
+            bounds: [Bounds {
+                lo: Instant::ZERO,
+                hi: Instant::ZERO,
+            }; CLASS_COUNT],
             pass: Pass {
                 at: Instant::ZERO,
                 due: 0,
+                whole: 0,
             },
             payloads: [[0; 8]; SINGLE_FRAMES],
             fresh: 0,
@@ -492,26 +586,32 @@ impl J1939Node {
     /// assert_eq!(node.poll_transmit(t), None);
     /// ```
     pub fn drain_transmit(&mut self, now: Instant, mut send: impl FnMut(CanFrame)) {
+        // The steps of `poll_transmit`, with each run of periodic messages sent in one
+        // loop (no call and no checks per frame).
         loop {
-            // What `poll_transmit` skips to while the urgent checks found nothing at `now`.
-            if let (Some(quiet), ClaimState::Claimed(sa), Some(_)) =
-                (self.quiet_at, self.claim, &self.telemetry)
-            {
-                if quiet == now && self.pass.at == now {
-                    while let Some(f) = self.next_periodic(now, sa) {
+            if self.quiet_at != Some(now) {
+                match self.poll_before_periodic(now) {
+                    Some(Some(f)) => {
                         send(f);
+                        continue;
                     }
-                    // The pass is over: `poll_transmit` would go on with this.
-                    match self.poll_after_periodic(now, sa) {
-                        Some(f) => {
-                            send(f);
-                            continue;
-                        }
-                        None => return,
-                    }
+                    Some(None) => return,
+                    None => {}
                 }
             }
-            match self.poll_transmit(now) {
+            let ClaimState::Claimed(sa) = self.claim else {
+                return;
+            };
+            if self.telemetry.is_some() {
+                if now != self.pass.at {
+                    self.start_pass(now);
+                }
+                while let Some(f) = self.next_periodic(now, sa) {
+                    send(f);
+                }
+                self.end_pass();
+            }
+            match self.poll_after_periodic(now, sa) {
                 Some(f) => send(f),
                 None => return,
             }
@@ -631,9 +731,17 @@ impl J1939Node {
             if now >= until {
                 self.claim = ClaimState::Claimed(a);
                 self.next_due = [now; SINGLE_FRAMES];
+                // All due in the pass started here: sent, each is due by `now + period`.
+                for (b, class) in self.bounds.iter_mut().zip(&CLASSES) {
+                    *b = Bounds {
+                        lo: now,
+                        hi: now + class.period,
+                    };
+                }
                 self.pass = Pass {
                     at: now,
                     due: ALL_DUE,
+                    whole: 0, // the bounds are set here
                 };
                 self.dm1_due = OptInstant::some(now);
                 self.cells_due = OptInstant::some(now);
@@ -848,8 +956,47 @@ impl J1939Node {
     /// Starts the pass of `now`: the messages due then.
     #[inline(never)]
     fn start_pass(&mut self, now: Instant) {
-        let due = due_mask(&self.next_due, now);
-        self.pass = Pass { at: now, due };
+        let mut due = 0;
+        let mut whole = 0;
+        for (c, (class, b)) in CLASSES.iter().zip(&mut self.bounds).enumerate() {
+            let members = if now >= b.hi {
+                whole |= 1 << c;
+                class.members
+            } else if now < b.lo {
+                0
+            } else {
+                scan_class(&self.next_due, class.members, now, b)
+            };
+            if members != 0 {
+                // Each member sent in this pass is due again by `now + period`.
+                b.hi = b.hi.max(now + class.period);
+            }
+            due |= members;
+        }
+        self.pass = Pass {
+            at: now,
+            due,
+            whole,
+        };
+    }
+
+    /// At the end of a pass (every message due at its instant sent): raises the lower
+    /// bound of each class that was wholly due by its period (each member was due at
+    /// `lo` or later and is due again a period after that, or later).
+    ///
+    /// Trick: the next instants below the new bound then decide the class with one
+    /// comparison instead of a scan.
+    #[inline]
+    fn end_pass(&mut self) {
+        if self.pass.due != 0 {
+            return;
+        }
+        let whole = core::mem::take(&mut self.pass.whole);
+        for (c, (class, b)) in CLASSES.iter().zip(&mut self.bounds).enumerate() {
+            if whole & 1 << c != 0 {
+                b.lo = b.lo + class.period;
+            }
+        }
     }
 
     /// Encodes message `i` of [`Message::SINGLE_FRAME`] from the telemetry and keeps it.
@@ -973,6 +1120,21 @@ mod test {
         assert_eq!(cms.len(), 1);
         assert_eq!(cms[0].data()[5..], [0xCA, 0xFE, 0x00]);
         assert_eq!(n.poll_timeout(), Some(Instant::from_millis(310)));
+    }
+
+    /// The classes split the single-frame messages by period.
+    #[test]
+    fn classes_partition_by_period() {
+        let mut all = 0;
+        for c in CLASSES {
+            assert_eq!(all & c.members, 0);
+            all |= c.members;
+            for (i, p) in PERIODS.iter().enumerate() {
+                assert_eq!(c.members & 1 << i != 0, *p == c.period);
+            }
+        }
+        assert_eq!(all, ALL_DUE);
+        assert_eq!(CLASS_COUNT, 2);
     }
 
     /// The constant transport identifiers are those of the general builder, for every
@@ -1159,6 +1321,8 @@ mod test {
         /// At most `polls` calls of `poll_transmit`, `ms` later (a drain cut short, or one
         /// at a time as a timeout-driven caller does).
         Poll { ms: u16, polls: u8 },
+        /// Everything due, by `drain_transmit`, `ms` later.
+        Drain { ms: u16 },
     }
 
     fn op() -> impl proptest::strategy::Strategy<Value = Op> {
@@ -1178,6 +1342,7 @@ mod test {
                 global
             }),
             (0u16..1_200, 0u8..40).prop_map(|(ms, polls)| Op::Poll { ms, polls }),
+            prop_oneof![Just(0u16), Just(100), 0u16..1_200].prop_map(|ms| Op::Drain { ms }),
         ]
     }
 
@@ -1223,6 +1388,23 @@ mod test {
                             if sent.is_some() && !answer {
                                 proptest::prop_assert_eq!(sent, expected);
                             }
+                        }
+                    }
+                    Op::Drain { ms } => {
+                        now += Duration::from_millis(ms.into());
+                        n.drain_transmit(now, |_| {});
+                        proptest::prop_assert_eq!(n.poll_transmit(now), None);
+                        // Nothing is left due (the pass was complete).
+                        if n.address().is_some() && n.telemetry.is_some() {
+                            proptest::prop_assert_eq!(first_due(&n, now), None);
+                        }
+                    }
+                }
+                // The bounds of every class hold its members' due times.
+                for (class, b) in CLASSES.iter().zip(&n.bounds) {
+                    for (i, &d) in n.next_due.iter().enumerate() {
+                        if class.members & 1 << i != 0 {
+                            proptest::prop_assert!(b.lo <= d && d <= b.hi, "{i}: {d} {b:?}");
                         }
                     }
                 }
