@@ -540,8 +540,9 @@ impl J1939Node {
         // `now`, they find nothing at `now` until `update`, `handle_frame` or a BAM start
         // (which reset `quiet_at`), so the following polls skip them.
         if self.quiet_at != Some(now) {
-            if let Some(answer) = self.poll_before_periodic(now) {
-                return answer;
+            let urgent = self.poll_before_periodic(now);
+            if urgent.is_some() || self.quiet_at != Some(now) {
+                return urgent;
             }
         }
         let ClaimState::Claimed(sa) = self.claim else {
@@ -590,13 +591,12 @@ impl J1939Node {
         // loop (no call and no checks per frame).
         loop {
             if self.quiet_at != Some(now) {
-                match self.poll_before_periodic(now) {
-                    Some(Some(f)) => {
-                        send(f);
-                        continue;
-                    }
-                    Some(None) => return,
-                    None => {}
+                if let Some(f) = self.poll_before_periodic(now) {
+                    send(f);
+                    continue;
+                }
+                if self.quiet_at != Some(now) {
+                    return;
                 }
             }
             let ClaimState::Claimed(sa) = self.claim else {
@@ -618,28 +618,22 @@ impl J1939Node {
         }
     }
 
-    /// The checks before the periodic messages: `Some(answer)` to return it, `None` when
-    /// there is nothing before them at `now` (then `quiet_at` is `now`).
+    /// The checks before the periodic messages: the frame they give at `now`, if any;
+    /// without one, `quiet_at` is `now` when the periodic messages may follow (the
+    /// address is ours), `None` when the node is silent.
     ///
-    /// Trick: out of line, once per instant, so that the per-frame path stays small.
-    #[inline(never)]
-    fn poll_before_periodic(&mut self, now: Instant) -> Option<Option<CanFrame>> {
-        self.quiet_at = None;
-        if let Some(f) = self.poll_urgent(now) {
-            return Some(Some(f));
-        }
-        if !matches!(self.claim, ClaimState::Claimed(_)) || self.claim_requested {
-            return Some(None);
-        }
-        self.quiet_at = Some(now);
-        None
-    }
-
     /// Address claim, answers, the running BAM's next packet and a single-frame DM1.
-    fn poll_urgent(&mut self, now: Instant) -> Option<CanFrame> {
+    ///
+    /// Trick: out of line, once per instant, so that the per-frame path stays small; the
+    /// result is a plain `Option` (no nested one to build and test).
+    #[inline(never)]
+    fn poll_before_periodic(&mut self, now: Instant) -> Option<CanFrame> {
+        self.quiet_at = None;
         self.advance(now);
         let sa = match self.claim {
             ClaimState::Claimed(a) if !self.claim_requested => a,
+            // Claim frames; without one the address is not ours (a claimed address with a
+            // request pending always gives its claim), so the node stays silent.
             _ => return self.poll_claim(now),
         };
         if let Some(f) = self.tx.pop_front() {
@@ -653,7 +647,11 @@ impl J1939Node {
                 self.bam = None;
             }
         }
-        self.poll_dm1_single(now, sa)
+        let dm1 = self.poll_dm1_single(now, sa);
+        if dm1.is_none() {
+            self.quiet_at = Some(now);
+        }
+        dm1
     }
 
     /// The earliest instant at which [`J1939Node::poll_transmit`] has something to send
