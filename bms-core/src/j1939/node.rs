@@ -482,6 +482,8 @@ impl J1939Node {
             self.dm1_due = OptInstant::some(now);
         }
         self.advance(now);
+        // New telemetry within a pass: what is left of it is encoded again.
+        self.refresh(self.pass.due & !self.fresh);
     }
 
     /// Processes one received frame (within the step's receive budget).
@@ -741,6 +743,7 @@ impl J1939Node {
                     due: ALL_DUE,
                     whole: 0, // the bounds are set here
                 };
+                self.refresh(ALL_DUE & !self.fresh);
                 self.dm1_due = OptInstant::some(now);
                 self.cells_due = OptInstant::some(now);
             }
@@ -944,11 +947,9 @@ impl J1939Node {
             return None;
         };
         *next = reschedule(*next, now, period);
-        let payload = match self.payloads.get(i) {
-            Some(&p) if self.fresh & 1 << i != 0 => p, // trick: inputs unchanged, no encoding
-            _ => self.encode(i),
-        };
-        Some(CanFrame::extended8(id | u32::from(sa), payload))
+        // The payload is that of the current telemetry (the pass's messages are fresh).
+        let payload = self.payloads.get(i)?;
+        Some(CanFrame::extended8(id | u32::from(sa), *payload))
     }
 
     /// Starts the pass of `now`: the messages due then.
@@ -976,6 +977,7 @@ impl J1939Node {
             due,
             whole,
         };
+        self.refresh(due & !self.fresh);
     }
 
     /// At the end of a pass (every message due at its instant sent): raises the lower
@@ -997,15 +999,37 @@ impl J1939Node {
         }
     }
 
-    /// Encodes message `i` of [`Message::SINGLE_FRAME`] from the telemetry and keeps it.
+    /// Encodes the messages `stale` (bit `i`: message `i` of [`Message::SINGLE_FRAME`])
+    /// from the telemetry and keeps their payloads, fresh.
+    ///
+    /// Keeps the invariant that the messages left in the pass have fresh payloads (with
+    /// telemetry): called where the pass gains messages (its start, the claim) and where
+    /// payloads go stale (new telemetry).
+    ///
+    /// Trick: the messages of a pass that need encoding are encoded in one call at its
+    /// start, so that sending a frame only copies its payload (no test, no call).
+    #[inline]
+    fn refresh(&mut self, stale: u16) {
+        if stale != 0 {
+            self.encode(stale);
+        }
+    }
+
+    /// The body of [`J1939Node::refresh`], out of line.
     #[inline(never)]
-    fn encode(&mut self, i: usize) -> [u8; 8] {
-        let (Some(t), Some(p)) = (self.telemetry.as_ref(), self.payloads.get_mut(i)) else {
-            return [0xFF; 8];
+    fn encode(&mut self, stale: u16) {
+        let Some(t) = self.telemetry.as_ref() else {
+            return;
         };
-        *p = encode_single(i, t);
-        self.fresh |= 1 << i;
-        *p
+        let mut rest = stale;
+        while rest != 0 {
+            let i = rest.trailing_zeros() as usize;
+            rest &= rest - 1;
+            if let Some(p) = self.payloads.get_mut(i) {
+                *p = encode_single(i, t);
+            }
+        }
+        self.fresh |= stale;
     }
 
     /// Trick: out of line, so that its buffers stay off the per-step path's stack frame.
@@ -1403,6 +1427,16 @@ mod test {
                     for (i, &d) in n.next_due.iter().enumerate() {
                         if class.members & 1 << i != 0 {
                             proptest::prop_assert!(b.lo <= d && d <= b.hi, "{i}: {d} {b:?}");
+                        }
+                    }
+                }
+                // With telemetry, the messages left in the pass have fresh payloads: those
+                // of the current telemetry.
+                if let Some(t) = &n.telemetry {
+                    for (i, p) in n.payloads.iter().enumerate() {
+                        if n.pass.due & 1 << i != 0 {
+                            proptest::prop_assert!(n.fresh & 1 << i != 0);
+                            proptest::prop_assert_eq!(*p, encode_single(i, t));
                         }
                     }
                 }
