@@ -186,9 +186,9 @@ const SINGLE_FRAMES: usize = Message::SINGLE_FRAME.len();
 struct Pass {
     at: Instant,
     due: u16,
-    /// Bit `c`: every member of class `c` of [`CLASSES`] was due at `at` (and the bounds
-    /// of the class are still to be raised for it).
-    whole: u8,
+    /// Bit `c`: every member of class `c` of [`CLASSES`] was due at `at` at one same
+    /// instant, the lower bound of the class.
+    uniform: u8,
 }
 
 /// A lower and an upper bound of the due times of the messages of one class of
@@ -252,6 +252,9 @@ const CLASSES: [Class; CLASS_COUNT] = {
     }
     c
 };
+
+/// Every class of [`CLASSES`].
+const ALL_CLASSES: u8 = (1 << CLASS_COUNT) - 1;
 
 /// Every single-frame message.
 const ALL_DUE: u16 = (1 << SINGLE_FRAMES) - 1;
@@ -428,7 +431,7 @@ impl J1939Node {
             pass: Pass {
                 at: Instant::ZERO,
                 due: 0,
-                whole: 0,
+                uniform: 0,
             },
             payloads: [[0; 8]; SINGLE_FRAMES],
             fresh: 0,
@@ -608,10 +611,17 @@ impl J1939Node {
                 if now != self.pass.at {
                     self.start_pass(now);
                 }
-                while let Some(f) = self.next_periodic(now, sa) {
-                    send(f);
+                // Trick: the pass is rescheduled at once, then each frame is a copy of its
+                // identifier and payload. (Should `send` panic, the frames of the pass not
+                // handed over yet are skipped until their next due time.)
+                let mut due = self.reschedule_pass(now);
+                while due != 0 {
+                    let i = due.trailing_zeros() as usize;
+                    due &= due - 1;
+                    if let (Some(&id), Some(&payload)) = (IDS.get(i), self.payloads.get(i)) {
+                        send(CanFrame::extended8(id | u32::from(sa), payload));
+                    }
                 }
-                self.end_pass();
             }
             match self.poll_after_periodic(now, sa) {
                 Some(f) => send(f),
@@ -741,7 +751,7 @@ impl J1939Node {
                 self.pass = Pass {
                     at: now,
                     due: ALL_DUE,
-                    whole: 0, // the bounds are set here
+                    uniform: ALL_CLASSES, // all due at `now`, which is `lo`
                 };
                 self.refresh(ALL_DUE & !self.fresh);
                 self.dm1_due = OptInstant::some(now);
@@ -956,10 +966,10 @@ impl J1939Node {
     #[inline(never)]
     fn start_pass(&mut self, now: Instant) {
         let mut due = 0;
-        let mut whole = 0;
+        let mut uniform = 0;
         for (c, (class, b)) in CLASSES.iter().zip(&mut self.bounds).enumerate() {
             let members = if now >= b.hi {
-                whole |= 1 << c;
+                uniform |= u8::from(b.lo == b.hi) << c;
                 class.members
             } else if now < b.lo {
                 0
@@ -975,28 +985,60 @@ impl J1939Node {
         self.pass = Pass {
             at: now,
             due,
-            whole,
+            uniform,
         };
         self.refresh(due & !self.fresh);
     }
 
-    /// At the end of a pass (every message due at its instant sent): raises the lower
-    /// bound of each class that was wholly due by its period (each member was due at
-    /// `lo` or later and is due again a period after that, or later).
+    /// Reschedules every message left in the pass of `now` as sending it does, and
+    /// empties the pass: what [`J1939Node::drain_transmit`] does before it sends them all.
+    /// The class bounds become exact for each class rescheduled whole.
     ///
-    /// Trick: the next instants below the new bound then decide the class with one
-    /// comparison instead of a scan.
-    #[inline]
-    fn end_pass(&mut self) {
-        if self.pass.due != 0 {
-            return;
-        }
-        let whole = core::mem::take(&mut self.pass.whole);
+    /// Trick: a class whose members were all due at one instant (the steady state: a
+    /// class is sent whole, every period) is rescheduled with one computation, not one per
+    /// message (64-bit arithmetic, dear on a Cortex-M).
+    #[inline(never)]
+    fn reschedule_pass(&mut self, now: Instant) -> u16 {
+        let due = core::mem::take(&mut self.pass.due);
+        let uniform = core::mem::take(&mut self.pass.uniform);
         for (c, (class, b)) in CLASSES.iter().zip(&mut self.bounds).enumerate() {
-            if whole & 1 << c != 0 {
-                b.lo = b.lo + class.period;
+            let pending = due & class.members;
+            if pending == 0 {
+                continue;
+            }
+            let whole = pending == class.members;
+            if whole && uniform & 1 << c != 0 {
+                let next = reschedule(b.lo, now, class.period);
+                let mut rest = pending;
+                while rest != 0 {
+                    let i = rest.trailing_zeros() as usize;
+                    rest &= rest - 1;
+                    if let Some(d) = self.next_due.get_mut(i) {
+                        *d = next;
+                    }
+                }
+                *b = Bounds { lo: next, hi: next };
+                continue;
+            }
+            let mut exact = Bounds {
+                lo: Instant::from_millis(u64::MAX),
+                hi: Instant::ZERO,
+            };
+            let mut rest = pending;
+            while rest != 0 {
+                let i = rest.trailing_zeros() as usize;
+                rest &= rest - 1;
+                if let Some(d) = self.next_due.get_mut(i) {
+                    *d = reschedule(*d, now, class.period);
+                    exact.lo = exact.lo.min(*d);
+                    exact.hi = exact.hi.max(*d);
+                }
+            }
+            if whole {
+                *b = exact;
             }
         }
+        due
     }
 
     /// Encodes the messages `stale` (bit `i`: message `i` of [`Message::SINGLE_FRAME`])
