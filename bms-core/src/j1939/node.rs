@@ -210,6 +210,9 @@ struct Bounds {
 struct Class {
     members: u16,
     period: Duration,
+    /// `start..end`: the members, when they are consecutive messages (else empty).
+    start: usize,
+    end: usize,
 }
 
 /// Number of distinct periods among the single-frame messages.
@@ -235,6 +238,8 @@ const CLASSES: [Class; CLASS_COUNT] = {
     let mut c = [Class {
         members: 0,
         period: Duration::ZERO,
+        start: 0,
+        end: 0,
     }; CLASS_COUNT];
     let mut n = 0;
     let mut i = 0;
@@ -249,6 +254,18 @@ const CLASSES: [Class; CLASS_COUNT] = {
         }
         c[k].members |= 1 << i;
         i += 1;
+    }
+    let mut k = 0;
+    while k < CLASS_COUNT {
+        let (start, end) = (
+            c[k].members.trailing_zeros(),
+            16 - c[k].members.leading_zeros(),
+        );
+        if c[k].members == ((1u32 << end) - (1u32 << start)) as u16 {
+            c[k].start = start as usize;
+            c[k].end = end as usize;
+        }
+        k += 1;
     }
     c
 };
@@ -1009,6 +1026,14 @@ impl J1939Node {
             let whole = pending == class.members;
             if whole && uniform & 1 << c != 0 {
                 let next = reschedule(b.lo, now, class.period);
+                // Trick: consecutive members take one fill (unrolled stores).
+                if let Some(run) = self.next_due.get_mut(class.start..class.end) {
+                    if !run.is_empty() {
+                        run.fill(next);
+                        *b = Bounds { lo: next, hi: next };
+                        continue;
+                    }
+                }
                 let mut rest = pending;
                 while rest != 0 {
                     let i = rest.trailing_zeros() as usize;
@@ -1199,6 +1224,9 @@ mod test {
         }
         assert_eq!(all, ALL_DUE);
         assert_eq!(CLASS_COUNT, 2);
+        // Both classes are runs of consecutive messages (the cheaper reschedule).
+        assert_eq!((CLASSES[0].start, CLASSES[0].end), (0, 6));
+        assert_eq!((CLASSES[1].start, CLASSES[1].end), (6, 12));
     }
 
     /// The constant transport identifiers are those of the general builder, for every
