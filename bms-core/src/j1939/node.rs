@@ -198,7 +198,8 @@ struct Pass {
 /// due when `now >= hi`, none when `now < lo`) instead of a comparison per message; only
 /// an instant between the bounds scans the members, and makes the bounds exact. Due times
 /// only grow (a message sent at `now` is due again by `now + period` at the latest), so
-/// `lo` stays a bound without upkeep and `hi` is raised once per pass.
+/// `lo` stays a bound without upkeep and `hi` is raised once per pass; a class
+/// rescheduled whole by `drain_transmit` gets exact bounds.
 #[derive(Clone, Copy, Debug)]
 struct Bounds {
     lo: Instant,
@@ -955,8 +956,22 @@ impl J1939Node {
         self.telemetry.as_ref()?; // nothing to encode yet
         if now != self.pass.at {
             self.start_pass(now);
+            self.raise_bounds(now);
         }
         self.next_periodic(now, sa)
+    }
+
+    /// Raises the upper bound of each class with messages in the pass of `now` to
+    /// `now + period`, the latest instant at which a message sent in the pass is due
+    /// again (for the sends one at a time of `poll_transmit`; `drain_transmit`
+    /// reschedules the pass at once and sets the bounds itself).
+    #[inline(never)]
+    fn raise_bounds(&mut self, now: Instant) {
+        for (class, b) in CLASSES.iter().zip(&mut self.bounds) {
+            if self.pass.due & class.members != 0 {
+                b.hi = b.hi.max(now + class.period);
+            }
+        }
     }
 
     /// The next message of the pass (started at `now`), rescheduled; `None` at its end.
@@ -993,10 +1008,6 @@ impl J1939Node {
             } else {
                 scan_class(&self.next_due, class.members, now, b)
             };
-            if members != 0 {
-                // Each member sent in this pass is due again by `now + period`.
-                b.hi = b.hi.max(now + class.period);
-            }
             due |= members;
         }
         self.pass = Pass {
@@ -1009,7 +1020,8 @@ impl J1939Node {
 
     /// Reschedules every message left in the pass of `now` as sending it does, and
     /// empties the pass: what [`J1939Node::drain_transmit`] does before it sends them all.
-    /// The class bounds become exact for each class rescheduled whole.
+    /// The class bounds become exact for each class rescheduled whole, and hold the new
+    /// due times of the others.
     ///
     /// Trick: a class whose members were all due at one instant (the steady state: a
     /// class is sent whole, every period) is rescheduled with one computation, not one per
@@ -1061,6 +1073,8 @@ impl J1939Node {
             }
             if whole {
                 *b = exact;
+            } else {
+                b.hi = b.hi.max(exact.hi);
             }
         }
         due
