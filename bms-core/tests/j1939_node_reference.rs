@@ -615,6 +615,11 @@ enum Op {
     /// `ms` later, drain with `drain_transmit` (the reference calls `poll_transmit`
     /// until `None`).
     Drain { ms: u16 },
+    /// `steps` control steps `period` ms apart, as a firmware runs the node: new
+    /// telemetry (a current and a cell voltage that move) then `drain_transmit`. A
+    /// period that divides the message periods keeps every message of a period class
+    /// due at the same instants (the scheduler's fast path), others drift them apart.
+    Run { steps: u8, period: u16, ma: i32 },
 }
 
 /// Frames the node reacts to: claims (ours, lower and higher NAMEs), requests, TP.CM
@@ -677,6 +682,8 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (ms(400), 0u8..30).prop_map(|(ms, polls)| Op::Poll { ms, polls }),
         1 => (0u16..200).prop_map(|min_ms| Op::Wake { min_ms }),
         2 => ms(400).prop_map(|ms| Op::Drain { ms }),
+        2 => (1u8..40, prop::sample::select(vec![100u16, 100, 50, 1_000, 60, 130]), -300_000i32..300_000)
+            .prop_map(|(steps, period, ma)| Op::Run { steps, period, ma }),
     ]
 }
 
@@ -792,6 +799,25 @@ proptest! {
                     let earliest = now + Duration::from_millis(min_ms.into());
                     now = a.poll_timeout().map_or(earliest, |t| t.max(earliest));
                     u8::MAX
+                }
+                Op::Run { steps, period, ma } => {
+                    for k in 0..steps {
+                        now += Duration::from_millis(period.into());
+                        tel.now = now;
+                        tel.current = MilliAmps::from_ma(ma.wrapping_add(i32::from(k) * 37));
+                        let c = usize::from(k % cells);
+                        tel.cells[c] = MilliVolts::from_mv(3_298 + u32::from(k) % 5);
+                        a.update(now, &tel);
+                        b.update(now, &tel);
+                        let mut fa = Vec::new();
+                        a.drain_transmit(now, |f| fa.push(f));
+                        let mut fb = Vec::new();
+                        while let Some(f) = b.poll_transmit(now) {
+                            fb.push(f);
+                        }
+                        prop_assert_eq!(fa, fb, "step {} run {} at {}", step, k, now);
+                    }
+                    0
                 }
                 Op::Drain { ms } => {
                     now += Duration::from_millis(ms.into());

@@ -154,6 +154,8 @@ pub struct J1939Node {
     telemetry: Option<Telemetry>,
     dtcs: DtcTable,
     next_due: [Instant; SINGLE_FRAMES],
+    /// Bounds of the due times of each class of [`CLASSES`] (see [`Bounds`]).
+    bounds: [Bounds; CLASS_COUNT],
     pass: Pass,
     /// The last payload encoded of each single-frame message.
     payloads: [[u8; 8]; SINGLE_FRAMES],
@@ -184,7 +186,93 @@ const SINGLE_FRAMES: usize = Message::SINGLE_FRAME.len();
 struct Pass {
     at: Instant,
     due: u16,
+    /// Bit `c`: every member of class `c` of [`CLASSES`] was due at `at` at one same
+    /// instant, the lower bound of the class.
+    uniform: u8,
 }
+
+/// A lower and an upper bound of the due times of the messages of one class of
+/// [`CLASSES`]: `lo <= next_due[i] <= hi` for each member `i`.
+///
+/// Trick: the due set of a class is then decided by one or two comparisons (all members
+/// due when `now >= hi`, none when `now < lo`) instead of a comparison per message; only
+/// an instant between the bounds scans the members, and makes the bounds exact. Due times
+/// only grow (a message sent at `now` is due again by `now + period` at the latest), so
+/// `lo` stays a bound without upkeep and `hi` is raised once per pass; a class
+/// rescheduled whole by `drain_transmit` gets exact bounds.
+#[derive(Clone, Copy, Debug)]
+struct Bounds {
+    lo: Instant,
+    hi: Instant,
+}
+
+/// A set of single-frame messages that share a period.
+#[derive(Clone, Copy, Debug)]
+struct Class {
+    members: u16,
+    period: Duration,
+    /// `start..end`: the members, when they are consecutive messages (else empty).
+    start: usize,
+    end: usize,
+}
+
+/// Number of distinct periods among the single-frame messages.
+const CLASS_COUNT: usize = {
+    let mut n = 0;
+    let mut i = 0;
+    while i < SINGLE_FRAMES {
+        // Counted at its first message of that period.
+        let mut j = 0;
+        while j < i && PERIODS[j].as_millis() != PERIODS[i].as_millis() {
+            j += 1;
+        }
+        if j == i {
+            n += 1;
+        }
+        i += 1;
+    }
+    n
+};
+
+/// The single-frame messages grouped by period, in order of first appearance.
+const CLASSES: [Class; CLASS_COUNT] = {
+    let mut c = [Class {
+        members: 0,
+        period: Duration::ZERO,
+        start: 0,
+        end: 0,
+    }; CLASS_COUNT];
+    let mut n = 0;
+    let mut i = 0;
+    while i < SINGLE_FRAMES {
+        let mut k = 0;
+        while k < n && c[k].period.as_millis() != PERIODS[i].as_millis() {
+            k += 1;
+        }
+        if k == n {
+            c[k].period = PERIODS[i];
+            n += 1;
+        }
+        c[k].members |= 1 << i;
+        i += 1;
+    }
+    let mut k = 0;
+    while k < CLASS_COUNT {
+        let (start, end) = (
+            c[k].members.trailing_zeros(),
+            16 - c[k].members.leading_zeros(),
+        );
+        if c[k].members == ((1u32 << end) - (1u32 << start)) as u16 {
+            c[k].start = start as usize;
+            c[k].end = end as usize;
+        }
+        k += 1;
+    }
+    c
+};
+
+/// Every class of [`CLASSES`].
+const ALL_CLASSES: u8 = (1 << CLASS_COUNT) - 1;
 
 /// Every single-frame message.
 const ALL_DUE: u16 = (1 << SINGLE_FRAMES) - 1;
@@ -230,13 +318,35 @@ fn frame(prio: u8, pgn: Pgn, da: u8, sa: u8, data: &[u8]) -> Option<CanFrame> {
     CanFrame::extended(id.to_raw(), data)
 }
 
-/// The set of messages whose due time is not after `now` (bit `i` for `next_due[i]`).
-fn due_mask(next_due: &[Instant; SINGLE_FRAMES], now: Instant) -> u16 {
-    let mut mask = 0;
-    for (i, &d) in next_due.iter().enumerate() {
-        mask |= u16::from(d <= now) << i;
+/// The members of the class `members` due at `now`, by a scan of their due times; makes
+/// `bounds` the exact lowest and highest due time of the class.
+///
+/// Trick: out of line and cold: only an instant between the bounds needs it.
+#[cold]
+#[inline(never)]
+fn scan_class(
+    next_due: &[Instant; SINGLE_FRAMES],
+    members: u16,
+    now: Instant,
+    bounds: &mut Bounds,
+) -> u16 {
+    let mut exact = Bounds {
+        lo: Instant::from_millis(u64::MAX),
+        hi: Instant::ZERO,
+    };
+    let mut due = 0;
+    let mut rest = members;
+    while rest != 0 {
+        let i = rest.trailing_zeros() as usize;
+        rest &= rest - 1;
+        if let Some(&d) = next_due.get(i) {
+            exact.lo = exact.lo.min(d);
+            exact.hi = exact.hi.max(d);
+            due |= u16::from(d <= now) << i;
+        }
     }
-    mask
+    *bounds = exact;
+    due
 }
 
 /// Bit of each message in [`Message::SINGLE_FRAME`] order.
@@ -332,9 +442,14 @@ impl J1939Node {
             telemetry: None,
             dtcs: DtcTable::new(),
             next_due: [Instant::ZERO; SINGLE_FRAMES],
+            bounds: [Bounds {
+                lo: Instant::ZERO,
+                hi: Instant::ZERO,
+            }; CLASS_COUNT],
             pass: Pass {
                 at: Instant::ZERO,
                 due: 0,
+                uniform: 0,
             },
             payloads: [[0; 8]; SINGLE_FRAMES],
             fresh: 0,
@@ -388,6 +503,8 @@ impl J1939Node {
             self.dm1_due = OptInstant::some(now);
         }
         self.advance(now);
+        // New telemetry within a pass: what is left of it is encoded again.
+        self.refresh(self.pass.due & !self.fresh);
     }
 
     /// Processes one received frame (within the step's receive budget).
@@ -446,8 +563,9 @@ impl J1939Node {
         // `now`, they find nothing at `now` until `update`, `handle_frame` or a BAM start
         // (which reset `quiet_at`), so the following polls skip them.
         if self.quiet_at != Some(now) {
-            if let Some(answer) = self.poll_before_periodic(now) {
-                return answer;
+            let urgent = self.poll_before_periodic(now);
+            if urgent.is_some() || self.quiet_at != Some(now) {
+                return urgent;
             }
         }
         let ClaimState::Claimed(sa) = self.claim else {
@@ -492,54 +610,60 @@ impl J1939Node {
     /// assert_eq!(node.poll_transmit(t), None);
     /// ```
     pub fn drain_transmit(&mut self, now: Instant, mut send: impl FnMut(CanFrame)) {
+        // The steps of `poll_transmit`, with each run of periodic messages sent in one
+        // loop (no call and no checks per frame).
         loop {
-            // What `poll_transmit` skips to while the urgent checks found nothing at `now`.
-            if let (Some(quiet), ClaimState::Claimed(sa), Some(_)) =
-                (self.quiet_at, self.claim, &self.telemetry)
-            {
-                if quiet == now && self.pass.at == now {
-                    while let Some(f) = self.next_periodic(now, sa) {
-                        send(f);
-                    }
-                    // The pass is over: `poll_transmit` would go on with this.
-                    match self.poll_after_periodic(now, sa) {
-                        Some(f) => {
-                            send(f);
-                            continue;
-                        }
-                        None => return,
+            if self.quiet_at != Some(now) {
+                if let Some(f) = self.poll_before_periodic(now) {
+                    send(f);
+                    continue;
+                }
+                if self.quiet_at != Some(now) {
+                    return;
+                }
+            }
+            let ClaimState::Claimed(sa) = self.claim else {
+                return;
+            };
+            if self.telemetry.is_some() {
+                if now != self.pass.at {
+                    self.start_pass(now);
+                }
+                // Trick: the pass is rescheduled at once, then each frame is a copy of its
+                // identifier and payload. (Should `send` panic, the frames of the pass not
+                // handed over yet are skipped until their next due time.)
+                let mut due = self.reschedule_pass(now);
+                while due != 0 {
+                    let i = due.trailing_zeros() as usize;
+                    due &= due - 1;
+                    if let (Some(&id), Some(&payload)) = (IDS.get(i), self.payloads.get(i)) {
+                        send(CanFrame::extended8(id | u32::from(sa), payload));
                     }
                 }
             }
-            match self.poll_transmit(now) {
+            match self.poll_after_periodic(now, sa) {
                 Some(f) => send(f),
                 None => return,
             }
         }
     }
 
-    /// The checks before the periodic messages: `Some(answer)` to return it, `None` when
-    /// there is nothing before them at `now` (then `quiet_at` is `now`).
+    /// The checks before the periodic messages: the frame they give at `now`, if any;
+    /// without one, `quiet_at` is `now` when the periodic messages may follow (the
+    /// address is ours), `None` when the node is silent.
     ///
-    /// Trick: out of line, once per instant, so that the per-frame path stays small.
-    #[inline(never)]
-    fn poll_before_periodic(&mut self, now: Instant) -> Option<Option<CanFrame>> {
-        self.quiet_at = None;
-        if let Some(f) = self.poll_urgent(now) {
-            return Some(Some(f));
-        }
-        if !matches!(self.claim, ClaimState::Claimed(_)) || self.claim_requested {
-            return Some(None);
-        }
-        self.quiet_at = Some(now);
-        None
-    }
-
     /// Address claim, answers, the running BAM's next packet and a single-frame DM1.
-    fn poll_urgent(&mut self, now: Instant) -> Option<CanFrame> {
+    ///
+    /// Trick: out of line, once per instant, so that the per-frame path stays small; the
+    /// result is a plain `Option` (no nested one to build and test).
+    #[inline(never)]
+    fn poll_before_periodic(&mut self, now: Instant) -> Option<CanFrame> {
+        self.quiet_at = None;
         self.advance(now);
         let sa = match self.claim {
             ClaimState::Claimed(a) if !self.claim_requested => a,
+            // Claim frames; without one the address is not ours (a claimed address with a
+            // request pending always gives its claim), so the node stays silent.
             _ => return self.poll_claim(now),
         };
         if let Some(f) = self.tx.pop_front() {
@@ -553,7 +677,11 @@ impl J1939Node {
                 self.bam = None;
             }
         }
-        self.poll_dm1_single(now, sa)
+        let dm1 = self.poll_dm1_single(now, sa);
+        if dm1.is_none() {
+            self.quiet_at = Some(now);
+        }
+        dm1
     }
 
     /// The earliest instant at which [`J1939Node::poll_transmit`] has something to send
@@ -631,10 +759,19 @@ impl J1939Node {
             if now >= until {
                 self.claim = ClaimState::Claimed(a);
                 self.next_due = [now; SINGLE_FRAMES];
+                // All due in the pass started here: sent, each is due by `now + period`.
+                for (b, class) in self.bounds.iter_mut().zip(&CLASSES) {
+                    *b = Bounds {
+                        lo: now,
+                        hi: now + class.period,
+                    };
+                }
                 self.pass = Pass {
                     at: now,
                     due: ALL_DUE,
+                    uniform: ALL_CLASSES, // all due at `now`, which is `lo`
                 };
+                self.refresh(ALL_DUE & !self.fresh);
                 self.dm1_due = OptInstant::some(now);
                 self.cells_due = OptInstant::some(now);
             }
@@ -819,8 +956,22 @@ impl J1939Node {
         self.telemetry.as_ref()?; // nothing to encode yet
         if now != self.pass.at {
             self.start_pass(now);
+            self.raise_bounds(now);
         }
         self.next_periodic(now, sa)
+    }
+
+    /// Raises the upper bound of each class with messages in the pass of `now` to
+    /// `now + period`, the latest instant at which a message sent in the pass is due
+    /// again (for the sends one at a time of `poll_transmit`; `drain_transmit`
+    /// reschedules the pass at once and sets the bounds itself).
+    #[inline(never)]
+    fn raise_bounds(&mut self, now: Instant) {
+        for (class, b) in CLASSES.iter().zip(&mut self.bounds) {
+            if self.pass.due & class.members != 0 {
+                b.hi = b.hi.max(now + class.period);
+            }
+        }
     }
 
     /// The next message of the pass (started at `now`), rescheduled; `None` at its end.
@@ -838,29 +989,128 @@ impl J1939Node {
             return None;
         };
         *next = reschedule(*next, now, period);
-        let payload = match self.payloads.get(i) {
-            Some(&p) if self.fresh & 1 << i != 0 => p, // trick: inputs unchanged, no encoding
-            _ => self.encode(i),
-        };
-        Some(CanFrame::extended8(id | u32::from(sa), payload))
+        // The payload is that of the current telemetry (the pass's messages are fresh).
+        let payload = self.payloads.get(i)?;
+        Some(CanFrame::extended8(id | u32::from(sa), *payload))
     }
 
     /// Starts the pass of `now`: the messages due then.
     #[inline(never)]
     fn start_pass(&mut self, now: Instant) {
-        let due = due_mask(&self.next_due, now);
-        self.pass = Pass { at: now, due };
+        let mut due = 0;
+        let mut uniform = 0;
+        for (c, (class, b)) in CLASSES.iter().zip(&mut self.bounds).enumerate() {
+            let members = if now >= b.hi {
+                uniform |= u8::from(b.lo == b.hi) << c;
+                class.members
+            } else if now < b.lo {
+                0
+            } else {
+                scan_class(&self.next_due, class.members, now, b)
+            };
+            due |= members;
+        }
+        self.pass = Pass {
+            at: now,
+            due,
+            uniform,
+        };
+        self.refresh(due & !self.fresh);
     }
 
-    /// Encodes message `i` of [`Message::SINGLE_FRAME`] from the telemetry and keeps it.
+    /// Reschedules every message left in the pass of `now` as sending it does, and
+    /// empties the pass: what [`J1939Node::drain_transmit`] does before it sends them all.
+    /// The class bounds become exact for each class rescheduled whole, and hold the new
+    /// due times of the others.
+    ///
+    /// Trick: a class whose members were all due at one instant (the steady state: a
+    /// class is sent whole, every period) is rescheduled with one computation, not one per
+    /// message (64-bit arithmetic, dear on a Cortex-M).
     #[inline(never)]
-    fn encode(&mut self, i: usize) -> [u8; 8] {
-        let (Some(t), Some(p)) = (self.telemetry.as_ref(), self.payloads.get_mut(i)) else {
-            return [0xFF; 8];
+    fn reschedule_pass(&mut self, now: Instant) -> u16 {
+        let due = core::mem::take(&mut self.pass.due);
+        let uniform = core::mem::take(&mut self.pass.uniform);
+        for (c, (class, b)) in CLASSES.iter().zip(&mut self.bounds).enumerate() {
+            let pending = due & class.members;
+            if pending == 0 {
+                continue;
+            }
+            let whole = pending == class.members;
+            if whole && uniform & 1 << c != 0 {
+                let next = reschedule(b.lo, now, class.period);
+                // Trick: consecutive members take one fill (unrolled stores).
+                if let Some(run) = self.next_due.get_mut(class.start..class.end) {
+                    if !run.is_empty() {
+                        run.fill(next);
+                        *b = Bounds { lo: next, hi: next };
+                        continue;
+                    }
+                }
+                let mut rest = pending;
+                while rest != 0 {
+                    let i = rest.trailing_zeros() as usize;
+                    rest &= rest - 1;
+                    if let Some(d) = self.next_due.get_mut(i) {
+                        *d = next;
+                    }
+                }
+                *b = Bounds { lo: next, hi: next };
+                continue;
+            }
+            let mut exact = Bounds {
+                lo: Instant::from_millis(u64::MAX),
+                hi: Instant::ZERO,
+            };
+            let mut rest = pending;
+            while rest != 0 {
+                let i = rest.trailing_zeros() as usize;
+                rest &= rest - 1;
+                if let Some(d) = self.next_due.get_mut(i) {
+                    *d = reschedule(*d, now, class.period);
+                    exact.lo = exact.lo.min(*d);
+                    exact.hi = exact.hi.max(*d);
+                }
+            }
+            if whole {
+                *b = exact;
+            } else {
+                b.hi = b.hi.max(exact.hi);
+            }
+        }
+        due
+    }
+
+    /// Encodes the messages `stale` (bit `i`: message `i` of [`Message::SINGLE_FRAME`])
+    /// from the telemetry and keeps their payloads, fresh.
+    ///
+    /// Keeps the invariant that the messages left in the pass have fresh payloads (with
+    /// telemetry): called where the pass gains messages (its start, the claim) and where
+    /// payloads go stale (new telemetry).
+    ///
+    /// Trick: the messages of a pass that need encoding are encoded in one call at its
+    /// start, so that sending a frame only copies its payload (no test, no call).
+    #[inline]
+    fn refresh(&mut self, stale: u16) {
+        if stale != 0 {
+            self.encode(stale);
+        }
+    }
+
+    /// The body of [`J1939Node::refresh`], out of line.
+    #[inline(never)]
+    fn encode(&mut self, stale: u16) {
+        let Some(t) = self.telemetry.as_ref() else {
+            return;
         };
-        *p = encode_single(i, t);
-        self.fresh |= 1 << i;
-        *p
+        let mut rest = stale;
+        while rest != 0 {
+            let i = rest.trailing_zeros() as usize;
+            rest &= rest - 1;
+            if let Some(p) = self.payloads.get_mut(i) {
+                *p = encode_single(i, t);
+            }
+        }
+        self.fresh |= stale;
     }
 
     /// Trick: out of line, so that its buffers stay off the per-step path's stack frame.
@@ -973,6 +1223,24 @@ mod test {
         assert_eq!(cms.len(), 1);
         assert_eq!(cms[0].data()[5..], [0xCA, 0xFE, 0x00]);
         assert_eq!(n.poll_timeout(), Some(Instant::from_millis(310)));
+    }
+
+    /// The classes split the single-frame messages by period.
+    #[test]
+    fn classes_partition_by_period() {
+        let mut all = 0;
+        for c in CLASSES {
+            assert_eq!(all & c.members, 0);
+            all |= c.members;
+            for (i, p) in PERIODS.iter().enumerate() {
+                assert_eq!(c.members & 1 << i != 0, *p == c.period);
+            }
+        }
+        assert_eq!(all, ALL_DUE);
+        assert_eq!(CLASS_COUNT, 2);
+        // Both classes are runs of consecutive messages (the cheaper reschedule).
+        assert_eq!((CLASSES[0].start, CLASSES[0].end), (0, 6));
+        assert_eq!((CLASSES[1].start, CLASSES[1].end), (6, 12));
     }
 
     /// The constant transport identifiers are those of the general builder, for every
@@ -1159,6 +1427,8 @@ mod test {
         /// At most `polls` calls of `poll_transmit`, `ms` later (a drain cut short, or one
         /// at a time as a timeout-driven caller does).
         Poll { ms: u16, polls: u8 },
+        /// Everything due, by `drain_transmit`, `ms` later.
+        Drain { ms: u16 },
     }
 
     fn op() -> impl proptest::strategy::Strategy<Value = Op> {
@@ -1178,6 +1448,7 @@ mod test {
                 global
             }),
             (0u16..1_200, 0u8..40).prop_map(|(ms, polls)| Op::Poll { ms, polls }),
+            prop_oneof![Just(0u16), Just(100), 0u16..1_200].prop_map(|ms| Op::Drain { ms }),
         ]
     }
 
@@ -1223,6 +1494,33 @@ mod test {
                             if sent.is_some() && !answer {
                                 proptest::prop_assert_eq!(sent, expected);
                             }
+                        }
+                    }
+                    Op::Drain { ms } => {
+                        now += Duration::from_millis(ms.into());
+                        n.drain_transmit(now, |_| {});
+                        proptest::prop_assert_eq!(n.poll_transmit(now), None);
+                        // Nothing is left due (the pass was complete).
+                        if n.address().is_some() && n.telemetry.is_some() {
+                            proptest::prop_assert_eq!(first_due(&n, now), None);
+                        }
+                    }
+                }
+                // The bounds of every class hold its members' due times.
+                for (class, b) in CLASSES.iter().zip(&n.bounds) {
+                    for (i, &d) in n.next_due.iter().enumerate() {
+                        if class.members & 1 << i != 0 {
+                            proptest::prop_assert!(b.lo <= d && d <= b.hi, "{i}: {d} {b:?}");
+                        }
+                    }
+                }
+                // With telemetry, the messages left in the pass have fresh payloads: those
+                // of the current telemetry.
+                if let Some(t) = &n.telemetry {
+                    for (i, p) in n.payloads.iter().enumerate() {
+                        if n.pass.due & 1 << i != 0 {
+                            proptest::prop_assert!(n.fresh & 1 << i != 0);
+                            proptest::prop_assert_eq!(*p, encode_single(i, t));
                         }
                     }
                 }
