@@ -573,6 +573,8 @@ fn readings((lo, hi): (i64, i64), clip: (i64, i64)) -> Band {
 
 /// Whether any of `a` differs from the same cell of `b`; without an early exit, so that the
 /// compiler can vectorize it (a resting pack compares every step).
+// Inline: into the quick rest step a call would cost more than the compare.
+#[inline(always)]
 fn differ(a: &[MilliVolts], b: &[MilliVolts]) -> bool {
     // An OR of XORs: lane-wise, where a fold of `!=` is not.
     let or_xor = |a: &[MilliVolts], b: &[MilliVolts]| {
@@ -792,6 +794,9 @@ impl SocEstimator {
     /// caller (e.g. from its summary of the snapshot), which spares the estimator its own
     /// scans of the cells. `None` when not known; with `Some`, they must be exactly the
     /// minimum and maximum of `input.cells`.
+    // Inline: the common steps are a few compares, and a caller that ignores the output
+    // (`Bms::step`) does not pay for returning it.
+    #[inline(always)]
     pub fn update_with_range(
         &mut self,
         input: &SocInput<'_>,
