@@ -70,7 +70,9 @@ use crate::units::{
     DeciCelsius, MilliAmpHours, MilliAmpMillis, MilliAmps, MilliVolts, Permille, Soc,
 };
 
-use ocv::{fuse, ocv_at, sigma16, soc_from_ocv, soc_sigma, PPM_FULL};
+use ocv::{
+    fuse, ocv_at, sigma16, soc_and_segment, soc_from_ocv, soc_in_segment, soc_sigma, PPM_FULL,
+};
 
 /// mA·ms in one mAh.
 const MAMS_PER_MAH: i64 = 3_600_000;
@@ -443,6 +445,13 @@ pub struct SocEstimator {
     refined_tc: i32,
     /// Each cell's SOC minus the mean at the last rest, ppm.
     cell_delta: [i32; MAX_CELLS],
+    /// The OCV table segment each cell's reading fell strictly inside at the last
+    /// `read_cells` (0: none, and always 0 unless `ocv_sorted`): a reading still inside it
+    /// needs no search (see `ocv::soc_in_segment`).
+    ocv_seg: [u8; MAX_CELLS],
+    /// The OCV table is non-decreasing (what `SocConfig::validate` requires; set in `new`,
+    /// the configuration is fixed): only then is a segment exact for another reading.
+    ocv_sorted: bool,
     /// SOC the cells implied at the last rest refinement, ppm.
     /// (Negative before the first: means lie within 0..=PPM_FULL.)
     last_ocv: i32,
@@ -668,6 +677,8 @@ impl SocEstimator {
             filt_moved: true,
             refined_tc: NO_TC,
             cell_delta: [0; MAX_CELLS],
+            ocv_seg: [0; MAX_CELLS],
+            ocv_sorted: false,
             last_ocv: -1,
             cv_seen: false,
             full_latched: false,
@@ -682,6 +693,7 @@ impl SocEstimator {
             at_rest: false,
             events: Deque::new(),
         };
+        est.ocv_sorted = est.cfg.ocv_mv.windows(2).all(|w| w[0] <= w[1]);
         est.set_full(full_mah);
         est
     }
@@ -1418,15 +1430,29 @@ impl SocEstimator {
     #[inline(never)]
     fn read_cells(&mut self, tc_x16: i32) -> i64 {
         let n = usize::from(self.cells_n);
-        let mut sum = 0i64;
+        // At most MAX_CELLS SOCs of at most PPM_FULL: 32 bits hold the sum, and the mean is a
+        // 32-bit division (a 64-bit one is a library routine on 32-bit targets).
+        let mut sum = 0i32;
         // Each cell's SOC (within 0..=PPM_FULL) first, its offset from the mean after.
-        for (d, f) in self.cell_delta.iter_mut().zip(&self.cell_filt[..n]) {
+        let table = &self.cfg.ocv_mv;
+        let cells = self.cell_delta.iter_mut().zip(&self.cell_filt[..n]);
+        for ((d, f), seg) in cells.zip(&mut self.ocv_seg) {
             let mv16 = (f >> (FILTER_SHIFT - 4)).clamp(0, i64::from(i32::MAX)) as i32;
-            let p = soc_from_ocv(&self.cfg.ocv_mv, mv16.saturating_sub(tc_x16));
+            let mv16 = mv16.saturating_sub(tc_x16);
+            // A resting cell mostly stays within the segment of its last reading: then the
+            // interpolation alone, without the table search.
+            let p = match soc_in_segment(table, mv16, *seg) {
+                Some(p) => p,
+                None => {
+                    let (p, at) = soc_and_segment(table, mv16);
+                    *seg = if self.ocv_sorted { at } else { 0 };
+                    p
+                }
+            };
             *d = p as i32;
-            sum += p;
+            sum += *d;
         }
-        let mean = sum / n.max(1) as i64;
+        let mean = i64::from(sum / n.max(1) as i32);
         for d in &mut self.cell_delta[..n] {
             *d = (i64::from(*d) - mean).clamp(-PPM_FULL, PPM_FULL) as i32;
         }
