@@ -908,6 +908,12 @@ impl SocEstimator {
     /// they leave alone (see `run_charge`).
     fn fold(&mut self) {
         let d = self.run_charge - self.charge;
+        // Nothing counted since (a full step after a full step, e.g. at rest with moving
+        // readings): adding zero changes nothing, and the saturating 64-bit sums are long
+        // code on 32-bit targets.
+        if d == 0 {
+            return;
+        }
         self.raw = self.raw.saturating_add(d);
         self.throughput = self.throughput.saturating_add(d.abs());
         // Below `full_mams` by `run_lo`: no overflow.
@@ -989,8 +995,13 @@ impl SocEstimator {
         }
         self.band = readings(band, (lowest, highest));
         self.window = readings(window, (min, max));
-        (self.run_lo, self.run_end) = run;
-        self.round_quotients();
+        // `soc` and `remaining` are always those of the quotients (`set_charge`, `set_full`)
+        // and `still` those of the quotients and the run: only a new run moves `still`
+        // (a rest plans the same unbounded run at every step).
+        if (self.run_lo, self.run_end) != run {
+            (self.run_lo, self.run_end) = run;
+            self.set_still(self.soc_unit());
+        }
     }
 
     /// The full step: everything `update_with_range` says.
@@ -1472,8 +1483,13 @@ impl SocEstimator {
         // `moved * PPM_FULL / full_mams`, reduced by 200_000 (rounded toward zero); beyond
         // twice the capacity the target is clamped to the same bound whatever the amount.
         let full = self.full_mams();
-        let moved_ppm =
-            k.moved.clamp(-2 * full, 2 * full) * 5 / (i64::from(self.full_mah) * 18).max(1);
+        // Nothing moved (a rest inside the dead band, the usual case): 0 without the 64-bit
+        // division, a library routine on 32-bit targets.
+        let moved_ppm = if k.moved == 0 {
+            0
+        } else {
+            k.moved.clamp(-2 * full, 2 * full) * 5 / (i64::from(self.full_mah) * 18).max(1)
+        };
         let now_ppm = charge_ppm(k.charge, self.full_mah);
         let target = (f.soc - moved_ppm).clamp(now_ppm.min(mean), now_ppm.max(mean));
         Refined {

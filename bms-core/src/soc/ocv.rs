@@ -94,15 +94,31 @@ fn step_fraction(d: u32, span: u32) -> u32 {
 pub(crate) fn ocv_at(table: &[u16; OCV_POINTS], ppm: i64) -> i32 {
     let ppm = ppm.clamp(0, PPM_FULL);
     let i = ((ppm / STEP_PPM) as usize).min(OCV_POINTS - 2);
-    let lo = i64::from(table[i]) * 16;
-    let hi = i64::from(table[i + 1]) * 16;
-    let frac = ppm - i as i64 * STEP_PPM;
-    (lo + (hi - lo) * frac / STEP_PPM) as i32
+    let lo = i32::from(table[i]) * 16;
+    let hi = i32::from(table[i + 1]) * 16;
+    // Within 0..=STEP_PPM (the last segment takes 100 % too).
+    let frac = (ppm - i as i64 * STEP_PPM) as u32;
+    // `(hi - lo) * frac / STEP_PPM` (toward zero) in 32-bit steps, exact: the product needs
+    // 37 bits, and a 64-bit division is a library routine on 32-bit targets. With
+    // `|hi - lo| = a * STEP_PPM + b`, it is `a * frac + b * frac / STEP_PPM`, `b * frac`
+    // below 2^32.
+    let span = hi.abs_diff(lo);
+    let (a, b) = (span / STEP_PPM as u32, span % STEP_PPM as u32);
+    let part = (a * frac + b * frac / STEP_PPM as u32) as i32;
+    if hi >= lo {
+        lo + part
+    } else {
+        lo - part
+    }
 }
 
 /// `sigma_uv` µV in 1/16 mV, at least 1: the argument of [`soc_sigma`].
 pub(crate) fn sigma16(sigma_uv: u32) -> i32 {
-    (i64::from(sigma_uv) * 16 / 1_000).clamp(1, i64::from(i32::MAX / 4)) as i32
+    // `sigma_uv * 16 / 1_000 = sigma_uv * 2 / 125` in 32 bits (a 64-bit division is a
+    // library routine on 32-bit targets): with `sigma_uv = 125 q + r` it is
+    // `2 q + 2 r / 125`, at most 68_719_476 (so never above `i32::MAX / 4`).
+    let (q, r) = (sigma_uv / 125, sigma_uv % 125);
+    (2 * q + 2 * r / 125).max(1) as i32
 }
 
 /// One-sigma SOC uncertainty (ppm) of reading the SOC off the table from a voltage `mv16`
@@ -225,6 +241,27 @@ mod test {
     }
 
     proptest::proptest! {
+        /// The 32-bit forms are the 64-bit formulas they replace.
+        #[test]
+        fn narrow_forms_are_the_wide_formulas(
+            sigma_uv in proptest::prop_oneof![0u32..100_000, proptest::arbitrary::any::<u32>()],
+            table in proptest::collection::vec(proptest::arbitrary::any::<u16>(), OCV_POINTS),
+            ppm in proptest::prop_oneof![
+                -10i64..PPM_FULL + 10,
+                proptest::arbitrary::any::<i64>(),
+                proptest::strategy::Just(PPM_FULL),
+            ],
+        ) {
+            let wide = (i64::from(sigma_uv) * 16 / 1_000).clamp(1, i64::from(i32::MAX / 4)) as i32;
+            proptest::prop_assert_eq!(sigma16(sigma_uv), wide);
+            let t: [u16; OCV_POINTS] = table.try_into().expect("21 points");
+            let p = ppm.clamp(0, PPM_FULL);
+            let i = ((p / STEP_PPM) as usize).min(OCV_POINTS - 2);
+            let (lo, hi) = (i64::from(t[i]) * 16, i64::from(t[i + 1]) * 16);
+            let wide = (lo + (hi - lo) * (p - i as i64 * STEP_PPM) / STEP_PPM) as i32;
+            proptest::prop_assert_eq!(ocv_at(&t, ppm), wide);
+        }
+
         /// On a non-decreasing table (with flat runs), a reading strictly inside a segment
         /// gives the searched SOC from the segment alone, and the search names the segment
         /// of every reading strictly inside one.
