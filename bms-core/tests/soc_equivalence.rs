@@ -471,3 +471,67 @@ fn rest_readings_sweep_the_ocv_table() {
         }
     }
 }
+
+/// A long still stretch (the same readings for hours of 100 ms steps: the quick rest step
+/// and its quiet refinements), across time jumps (none, backwards, a day, beyond the cap
+/// of a step), then each input changing after it: a cell, the current, the temperature,
+/// the path.
+#[test]
+fn long_still_stretch_then_a_change() {
+    for chem in 0..3 {
+        let cfg = [SocConfig::lfp(), SocConfig::nmc(), SocConfig::lto()][chem].clone();
+        let mid = u32::from(cfg.ocv_mv[9]);
+        for change in 0..5 {
+            let cap = MilliAmpHours::from_mah(50_000);
+            let mut e = SocEstimator::new(cfg.clone(), cap, None);
+            let mut r = Reference::new(cfg.clone(), cap, None);
+            let cells: Vec<_> = (0..20u32)
+                .map(|i| MilliVolts::from_mv(mid + i % 4))
+                .collect();
+            let mut t = 1_000u64;
+            for k in 0..40_000u32 {
+                t = match k {
+                    10_000 => t,
+                    20_000 => t - 5_000,
+                    30_000 => t + 86_400_000,
+                    35_000 => t + (1 << 33),
+                    _ => t + 100,
+                };
+                let mut now_cells = cells.clone();
+                let (mut ma, mut temp, mut open) = (0, Some(250), false);
+                if k >= 39_000 {
+                    match change {
+                        0 => now_cells[11] = MilliVolts::from_mv(mid + 9),
+                        1 => ma = 20_000,
+                        2 => temp = Some(-50),
+                        3 => open = true,
+                        _ => {}
+                    }
+                }
+                let input = SocInput {
+                    now: Instant::from_millis(t),
+                    current: MilliAmps::from_ma(ma),
+                    cells: &now_cells,
+                    temperature: temp.map(DeciCelsius::from_deci),
+                    current_path_open: open,
+                };
+                let range = now_cells
+                    .iter()
+                    .copied()
+                    .min()
+                    .zip(now_cells.iter().copied().max());
+                assert_eq!(e.update_with_range(&input, range), r.update(&input), "{k}");
+                if k % 97 == 0 || k >= 38_990 {
+                    loop {
+                        let (a, b) = (e.poll_event(), r.poll_event());
+                        assert_eq!(a, b, "{k}");
+                        if a.is_none() {
+                            break;
+                        }
+                    }
+                    same(&e, &r).unwrap();
+                }
+            }
+        }
+    }
+}
