@@ -789,18 +789,34 @@ impl Balancer {
     ///
     /// Call it once per cell measurement, right after the cells were read with the switches
     /// open. It also books the charge bled since the previous call.
-    #[inline(never)] // One copy; the caller stays small (the step is a few compares anyway).
+    // Inline: a settled step (a balanced pack at rest with the same inputs) is then a few
+    // compares in the caller, which need not even build the whole input; the rest is one
+    // out-of-line copy.
+    #[inline(always)]
     pub fn update(&mut self, input: &BalanceInput<'_>) -> u32 {
-        let gate = self.gate(input);
-        let settled = self.settled.take();
-        if gate.is_ok() && settled.is_some_and(|s| self.still_settled(s, input)) {
-            // The last update found the pack balanced from the same inputs, so this one
-            // decides the same: only the clock moves (nothing is on, so nothing is booked).
-            let _ = self.account(input.now);
-            self.mark(input.now);
-            self.settled = settled;
-            return 0;
+        if let Some(s) = self.settled {
+            if self.gate(input).is_ok() && self.still_settled(s, input) {
+                // The last update found the pack balanced from the same inputs, so this one
+                // decides the same: only the clock moves (nothing is on, so nothing is
+                // booked). `account` and `mark` reduced to what they change: the
+                // measurement window was marked with the same configuration (a new one
+                // clears `settled`).
+                if self.opportunity {
+                    let dt = input.now.duration_since(self.last_update);
+                    self.allowed_ms = self.allowed_ms.saturating_add(dt.as_millis() as u64);
+                }
+                self.last_update = input.now;
+                return 0;
+            }
         }
+        self.update_changed(input)
+    }
+
+    /// [`Balancer::update`] past the settled shortcut.
+    #[inline(never)] // One copy; the callers stay small.
+    fn update_changed(&mut self, input: &BalanceInput<'_>) -> u32 {
+        let gate = self.gate(input);
+        self.settled = None;
         if let Err(why) = gate {
             if self.mask == 0 && !self.opportunity {
                 // Steady inhibit (e.g. discharging): no channel was on and the last interval

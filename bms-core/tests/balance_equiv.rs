@@ -800,3 +800,65 @@ fn presets_match_reference_over_long_runs() {
         run(cfg, &cells, &ops);
     }
 }
+
+/// A balanced pack holding still for thousands of updates (the settled step), across time
+/// jumps (none, backwards, beyond `u32::MAX` ms), then one input changing after the long
+/// stretch, then a cell moving: above and below the start voltage (with and without
+/// balancing opportunity), at rest and charging, with the measurement window scheduled or
+/// not.
+#[test]
+fn long_still_stretches_then_a_change() {
+    let scheduled = BalanceConfig {
+        timing: SwitchTiming::Scheduled,
+        ..BalanceConfig::lfp()
+    };
+    let n = 20usize;
+    for cfg in [BalanceConfig::nmc(), BalanceConfig::lfp(), scheduled] {
+        for (mv, current) in [(4_000u32, 0), (3_950, -3_000), (3_300, 0)] {
+            // A spread of 2 mV: below every start delta.
+            let start: Vec<u32> = (0..n as u32).map(|i| mv + i % 3).collect();
+            let tweaks = [
+                Tweak::Nothing,
+                Tweak::Uv(mv + 1),
+                Tweak::Temp(Some(700)),
+                Tweak::Temp(None),
+                Tweak::Current(Some(5_000)),
+                Tweak::Current(None),
+                Tweak::Fault,
+                Tweak::Soc(Some(vec![500; n])),
+                Tweak::FewerCells,
+            ];
+            for tweak in tweaks {
+                let first = Step {
+                    dt: 100,
+                    drift: vec![0; n],
+                    cells: None,
+                    current: Some(current),
+                    fault: false,
+                    uv: 2_800,
+                    temp: Some(250),
+                    soc: None,
+                    range: (1, 0, 0),
+                };
+                let mut ops = vec![Op::Update(first.clone())];
+                for k in 0..3_000i64 {
+                    // Odd steps skip the cell-free gates, even ones try them first.
+                    let dt = match k {
+                        1_000 => 0,
+                        1_500 => -5_000,
+                        2_000 => 1 << 33,
+                        _ => 100 + k % 2,
+                    };
+                    ops.push(Op::Again(dt, Tweak::Nothing));
+                }
+                ops.push(Op::Again(100, tweak));
+                ops.extend((0..50i64).map(|k| Op::Again(100 + k % 2, Tweak::Nothing)));
+                let mut drift = vec![0; n];
+                drift[n / 2] = 4;
+                ops.push(Op::Update(Step { drift, ..first }));
+                ops.extend((0..50i64).map(|k| Op::Again(100 + k % 2, Tweak::Nothing)));
+                run(cfg, &start, &ops);
+            }
+        }
+    }
+}

@@ -374,3 +374,164 @@ fn settled_rest_then_temperature_change() {
         }
     }
 }
+
+/// Rests whose readings sweep the whole OCV table (and beyond its ends) while the per-cell
+/// segment memo of the rest refinement is in use: readings that stay in a segment, leave it
+/// for the next one, land exactly on a point (a rest that starts on a point seeds the
+/// filter there exactly) or on a flat run, with and without a temperature correction; and
+/// a non-monotonic table (which never validates, but must give the reference's SOC: no
+/// memo there).
+#[test]
+fn rest_readings_sweep_the_ocv_table() {
+    let mut flat = SocConfig::lfp();
+    // Points 9..=12 equal: a flat run in the middle of the table.
+    for p in &mut flat.ocv_mv[9..=12] {
+        *p = 3_290;
+    }
+    let mut zigzag = SocConfig::nmc();
+    zigzag.ocv_mv.swap(7, 8);
+    zigzag.ocv_mv.swap(14, 15);
+    zigzag.ocv_mv[3] = 3_700;
+    assert!(zigzag.validate().is_err() && flat.validate().is_ok());
+    let configs = [
+        SocConfig::lfp(),
+        SocConfig::nmc(),
+        SocConfig::lto(),
+        flat,
+        zigzag,
+    ];
+    for (c, cfg) in configs.into_iter().enumerate() {
+        let mut cfg = cfg;
+        // Rest calibrations after 2 s, so that refinements read the cells every second.
+        cfg.rest_time_ms = Duration::from_millis(2_000);
+        let cap = MilliAmpHours::from_mah(100_000);
+        let mut e = SocEstimator::new(cfg.clone(), cap, None);
+        let mut r = Reference::new(cfg.clone(), cap, None);
+        let (lo, hi) = (
+            u32::from(cfg.ocv_mv[0]).saturating_sub(30),
+            u32::from(cfg.ocv_mv[20]) + 30,
+        );
+        let mut t = 0u64;
+        let mut step = |e: &mut SocEstimator, ma: i32, cells: &[MilliVolts], temp: Option<i16>| {
+            t += 100;
+            let input = SocInput {
+                now: Instant::from_millis(t),
+                current: MilliAmps::from_ma(ma),
+                cells,
+                temperature: temp.map(DeciCelsius::from_deci),
+                current_path_open: false,
+            };
+            let extremes = cells.iter().copied().min().zip(cells.iter().copied().max());
+            assert_eq!(
+                e.update_with_range(&input, extremes),
+                r.update(&input),
+                "{c} {t}"
+            );
+            loop {
+                let (a, b) = (e.poll_event(), r.poll_event());
+                assert_eq!(a, b, "{c} {t}");
+                if a.is_none() {
+                    break;
+                }
+            }
+            same(e, &r).unwrap();
+        };
+        // A slow sweep up and down at rest, 20 cells a few mV apart, with and without a
+        // temperature correction: the cells cross every segment at different times.
+        for (temp, up) in [(None, true), (Some(-100), false), (Some(400), true)] {
+            let span = hi - lo;
+            for k in 0..span * 4 {
+                let base = if up { lo + k / 4 } else { hi - k / 4 };
+                let cells: Vec<_> = (0..20u32)
+                    .map(|i| MilliVolts::from_mv(base + (i * 5 + k % 3) % 11))
+                    .collect();
+                step(&mut e, 0, &cells, temp);
+            }
+        }
+        // Rests that start exactly on each point (a discharge in between ends the rest),
+        // 16 cells on the point and 4 on its neighbours.
+        for p in 0..21 {
+            for _ in 0..3 {
+                step(&mut e, 50_000, &[MilliVolts::from_mv(lo); 20], None);
+            }
+            let mut cells = vec![MilliVolts::from_mv(u32::from(cfg.ocv_mv[p])); 20];
+            cells[0] = MilliVolts::from_mv(u32::from(cfg.ocv_mv[p.saturating_sub(1)]));
+            cells[19] = MilliVolts::from_mv(u32::from(cfg.ocv_mv[(p + 1).min(20)]));
+            for _ in 0..40 {
+                step(&mut e, 0, &cells, None);
+            }
+            // One cell drifts off the point into the segment above (by a fraction of a mV:
+            // the next rest, on the next point, starts exactly at that segment's top, and
+            // for the flat run, at the bottom of the segment after the run).
+            for k in 0..40u32 {
+                let mut moved = cells.clone();
+                moved[7] = MilliVolts::from_mv(u32::from(cfg.ocv_mv[p]) + 2 + k % 2);
+                step(&mut e, 0, &moved, None);
+            }
+        }
+    }
+}
+
+/// A long still stretch (the same readings for hours of 100 ms steps: the quick rest step
+/// and its quiet refinements), across time jumps (none, backwards, a day, beyond the cap
+/// of a step), then each input changing after it: a cell, the current, the temperature,
+/// the path.
+#[test]
+fn long_still_stretch_then_a_change() {
+    for chem in 0..3 {
+        let cfg = [SocConfig::lfp(), SocConfig::nmc(), SocConfig::lto()][chem].clone();
+        let mid = u32::from(cfg.ocv_mv[9]);
+        for change in 0..5 {
+            let cap = MilliAmpHours::from_mah(50_000);
+            let mut e = SocEstimator::new(cfg.clone(), cap, None);
+            let mut r = Reference::new(cfg.clone(), cap, None);
+            let cells: Vec<_> = (0..20u32)
+                .map(|i| MilliVolts::from_mv(mid + i % 4))
+                .collect();
+            let mut t = 1_000u64;
+            for k in 0..40_000u32 {
+                t = match k {
+                    10_000 => t,
+                    20_000 => t - 5_000,
+                    30_000 => t + 86_400_000,
+                    35_000 => t + (1 << 33),
+                    _ => t + 100,
+                };
+                let mut now_cells = cells.clone();
+                let (mut ma, mut temp, mut open) = (0, Some(250), false);
+                if k >= 39_000 {
+                    match change {
+                        0 => now_cells[11] = MilliVolts::from_mv(mid + 9),
+                        1 => ma = 20_000,
+                        2 => temp = Some(-50),
+                        3 => open = true,
+                        _ => {}
+                    }
+                }
+                let input = SocInput {
+                    now: Instant::from_millis(t),
+                    current: MilliAmps::from_ma(ma),
+                    cells: &now_cells,
+                    temperature: temp.map(DeciCelsius::from_deci),
+                    current_path_open: open,
+                };
+                let range = now_cells
+                    .iter()
+                    .copied()
+                    .min()
+                    .zip(now_cells.iter().copied().max());
+                assert_eq!(e.update_with_range(&input, range), r.update(&input), "{k}");
+                if k % 97 == 0 || k >= 38_990 {
+                    loop {
+                        let (a, b) = (e.poll_event(), r.poll_event());
+                        assert_eq!(a, b, "{k}");
+                        if a.is_none() {
+                            break;
+                        }
+                    }
+                    same(&e, &r).unwrap();
+                }
+            }
+        }
+    }
+}

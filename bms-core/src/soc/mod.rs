@@ -70,7 +70,9 @@ use crate::units::{
     DeciCelsius, MilliAmpHours, MilliAmpMillis, MilliAmps, MilliVolts, Permille, Soc,
 };
 
-use ocv::{fuse, ocv_at, sigma16, soc_from_ocv, soc_sigma, PPM_FULL};
+use ocv::{
+    fuse, ocv_at, sigma16, soc_and_segment, soc_from_ocv, soc_in_segment, soc_sigma, PPM_FULL,
+};
 
 /// mA·ms in one mAh.
 const MAMS_PER_MAH: i64 = 3_600_000;
@@ -443,6 +445,13 @@ pub struct SocEstimator {
     refined_tc: i32,
     /// Each cell's SOC minus the mean at the last rest, ppm.
     cell_delta: [i32; MAX_CELLS],
+    /// The OCV table segment each cell's reading fell strictly inside at the last
+    /// `read_cells` (0: none, and always 0 unless `ocv_sorted`): a reading still inside it
+    /// needs no search (see `ocv::soc_in_segment`).
+    ocv_seg: [u8; MAX_CELLS],
+    /// The OCV table is non-decreasing (what `SocConfig::validate` requires; set in `new`,
+    /// the configuration is fixed): only then is a segment exact for another reading.
+    ocv_sorted: bool,
     /// SOC the cells implied at the last rest refinement, ppm.
     /// (Negative before the first: means lie within 0..=PPM_FULL.)
     last_ocv: i32,
@@ -573,6 +582,8 @@ fn readings((lo, hi): (i64, i64), clip: (i64, i64)) -> Band {
 
 /// Whether any of `a` differs from the same cell of `b`; without an early exit, so that the
 /// compiler can vectorize it (a resting pack compares every step).
+// Inline: into the quick rest step a call would cost more than the compare.
+#[inline(always)]
 fn differ(a: &[MilliVolts], b: &[MilliVolts]) -> bool {
     // An OR of XORs: lane-wise, where a fold of `!=` is not.
     let or_xor = |a: &[MilliVolts], b: &[MilliVolts]| {
@@ -666,6 +677,8 @@ impl SocEstimator {
             filt_moved: true,
             refined_tc: NO_TC,
             cell_delta: [0; MAX_CELLS],
+            ocv_seg: [0; MAX_CELLS],
+            ocv_sorted: false,
             last_ocv: -1,
             cv_seen: false,
             full_latched: false,
@@ -680,6 +693,7 @@ impl SocEstimator {
             at_rest: false,
             events: Deque::new(),
         };
+        est.ocv_sorted = est.cfg.ocv_mv.windows(2).all(|w| w[0] <= w[1]);
         est.set_full(full_mah);
         est
     }
@@ -792,6 +806,9 @@ impl SocEstimator {
     /// caller (e.g. from its summary of the snapshot), which spares the estimator its own
     /// scans of the cells. `None` when not known; with `Some`, they must be exactly the
     /// minimum and maximum of `input.cells`.
+    // Inline: the common steps are a few compares, and a caller that ignores the output
+    // (`Bms::step`) does not pay for returning it.
+    #[inline(always)]
     pub fn update_with_range(
         &mut self,
         input: &SocInput<'_>,
@@ -891,6 +908,12 @@ impl SocEstimator {
     /// they leave alone (see `run_charge`).
     fn fold(&mut self) {
         let d = self.run_charge - self.charge;
+        // Nothing counted since (a full step after a full step, e.g. at rest with moving
+        // readings): adding zero changes nothing, and the saturating 64-bit sums are long
+        // code on 32-bit targets.
+        if d == 0 {
+            return;
+        }
         self.raw = self.raw.saturating_add(d);
         self.throughput = self.throughput.saturating_add(d.abs());
         // Below `full_mams` by `run_lo`: no overflow.
@@ -972,8 +995,13 @@ impl SocEstimator {
         }
         self.band = readings(band, (lowest, highest));
         self.window = readings(window, (min, max));
-        (self.run_lo, self.run_end) = run;
-        self.round_quotients();
+        // `soc` and `remaining` are always those of the quotients (`set_charge`, `set_full`)
+        // and `still` those of the quotients and the run: only a new run moves `still`
+        // (a rest plans the same unbounded run at every step).
+        if (self.run_lo, self.run_end) != run {
+            (self.run_lo, self.run_end) = run;
+            self.set_still(self.soc_unit());
+        }
     }
 
     /// The full step: everything `update_with_range` says.
@@ -1413,15 +1441,29 @@ impl SocEstimator {
     #[inline(never)]
     fn read_cells(&mut self, tc_x16: i32) -> i64 {
         let n = usize::from(self.cells_n);
-        let mut sum = 0i64;
+        // At most MAX_CELLS SOCs of at most PPM_FULL: 32 bits hold the sum, and the mean is a
+        // 32-bit division (a 64-bit one is a library routine on 32-bit targets).
+        let mut sum = 0i32;
         // Each cell's SOC (within 0..=PPM_FULL) first, its offset from the mean after.
-        for (d, f) in self.cell_delta.iter_mut().zip(&self.cell_filt[..n]) {
+        let table = &self.cfg.ocv_mv;
+        let cells = self.cell_delta.iter_mut().zip(&self.cell_filt[..n]);
+        for ((d, f), seg) in cells.zip(&mut self.ocv_seg) {
             let mv16 = (f >> (FILTER_SHIFT - 4)).clamp(0, i64::from(i32::MAX)) as i32;
-            let p = soc_from_ocv(&self.cfg.ocv_mv, mv16.saturating_sub(tc_x16));
+            let mv16 = mv16.saturating_sub(tc_x16);
+            // A resting cell mostly stays within the segment of its last reading: then the
+            // interpolation alone, without the table search.
+            let p = match soc_in_segment(table, mv16, *seg) {
+                Some(p) => p,
+                None => {
+                    let (p, at) = soc_and_segment(table, mv16);
+                    *seg = if self.ocv_sorted { at } else { 0 };
+                    p
+                }
+            };
             *d = p as i32;
-            sum += p;
+            sum += *d;
         }
-        let mean = sum / n.max(1) as i64;
+        let mean = i64::from(sum / n.max(1) as i32);
         for d in &mut self.cell_delta[..n] {
             *d = (i64::from(*d) - mean).clamp(-PPM_FULL, PPM_FULL) as i32;
         }
@@ -1441,8 +1483,13 @@ impl SocEstimator {
         // `moved * PPM_FULL / full_mams`, reduced by 200_000 (rounded toward zero); beyond
         // twice the capacity the target is clamped to the same bound whatever the amount.
         let full = self.full_mams();
-        let moved_ppm =
-            k.moved.clamp(-2 * full, 2 * full) * 5 / (i64::from(self.full_mah) * 18).max(1);
+        // Nothing moved (a rest inside the dead band, the usual case): 0 without the 64-bit
+        // division, a library routine on 32-bit targets.
+        let moved_ppm = if k.moved == 0 {
+            0
+        } else {
+            k.moved.clamp(-2 * full, 2 * full) * 5 / (i64::from(self.full_mah) * 18).max(1)
+        };
         let now_ppm = charge_ppm(k.charge, self.full_mah);
         let target = (f.soc - moved_ppm).clamp(now_ppm.min(mean), now_ppm.max(mean));
         Refined {

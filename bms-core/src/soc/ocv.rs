@@ -13,13 +13,23 @@ const STEP_PPM: i64 = PPM_FULL / (OCV_POINTS as i64 - 1);
 /// SOC (ppm) of a cell whose open-circuit voltage is `mv16` (1/16 mV), by linear
 /// interpolation; clamped to the table's ends. On a flat run of equal points the middle of
 /// the run is returned.
+#[inline(always)]
 pub(crate) fn soc_from_ocv(table: &[u16; OCV_POINTS], mv16: i32) -> i64 {
+    soc_and_segment(table, mv16).0
+}
+
+/// [`soc_from_ocv`] and the segment `i` (`1..OCV_POINTS`) whose interpolation gave it, with
+/// the reading strictly between points `i - 1` and `i`; segment 0 for every other case (an
+/// end of the table, a point, a flat run).
+// Out of line: one copy of the search for every caller.
+#[inline(never)]
+pub(crate) fn soc_and_segment(table: &[u16; OCV_POINTS], mv16: i32) -> (i64, u8) {
     let at = |i: usize| i32::from(table[i]) * 16;
     if mv16 <= at(0) {
-        return 0;
+        return (0, 0);
     }
     if mv16 >= at(OCV_POINTS - 1) {
-        return PPM_FULL;
+        return (PPM_FULL, 0);
     }
     // First point at or above the reading; exists because the last point is above it.
     // Binary search (5 probes instead of up to 19) over the interior points.
@@ -30,16 +40,40 @@ pub(crate) fn soc_from_ocv(table: &[u16; OCV_POINTS], mv16: i32) -> i64 {
         while j + 1 < OCV_POINTS && at(j + 1) == mv16 {
             j += 1;
         }
-        return (i as i64 + j as i64) * STEP_PPM / 2;
+        return ((i as i64 + j as i64) * STEP_PPM / 2, 0);
     }
     let (lo, hi) = (at(i - 1), at(i));
     if hi <= lo {
         // Only a non-monotonic table gets here.
-        return i as i64 * STEP_PPM;
+        return (i as i64 * STEP_PPM, 0);
     }
     let span = (hi - lo) as u32;
     let frac = step_fraction((mv16 - lo).clamp(0, hi - lo) as u32, span);
-    (i as i64 - 1) * STEP_PPM + i64::from(frac)
+    // Strictly inside the segment only if the reading is above its lower point (not so in
+    // a non-monotonic table).
+    let seg = if mv16 > lo { i as u8 } else { 0 };
+    ((i as i64 - 1) * STEP_PPM + i64::from(frac), seg)
+}
+
+/// [`soc_from_ocv`] for a reading strictly between points `seg - 1` and `seg` of a
+/// **non-decreasing** table, without the search; `None` when it is not (or `seg` is 0).
+///
+/// Exact: in a non-decreasing table every interior point before `seg` is at most point
+/// `seg - 1`, below the reading, and every one from `seg` on at least point `seg`, above
+/// it, so the search of `soc_from_ocv` finds `seg`, which is not equal to the reading.
+// Inline: the loop of `read_cells` calls it for every cell.
+#[inline(always)]
+pub(crate) fn soc_in_segment(table: &[u16; OCV_POINTS], mv16: i32, seg: u8) -> Option<i64> {
+    let i = usize::from(seg);
+    let (lo, hi) = match (table.get(i.wrapping_sub(1)), table.get(i)) {
+        (Some(&lo), Some(&hi)) => (i32::from(lo) * 16, i32::from(hi) * 16),
+        _ => return None,
+    };
+    if mv16 <= lo || mv16 >= hi {
+        return None;
+    }
+    let frac = step_fraction((mv16 - lo) as u32, (hi - lo) as u32);
+    Some((i as i64 - 1) * STEP_PPM + i64::from(frac))
 }
 
 /// `d * STEP_PPM / span` (floor) for `d <= span < 2^20` (table points are `u16` mV, so
@@ -60,15 +94,31 @@ fn step_fraction(d: u32, span: u32) -> u32 {
 pub(crate) fn ocv_at(table: &[u16; OCV_POINTS], ppm: i64) -> i32 {
     let ppm = ppm.clamp(0, PPM_FULL);
     let i = ((ppm / STEP_PPM) as usize).min(OCV_POINTS - 2);
-    let lo = i64::from(table[i]) * 16;
-    let hi = i64::from(table[i + 1]) * 16;
-    let frac = ppm - i as i64 * STEP_PPM;
-    (lo + (hi - lo) * frac / STEP_PPM) as i32
+    let lo = i32::from(table[i]) * 16;
+    let hi = i32::from(table[i + 1]) * 16;
+    // Within 0..=STEP_PPM (the last segment takes 100 % too).
+    let frac = (ppm - i as i64 * STEP_PPM) as u32;
+    // `(hi - lo) * frac / STEP_PPM` (toward zero) in 32-bit steps, exact: the product needs
+    // 37 bits, and a 64-bit division is a library routine on 32-bit targets. With
+    // `|hi - lo| = a * STEP_PPM + b`, it is `a * frac + b * frac / STEP_PPM`, `b * frac`
+    // below 2^32.
+    let span = hi.abs_diff(lo);
+    let (a, b) = (span / STEP_PPM as u32, span % STEP_PPM as u32);
+    let part = (a * frac + b * frac / STEP_PPM as u32) as i32;
+    if hi >= lo {
+        lo + part
+    } else {
+        lo - part
+    }
 }
 
 /// `sigma_uv` µV in 1/16 mV, at least 1: the argument of [`soc_sigma`].
 pub(crate) fn sigma16(sigma_uv: u32) -> i32 {
-    (i64::from(sigma_uv) * 16 / 1_000).clamp(1, i64::from(i32::MAX / 4)) as i32
+    // `sigma_uv * 16 / 1_000 = sigma_uv * 2 / 125` in 32 bits (a 64-bit division is a
+    // library routine on 32-bit targets): with `sigma_uv = 125 q + r` it is
+    // `2 q + 2 r / 125`, at most 68_719_476 (so never above `i32::MAX / 4`).
+    let (q, r) = (sigma_uv / 125, sigma_uv % 125);
+    (2 * q + 2 * r / 125).max(1) as i32
 }
 
 /// One-sigma SOC uncertainty (ppm) of reading the SOC off the table from a voltage `mv16`
@@ -191,6 +241,60 @@ mod test {
     }
 
     proptest::proptest! {
+        /// The 32-bit forms are the 64-bit formulas they replace.
+        #[test]
+        fn narrow_forms_are_the_wide_formulas(
+            sigma_uv in proptest::prop_oneof![0u32..100_000, proptest::arbitrary::any::<u32>()],
+            table in proptest::collection::vec(proptest::arbitrary::any::<u16>(), OCV_POINTS),
+            ppm in proptest::prop_oneof![
+                -10i64..PPM_FULL + 10,
+                proptest::arbitrary::any::<i64>(),
+                proptest::strategy::Just(PPM_FULL),
+            ],
+        ) {
+            let wide = (i64::from(sigma_uv) * 16 / 1_000).clamp(1, i64::from(i32::MAX / 4)) as i32;
+            proptest::prop_assert_eq!(sigma16(sigma_uv), wide);
+            let t: [u16; OCV_POINTS] = table.try_into().expect("21 points");
+            let p = ppm.clamp(0, PPM_FULL);
+            let i = ((p / STEP_PPM) as usize).min(OCV_POINTS - 2);
+            let (lo, hi) = (i64::from(t[i]) * 16, i64::from(t[i + 1]) * 16);
+            let wide = (lo + (hi - lo) * (p - i as i64 * STEP_PPM) / STEP_PPM) as i32;
+            proptest::prop_assert_eq!(ocv_at(&t, ppm), wide);
+        }
+
+        /// On a non-decreasing table (with flat runs), a reading strictly inside a segment
+        /// gives the searched SOC from the segment alone, and the search names the segment
+        /// of every reading strictly inside one.
+        #[test]
+        fn segment_lookup_is_the_search(
+            steps in proptest::collection::vec(
+                proptest::prop_oneof![proptest::strategy::Just(0u16), 0u16..400, 0u16..3_000],
+                OCV_POINTS,
+            ),
+            base in 0u16..10_000,
+            at in 0usize..OCV_POINTS,
+            off in -40i32..40,
+            seg in 0u8..=OCV_POINTS as u8 + 1,
+        ) {
+            let mut t = [0u16; OCV_POINTS];
+            let mut v = base;
+            for (p, s) in t.iter_mut().zip(&steps) {
+                v = v.saturating_add(*s);
+                *p = v;
+            }
+            let mv16 = i32::from(t[at]) * 16 + off;
+            let (p, found) = soc_and_segment(&t, mv16);
+            proptest::prop_assert_eq!(p, soc_from_ocv(&t, mv16));
+            if let Some(q) = soc_in_segment(&t, mv16, seg) {
+                proptest::prop_assert_eq!(q, p);
+            }
+            if found != 0 {
+                let i = usize::from(found);
+                proptest::prop_assert!(i32::from(t[i - 1]) * 16 < mv16 && mv16 < i32::from(t[i]) * 16);
+                proptest::prop_assert_eq!(soc_in_segment(&t, mv16, found), Some(p));
+            }
+        }
+
         #[test]
         fn step_fraction_is_the_wide_quotient(span in 1u32..1 << 20, d in 0u32..1 << 20) {
             let d = d % (span + 1);
