@@ -35,7 +35,7 @@ use crate::config::{ConfigError, PackConfig};
 use crate::measure::Measurements;
 use crate::ports::FetState;
 use crate::protect::{
-    limits::LimitsPlan, Decision, Fault, Protection, SensorCauses, Summary, Transition,
+    limits::LimitsPlan, CellMemo, Decision, Fault, Protection, SensorCauses, Summary, Transition,
 };
 use crate::soc::{SocEstimator, SocEvent, SocInput, StoredSoc};
 use crate::telemetry::{PowerMode, Telemetry};
@@ -132,6 +132,8 @@ pub struct Bms {
     outputs: Outputs,
     events: EventQueue,
     last_causes: SensorCauses,
+    /// The cell part of the summary of `telemetry.cells` (reset with them).
+    cell_memo: CellMemo,
 }
 
 impl Bms {
@@ -171,6 +173,7 @@ impl Bms {
             outputs: Outputs::default(),
             events: EventQueue::default(),
             last_causes: SensorCauses::NONE,
+            cell_memo: CellMemo::default(),
         })
     }
 
@@ -189,6 +192,7 @@ impl Bms {
         cfg.validate()?;
         if cfg.cells != self.cfg.cells {
             self.telemetry = Telemetry::empty(cfg.cells);
+            self.cell_memo = CellMemo::default();
         }
         if cfg.soc != self.cfg.soc || cfg.capacity_mah != self.cfg.capacity_mah {
             // The estimator derives its thresholds from both: it restarts from what it would
@@ -290,7 +294,12 @@ impl Bms {
         let same_count = m.cell_count.min(crate::MAX_CELLS as u8) == self.telemetry.cell_count;
         // The telemetry keeps the cells of the last snapshot the AFE answered: the summary
         // compares this snapshot with them and copies it over them in its one pass.
-        let mut summary = Summary::of(m, &self.cfg.plausibility, &mut self.telemetry.cells);
+        let mut summary = Summary::remembered(
+            m,
+            &self.cfg.plausibility,
+            &mut self.telemetry.cells,
+            &mut self.cell_memo,
+        );
         summary.cells_unchanged &= same_count;
         let events = &mut self.events;
         let d = self.protection.step(&self.cfg, m, &summary, &mut |t| {
@@ -376,7 +385,7 @@ impl Bms {
         let t = &mut self.telemetry;
         t.now = m.timestamp;
         if m.afe_ok {
-            // The cells themselves were copied by `Summary::of`.
+            // The cells themselves were copied by `Summary::remembered`.
             t.cell_count = m.cell_count.min(crate::MAX_CELLS as u8);
         }
         t.pack_voltage = s.pack.unwrap_or_default();

@@ -31,6 +31,7 @@ pub use fault::{Fault, FaultSet};
 pub use power::{PowerInput, PowerModes};
 pub use precharge::{Precharge, PrechargeOutput};
 pub use rules::{Action, Direction, Latch, ProtectionRule, ProtectionTable, Quantity, RuleError};
+pub(crate) use summary::CellMemo;
 pub use summary::{SensorCauses, StuckDetector, Summary};
 
 use crate::band::Band;

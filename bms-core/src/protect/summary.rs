@@ -110,13 +110,25 @@ impl Summary {
     /// assert!(Summary::of(&m, &cfg.plausibility, &mut last).cells_unchanged);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    // Always inlined: its one caller in the crate is `Bms::step`, which then keeps the
-    // summary in its own frame instead of receiving it through a call.
-    #[inline(always)]
     pub fn of(
         m: &Measurements,
         p: &PlausibilityConfig,
         last: &mut [MilliVolts; MAX_CELLS],
+    ) -> Summary {
+        Summary::remembered(m, p, last, &mut CellMemo::default())
+    }
+
+    /// [`Summary::of`], with the cell part of the last summary of the readings in `last`
+    /// in `memo`: readings equal to those are not walked again. `memo` must be reset
+    /// ([`CellMemo::default`]) whenever `last` is changed by anything but this function.
+    // Always inlined: its one caller is `Bms::step`, which then keeps the summary in its
+    // own frame instead of receiving it through a call.
+    #[inline(always)]
+    pub(crate) fn remembered(
+        m: &Measurements,
+        p: &PlausibilityConfig,
+        last: &mut [MilliVolts; MAX_CELLS],
+        memo: &mut CellMemo,
     ) -> Summary {
         let mut s = Summary {
             current: m.current.unwrap_or_default(),
@@ -128,46 +140,27 @@ impl Summary {
         if m.afe_ok {
             let (lo, hi) = (p.cell_min.as_mv(), p.cell_max.as_mv());
             let cells = m.cells();
-            let (mut min, mut max, mut sum) = (u32::MAX, 0u32, 0u32);
-            // Four cells per round, extremes within the block first: two double-word loads,
-            // pairwise compares and one loop test per four cells on a Cortex-M (9.5
-            // instructions a cell instead of 10); 8, 12, 16 and 20 cells leave no remainder.
-            let mut blocks = cells.chunks_exact(4);
-            for b in &mut blocks {
-                if let [a, b, c, d] = *b {
-                    let (a, b, c, d) = (a.as_mv(), b.as_mv(), c.as_mv(), d.as_mv());
-                    sum = sum.wrapping_add(a.wrapping_add(b).wrapping_add(c.wrapping_add(d)));
-                    min = min.min(a.min(b).min(c.min(d)));
-                    max = max.max(a.max(b).max(c.max(d)));
+            // With live readings the comparison ends at the first cell that moved.
+            let same = cells.iter().zip(last.iter()).all(|(a, b)| a == b);
+            s.cells_unchanged = same && flowing(m, p);
+            let n = cells.len() as u8;
+            let (min, max, sum) = match memo.0 {
+                // Nothing moved: the extremes and the sum are those of the last pass (a
+                // pack at rest reads the same for many steps).
+                Some((count, parts)) if same && count == n => parts,
+                _ => {
+                    let parts = cell_pass(cells);
+                    copy_cells(&m.cells, last);
+                    *memo = CellMemo(Some((n, parts)));
+                    parts
                 }
-            }
-            for c in blocks.remainder() {
-                let v = c.as_mv();
-                sum = sum.wrapping_add(v);
-                min = min.min(v);
-                max = max.max(v);
-            }
-            // Compared only while it matters (see `StuckDetector`); with live readings the
-            // comparison ends at the first cell that moved.
-            s.cells_unchanged = flowing(m, p) && cells.iter().zip(last.iter()).all(|(a, b)| a == b);
-            copy_cells(&m.cells, last);
-            if max > MAX_FAST_MV {
-                // Rare: absurd readings; the u32 sum may have wrapped, so sum again, saturating.
-                let wide: u64 = cells.iter().map(|c| u64::from(c.as_mv())).sum();
-                sum = wide.min(u64::from(u32::MAX)) as u32;
-            }
-            if !cells.is_empty() && (min < lo || max > hi) {
-                // Rare: some reading is implausible; the extremes are over the others.
+            };
+            let (min, max) = if !cells.is_empty() && (min < lo || max > hi) {
                 s.causes.insert(SensorCauses::CELL_RANGE);
-                let plausible = || {
-                    cells
-                        .iter()
-                        .map(|c| c.as_mv())
-                        .filter(|v| (lo..=hi).contains(v))
-                };
-                min = plausible().min().unwrap_or(u32::MAX);
-                max = plausible().max().unwrap_or(0);
-            }
+                plausible_extremes(cells, lo, hi)
+            } else {
+                (min, max)
+            };
             if min <= max {
                 s.min_cell = Some(MilliVolts::from_mv(min));
                 s.max_cell = Some(MilliVolts::from_mv(max));
@@ -231,6 +224,59 @@ impl Summary {
             _ => None,
         }
     }
+}
+
+/// The cell count, lowest and highest reading and saturated sum of the readings last
+/// copied into `last` by [`Summary::remembered`] (`None`: nothing remembered), so that a
+/// snapshot whose readings did not move is not walked again.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct CellMemo(Option<(u8, (u32, u32, u32))>);
+
+/// Lowest and highest reading and the saturated sum of `cells`, in one pass.
+#[inline(always)]
+fn cell_pass(cells: &[MilliVolts]) -> (u32, u32, u32) {
+    let (mut min, mut max, mut sum) = (u32::MAX, 0u32, 0u32);
+    // Four cells per round, extremes within the block first: two double-word loads,
+    // pairwise compares and one loop test per four cells on a Cortex-M (9.5
+    // instructions a cell instead of 10); 8, 12, 16 and 20 cells leave no remainder.
+    let mut blocks = cells.chunks_exact(4);
+    for b in &mut blocks {
+        if let [a, b, c, d] = *b {
+            let (a, b, c, d) = (a.as_mv(), b.as_mv(), c.as_mv(), d.as_mv());
+            sum = sum.wrapping_add(a.wrapping_add(b).wrapping_add(c.wrapping_add(d)));
+            min = min.min(a.min(b).min(c.min(d)));
+            max = max.max(a.max(b).max(c.max(d)));
+        }
+    }
+    for c in blocks.remainder() {
+        let v = c.as_mv();
+        sum = sum.wrapping_add(v);
+        min = min.min(v);
+        max = max.max(v);
+    }
+    if max > MAX_FAST_MV {
+        // Rare: absurd readings; the u32 sum may have wrapped, so sum again, saturating.
+        let wide: u64 = cells.iter().map(|c| u64::from(c.as_mv())).sum();
+        sum = wide.min(u64::from(u32::MAX)) as u32;
+    }
+    (min, max, sum)
+}
+
+/// Rare: some reading is implausible; the extremes over the others (`(u32::MAX, 0)`
+/// without any).
+#[cold]
+#[inline(never)]
+fn plausible_extremes(cells: &[MilliVolts], lo: u32, hi: u32) -> (u32, u32) {
+    let plausible = || {
+        cells
+            .iter()
+            .map(|c| c.as_mv())
+            .filter(|v| (lo..=hi).contains(v))
+    };
+    (
+        plausible().min().unwrap_or(u32::MAX),
+        plausible().max().unwrap_or(0),
+    )
 }
 
 /// Copies every cell reading, four at a time and unrolled: each 16-byte block is copied
@@ -324,6 +370,48 @@ mod test {
             prop_assert_eq!(s.causes.contains(SensorCauses::CELL_RANGE), bad);
             let sum = cells.iter().map(|&v| u64::from(v)).sum::<u64>().min(u64::from(u32::MAX));
             prop_assert_eq!(u64::from(s.cell_sum.as_mv()), sum);
+        }
+
+        /// Over a run of snapshots that often repeat their readings (with dropouts, cell
+        /// count and plausibility changes), the remembered summary is the fresh one, and
+        /// `last` holds the readings of the last snapshot the AFE answered.
+        #[test]
+        fn remembered_is_the_fresh_summary(
+            steps in proptest::collection::vec(
+                (
+                    0u8..4,                                   // 0: repeat, else new readings
+                    proptest::collection::vec(
+                        prop_oneof![3_290u32..3_300, 0u32..6_000, Just(u32::MAX)],
+                        MAX_CELLS,
+                    ),
+                    prop_oneof![Just(16u8), Just(20u8), 0u8..=20],
+                    proptest::bool::weighted(0.9),           // AFE answered
+                    prop_oneof![Just(2_000u32), 0u32..4_000], // cell_min
+                    proptest::option::of(-3_000i32..3_000),
+                ),
+                1..40,
+            ),
+        ) {
+            let mut memo = CellMemo::default();
+            let mut last = [MilliVolts::from_mv(7); MAX_CELLS];
+            let mut m = Measurements::uniform(16, MilliVolts::from_mv(3_295), Instant::ZERO);
+            for (kind, cells, count, afe_ok, lo, current) in steps {
+                if kind != 0 {
+                    for (c, v) in m.cells.iter_mut().zip(cells) {
+                        *c = MilliVolts::from_mv(v);
+                    }
+                    m.cell_count = count;
+                }
+                m.afe_ok = afe_ok;
+                m.current = current.map(MilliAmps::from_ma);
+                let p = plaus(lo, 4_000);
+                let mut fresh_last = last;
+                let fresh = Summary::of(&m, &p, &mut fresh_last);
+                let s = Summary::remembered(&m, &p, &mut last, &mut memo);
+                prop_assert_eq!(s, fresh);
+                let n = m.cells().len();
+                prop_assert_eq!(&last[..n], &fresh_last[..n]);
+            }
         }
 
         #[test]
