@@ -384,6 +384,8 @@ impl Bms {
     fn update_telemetry(&mut self, m: &Measurements, s: &Summary, d: &Decision) {
         let t = &mut self.telemetry;
         t.now = m.timestamp;
+        // The summary's extremes are those of all cells when every reading was plausible.
+        t.cell_range = s.exact_cell_range();
         if m.afe_ok {
             // The cells themselves were copied by `Summary::remembered`.
             t.cell_count = m.cell_count.min(crate::MAX_CELLS as u8);

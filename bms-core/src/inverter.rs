@@ -40,7 +40,6 @@
 //! ```
 
 use crate::can::CanFrame;
-use crate::j1939::messages::cell_range;
 use crate::protect::{Fault, FaultSet};
 use crate::telemetry::Telemetry;
 use crate::time::{Duration, Instant};
@@ -202,7 +201,9 @@ pub fn encode(id: u16, t: &Telemetry, c: &InverterConfig) -> Option<CanFrame> {
         ),
         0x373 => {
             // One pass for both extremes; (0, 0) without cells, as `min_cell`/`max_cell`.
-            let cells = cell_range(t.cells()).unwrap_or((0, 0));
+            let cells = t
+                .cell_extremes()
+                .map_or((0, 0), |(lo, hi)| (lo.as_mv(), hi.as_mv()));
             (
                 words([
                     u16_sat(cells.0),

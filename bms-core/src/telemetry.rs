@@ -64,6 +64,11 @@ pub struct Telemetry {
     pub cell_count: u8,
     /// Cell voltages, `cells[..cell_count]` valid, cell 1 first.
     pub cells: [MilliVolts; MAX_CELLS],
+    /// Lowest and highest of [`cells`](Self::cells) where the producer has them at hand
+    /// (`Bms::step` gives them whenever every reading was plausible), so that reports need
+    /// not scan the cells again; `None`: not known, [`cell_extremes`](Self::cell_extremes)
+    /// scans. Whoever changes `cells` sets this to `None` (or to the new extremes).
+    pub cell_range: Option<(MilliVolts, MilliVolts)>,
     /// Pack voltage (battery side).
     pub pack_voltage: MilliVolts,
     /// Load-side voltage.
@@ -117,6 +122,7 @@ impl Telemetry {
             now: Instant::ZERO,
             cell_count: cell_count.min(MAX_CELLS as u8),
             cells: [MilliVolts::ZERO; MAX_CELLS],
+            cell_range: None,
             pack_voltage: MilliVolts::ZERO,
             load_voltage: MilliVolts::ZERO,
             current: MilliAmps::ZERO,
@@ -147,6 +153,24 @@ impl Telemetry {
         &self.cells[..(self.cell_count as usize).min(MAX_CELLS)]
     }
 
+    /// Lowest and highest cell voltage (`None` without cells): [`cell_range`](Self::cell_range)
+    /// when known, else one scan of the cells.
+    ///
+    /// ```
+    /// use bms_core::{MilliVolts, Telemetry};
+    /// let mut t = Telemetry::empty(3);
+    /// t.cells[..3].copy_from_slice(&[3_301, 3_299, 3_305].map(MilliVolts::from_mv));
+    /// let mv = MilliVolts::from_mv;
+    /// assert_eq!(t.cell_extremes(), Some((mv(3_299), mv(3_305))));
+    /// ```
+    pub fn cell_extremes(&self) -> Option<(MilliVolts, MilliVolts)> {
+        debug_assert!(
+            self.cell_range.is_none() || self.cell_range == scan_extremes(self.cells()),
+            "Telemetry::cell_range out of step with the cells"
+        );
+        self.cell_range.or_else(|| scan_extremes(self.cells()))
+    }
+
     /// Highest cell voltage and its 0-based index (`(0 mV, 0)` with no cells).
     pub fn max_cell(&self) -> (MilliVolts, usize) {
         self.cells()
@@ -174,4 +198,13 @@ impl Telemetry {
         let first = it.next()?;
         Some(it.fold((first, first), |(hi, lo), t| (hi.max(t), lo.min(t))))
     }
+}
+
+/// Lowest and highest of `cells` in one pass (`None` without cells).
+fn scan_extremes(cells: &[MilliVolts]) -> Option<(MilliVolts, MilliVolts)> {
+    let (first, rest) = cells.split_first()?;
+    Some(
+        rest.iter()
+            .fold((*first, *first), |(lo, hi), &c| (lo.min(c), hi.max(c))),
+    )
 }

@@ -267,21 +267,12 @@ fn hves1d1(t: &Telemetry) -> u64 {
     ])
 }
 
-/// Lowest and highest of `cells` in mV (one pass for both; the indexes are not needed),
-/// `None` without cells. Shared by the HVES and the inverter encoders.
-pub(crate) fn cell_range(cells: &[crate::units::MilliVolts]) -> Option<(u32, u32)> {
-    if cells.is_empty() {
-        return None;
-    }
-    let (hi, lo) = cells.iter().fold((0, u32::MAX), |(hi, lo), c| {
-        (hi.max(c.as_mv()), lo.min(c.as_mv()))
-    });
-    Some((lo, hi))
-}
-
 fn hves1d2(t: &Telemetry) -> u64 {
-    let (hi, lo) = match cell_range(t.cells()) {
-        Some((lo, hi)) => (hi.min(MAX_U16) as u16, lo.min(MAX_U16) as u16),
+    let (hi, lo) = match t.cell_extremes() {
+        Some((lo, hi)) => (
+            hi.as_mv().min(MAX_U16) as u16,
+            lo.as_mv().min(MAX_U16) as u16,
+        ),
         None => (NA16, NA16),
     };
     let imbalance = crate::protect::Fault::CellImbalance;
