@@ -8,7 +8,9 @@
 # - decision step: one `Bms::step` (plus storing the timestamp and draining its events);
 # - with CAN (`BMS_CAN=1`): the same plus a J1939 node update and every due frame drained
 #   from `poll_transmit` (encoded), as the firmware's CAN port does after each step;
-# - at rest (`BMS_REST=1`): the decision step with the current within ±50 mA of zero.
+# - at rest (`BMS_REST=1`): the decision step with the current within ±50 mA of zero;
+# - nothing changing (`BMS_STILL=1`): the decision step at 0 A with every cell at 3300 mV
+#   in every snapshot (only the time moves).
 #
 # Usage: benches/qemu-count.sh [N]   (default N = 300)
 set -euo pipefail
@@ -21,10 +23,11 @@ trap 'rm -rf "$WORK"' EXIT
 
 command -v qemu-system-arm >/dev/null || { echo "qemu-system-arm not found" >&2; exit 1; }
 
-build() { # $1 = steps, $2 = output file, $3 = mode: "", "can" or "rest"
-    (cd "$EX" && unset BMS_CAN BMS_REST &&
+build() { # $1 = steps, $2 = output file, $3 = mode: "", "can", "rest" or "still"
+    (cd "$EX" && unset BMS_CAN BMS_REST BMS_STILL &&
         if [ "${3:-}" = can ]; then export BMS_CAN=1; fi &&
         if [ "${3:-}" = rest ]; then export BMS_REST=1; fi &&
+        if [ "${3:-}" = still ]; then export BMS_STILL=1; fi &&
         BMS_STEPS="$1" BMS_BENCH=1 CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-1}" \
         cargo build --release --quiet)
     cp "$EX/target/thumbv7m-none-eabi/release/bms-qemu" "$2"
@@ -58,3 +61,4 @@ grep '^can_frames' "$WORK/out" || true
 measure "with CAN" can
 grep '^can_frames' "$WORK/out" || true
 measure "decision step at rest" rest
+measure "decision step, nothing changing" still

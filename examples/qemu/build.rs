@@ -11,4 +11,5 @@ fn main() {
     println!("cargo:rerun-if-env-changed=BMS_BENCH");
     println!("cargo:rerun-if-env-changed=BMS_CAN");
     println!("cargo:rerun-if-env-changed=BMS_REST");
+    println!("cargo:rerun-if-env-changed=BMS_STILL");
 }

@@ -17,7 +17,9 @@
 //! With `BMS_BENCH=1` at compile time it runs instead the steady 20S workload of
 //! `bms-sim bench` (see [`bench`]) for `BMS_STEPS` steps after a warm-up: the
 //! instruction-count runs of `benches/qemu-count.sh`. With `BMS_REST=1` as well, the pack
-//! rests instead (the current within ±50 mA of zero, the same noise on the cells).
+//! rests instead (the current within ±50 mA of zero, the same noise on the cells); with
+//! `BMS_STILL=1`, nothing changes from one step to the next but the time (0 A, every cell
+//! at 3300 mV).
 //!
 //! With `BMS_CAN=1` at compile time, each step also feeds a J1939 node the step's
 //! telemetry and drains every due frame from it (address claim, periodic PGNs, DM1), as
@@ -42,6 +44,8 @@ const BENCH: bool = option_env!("BMS_BENCH").is_some();
 const CAN: bool = option_env!("BMS_CAN").is_some();
 /// Set (`BMS_REST=1`) to bench the pack at rest instead of under a 10 A discharge.
 const REST: bool = option_env!("BMS_REST").is_some();
+/// Set (`BMS_STILL=1`) to bench a pack at rest whose readings do not change at all.
+const STILL: bool = option_env!("BMS_STILL").is_some();
 /// Control period.
 const PERIOD_MS: u64 = 100;
 const CELLS: u8 = 20;
@@ -299,7 +303,7 @@ const WARM_UP: u32 = 100;
 /// The steady 20S workload of `bms-sim bench`: 10 A discharge with +-50 mA of noise, every
 /// cell at 3298..=3302 mV (so no reading is "stuck"), 25 degC; a ring of [`RING`] snapshots
 /// built once, so that a step costs the loop nothing but the timestamp. With [`REST`], the
-/// rest workload: the same noise around 0 A.
+/// rest workload: the same noise around 0 A; with [`STILL`], no noise and no current.
 fn steady_ring() -> [Measurements; RING] {
     let mut x: u32 = 0x5eed_1234;
     let mut next = move || {
@@ -311,11 +315,15 @@ fn steady_ring() -> [Measurements; RING] {
     };
     core::array::from_fn(|_| {
         let mut m = Measurements::uniform(CELLS, MilliVolts::from_mv(3_300), Instant::ZERO);
-        for c in &mut m.cells[..usize::from(CELLS)] {
-            *c = MilliVolts::from_mv(3_298 + next() % 5);
+        if STILL {
+            m.current = Some(MilliAmps::ZERO);
+        } else {
+            for c in &mut m.cells[..usize::from(CELLS)] {
+                *c = MilliVolts::from_mv(3_298 + next() % 5);
+            }
+            let load = if REST { 0 } else { 10_000 };
+            m.current = Some(MilliAmps::from_ma(load + (next() % 101) as i32 - 50));
         }
-        let load = if REST { 0 } else { 10_000 };
-        m.current = Some(MilliAmps::from_ma(load + (next() % 101) as i32 - 50));
         let pack = m.cell_sum();
         m.pack = Some(pack);
         m.load = Some(pack);
