@@ -619,7 +619,17 @@ enum Op {
     /// telemetry (a current and a cell voltage that move) then `drain_transmit`. A
     /// period that divides the message periods keeps every message of a period class
     /// due at the same instants (the scheduler's fast path), others drift them apart.
-    Run { steps: u8, period: u16, ma: i32 },
+    /// At step `event` of the run (if any), `frame` arrives before the drain and the
+    /// faults take the bits `faults`: a request, a claim or a DM1 change while the node
+    /// skips its urgent checks (nothing was urgent before).
+    Run {
+        steps: u8,
+        period: u16,
+        ma: i32,
+        event: u8,
+        frame: Option<CanFrame>,
+        faults: u32,
+    },
 }
 
 /// Frames the node reacts to: claims (ours, lower and higher NAMEs), requests, TP.CM
@@ -682,8 +692,22 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (ms(400), 0u8..30).prop_map(|(ms, polls)| Op::Poll { ms, polls }),
         1 => (0u16..200).prop_map(|min_ms| Op::Wake { min_ms }),
         2 => ms(400).prop_map(|ms| Op::Drain { ms }),
-        2 => (1u8..40, prop::sample::select(vec![100u16, 100, 50, 1_000, 60, 130]), -300_000i32..300_000)
-            .prop_map(|(steps, period, ma)| Op::Run { steps, period, ma }),
+        2 => (
+            1u8..40,
+            prop::sample::select(vec![100u16, 100, 50, 1_000, 60, 130]),
+            -300_000i32..300_000,
+            0u8..40,
+            proptest::option::of(received()),
+            0u32..64,
+        )
+            .prop_map(|(steps, period, ma, event, frame, faults)| Op::Run {
+                steps,
+                period,
+                ma,
+                event,
+                frame,
+                faults
+            }),
     ]
 }
 
@@ -800,15 +824,22 @@ proptest! {
                     now = a.poll_timeout().map_or(earliest, |t| t.max(earliest));
                     u8::MAX
                 }
-                Op::Run { steps, period, ma } => {
+                Op::Run { steps, period, ma, event, frame, faults } => {
                     for k in 0..steps {
                         now += Duration::from_millis(period.into());
                         tel.now = now;
                         tel.current = MilliAmps::from_ma(ma.wrapping_add(i32::from(k) * 37));
                         let c = usize::from(k % cells);
                         tel.cells[c] = MilliVolts::from_mv(3_298 + u32::from(k) % 5);
+                        if k == event {
+                            tel.faults = FaultSet::from_bits(faults);
+                        }
                         a.update(now, &tel);
                         b.update(now, &tel);
+                        if let Some(f) = frame.filter(|_| k == event) {
+                            a.handle_frame(now, &f);
+                            b.handle_frame(now, &f);
+                        }
                         let mut fa = Vec::new();
                         a.drain_transmit(now, |f| fa.push(f));
                         let mut fb = Vec::new();

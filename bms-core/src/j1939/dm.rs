@@ -256,6 +256,17 @@ impl DtcTable {
         (self.active[0].len() + self.active[1].len()) as usize
     }
 
+    /// `true` when at most one DTC is active (`active_count() <= 1`): DM1 then fits one
+    /// frame.
+    ///
+    /// Trick: `x & (x - 1)` clears the lowest set bit, so no bit count (a long sequence on
+    /// targets without a population count instruction).
+    pub fn dm1_fits_frame(&self) -> bool {
+        let [trips, warnings] = self.active.map(FaultSet::bits);
+        let all = trips | warnings;
+        all & all.wrapping_sub(1) == 0 && trips & warnings == 0
+    }
+
     /// The DTC of `fault` in `tier` with its current occurrence count.
     pub fn dtc(&self, fault: Fault, tier: Tier) -> Dtc {
         let (spn, fmi) = dtc_code(fault, tier);
@@ -395,6 +406,27 @@ mod test {
 
     fn set(fs: &[Fault]) -> FaultSet {
         fs.iter().copied().collect()
+    }
+
+    /// `dm1_fits_frame` is `active_count() <= 1` for none, one and two active DTCs in
+    /// either tier (each pair of faults, the same fault in both tiers too).
+    #[test]
+    fn dm1_fits_frame_is_at_most_one_active() {
+        let mut t = DtcTable::new();
+        assert!(t.dm1_fits_frame());
+        for &a in Fault::ALL.iter() {
+            for &b in Fault::ALL.iter() {
+                for (faults, warnings) in [
+                    (set(&[a]), FaultSet::EMPTY),
+                    (FaultSet::EMPTY, set(&[a, b])),
+                    (set(&[a, b]), FaultSet::EMPTY),
+                    (set(&[a]), set(&[b])),
+                ] {
+                    t.update(faults, warnings);
+                    assert_eq!(t.dm1_fits_frame(), t.active_count() <= 1, "{a:?} {b:?}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -162,6 +162,9 @@ pub struct J1939Node {
     /// Bit `i`: `payloads[i]` is the encoding of the current telemetry.
     fresh: u16,
     quiet_at: Option<Instant>,
+    /// Before this instant the checks before the periodic messages find nothing (see
+    /// [`J1939Node::next_urgent`]); `Instant::ZERO` when not known.
+    urgent_at: Instant,
     // Trick: `OptInstant` (8 bytes) instead of `Option<Instant>` (16) for the timers.
     dm1_due: OptInstant,
     cells_due: OptInstant,
@@ -454,6 +457,7 @@ impl J1939Node {
             payloads: [[0; 8]; SINGLE_FRAMES],
             fresh: 0,
             quiet_at: None,
+            urgent_at: Instant::ZERO,
             dm1_due: OptInstant::NONE,
             cells_due: OptInstant::NONE,
             dm2_due: OptInstant::NONE,
@@ -501,6 +505,7 @@ impl J1939Node {
         self.telemetry = Some(telemetry.clone());
         if self.dtcs.update(telemetry.faults, telemetry.warnings) {
             self.dm1_due = OptInstant::some(now);
+            self.urgent_at = Instant::ZERO;
         }
         self.advance(now);
         // New telemetry within a pass: what is left of it is encoded again.
@@ -510,6 +515,8 @@ impl J1939Node {
     /// Processes one received frame (within the step's receive budget).
     pub fn handle_frame(&mut self, now: Instant, frame: &CanFrame) {
         self.quiet_at = None;
+        // A frame may queue an answer, request a claim, move DM1 or lose the address.
+        self.urgent_at = Instant::ZERO;
         self.advance(now);
         if self.budget_used >= self.config.rx_budget {
             self.stats.rx_dropped = self.stats.rx_dropped.saturating_add(1);
@@ -561,8 +568,9 @@ impl J1939Node {
     pub fn poll_transmit(&mut self, now: Instant) -> Option<CanFrame> {
         // Trick: once the checks that come before the periodic messages found nothing at
         // `now`, they find nothing at `now` until `update`, `handle_frame` or a BAM start
-        // (which reset `quiet_at`), so the following polls skip them.
-        if self.quiet_at != Some(now) {
+        // (which reset `quiet_at`), so the following polls skip them. Before `urgent_at`
+        // they find nothing either (one comparison instead of the call).
+        if self.quiet_at != Some(now) && now >= self.urgent_at {
             let urgent = self.poll_before_periodic(now);
             if urgent.is_some() || self.quiet_at != Some(now) {
                 return urgent;
@@ -613,7 +621,7 @@ impl J1939Node {
         // The steps of `poll_transmit`, with each run of periodic messages sent in one
         // loop (no call and no checks per frame).
         loop {
-            if self.quiet_at != Some(now) {
+            if self.quiet_at != Some(now) && now >= self.urgent_at {
                 if let Some(f) = self.poll_before_periodic(now) {
                     send(f);
                     continue;
@@ -680,8 +688,32 @@ impl J1939Node {
         let dm1 = self.poll_dm1_single(now, sa);
         if dm1.is_none() {
             self.quiet_at = Some(now);
+            self.urgent_at = self.next_urgent();
         }
         dm1
+    }
+
+    /// With the address ours, no claim requested, no answer queued and nothing due at the
+    /// last instant checked: the earliest instant at which the checks before the periodic
+    /// messages can give a frame or move state (the running BAM's next packet, a
+    /// single-frame DM1, the receive session's timeout).
+    ///
+    /// It stays a lower bound until `handle_frame` (anything may change), `update` with a
+    /// DTC change (DM1 due at once) or a BAM start (its packets), which reset it; other
+    /// changes only delay these instants.
+    fn next_urgent(&self) -> Instant {
+        let mut u = Instant::from_millis(u64::MAX);
+        let mut add = |d: Option<Instant>| {
+            if let Some(d) = d {
+                u = u.min(d);
+            }
+        };
+        add(self.rx.poll_timeout());
+        add(self.bam.as_ref().and_then(BamSender::next_due));
+        if self.dtcs.dm1_fits_frame() {
+            add(self.dm1_due.get());
+        }
+        u
     }
 
     /// The earliest instant at which [`J1939Node::poll_transmit`] has something to send
@@ -712,7 +744,7 @@ impl J1939Node {
                 }
                 add(self.bam.as_ref().and_then(BamSender::next_due));
                 // A multi-packet DM1 waits for the running BAM; its end is already a timer.
-                if self.bam.is_none() || self.dtcs.active_count() <= 1 {
+                if self.bam.is_none() || self.dtcs.dm1_fits_frame() {
                     add(self.dm1_due.get());
                 }
                 if self.bam.is_none() {
@@ -774,6 +806,7 @@ impl J1939Node {
                 self.refresh(ALL_DUE & !self.fresh);
                 self.dm1_due = OptInstant::some(now);
                 self.cells_due = OptInstant::some(now);
+                self.urgent_at = Instant::ZERO;
             }
         }
     }
@@ -926,7 +959,7 @@ impl J1939Node {
         let due = self.dm1_due.get().filter(|&d| d <= now)?;
         // Trick: DM1 needs more than 8 bytes exactly when two or more DTCs are active, so
         // the count decides without building the payload.
-        if self.dtcs.active_count() > 1 {
+        if !self.dtcs.dm1_fits_frame() {
             return None; // multi-packet: started by poll_bam_start
         }
         self.dm1_due = OptInstant::some(reschedule(due, now, DM1_PERIOD));
@@ -1159,6 +1192,7 @@ impl J1939Node {
         }
         let (sender, cm) = BamSender::start(now, pgn, data, self.config.bam_gap).ok()?;
         self.bam = Some(sender);
+        self.urgent_at = Instant::ZERO; // its packets are urgent
         Some(CanFrame::extended8(TP_CM_ID | u32::from(sa), cm))
     }
 }
