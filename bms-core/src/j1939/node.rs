@@ -634,13 +634,14 @@ impl J1939Node {
                 return;
             };
             if self.telemetry.is_some() {
-                if now != self.pass.at {
-                    self.start_pass(now);
-                }
-                // Trick: the pass is rescheduled at once, then each frame is a copy of its
-                // identifier and payload. (Should `send` panic, the frames of the pass not
-                // handed over yet are skipped until their next due time.)
-                let mut due = self.reschedule_pass(now);
+                // Trick: the pass is rescheduled at once, then each frame is a copy. (Should
+                // `send` panic, the frames of the pass not handed over yet are skipped until
+                // their next due time.)
+                let mut due = if now != self.pass.at {
+                    self.take_new_pass(now)
+                } else {
+                    self.reschedule_pass(now)
+                };
                 while due != 0 {
                     let i = due.trailing_zeros() as usize;
                     due &= due - 1;
@@ -1030,6 +1031,38 @@ impl J1939Node {
     /// Starts the pass of `now`: the messages due then.
     #[inline(never)]
     fn start_pass(&mut self, now: Instant) {
+        let (due, uniform) = self.due_at(now);
+        self.pass = Pass {
+            at: now,
+            due,
+            uniform,
+        };
+        self.refresh(due & !self.fresh);
+    }
+
+    /// Starts the pass of `now` and takes it whole at once: [`J1939Node::start_pass`]
+    /// then [`J1939Node::reschedule_pass`] (the messages due, rescheduled, with fresh
+    /// frames; the pass left empty).
+    ///
+    /// Trick: one call and no pass stored and read back, for the common new instant of
+    /// `drain_transmit`.
+    #[inline(never)]
+    fn take_new_pass(&mut self, now: Instant) -> u16 {
+        let (due, uniform) = self.due_at(now);
+        self.reschedule(due, uniform, now);
+        self.pass = Pass {
+            at: now,
+            due: 0,
+            uniform: 0,
+        };
+        self.refresh(due & !self.fresh);
+        due
+    }
+
+    /// The messages due at `now` and the classes of [`Pass::uniform`]; makes the bounds
+    /// of a class exact where it scans the class.
+    #[inline(always)]
+    fn due_at(&mut self, now: Instant) -> (u16, u8) {
         let mut due = 0;
         let mut uniform = 0;
         for (c, (class, b)) in CLASSES.iter().zip(&mut self.bounds).enumerate() {
@@ -1043,12 +1076,7 @@ impl J1939Node {
             };
             due |= members;
         }
-        self.pass = Pass {
-            at: now,
-            due,
-            uniform,
-        };
-        self.refresh(due & !self.fresh);
+        (due, uniform)
     }
 
     /// Reschedules every message left in the pass of `now` as sending it does, and
@@ -1063,6 +1091,14 @@ impl J1939Node {
     fn reschedule_pass(&mut self, now: Instant) -> u16 {
         let due = core::mem::take(&mut self.pass.due);
         let uniform = core::mem::take(&mut self.pass.uniform);
+        self.reschedule(due, uniform, now);
+        due
+    }
+
+    /// The body of [`J1939Node::reschedule_pass`]: reschedules the messages `due` (of the
+    /// pass of `now`, with its `uniform` classes).
+    #[inline(always)]
+    fn reschedule(&mut self, due: u16, uniform: u8, now: Instant) {
         for (c, (class, b)) in CLASSES.iter().zip(&mut self.bounds).enumerate() {
             let pending = due & class.members;
             if pending == 0 {
@@ -1110,7 +1146,6 @@ impl J1939Node {
                 b.hi = b.hi.max(exact.hi);
             }
         }
-        due
     }
 
     /// Encodes the messages `stale` (bit `i`: message `i` of [`Message::SINGLE_FRAME`])
