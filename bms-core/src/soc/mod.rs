@@ -951,8 +951,8 @@ impl SocEstimator {
         input: impl StepSource<'a>,
         range: Option<(MilliVolts, MilliVolts)>,
     ) -> SocOutput {
-        // The common steps (a steady load, a settled rest) within the band `plan` set; every
-        // call below is in tail position, so that these steps need no stack frame.
+        // The common steps (a steady load, a settled rest) within the band `plan` set; the
+        // calls below are in tail position but the quotients' update, every few steps.
         let measured = input.current().as_ma();
         if !self.band.contains(measured)
             || input.path_open()
@@ -1005,10 +1005,11 @@ impl SocEstimator {
         self.last = input.now();
         // `dt == 0` exactly when `dq == 0`: the sum is that of the full step.
         self.active_ms = self.active_ms.saturating_add(u64::from(dt));
-        if crossed {
-            return self.cross(charge);
-        }
         self.charge = charge;
+        if crossed {
+            // `set_charge` without its test: every few steps at most.
+            self.follow_charge(charge);
+        }
         self.output(false)
     }
 
@@ -1020,15 +1021,6 @@ impl SocEstimator {
             remaining: self.remaining,
             at_rest,
         }
-    }
-
-    /// The end of a quick counting step that moves the charge out of `still`.
-    // Out of line: every few steps at most, and a tail call keeps the common step frameless.
-    #[inline(never)]
-    fn cross(&mut self, charge: i64) -> SocOutput {
-        self.follow_charge(charge);
-        self.charge = charge;
-        self.output(false)
     }
 
     /// The end of a quick rest step with a refinement due.
