@@ -31,8 +31,9 @@
 //!    call [`update`](SocEstimator::update) (or
 //!    [`update_with_range`](SocEstimator::update_with_range) when the lowest and highest
 //!    cell are already known, which spares two scans), with `None` (no current reading) call
-//!    [`hold`](SocEstimator::hold). Then drain [`poll_event`](SocEstimator::poll_event)
-//!    into the event log.
+//!    [`hold`](SocEstimator::hold); or, the same in one call that builds the input only when
+//!    the step needs all of it, [`update_measurements`](SocEstimator::update_measurements).
+//!    Then drain [`poll_event`](SocEstimator::poll_event) into the event log.
 //! 3. Report [`soc`](SocEstimator::soc), [`soh`](SocEstimator::soh),
 //!    [`remaining`](SocEstimator::remaining) and [`cycles`](SocEstimator::cycles) in the
 //!    telemetry; [`cell_soc_range`](SocEstimator::cell_soc_range) for balancing and limits.
