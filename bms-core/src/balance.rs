@@ -869,6 +869,12 @@ impl Balancer {
             self.last_update = now;
             return Some(0);
         }
+        self.idle_changed(now, why)
+    }
+
+    /// [`Balancer::update_idle`] past the shortcut for the reason of the last update.
+    #[inline(never)] // Once per run of inhibits: the callers stay small.
+    fn idle_changed(&mut self, now: Instant, why: Inhibit) -> Option<u32> {
         if self.mask != 0 || self.opportunity {
             return None;
         }

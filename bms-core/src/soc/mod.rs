@@ -1136,8 +1136,9 @@ impl SocEstimator {
 
     /// The full step over the input [`SocInput::from_measurements`] makes of `m` (which has
     /// the reading `current`).
-    // Out of line: the quick steps do without building the input.
-    #[inline(never)]
+    // Inline: the caller builds the input only on its way to the full step, and a call
+    // more would cost every full step (e.g. at rest with moving readings).
+    #[inline(always)]
     fn full_step_of(
         &mut self,
         m: &Measurements,
