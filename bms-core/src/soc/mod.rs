@@ -952,14 +952,27 @@ impl SocEstimator {
         input: impl StepSource<'a>,
         range: Option<(MilliVolts, MilliVolts)>,
     ) -> SocOutput {
-        // The common steps (a steady load, a settled rest) within the band `plan` set; the
-        // calls below are in tail position but the quotients' update, every few steps.
+        // One call site of the full step: a snapshot's builds the input there.
+        match self.quick_step(input, range) {
+            Some(out) => out,
+            None => input.full_step(self, range),
+        }
+    }
+
+    /// The common steps (a steady load, a settled rest) within the band `plan` set: `None`
+    /// (and nothing changed) when the step must be the full one.
+    #[inline(always)]
+    fn quick_step<'a>(
+        &mut self,
+        input: impl StepSource<'a>,
+        range: Option<(MilliVolts, MilliVolts)>,
+    ) -> Option<SocOutput> {
         let measured = input.current().as_ma();
         if !self.band.contains(measured)
             || input.path_open()
             || input.cells().len().min(MAX_CELLS) != usize::from(self.load_n)
         {
-            return input.full_step(self, range);
+            return None;
         }
         let now = input.now().as_millis();
         // The band is set only by a full step, which set `last`.
@@ -970,7 +983,7 @@ impl SocEstimator {
         if self.band_rest {
             // The filters stay idle (the band holds the rest and the idle gain).
             if dt != self.filt_gain.0 || differ(input.cells(), &self.filt_in) {
-                return input.full_step(self, range);
+                return None;
             }
             self.last = input.now();
             // A refinement that is due is all the full step would do, and with the key of
@@ -979,11 +992,11 @@ impl SocEstimator {
                 >= u64::from(REFINE_EVERY.as_millis())
             {
                 if now >= self.quiet_end || input.temperature() != self.quiet_temp {
-                    return self.refine_at_rest(input.now(), input.temperature());
+                    return Some(self.refine_at_rest(input.now(), input.temperature()));
                 }
                 self.last_refine = input.now();
             }
-            return self.output(true);
+            return Some(self.output(true));
         }
         // Within a calibration's current window the extremes (of these cells: the full step
         // ignores them otherwise) must keep the cells out of it.
@@ -991,7 +1004,7 @@ impl SocEstimator {
             match range.filter(|_| input.cells().len() <= MAX_CELLS) {
                 Some((lo, hi))
                     if lo.as_mv() >= self.cells_ok.0 && hi.as_mv() <= self.cells_ok.1 => {}
-                _ => return input.full_step(self, range),
+                _ => return None,
             }
         }
         // Within the band the reading less the offset neither overflows nor falls in the
@@ -1001,7 +1014,7 @@ impl SocEstimator {
         let charge = self.charge.wrapping_sub(dq);
         let crossed = charge < self.still.0 || charge >= self.still.1;
         if crossed && (charge < self.run_lo || charge >= self.run_end) {
-            return input.full_step(self, range);
+            return None;
         }
         self.last = input.now();
         // `dt == 0` exactly when `dq == 0`: the sum is that of the full step.
@@ -1011,7 +1024,7 @@ impl SocEstimator {
             // `set_charge` without its test: every few steps at most.
             self.follow_charge(charge);
         }
-        self.output(false)
+        Some(self.output(false))
     }
 
     /// What a step reports.
