@@ -702,6 +702,11 @@ pub struct Balancer {
     allowed_ms: u64,
     /// Set by an update that found the pack balanced (voltage rules, caller's range).
     settled: Option<Settled>,
+    /// `Some(why)` when the last update was a steady inhibit for `why` (see
+    /// `steady_inhibit`) and nothing changed since what that wrote but the
+    /// time: another one for the same reason need only move `last_update`.
+    /// Cleared by `set_config` and `update_slow`, the only other writers of those fields.
+    steady: Option<Inhibit>,
 }
 
 impl Balancer {
@@ -739,6 +744,7 @@ impl Balancer {
             spread_top: MilliVolts::ZERO,
             allowed_ms: 0,
             settled: None,
+            steady: None,
         };
         b.set_config(cfg);
         b
@@ -781,6 +787,8 @@ impl Balancer {
         self.selected_k = 0;
         self.candidates = 0;
         self.settled = None;
+        // `mark` stores values of the configuration.
+        self.steady = None;
     }
 
     /// Processes one measurement and returns the balancing mask (bit 0 = cell 1) to apply from
@@ -819,12 +827,7 @@ impl Balancer {
         self.settled = None;
         if let Err(why) = gate {
             if self.mask == 0 && !self.opportunity {
-                // Steady inhibit (e.g. discharging): no channel was on and the last interval
-                // was no opportunity, so there is nothing to count or book.
-                // `opportunity` is already false.
-                self.mark(input.now);
-                self.selected_k = 0;
-                self.status = BalanceStatus::Inhibited(why);
+                self.steady_inhibit(input.now, why);
                 return 0;
             }
         }
@@ -860,14 +863,35 @@ impl Balancer {
     ) -> Option<u32> {
         // The steady-inhibit shortcut of `update`, which reads nothing else.
         let why = self.gate_parts(cells == 0, faults_present, current).err()?;
+        // The last update was this one for the same reason (e.g. every step of a
+        // discharge): all but the time is already what it would store.
+        if self.steady == Some(why) {
+            self.last_update = now;
+            return Some(0);
+        }
+        self.idle_changed(now, why)
+    }
+
+    /// [`Balancer::update_idle`] past the shortcut for the reason of the last update.
+    #[inline(never)] // Once per run of inhibits: the callers stay small.
+    fn idle_changed(&mut self, now: Instant, why: Inhibit) -> Option<u32> {
         if self.mask != 0 || self.opportunity {
             return None;
         }
+        self.steady_inhibit(now, why);
+        Some(0)
+    }
+
+    /// Steady inhibit (e.g. discharging) with no channel on and the last interval no
+    /// opportunity (`mask == 0 && !opportunity`, which stay so): there is nothing to count
+    /// or book, and `opportunity` is already false.
+    #[inline(always)]
+    fn steady_inhibit(&mut self, now: Instant, why: Inhibit) {
         self.settled = None;
         self.mark(now);
         self.selected_k = 0;
         self.status = BalanceStatus::Inhibited(why);
-        Some(0)
+        self.steady = Some(why);
     }
 
     /// The gates passed and the inputs the decision reads are those of `s`: the same
@@ -886,6 +910,7 @@ impl Balancer {
     /// [`Balancer::update`] past the steady-inhibit shortcut.
     #[inline(never)] // Keeps the common inhibited step a few compares and a return.
     fn update_slow(&mut self, input: &BalanceInput<'_>, gate: Result<(), Inhibit>) -> u32 {
+        self.steady = None;
         let cells = &input.cells[..input.cells.len().min(MAX_CELLS)];
         let prev = self.mask;
         let mut on_ms = self.account(input.now);

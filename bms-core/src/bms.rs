@@ -37,7 +37,7 @@ use crate::ports::FetState;
 use crate::protect::{
     limits::LimitsPlan, CellMemo, Decision, Fault, Protection, SensorCauses, Summary, Transition,
 };
-use crate::soc::{SocEstimator, SocEvent, SocInput, StoredSoc};
+use crate::soc::{SocEstimator, SocEvent, StoredSoc};
 use crate::telemetry::{PowerMode, Telemetry};
 use crate::time::Instant;
 use crate::units::MilliVolts;
@@ -315,13 +315,9 @@ impl Bms {
         let path_open = !(self.outputs.fets.charge
             || self.outputs.fets.discharge
             || self.outputs.fets.precharge);
-        match SocInput::from_measurements(m, path_open) {
-            Some(input) => {
-                self.soc
-                    .update_with_range(&input, summary.exact_cell_range());
-            }
-            None => self.soc.hold(now),
-        }
+        // Holds without a current reading; builds the `SocInput` only for a full step.
+        self.soc
+            .update_measurements(m, path_open, summary.exact_cell_range());
         while let Some(e) = self.soc.poll_event() {
             self.push(now, Event::Soc(e));
         }

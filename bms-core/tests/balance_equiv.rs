@@ -862,3 +862,75 @@ fn long_still_stretches_then_a_change() {
         }
     }
 }
+
+/// Long runs of steady inhibits through the cell-free gates (a discharge, a fault, no
+/// current reading, balancing disabled, no cells), one reason after another, entered from
+/// bleeding channels (charging) and from each other, with new configurations in the middle
+/// of a run (another measurement window, balancing off and on): each update of a run is
+/// what the first one of it did, but at its own time.
+#[test]
+fn steady_inhibit_runs_match_reference() {
+    let scheduled = BalanceConfig {
+        timing: SwitchTiming::Scheduled,
+        ..BalanceConfig::lfp()
+    };
+    let slower = BalanceConfig {
+        measure_period: Duration::from_millis(3 * scheduled.measure_period.as_millis()),
+        ..scheduled
+    };
+    let off = BalanceConfig {
+        enabled: false,
+        ..scheduled
+    };
+    let n = 20usize;
+    // A 95 mV spread above the start voltage: channels bleed while charging.
+    let start: Vec<u32> = (0..n as u32).map(|i| 3_500 + i * 5).collect();
+    let step = |current: Option<i32>, fault: bool, cells: Option<Vec<u32>>| Step {
+        // Even: the update tries the cell-free gates first.
+        dt: 100,
+        drift: vec![0; n],
+        cells,
+        current,
+        fault,
+        uv: 2_800,
+        temp: Some(250),
+        soc: None,
+        range: (1, 0, 0),
+    };
+    let run_of = |ops: &mut Vec<Op>, s: Step, mid: Option<BalanceConfig>| {
+        for k in 0..40 {
+            if k == 20 {
+                if let Some(cfg) = mid {
+                    ops.push(Op::SetConfig(cfg));
+                }
+            }
+            ops.push(Op::Update(Step {
+                cells: if k == 0 { s.cells.clone() } else { None },
+                ..s.clone()
+            }));
+        }
+    };
+    let (charge, discharge) = (Some(-20_000), Some(10_000));
+    for first in [scheduled, BalanceConfig::nmc()] {
+        let mut ops = Vec::new();
+        run_of(&mut ops, step(charge, false, None), None);
+        run_of(&mut ops, step(discharge, false, None), None);
+        run_of(&mut ops, step(discharge, false, None), Some(slower));
+        run_of(&mut ops, step(discharge, true, None), Some(scheduled));
+        run_of(&mut ops, step(None, false, None), None);
+        run_of(&mut ops, step(discharge, false, None), Some(slower));
+        run_of(&mut ops, step(charge, false, None), None);
+        run_of(&mut ops, step(discharge, false, None), Some(off));
+        run_of(&mut ops, step(charge, false, None), Some(scheduled));
+        run_of(
+            &mut ops,
+            step(discharge, false, Some(Vec::new())),
+            Some(first),
+        );
+        run_of(&mut ops, step(discharge, false, Some(start.clone())), None);
+        run_of(&mut ops, step(charge, false, None), None);
+        ops.push(Op::ResetBled);
+        run_of(&mut ops, step(discharge, false, None), None);
+        run(first, &start, &ops);
+    }
+}

@@ -1,7 +1,7 @@
 //! Fixed 20S workloads for counting the instructions of the SOC part of one control step.
 //!
-//! `step_soc` does what `Bms::step` does with the estimator: `SocInput::from_measurements`,
-//! `SocEstimator::update`, drain `poll_event`, then read `soc`, `soh`, `remaining`,
+//! `step_soc` does what `Bms::step` does with the estimator: `update_measurements` (here
+//! without the cell range), drain `poll_event`, then read `soc`, `soh`, `remaining`,
 //! `full_capacity` and `cycles` for the telemetry. Each scenario steps 100 warm-up snapshots
 //! (boot) outside of it, then 1000 snapshots 100 ms apart through it, and checks the
 //! results, so the test also guards the behaviour it measures. To count:
@@ -16,7 +16,7 @@
 //! threshold); unset, all run.
 
 use bms_core::measure::{Measurements, MAX_CELLS};
-use bms_core::soc::{SocConfig, SocEstimator, SocInput};
+use bms_core::soc::{SocConfig, SocEstimator};
 use bms_core::units::{MilliAmpHours, MilliAmps, MilliVolts, Permille, Soc};
 use bms_core::Instant;
 use std::hint::black_box;
@@ -40,12 +40,7 @@ struct Reading {
 
 #[inline(always)]
 fn soc_part(est: &mut SocEstimator, m: &Measurements, path_open: bool) -> Reading {
-    match SocInput::from_measurements(m, path_open) {
-        Some(input) => {
-            est.update(&input);
-        }
-        None => est.hold(m.timestamp),
-    }
+    est.update_measurements(m, path_open, None);
     let mut events = 0;
     while let Some(e) = est.poll_event() {
         black_box(e);

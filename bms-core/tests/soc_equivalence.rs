@@ -5,7 +5,8 @@
 
 mod soc_reference;
 
-use bms_core::soc::{SocConfig, SocEstimator, SocEvent, SocInput, StoredSoc};
+use bms_core::measure::{Measurements, MAX_CELLS};
+use bms_core::soc::{SocConfig, SocEstimator, SocEvent, SocInput, SocOutput, StoredSoc};
 use bms_core::{DeciCelsius, Duration, Instant, MilliAmpHours, MilliAmps, MilliVolts, Soc};
 use proptest::prelude::*;
 use soc_reference::SocEstimator as Reference;
@@ -175,6 +176,58 @@ fn scripted(cfg: &SocConfig, cap_mah: u32, op: &Op, range: bool) -> Vec<Planned>
     }
 }
 
+/// `input` as a cell monitor's snapshot whose NTCs read its temperature as `ntc` says (0:
+/// both, 1: the first only, 2: the second only, 3: 3 below and 3 above it, whose mean it
+/// is), or `None` for more cells than a snapshot holds.
+fn snapshot(input: &SocInput<'_>, ntc: usize) -> Option<Measurements> {
+    let n = input.cells.len();
+    if n > MAX_CELLS {
+        return None;
+    }
+    let mut m = Measurements::uniform(n as u8, MilliVolts::ZERO, input.now);
+    m.cells[..n].copy_from_slice(input.cells);
+    if n == 0 && ntc % 2 == 0 {
+        // No cells is also a cell monitor that did not answer: its readings are ignored.
+        m = Measurements::uniform(16, MilliVolts::from_mv(3_300), input.now);
+        m.afe_ok = false;
+    }
+    m.current = Some(input.current);
+    let t = input.temperature;
+    m.cell_temps = match (ntc % 4, t.map(DeciCelsius::as_deci)) {
+        (1, _) => [t, None],
+        (2, _) => [None, t],
+        (3, Some(d)) if d.unsigned_abs() < 1_000 => [
+            Some(DeciCelsius::from_deci(d - 3)),
+            Some(DeciCelsius::from_deci(d + 3)),
+        ],
+        _ => [t, t],
+    };
+    // The snapshot stands for exactly this input.
+    assert_eq!(
+        SocInput::from_measurements(&m, input.current_path_open),
+        Some(*input)
+    );
+    Some(m)
+}
+
+/// `e` stepped over `input` as `via` says: 0 `update`, 1 `update_with_range`, otherwise
+/// `update_measurements` over its snapshot (`snapshot(input, via)`; `update_with_range`
+/// for more cells than a snapshot holds). `range` is passed as it is, except to `update`.
+fn step_via(
+    e: &mut SocEstimator,
+    input: &SocInput<'_>,
+    range: Option<(MilliVolts, MilliVolts)>,
+    via: usize,
+) -> SocOutput {
+    match (via, snapshot(input, via)) {
+        (0, _) => e.update(input),
+        (1, _) | (_, None) => e.update_with_range(input, range),
+        (_, Some(m)) => e
+            .update_measurements(&m, input.current_path_open, range)
+            .expect("a snapshot with a current"),
+    }
+}
+
 /// Every observable output of the two is the same.
 fn same(e: &SocEstimator, r: &Reference) -> Result<(), TestCaseError> {
     prop_assert_eq!(e.soc(), r.soc());
@@ -265,7 +318,14 @@ proptest! {
                 }
                 Op::Hold(dt) => {
                     t = t.saturating_add(u64::from(dt));
-                    e.hold(Instant::from_millis(t));
+                    if k % 2 == 0 {
+                        e.hold(Instant::from_millis(t));
+                    } else {
+                        // A snapshot without a current reading holds.
+                        let mut m = Measurements::uniform(16, MilliVolts::from_mv(3_300), Instant::from_millis(t));
+                        m.current = None;
+                        prop_assert_eq!(e.update_measurements(&m, k % 4 == 1, None), None);
+                    }
                     r.hold(Instant::from_millis(t));
                 }
                 Op::SetSoc(p) => {
@@ -296,7 +356,7 @@ proptest! {
                 }
                 _ => steps = scripted(&cfg, cap, op, k % 2 == 0),
             }
-            for (dt, ma, cells, temp, open, range) in &steps {
+            for (i, (dt, ma, cells, temp, open, range)) in steps.iter().enumerate() {
                 t = t.saturating_add(u64::from(*dt));
                 let input = SocInput {
                     now: Instant::from_millis(t),
@@ -306,10 +366,11 @@ proptest! {
                     current_path_open: *open,
                 };
                 let extremes = cells.iter().copied().min().zip(cells.iter().copied().max());
-                let out = if *range {
-                    e.update_with_range(&input, extremes)
-                } else {
-                    e.update(&input)
+                // Every other step over a snapshot, as `Bms` does.
+                let out = match (*range, i % 2) {
+                    (false, 0) => step_via(&mut e, &input, None, 0),
+                    (true, 0) => step_via(&mut e, &input, extremes, 1),
+                    (range, _) => step_via(&mut e, &input, extremes.filter(|_| range), 2 + k % 4),
                 };
                 prop_assert_eq!(out, r.update(&input));
                 same_events(&mut e, &mut r)?;
@@ -361,7 +422,12 @@ fn settled_rest_then_temperature_change() {
                     current_path_open: false,
                 };
                 let extremes = cells.iter().copied().min().zip(cells.iter().copied().max());
-                assert_eq!(e.update_with_range(&input, extremes), r.update(&input));
+                let via = if i % 2 == 0 {
+                    1
+                } else {
+                    2 + (i as usize / 2) % 4
+                };
+                assert_eq!(step_via(&mut e, &input, extremes, via), r.update(&input));
                 loop {
                     let (a, b) = (e.poll_event(), r.poll_event());
                     assert_eq!(a, b);
@@ -520,7 +586,17 @@ fn long_still_stretch_then_a_change() {
                     .copied()
                     .min()
                     .zip(now_cells.iter().copied().max());
-                assert_eq!(e.update_with_range(&input, range), r.update(&input), "{k}");
+                // Alternately over a snapshot, its NTCs read four ways.
+                let via = if k % 2 == 0 {
+                    1
+                } else {
+                    2 + (k as usize / 2) % 4
+                };
+                assert_eq!(
+                    step_via(&mut e, &input, range, via),
+                    r.update(&input),
+                    "{k}"
+                );
                 if k % 97 == 0 || k >= 38_990 {
                     loop {
                         let (a, b) = (e.poll_event(), r.poll_event());

@@ -31,8 +31,9 @@
 //!    call [`update`](SocEstimator::update) (or
 //!    [`update_with_range`](SocEstimator::update_with_range) when the lowest and highest
 //!    cell are already known, which spares two scans), with `None` (no current reading) call
-//!    [`hold`](SocEstimator::hold). Then drain [`poll_event`](SocEstimator::poll_event)
-//!    into the event log.
+//!    [`hold`](SocEstimator::hold); or, the same in one call that builds the input only when
+//!    the step needs all of it, [`update_measurements`](SocEstimator::update_measurements).
+//!    Then drain [`poll_event`](SocEstimator::poll_event) into the event log.
 //! 3. Report [`soc`](SocEstimator::soc), [`soh`](SocEstimator::soh),
 //!    [`remaining`](SocEstimator::remaining) and [`cycles`](SocEstimator::cycles) in the
 //!    telemetry; [`cell_soc_range`](SocEstimator::cell_soc_range) for balancing and limits.
@@ -137,23 +138,11 @@ impl<'a> SocInput<'a> {
     #[inline]
     pub fn from_measurements(m: &'a Measurements, current_path_open: bool) -> Option<Self> {
         let current = m.current?;
-        let cells = if m.afe_ok { m.cells() } else { &[] };
-        // The two NTCs as a pair: the mean of two is a halving, not a division by a count
-        // (a library call on a Cortex-M0).
-        const _: () = assert!(crate::measure::NTC_COUNT == 2);
-        let temperature = match m.cell_temps {
-            [Some(a), Some(b)] => {
-                let sum = i32::from(a.as_deci()) + i32::from(b.as_deci());
-                Some(DeciCelsius::from_deci((sum / 2) as i16))
-            }
-            [Some(t), None] | [None, Some(t)] => Some(t),
-            [None, None] => None,
-        };
         Some(SocInput {
             now: m.timestamp,
             current,
-            cells,
-            temperature,
+            cells: valid_cells(m),
+            temperature: ntc_mean(m),
             current_path_open,
         })
     }
@@ -167,6 +156,120 @@ impl<'a> SocInput<'a> {
             temperature: None,
             current_path_open: false,
         }
+    }
+}
+
+/// The cells of `m` a step reads: none if the cell monitor did not answer.
+#[inline(always)]
+fn valid_cells(m: &Measurements) -> &[MilliVolts] {
+    if m.afe_ok {
+        m.cells()
+    } else {
+        &[]
+    }
+}
+
+/// The mean of the readable cell NTCs of `m`.
+#[inline(always)]
+fn ntc_mean(m: &Measurements) -> Option<DeciCelsius> {
+    // The two NTCs as a pair: the mean of two is a halving, not a division by a count
+    // (a library call on a Cortex-M0).
+    const _: () = assert!(crate::measure::NTC_COUNT == 2);
+    match m.cell_temps {
+        [Some(a), Some(b)] => {
+            let sum = i32::from(a.as_deci()) + i32::from(b.as_deci());
+            Some(DeciCelsius::from_deci((sum / 2) as i16))
+        }
+        [Some(t), None] | [None, Some(t)] => Some(t),
+        [None, None] => None,
+    }
+}
+
+/// The inputs of one step as the quick steps read them: from a built [`SocInput`], or
+/// field by field from a [`Measurements`] snapshot (see
+/// [`SocEstimator::update_measurements`]), so that the common steps need not build the
+/// input at all.
+trait StepSource<'a>: Copy {
+    fn now(self) -> Instant;
+    fn current(self) -> MilliAmps;
+    fn path_open(self) -> bool;
+    fn cells(self) -> &'a [MilliVolts];
+    fn temperature(self) -> Option<DeciCelsius>;
+    /// The full step over these inputs.
+    fn full_step(
+        self,
+        est: &mut SocEstimator,
+        range: Option<(MilliVolts, MilliVolts)>,
+    ) -> SocOutput;
+}
+
+impl<'a> StepSource<'a> for &SocInput<'a> {
+    #[inline(always)]
+    fn now(self) -> Instant {
+        self.now
+    }
+    #[inline(always)]
+    fn current(self) -> MilliAmps {
+        self.current
+    }
+    #[inline(always)]
+    fn path_open(self) -> bool {
+        self.current_path_open
+    }
+    #[inline(always)]
+    fn cells(self) -> &'a [MilliVolts] {
+        self.cells
+    }
+    #[inline(always)]
+    fn temperature(self) -> Option<DeciCelsius> {
+        self.temperature
+    }
+    #[inline(always)]
+    fn full_step(
+        self,
+        est: &mut SocEstimator,
+        range: Option<(MilliVolts, MilliVolts)>,
+    ) -> SocOutput {
+        est.full_step(self, range)
+    }
+}
+
+/// A snapshot with a current reading, and whether the current path was open.
+#[derive(Clone, Copy)]
+struct Snapshot<'a> {
+    m: &'a Measurements,
+    current: MilliAmps,
+    path_open: bool,
+}
+
+impl<'a> StepSource<'a> for Snapshot<'a> {
+    #[inline(always)]
+    fn now(self) -> Instant {
+        self.m.timestamp
+    }
+    #[inline(always)]
+    fn current(self) -> MilliAmps {
+        self.current
+    }
+    #[inline(always)]
+    fn path_open(self) -> bool {
+        self.path_open
+    }
+    #[inline(always)]
+    fn cells(self) -> &'a [MilliVolts] {
+        valid_cells(self.m)
+    }
+    #[inline(always)]
+    fn temperature(self) -> Option<DeciCelsius> {
+        ntc_mean(self.m)
+    }
+    #[inline(always)]
+    fn full_step(
+        self,
+        est: &mut SocEstimator,
+        range: Option<(MilliVolts, MilliVolts)>,
+    ) -> SocOutput {
+        est.full_step_of(self.m, self.current, self.path_open, range)
     }
 }
 
@@ -814,16 +917,64 @@ impl SocEstimator {
         input: &SocInput<'_>,
         range: Option<(MilliVolts, MilliVolts)>,
     ) -> SocOutput {
-        // The common steps (a steady load, a settled rest) within the band `plan` set; every
-        // call below is in tail position, so that these steps need no stack frame.
-        let measured = input.current.as_ma();
-        if !self.band.contains(measured)
-            || input.current_path_open
-            || input.cells.len().min(MAX_CELLS) != usize::from(self.load_n)
-        {
-            return self.full_step(input, range);
+        self.step_from(input, range)
+    }
+
+    /// [`update_with_range`](Self::update_with_range) over the input
+    /// [`SocInput::from_measurements`] makes of `m`, without making it unless the step needs
+    /// it all; `None` (and then it [`hold`](Self::hold)s) when `m` has no current reading.
+    /// `range`, if known, must be exactly the lowest and highest cell of the input's cells
+    /// (none when `m.afe_ok` is false).
+    // Inline: the common steps read a few fields of the snapshot (see `update_with_range`).
+    #[inline(always)]
+    pub fn update_measurements(
+        &mut self,
+        m: &Measurements,
+        current_path_open: bool,
+        range: Option<(MilliVolts, MilliVolts)>,
+    ) -> Option<SocOutput> {
+        let Some(current) = m.current else {
+            self.hold(m.timestamp);
+            return None;
+        };
+        let snapshot = Snapshot {
+            m,
+            current,
+            path_open: current_path_open,
+        };
+        Some(self.step_from(snapshot, range))
+    }
+
+    /// The step over `input`, quick when it can be.
+    #[inline(always)]
+    fn step_from<'a>(
+        &mut self,
+        input: impl StepSource<'a>,
+        range: Option<(MilliVolts, MilliVolts)>,
+    ) -> SocOutput {
+        // One call site of the full step: a snapshot's builds the input there.
+        match self.quick_step(input, range) {
+            Some(out) => out,
+            None => input.full_step(self, range),
         }
-        let now = input.now.as_millis();
+    }
+
+    /// The common steps (a steady load, a settled rest) within the band `plan` set: `None`
+    /// (and nothing changed) when the step must be the full one.
+    #[inline(always)]
+    fn quick_step<'a>(
+        &mut self,
+        input: impl StepSource<'a>,
+        range: Option<(MilliVolts, MilliVolts)>,
+    ) -> Option<SocOutput> {
+        let measured = input.current().as_ma();
+        if !self.band.contains(measured)
+            || input.path_open()
+            || input.cells().len().min(MAX_CELLS) != usize::from(self.load_n)
+        {
+            return None;
+        }
+        let now = input.now().as_millis();
         // The band is set only by a full step, which set `last`.
         let dt = match now.checked_sub(self.last.as_millis()) {
             Some(d) => d.min(u64::from(self.cfg.max_step_ms.as_millis())) as u32,
@@ -831,29 +982,29 @@ impl SocEstimator {
         };
         if self.band_rest {
             // The filters stay idle (the band holds the rest and the idle gain).
-            if dt != self.filt_gain.0 || differ(input.cells, &self.filt_in) {
-                return self.full_step(input, range);
+            if dt != self.filt_gain.0 || differ(input.cells(), &self.filt_in) {
+                return None;
             }
-            self.last = input.now;
+            self.last = input.now();
             // A refinement that is due is all the full step would do, and with the key of
             // the last one it changes nothing but its time (see `quiet_end`).
             if now.saturating_sub(self.last_refine.as_millis())
                 >= u64::from(REFINE_EVERY.as_millis())
             {
-                if now >= self.quiet_end || input.temperature != self.quiet_temp {
-                    return self.refine_at_rest(input.now, input.temperature);
+                if now >= self.quiet_end || input.temperature() != self.quiet_temp {
+                    return Some(self.refine_at_rest(input.now(), input.temperature()));
                 }
-                self.last_refine = input.now;
+                self.last_refine = input.now();
             }
-            return self.output(true);
+            return Some(self.output(true));
         }
         // Within a calibration's current window the extremes (of these cells: the full step
         // ignores them otherwise) must keep the cells out of it.
         if self.window.contains(measured) {
-            match range.filter(|_| input.cells.len() <= MAX_CELLS) {
+            match range.filter(|_| input.cells().len() <= MAX_CELLS) {
                 Some((lo, hi))
                     if lo.as_mv() >= self.cells_ok.0 && hi.as_mv() <= self.cells_ok.1 => {}
-                _ => return self.full_step(input, range),
+                _ => return None,
             }
         }
         // Within the band the reading less the offset neither overflows nor falls in the
@@ -863,16 +1014,17 @@ impl SocEstimator {
         let charge = self.charge.wrapping_sub(dq);
         let crossed = charge < self.still.0 || charge >= self.still.1;
         if crossed && (charge < self.run_lo || charge >= self.run_end) {
-            return self.full_step(input, range);
+            return None;
         }
-        self.last = input.now;
+        self.last = input.now();
         // `dt == 0` exactly when `dq == 0`: the sum is that of the full step.
         self.active_ms = self.active_ms.saturating_add(u64::from(dt));
-        if crossed {
-            return self.cross(charge);
-        }
         self.charge = charge;
-        self.output(false)
+        if crossed {
+            // `set_charge` without its test: every few steps at most.
+            self.follow_charge(charge);
+        }
+        Some(self.output(false))
     }
 
     /// What a step reports.
@@ -883,15 +1035,6 @@ impl SocEstimator {
             remaining: self.remaining,
             at_rest,
         }
-    }
-
-    /// The end of a quick counting step that moves the charge out of `still`.
-    // Out of line: every few steps at most, and a tail call keeps the common step frameless.
-    #[inline(never)]
-    fn cross(&mut self, charge: i64) -> SocOutput {
-        self.follow_charge(charge);
-        self.charge = charge;
-        self.output(false)
     }
 
     /// The end of a quick rest step with a refinement due.
@@ -1002,6 +1145,28 @@ impl SocEstimator {
             (self.run_lo, self.run_end) = run;
             self.set_still(self.soc_unit());
         }
+    }
+
+    /// The full step over the input [`SocInput::from_measurements`] makes of `m` (which has
+    /// the reading `current`).
+    // Inline: the caller builds the input only on its way to the full step, and a call
+    // more would cost every full step (e.g. at rest with moving readings).
+    #[inline(always)]
+    fn full_step_of(
+        &mut self,
+        m: &Measurements,
+        current: MilliAmps,
+        current_path_open: bool,
+        range: Option<(MilliVolts, MilliVolts)>,
+    ) -> SocOutput {
+        let input = SocInput {
+            now: m.timestamp,
+            current,
+            cells: valid_cells(m),
+            temperature: ntc_mean(m),
+            current_path_open,
+        };
+        self.full_step(&input, range)
     }
 
     /// The full step: everything `update_with_range` says.
