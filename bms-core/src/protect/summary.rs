@@ -119,7 +119,8 @@ impl Summary {
     }
 
     /// [`Summary::of`], with the cell part of the last summary of the readings in `last`
-    /// in `memo`: readings equal to those are not walked again. `memo` must be reset
+    /// in `memo`: readings equal to those are not walked again (nor copied: the entries of
+    /// `last` past the cell count keep what they held). `memo` must be reset
     /// ([`CellMemo::default`]) whenever `last` is changed by anything but this function.
     // Always inlined: its one caller is `Bms::step`, which then keeps the summary in its
     // own frame instead of receiving it through a call.
