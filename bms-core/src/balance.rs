@@ -135,6 +135,7 @@
 
 use core::fmt;
 
+use crate::bits::set_bits;
 use crate::measure::{Measurements, MAX_CELLS};
 use crate::time::{Duration, Instant};
 use crate::units::{
@@ -1046,7 +1047,7 @@ impl Balancer {
                     && match soc {
                         // Voltage: the lowest channel decides.
                         None => lowest.saturating_sub(vmin) > stop,
-                        Some(s) => bits(on).all(|i| {
+                        Some(s) => set_bits(on).all(|i| {
                             let m = s.get(i).map_or(0, |p| p.as_permille() as u32);
                             m.saturating_sub(mmin) > stop
                         }),
@@ -1415,15 +1416,6 @@ impl Balancer {
         let ms = q / i;
         Some(Duration::from_millis(ms.min(u32::MAX as u64) as u32))
     }
-}
-
-/// The indices of the set bits of `mask`, lowest first.
-fn bits(mut mask: u32) -> impl Iterator<Item = usize> {
-    core::iter::from_fn(move || {
-        let i = mask.trailing_zeros();
-        mask &= mask.wrapping_sub(1);
-        (i < 32).then_some(i as usize)
-    })
 }
 
 /// The cells as millivolts (one iterator type, so one copy of each pass over them).

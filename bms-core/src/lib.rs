@@ -27,6 +27,7 @@
 #![deny(missing_docs)]
 
 mod band;
+mod bits;
 #[macro_use]
 mod macros;
 
