@@ -137,14 +137,19 @@ impl<'a> SocInput<'a> {
     /// ```
     #[inline]
     pub fn from_measurements(m: &'a Measurements, current_path_open: bool) -> Option<Self> {
-        let current = m.current?;
-        Some(SocInput {
+        Some(Self::with_current(m, m.current?, current_path_open))
+    }
+
+    /// [`SocInput::from_measurements`] with the snapshot's current reading `current`.
+    #[inline(always)]
+    fn with_current(m: &'a Measurements, current: MilliAmps, current_path_open: bool) -> Self {
+        SocInput {
             now: m.timestamp,
             current,
             cells: valid_cells(m),
             temperature: ntc_mean(m),
             current_path_open,
-        })
+        }
     }
 
     /// An input at `now` with the path closed and the temperature unknown.
@@ -1159,14 +1164,10 @@ impl SocEstimator {
         current_path_open: bool,
         range: Option<(MilliVolts, MilliVolts)>,
     ) -> SocOutput {
-        let input = SocInput {
-            now: m.timestamp,
-            current,
-            cells: valid_cells(m),
-            temperature: ntc_mean(m),
-            current_path_open,
-        };
-        self.full_step(&input, range)
+        self.full_step(
+            &SocInput::with_current(m, current, current_path_open),
+            range,
+        )
     }
 
     /// The full step: everything `update_with_range` says.
