@@ -469,14 +469,21 @@ impl PackConfig {
         let (max, min) = (lim.cell_max.as_mv() as i32, lim.cell_min.as_mv() as i32);
         let p = &self.protection;
         let nn = self.cells as i32;
-        let beyond = [
-            (Fault::CellOv, p.get(Fault::CellOv).trip > max),
-            (Fault::CellUv, p.get(Fault::CellUv).trip < min),
-            (Fault::PackOv, p.get(Fault::PackOv).trip > nn * max),
-            (Fault::PackUv, p.get(Fault::PackUv).trip < nn * min),
-        ];
-        if let Some((f, _)) = beyond.iter().find(|(_, b)| *b) {
-            return Err(ConfigError::BeyondChemistry(*f));
+        // In order, the first fault whose trip is beyond the chemistry's limit; tested one
+        // by one (a table of the four results is built on the stack in full first).
+        let beyond = if p.get(Fault::CellOv).trip > max {
+            Some(Fault::CellOv)
+        } else if p.get(Fault::CellUv).trip < min {
+            Some(Fault::CellUv)
+        } else if p.get(Fault::PackOv).trip > nn * max {
+            Some(Fault::PackOv)
+        } else if p.get(Fault::PackUv).trip < nn * min {
+            Some(Fault::PackUv)
+        } else {
+            None
+        };
+        if let Some(f) = beyond {
+            return Err(ConfigError::BeyondChemistry(f));
         }
         let (oc1, oc2, sc) = (
             p.get(Fault::DsgOc1).trip,
