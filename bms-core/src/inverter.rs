@@ -94,10 +94,11 @@ pub struct InverterNode {
     last_keepalive: Option<Instant>,
 }
 
-/// Four little-endian `u16` words.
-fn words(w: [u16; 4]) -> [u8; 8] {
-    let [a, b, c, d] = w.map(u16::to_le_bytes);
-    [a[0], a[1], b[0], b[1], c[0], c[1], d[0], d[1]]
+/// Four `u16` words as the little-endian payload bytes, packed in a `u64`: the arms of
+/// [`encode`] then merge two registers, not eight bytes.
+fn words(w: [u16; 4]) -> u64 {
+    let [a, b, c, d] = w.map(u64::from);
+    a | b << 16 | c << 32 | d << 48
 }
 
 /// A non-negative value clamped to `u16`.
@@ -174,21 +175,24 @@ pub fn encode(id: u16, t: &Telemetry, c: &InverterConfig) -> Option<CanFrame> {
         0x359 => {
             let [f0, f1] = flag_bytes(t.faults);
             let [w0, w1] = flag_bytes(t.warnings);
-            ([f0, f1, w0, w1, c.modules, b'P', b'N', 0], 8)
+            (
+                u64::from_le_bytes([f0, f1, w0, w1, c.modules, b'P', b'N', 0]),
+                8,
+            )
         }
         0x35C => {
             let force = t.faults.contains(Fault::CellUv) || t.faults.contains(Fault::PackUv);
             let b0 = u8::from(charge_enabled) << 7
                 | u8::from(discharge_enabled) << 6
                 | u8::from(force) << 5;
-            ([b0, 0, 0, 0, 0, 0, 0, 0], 2)
+            (u64::from(b0), 2)
         }
-        0x35E => (c.manufacturer, 8),
+        0x35E => (u64::from_le_bytes(c.manufacturer), 8),
         0x370 | 0x371 => {
             let half = if id == 0x370 { 0 } else { 8 };
             let mut b = [0; 8];
             b.copy_from_slice(c.bms_name.get(half..half + 8)?);
-            (b, 8)
+            (u64::from_le_bytes(b), 8)
         }
         0x372 => (
             words([
@@ -220,7 +224,7 @@ pub fn encode(id: u16, t: &Telemetry, c: &InverterConfig) -> Option<CanFrame> {
         ),
         _ => return None,
     };
-    CanFrame::standard(id, data.get(..len)?)
+    CanFrame::standard(id, data.to_le_bytes().get(..len)?)
 }
 
 impl InverterNode {
