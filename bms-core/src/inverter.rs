@@ -341,6 +341,60 @@ mod test {
         assert_eq!(encode(0x35E, &t, &c).unwrap().data(), b"PYLON   ");
     }
 
+    /// Every frame of the burst for a telemetry with every field set, against the bytes
+    /// the byte-array encoder (before the `u64` payload) produced.
+    #[test]
+    fn every_frame_golden() {
+        let mut t = Telemetry::empty(4);
+        t.limits.charge_voltage = MilliVolts::from_mv(58_400);
+        t.limits.charge_current = MilliAmps::from_amps(-120);
+        t.limits.discharge_current = MilliAmps::from_amps(250);
+        t.limits.discharge_voltage = MilliVolts::from_mv(44_000);
+        t.pack_voltage = MilliVolts::from_mv(52_345);
+        t.current = MilliAmps::from_ma(-12_345);
+        t.cell_temps = [
+            Some(DeciCelsius::from_deci(215)),
+            Some(DeciCelsius::from_deci(-35)),
+        ];
+        t.faults = FaultSet::from_iter([Fault::PackUv, Fault::MosOt, Fault::OpenWire]);
+        t.warnings = FaultSet::from_iter([Fault::DsgOc2, Fault::ChgOc]);
+        t.charge_fet = true;
+        t.soc = crate::units::Soc::try_from_permille(567).unwrap();
+        t.soh = crate::units::Permille::from_permille(987);
+        t.nominal_capacity = crate::units::MilliAmpHours::from_mah(280_000);
+        for (i, mv) in [3_301, 3_287, 3_312, 3_295].into_iter().enumerate() {
+            t.cells[i] = MilliVolts::from_mv(mv);
+        }
+        let c = InverterConfig {
+            modules: 3,
+            ..InverterConfig::default()
+        };
+        let mut got = std::string::String::new();
+        for id in IDS {
+            let f = encode(id, &t, &c).unwrap();
+            got += &std::format!("{id:03X}:");
+            for b in f.data() {
+                got += &std::format!(" {b:02X}");
+            }
+            got += "\n";
+        }
+        let golden = "\
+351: 48 02 B0 04 C4 09 B8 01
+355: 39 00 63 00
+356: 72 14 7B 00 D7 00
+359: 0C 08 80 01 03 50 4E 00
+35C: A0 00
+35E: 50 59 4C 4F 4E 20 20 20
+370: 62 6D 73 2D 63 6F 72 65
+371: 20 20 20 20 20 20 20 20
+372: 03 00 00 00 03 00 00 00
+373: D7 0C F0 0C 0E 01 27 01
+379: 18 01
+";
+        assert_eq!(got, golden);
+        assert_eq!(encode(0x300, &t, &c), None);
+    }
+
     #[test]
     fn burst_every_period() {
         let mut n = InverterNode::new(InverterConfig {
