@@ -89,7 +89,8 @@ pub struct InverterNode {
     config: InverterConfig,
     telemetry: Option<Telemetry>,
     next_due: Option<Instant>,
-    burst_at: Option<Instant>,
+    /// A burst is being sent (`index` is its next frame).
+    in_burst: bool,
     index: usize,
     last_keepalive: Option<Instant>,
 }
@@ -234,13 +235,16 @@ impl InverterNode {
             config,
             telemetry: None,
             next_due: None,
-            burst_at: None,
+            in_burst: false,
             index: 0,
             last_keepalive: None,
         }
     }
 
     /// Takes a new telemetry snapshot.
+    // Out of line: the snapshot is copied from the reference, not from the caller's registers
+    // and stack.
+    #[inline(never)]
     pub fn update(&mut self, now: Instant, telemetry: &Telemetry) {
         self.telemetry = Some(telemetry.clone());
         if self.next_due.is_none() {
@@ -268,7 +272,7 @@ impl InverterNode {
         } else {
             PYLONTECH_FRAMES
         };
-        if self.burst_at.is_none() {
+        if !self.in_burst {
             let due = self.next_due.filter(|&d| d <= now)?;
             let next = due + self.config.period;
             self.next_due = Some(if next <= now {
@@ -276,14 +280,14 @@ impl InverterNode {
             } else {
                 next
             });
-            self.burst_at = Some(now);
+            self.in_burst = true;
             self.index = 0;
         }
         let t = self.telemetry.as_ref()?;
         let id = *IDS.get(self.index)?;
         self.index += 1;
         if self.index >= count {
-            self.burst_at = None;
+            self.in_burst = false;
         }
         encode(id, t, &self.config)
     }
@@ -291,7 +295,7 @@ impl InverterNode {
     /// When the next burst is due.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if self.burst_at.is_some() {
+        if self.in_burst {
             return Some(Instant::ZERO);
         }
         self.next_due
