@@ -161,9 +161,10 @@ impl<const N: usize> Framer<N> {
             return None;
         }
         (1..=b.len() - OVERHEAD).find(|&i| {
-            b[i] == SOF0
-                && b[i + 1] == SOF1
-                && matches!(scan_new(&b[i..], N), Scan::Complete(n) if n == b.len() - i)
+            // Through `get`: the compiler cannot see that `i` is in bounds.
+            let rest = b.get(i..).unwrap_or_default();
+            rest.starts_with(&[SOF0, SOF1])
+                && matches!(scan_new(rest, N), Scan::Complete(n) if n == rest.len())
         })
     }
 
