@@ -159,13 +159,18 @@ pub struct J1939Node {
     bounds: [Bounds; CLASS_COUNT],
     pass: Pass,
     /// The last payload encoded of each single-frame message.
-    payloads: [[u8; 8]; SINGLE_FRAMES],
+    /// (Entries past [`SINGLE_FRAMES`] are unused; see [`SLOTS`].)
+    payloads: [[u8; 8]; SLOTS],
     /// Bit `i`: `payloads[i]` is the encoding of the current telemetry.
     fresh: u16,
     quiet_at: Option<Instant>,
     /// Before this instant the checks before the periodic messages find nothing (see
     /// [`J1939Node::next_urgent`]); `Instant::ZERO` when not known.
     urgent_at: Instant,
+    /// Before this instant, `drain_transmit` has nothing to send but the periodic
+    /// single-frame messages (see [`J1939Node::calm_bound`]); `Instant::ZERO` when not
+    /// known.
+    calm_until: Instant,
     // Trick: `OptInstant` (8 bytes) instead of `Option<Instant>` (16) for the timers.
     dm1_due: OptInstant,
     cells_due: OptInstant,
@@ -179,6 +184,10 @@ pub struct J1939Node {
 }
 
 const SINGLE_FRAMES: usize = Message::SINGLE_FRAME.len();
+
+/// Entries of the per-message tables indexed on the per-frame path: a power of two at
+/// least [`SINGLE_FRAMES`], so that an index masked to it needs no bounds check.
+const SLOTS: usize = SINGLE_FRAMES.next_power_of_two();
 
 /// The messages of [`Message::SINGLE_FRAME`] still to send at one instant.
 ///
@@ -281,14 +290,15 @@ const ALL_CLASSES: u8 = (1 << CLASS_COUNT) - 1;
 /// Every single-frame message.
 const ALL_DUE: u16 = (1 << SINGLE_FRAMES) - 1;
 
-/// Identifier of each single-frame message without its source address: priority and
-/// PGN (PDU2, so no destination byte).
-const IDS: [u32; SINGLE_FRAMES] = {
-    let mut ids = [0; SINGLE_FRAMES];
+/// Identifier of each single-frame message without its source address, in the tagged
+/// form of [`CanFrame::extended8_tagged`]: priority and PGN (PDU2, so no destination
+/// byte). (Entries past [`SINGLE_FRAMES`] are unused.)
+const IDS: [u32; SLOTS] = {
+    let mut ids = [0; SLOTS];
     let mut i = 0;
     while i < SINGLE_FRAMES {
         let m = Message::SINGLE_FRAME[i];
-        ids[i] = (m.priority() as u32) << 26 | m.pgn().as_u32() << 8;
+        ids[i] = CanFrame::extended_tag((m.priority() as u32) << 26 | m.pgn().as_u32() << 8);
         i += 1;
     }
     ids
@@ -367,40 +377,45 @@ const fn bits(messages: &[Message]) -> u16 {
     b
 }
 
-/// Messages that carry measurements (voltages, current, charge): they change at nearly
-/// every step and are always encoded again.
-const MEASURED: u16 = {
+/// Messages encoded again from every new telemetry: those that carry measurements
+/// (voltages, current, charge), which change at nearly every step, and those of period
+/// 1 s, which are encoded at most once a second.
+///
+/// Trick: comparing the inputs of a 1 s message at every update costs more than encoding
+/// it once a second, so only the 100 ms messages built from slow inputs are compared.
+const ALWAYS_STALE: u16 = {
     use Message::*;
-    bits(&[Hves1D1, Hves1D2, Hves1D6, Hves1D7, Capacity])
+    bits(&[
+        Hves1D1,
+        Hves1D2,
+        Hves1D6,
+        Hves1D7,
+        Temperatures,
+        Limits,
+        Alarms,
+        Capacity,
+    ])
 };
 
 /// The single-frame messages whose payload may differ between `old` and `new`: the
-/// [`MEASURED`] ones, and the others when one of their inputs changed (the inputs as read
-/// by the encoders of [`super::messages`]).
+/// [`ALWAYS_STALE`] ones, and the others when one of their inputs changed (the inputs as
+/// read by the encoders of [`super::messages`]).
 ///
 /// Trick: a few comparisons of limits, temperatures and states per step spare the
-/// encoding of the messages built from them only, which hold still for long periods.
+/// encoding of the 100 ms messages built from them only, which hold still for long
+/// periods.
 fn changed_messages(old: &Telemetry, new: &Telemetry) -> u16 {
     use Message::*;
     let (o, n) = (&old.limits, &new.limits);
-    let mut m = MEASURED;
+    let mut m = ALWAYS_STALE;
     if o.charge_current != n.charge_current || o.discharge_current != n.discharge_current {
-        m |= bits(&[Hves1D5, Limits]);
-    }
-    if o.charge_voltage != n.charge_voltage || o.discharge_voltage != n.discharge_voltage {
-        m |= bits(&[Limits]);
+        m |= bits(&[Hves1D5]);
     }
     if old.faults != new.faults {
-        m |= bits(&[Hves1S1, Alarms]);
-    }
-    if old.warnings != new.warnings {
-        m |= bits(&[Alarms]);
+        m |= bits(&[Hves1S1]);
     }
     if old.cell_temps != new.cell_temps {
-        m |= bits(&[Hves1D3, Temperatures]);
-    }
-    if old.mos_temp != new.mos_temp || old.balance_temp != new.balance_temp {
-        m |= bits(&[Temperatures]);
+        m |= bits(&[Hves1D3]);
     }
     if old.precharge_fet != new.precharge_fet
         || old.charge_fet != new.charge_fet
@@ -452,10 +467,11 @@ impl J1939Node {
                 due: 0,
                 uniform: 0,
             },
-            payloads: [[0; 8]; SINGLE_FRAMES],
+            payloads: [[0; 8]; SLOTS],
             fresh: 0,
             quiet_at: None,
             urgent_at: Instant::ZERO,
+            calm_until: Instant::ZERO,
             dm1_due: OptInstant::NONE,
             cells_due: OptInstant::NONE,
             dm2_due: OptInstant::NONE,
@@ -496,14 +512,20 @@ impl J1939Node {
     pub fn update(&mut self, now: Instant, telemetry: &Telemetry) {
         self.budget_used = 0;
         self.quiet_at = None;
-        self.fresh &= match &self.telemetry {
-            Some(old) => !changed_messages(old, telemetry),
-            None => 0,
-        };
-        self.telemetry = Some(telemetry.clone());
+        // Trick: the copy is written in place (no temporary of the whole snapshot).
+        match &mut self.telemetry {
+            Some(old) => {
+                self.fresh &= !changed_messages(old, telemetry);
+                old.clone_from(telemetry);
+            }
+            None => {
+                self.fresh = 0;
+                self.telemetry = Some(telemetry.clone());
+            }
+        }
         if self.dtcs.update(telemetry.faults, telemetry.warnings) {
             self.dm1_due = OptInstant::some(now);
-            self.urgent_at = Instant::ZERO;
+            self.wake();
         }
         self.advance(now);
         // New telemetry within a pass: what is left of it is encoded again.
@@ -514,7 +536,7 @@ impl J1939Node {
     pub fn handle_frame(&mut self, now: Instant, frame: &CanFrame) {
         self.quiet_at = None;
         // A frame may queue an answer, request a claim, move DM1 or lose the address.
-        self.urgent_at = Instant::ZERO;
+        self.wake();
         self.advance(now);
         if self.budget_used >= self.config.rx_budget {
             self.stats.rx_dropped = self.stats.rx_dropped.saturating_add(1);
@@ -616,8 +638,26 @@ impl J1939Node {
     /// assert_eq!(node.poll_transmit(t), None);
     /// ```
     pub fn drain_transmit(&mut self, now: Instant, mut send: impl FnMut(CanFrame)) {
-        // The steps of `poll_transmit`, with each run of periodic messages sent in one
-        // loop (no call and no checks per frame).
+        // Trick: the common step (a new instant before `calm_until`: nothing due but
+        // periodic messages) takes a short path that skips the checks before and after
+        // them; `calm_until` is non-zero only while the address is ours and with
+        // telemetry.
+        if now < self.calm_until && now != self.pass.at {
+            if let ClaimState::Claimed(sa) = self.claim {
+                let due = self.take_new_pass(now);
+                self.quiet_at = None; // as `poll_after_periodic` leaves it
+                self.send_periodic(due, sa, &mut send);
+                return;
+            }
+        }
+        self.drain_slow(now, send);
+    }
+
+    /// [`J1939Node::drain_transmit`] in general: the steps of `poll_transmit`, with each
+    /// run of periodic messages sent in one loop (no call and no checks per frame); at
+    /// its end, computes `calm_until`.
+    #[inline(never)]
+    fn drain_slow(&mut self, now: Instant, mut send: impl FnMut(CanFrame)) {
         loop {
             if self.quiet_at != Some(now) && now >= self.urgent_at {
                 if let Some(f) = self.poll_before_periodic(now) {
@@ -635,24 +675,61 @@ impl J1939Node {
                 // Trick: the pass is rescheduled at once, then each frame is a copy. (Should
                 // `send` panic, the frames of the pass not handed over yet are skipped until
                 // their next due time.)
-                let mut due = if now != self.pass.at {
+                let due = if now != self.pass.at {
                     self.take_new_pass(now)
                 } else {
                     self.reschedule_pass(now)
                 };
-                // Trick: the bit loop written out, not `set_bits`: on this per-frame path
-                // the iterator's end test costs a Cortex-M about 12 instructions a step.
-                while due != 0 {
-                    let i = due.trailing_zeros() as usize;
-                    due &= due - 1;
-                    if let (Some(&id), Some(&payload)) = (IDS.get(i), self.payloads.get(i)) {
-                        send(CanFrame::extended8(id | u32::from(sa), payload));
-                    }
-                }
+                self.send_periodic(due, sa, &mut send);
             }
             match self.poll_after_periodic(now, sa) {
                 Some(f) => send(f),
-                None => return,
+                None => {
+                    self.calm_until = self.calm_bound();
+                    return;
+                }
+            }
+        }
+    }
+
+    /// With the address ours and everything due at the last instant sent: an instant
+    /// before which `drain_transmit` finds nothing but periodic messages, or
+    /// `Instant::ZERO` without telemetry. Before it, the checks before the periodic
+    /// messages find nothing (`urgent_at`) and no BAM starts (the DM1, DM2 and
+    /// cell-voltage timers).
+    ///
+    /// It stays a lower bound until the events that reset `urgent_at` (see
+    /// [`J1939Node::wake`]), which reset it too; other changes only delay these instants.
+    fn calm_bound(&self) -> Instant {
+        if self.telemetry.is_none() {
+            return Instant::ZERO;
+        }
+        let never = Instant::from_millis(u64::MAX);
+        [self.dm1_due, self.dm2_due, self.cells_due]
+            .into_iter()
+            .fold(self.urgent_at, |c, d| c.min(d.get().unwrap_or(never)))
+    }
+
+    /// Forgets `urgent_at` and `calm_until`: something may be due at once.
+    fn wake(&mut self) {
+        self.urgent_at = Instant::ZERO;
+        self.calm_until = Instant::ZERO;
+    }
+
+    /// Hands the frames of the periodic messages `due` (rescheduled, with fresh payloads)
+    /// to `send`, from address `sa`.
+    #[inline(always)]
+    fn send_periodic(&self, due: u16, sa: u8, send: &mut impl FnMut(CanFrame)) {
+        let sa = u32::from(sa);
+        let mut due = u32::from(due);
+        // Trick: the bit loop written out, not `set_bits`: on this per-frame path the
+        // iterator's end test costs a Cortex-M about 12 instructions a step; the index
+        // masked to the tables' 16 entries needs no bounds check.
+        while due != 0 {
+            let i = due.trailing_zeros() as usize & (SLOTS - 1);
+            due &= due - 1;
+            if let (Some(&id), Some(&payload)) = (IDS.get(i), self.payloads.get(i)) {
+                send(CanFrame::extended8_tagged(id | sa, payload));
             }
         }
     }
@@ -680,6 +757,7 @@ impl J1939Node {
         }
         if let Some(bam) = self.bam.as_mut() {
             if let Some(dt) = bam.poll(now) {
+                self.settle(now);
                 return Some(CanFrame::extended8(TP_DT_ID | u32::from(sa), dt));
             }
             if bam.next_due().is_none() {
@@ -690,8 +768,30 @@ impl J1939Node {
         if dm1.is_none() {
             self.quiet_at = Some(now);
             self.urgent_at = self.next_urgent();
+        } else {
+            self.settle(now);
         }
         dm1
+    }
+
+    /// After `poll_before_periodic` gave a BAM packet or a DM1 at `now` with no answer
+    /// queued: does what its next call at `now` would do when that call finds nothing
+    /// (it would find the running BAM's next packet if due at `now`, clear a finished
+    /// BAM, or give a DM1 still due), and leaves the state alone otherwise.
+    ///
+    /// Trick: spares that second call (a whole check of the state) after most frames.
+    fn settle(&mut self, now: Instant) {
+        if let Some(bam) = &self.bam {
+            match bam.next_due() {
+                Some(d) if d > now => {}
+                _ => return,
+            }
+        }
+        if self.dm1_due.get().is_some_and(|d| d <= now) && self.dtcs.dm1_fits_frame() {
+            return;
+        }
+        self.quiet_at = Some(now);
+        self.urgent_at = self.next_urgent();
     }
 
     /// With the address ours, no claim requested, no answer queued and nothing due at the
@@ -807,7 +907,7 @@ impl J1939Node {
                 self.refresh(ALL_DUE & !self.fresh);
                 self.dm1_due = OptInstant::some(now);
                 self.cells_due = OptInstant::some(now);
-                self.urgent_at = Instant::ZERO;
+                self.wake();
             }
         }
     }
@@ -1025,7 +1125,7 @@ impl J1939Node {
         *next = reschedule(*next, now, period);
         // The payload is that of the current telemetry (the pass's messages are fresh).
         let payload = self.payloads.get(i)?;
-        Some(CanFrame::extended8(id | u32::from(sa), *payload))
+        Some(CanFrame::extended8_tagged(id | u32::from(sa), *payload))
     }
 
     /// Starts the pass of `now`: the messages due then.
@@ -1227,7 +1327,7 @@ impl J1939Node {
         }
         let (sender, cm) = BamSender::start(now, pgn, data, self.config.bam_gap).ok()?;
         self.bam = Some(sender);
-        self.urgent_at = Instant::ZERO; // its packets are urgent
+        self.wake(); // its packets are urgent
         Some(CanFrame::extended8(TP_CM_ID | u32::from(sa), cm))
     }
 }
