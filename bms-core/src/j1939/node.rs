@@ -56,7 +56,9 @@ use heapless::Deque;
 use super::command::{Command, CommandError};
 use super::dm::{DtcTable, MAX_DM_LEN};
 use super::id::{J1939Id, Pgn, GLOBAL, NULL};
-use super::messages::{encode_cell_voltages, encode_single, Message, CELL_VOLTAGES_LEN};
+#[cfg(test)]
+use super::messages::encode_single;
+use super::messages::{encode_cell_voltages, Message, CELL_VOLTAGES_LEN, ENCODERS};
 use super::name::{Name, NameFields};
 use super::request::{Ack, AckControl, Request};
 use super::tp::{BamReceiver, BamSender};
@@ -286,6 +288,12 @@ const CLASSES: [Class; CLASS_COUNT] = {
 
 /// Every class of [`CLASSES`].
 const ALL_CLASSES: u8 = (1 << CLASS_COUNT) - 1;
+
+/// The messages encoded at nearly every step: the first two of [`Message::SINGLE_FRAME`],
+/// 100 ms and [`ALWAYS_STALE`].
+const HOT: u32 = 0b11;
+const _: () = assert!(ALWAYS_STALE as u32 & HOT == HOT && PERIODS[0].as_millis() == 100);
+const _: () = assert!(PERIODS[1].as_millis() == 100 && SLOTS == super::messages::ENCODER_SLOTS);
 
 /// Every single-frame message.
 const ALL_DUE: u16 = (1 << SINGLE_FRAMES) - 1;
@@ -1270,12 +1278,21 @@ impl J1939Node {
         let Some(t) = self.telemetry.as_ref() else {
             return;
         };
-        let mut rest = stale;
+        let mut rest = u32::from(stale);
+        // Trick: the messages encoded at nearly every step (the first two) are encoded
+        // with direct, inlined calls, not through the table.
+        if rest & HOT == HOT {
+            let (d1, d2) = (ENCODERS[0](t), ENCODERS[1](t));
+            let [p1, p2, ..] = &mut self.payloads;
+            (*p1, *p2) = (d1.to_le_bytes(), d2.to_le_bytes());
+            rest &= !HOT;
+        }
         while rest != 0 {
-            let i = rest.trailing_zeros() as usize;
+            // Masked to the tables' 16 entries: no bounds check.
+            let i = rest.trailing_zeros() as usize & (SLOTS - 1);
             rest &= rest - 1;
-            if let Some(p) = self.payloads.get_mut(i) {
-                *p = encode_single(i, t);
+            if let (Some(p), Some(encode)) = (self.payloads.get_mut(i), ENCODERS.get(i)) {
+                *p = encode(t).to_le_bytes();
             }
         }
         self.fresh |= stale;
