@@ -317,6 +317,27 @@ impl DtcTable {
         self.emit(lamps, self.active, out)
     }
 
+    /// The DM1 payload when it fits one frame (at most one active DTC, see
+    /// [`DtcTable::dm1_fits_frame`]): the bytes [`DtcTable::dm1`] writes, without its
+    /// buffer.
+    ///
+    /// Trick: the periodic single-frame DM1 is built in registers, not by filling and
+    /// copying out of a buffer of [`MAX_DM_LEN`] bytes.
+    pub fn dm1_single(&self) -> Option<[u8; 8]> {
+        if !self.dm1_fits_frame() {
+            return None;
+        }
+        let [l0, l1] = self.lamps().encode();
+        let dtc = [Tier::Trip, Tier::Warning]
+            .into_iter()
+            .find_map(|tier| {
+                let f = self.active(tier).iter().next()?;
+                Some(self.dtc(f, tier).encode())
+            })
+            .unwrap_or([0; 4]); // no active DTC: SPN 0, FMI 0, count 0
+        Some([l0, l1, dtc[0], dtc[1], dtc[2], dtc[3], 0xFF, 0xFF])
+    }
+
     /// Writes the DM2 payload (previously active DTCs, lamps off) into `out`.
     pub fn dm2(&self, out: &mut [u8; MAX_DM_LEN]) -> usize {
         let lamps = Lamps {
@@ -424,6 +445,31 @@ mod test {
                 ] {
                     t.update(faults, warnings);
                     assert_eq!(t.dm1_fits_frame(), t.active_count() <= 1, "{a:?} {b:?}");
+                }
+            }
+        }
+    }
+
+    /// `dm1_single` is the payload of `dm1` whenever it fits a frame, `None` otherwise,
+    /// for none, one and two active DTCs in either tier.
+    #[test]
+    fn dm1_single_is_dm1() {
+        let mut t = DtcTable::new();
+        for &a in Fault::ALL.iter() {
+            for &b in Fault::ALL.iter() {
+                for (faults, warnings) in [
+                    (FaultSet::EMPTY, FaultSet::EMPTY),
+                    (set(&[a]), FaultSet::EMPTY),
+                    (FaultSet::EMPTY, set(&[b])),
+                    (FaultSet::EMPTY, set(&[a, b])),
+                    (set(&[a, b]), FaultSet::EMPTY),
+                    (set(&[a]), set(&[b])),
+                ] {
+                    t.update(faults, warnings);
+                    let mut buf = [0; MAX_DM_LEN];
+                    let n = t.dm1(&mut buf);
+                    let expected = (n == 8).then(|| <[u8; 8]>::try_from(&buf[..8]).unwrap());
+                    assert_eq!(t.dm1_single(), expected, "{a:?} {b:?}");
                 }
             }
         }

@@ -333,6 +333,10 @@ const fn to_global_id(prio: u8, pgn: Pgn) -> u32 {
 /// Trick: the eight-byte transport frames take a constant identifier and no checks (the
 /// parts are valid by construction) instead of the general [`frame`].
 const TP_DT_ID: u32 = to_global_id(PRIO_TP, Pgn::TP_DT);
+
+/// DM1 (PDU2, no destination byte) without the source address, in the tagged form of
+/// [`CanFrame::extended8_tagged`].
+const DM1_ID: u32 = CanFrame::extended_tag((PRIO_DIAG as u32) << 26 | Pgn::DM1.as_u32() << 8);
 const TP_CM_ID: u32 = to_global_id(PRIO_TP, Pgn::TP_CM);
 
 fn frame(prio: u8, pgn: Pgn, da: u8, sa: u8, data: &[u8]) -> Option<CanFrame> {
@@ -658,12 +662,22 @@ impl J1939Node {
     /// assert_eq!(node.poll_transmit(t), None);
     /// ```
     pub fn drain_transmit(&mut self, now: Instant, mut send: impl FnMut(CanFrame)) {
-        // Trick: the common step (a new instant before `calm_until`: nothing due but
-        // periodic messages) takes a short path that skips the checks before and after
-        // them; `calm_until` is non-zero only while the address is ours and with
-        // telemetry.
+        // Trick: the common step (a new instant before `calm_until`: nothing due but the
+        // running BAM's next packet and periodic messages) takes a short path that skips
+        // most checks before and after them; `calm_until` is non-zero only while the
+        // address is ours and with telemetry.
         if now < self.calm_until && now != self.pass.at {
             if let ClaimState::Claimed(sa) = self.claim {
+                if now >= self.urgent_at {
+                    // Only the BAM can be urgent (see `calm_bound`).
+                    let Some(dt) = self.bam_packet(now, sa) else {
+                        return self.drain_slow(now, send);
+                    };
+                    send(dt);
+                    if self.quiet_at != Some(now) {
+                        return self.drain_slow(now, send); // more of the BAM at `now`
+                    }
+                }
                 let due = self.take_new_pass(now);
                 self.quiet_at = None; // as `poll_after_periodic` leaves it
                 self.send_periodic(due, sa, &mut send);
@@ -712,11 +726,11 @@ impl J1939Node {
         }
     }
 
-    /// With the address ours and everything due at the last instant sent: an instant
-    /// before which `drain_transmit` finds nothing but periodic messages, or
-    /// `Instant::ZERO` without telemetry. Before it, the checks before the periodic
-    /// messages find nothing (`urgent_at`) and no BAM starts (the DM1, DM2 and
-    /// cell-voltage timers).
+    /// With the address ours, no answer queued and everything due at the last instant
+    /// sent: an instant before which `drain_transmit` finds nothing but the running
+    /// BAM's next packet and periodic messages, or `Instant::ZERO` without telemetry.
+    /// Before it, the checks before the periodic messages find nothing else (the receive
+    /// timeout, DM1) and no BAM starts (the DM1, DM2 and cell-voltage timers).
     ///
     /// It stays a lower bound until the events that reset `urgent_at` (see
     /// [`J1939Node::wake`]), which reset it too; other changes only delay these instants.
@@ -725,9 +739,26 @@ impl J1939Node {
             return Instant::ZERO;
         }
         let never = Instant::from_millis(u64::MAX);
+        let rx = self.rx.poll_timeout().unwrap_or(never);
         [self.dm1_due, self.dm2_due, self.cells_due]
             .into_iter()
-            .fold(self.urgent_at, |c, d| c.min(d.get().unwrap_or(never)))
+            .fold(rx, |c, d| c.min(d.get().unwrap_or(never)))
+    }
+
+    /// Before `calm_until`, at or after `urgent_at`: the running BAM's next packet as
+    /// `poll_before_periodic` gives it (with the same state after), or `None` (nothing
+    /// taken) when it has none due. `quiet_at` is then `now` when the checks before the
+    /// periodic messages have nothing more at `now`.
+    ///
+    /// Trick: out of line, so that the short path of `drain_transmit` stays small.
+    #[inline(never)]
+    fn bam_packet(&mut self, now: Instant, sa: u8) -> Option<CanFrame> {
+        let dt = self.bam.as_mut()?.poll(now)?;
+        // Before `calm_until`, `advance` has nothing to do and no answer is queued (an
+        // answer comes with `handle_frame`, which resets `calm_until`).
+        self.quiet_at = None;
+        self.settle(now);
+        Some(CanFrame::extended8(TP_DT_ID | u32::from(sa), dt))
     }
 
     /// Forgets `urgent_at` and `calm_until`: something may be due at once.
@@ -1084,7 +1115,8 @@ impl J1939Node {
             return None; // multi-packet: started by poll_bam_start
         }
         self.dm1_due = OptInstant::some(reschedule(due, now, DM1_PERIOD));
-        self.dm_single_frame(Pgn::DM1, sa)
+        let payload = self.dtcs.dm1_single()?;
+        Some(CanFrame::extended8_tagged(DM1_ID | u32::from(sa), payload))
     }
 
     /// The DM1 or DM2 frame, `None` when the payload needs the transport protocol.
@@ -1450,6 +1482,11 @@ mod test {
             let cm = J1939Id::new(PRIO_TP, Pgn::TP_CM, GLOBAL, sa).unwrap();
             assert_eq!(dt.to_raw(), TP_DT_ID | u32::from(sa));
             assert_eq!(cm.to_raw(), TP_CM_ID | u32::from(sa));
+            let dm1 = frame(PRIO_DIAG, Pgn::DM1, GLOBAL, sa, &[1; 8]).unwrap();
+            assert_eq!(
+                CanFrame::extended8_tagged(DM1_ID | u32::from(sa), [1; 8]),
+                dm1
+            );
         }
     }
 
