@@ -228,11 +228,23 @@ impl DtcTable {
     /// Takes the current faults and warnings; returns `true` when the set of active DTCs
     /// changed (DM1 must be sent now). Each inactive-to-active transition counts one
     /// occurrence (saturating at 126; 127 means "not available" on the wire).
+    #[inline]
     pub fn update(&mut self, faults: FaultSet, warnings: FaultSet) -> bool {
         let new = [faults, warnings.difference(faults)];
         if new == self.active {
             return false; // the common case: nothing changed
         }
+        self.change(new);
+        true
+    }
+
+    /// The body of [`DtcTable::update`] when the active sets change to `new`.
+    ///
+    /// Trick: out of line (cold), so that the common "nothing changed" is inlined in the
+    /// caller's step.
+    #[cold]
+    #[inline(never)]
+    fn change(&mut self, new: [FaultSet; 2]) {
         let tiers = self.occurrences.iter_mut().zip(&mut self.previous);
         for ((counts, previous), (old, new)) in tiers.zip(self.active.iter().zip(new)) {
             let rose = new.difference(*old);
@@ -243,7 +255,6 @@ impl DtcTable {
             *previous = previous.difference(rose).union(old.difference(new));
         }
         self.active = new;
-        true
     }
 
     /// Active faults per tier (trip, warning without tripped ones).
