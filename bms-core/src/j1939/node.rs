@@ -1266,8 +1266,18 @@ impl J1939Node {
     /// `drain_transmit`.
     #[inline(never)]
     fn take_new_pass(&mut self, now: Instant) -> u16 {
-        let (due, uniform) = self.due_at(now);
-        self.reschedule(due, uniform, now);
+        // Trick: the steady state of each class (due whole, its members at one instant,
+        // or not due at all) is decided and rescheduled with a test or two, the classes
+        // written out (constant ranges, unrolled fills); the other cases take the general
+        // computation, out of line.
+        const _: () = assert!(CLASS_COUNT == 2);
+        let due = match (self.steady_class::<0>(now), self.steady_class::<1>(now)) {
+            (Some(a), Some(b)) => a | b,
+            (a, b) => {
+                let general = ALL_DUE & !(a.unwrap_or(0) | b.unwrap_or(0));
+                a.unwrap_or(0) | b.unwrap_or(0) | self.take_general(now, general)
+            }
+        };
         self.pass = Pass {
             at: now,
             due: 0,
@@ -1275,6 +1285,36 @@ impl J1939Node {
         };
         self.refresh(due & !self.fresh);
         due
+    }
+
+    /// Class `C` of [`CLASSES`] in its steady state at `now`: none of it due (`Some(0)`),
+    /// or all of it due at one instant (`Some` of its members, rescheduled); `None`
+    /// otherwise (nothing changed).
+    #[inline(always)]
+    fn steady_class<const C: usize>(&mut self, now: Instant) -> Option<u16> {
+        let class = CLASSES[C];
+        let b = self.bounds[C];
+        if now < b.lo {
+            return Some(0);
+        }
+        if now < b.hi || b.lo != b.hi || class.start == class.end {
+            return None;
+        }
+        let next = reschedule(b.lo, now, class.period);
+        self.next_due.get_mut(class.start..class.end)?.fill(next);
+        self.bounds[C] = Bounds { lo: next, hi: next };
+        Some(class.members)
+    }
+
+    /// The part of [`J1939Node::take_new_pass`] for the classes not in their steady
+    /// state (`general`: their members): their members due at `now`, rescheduled.
+    #[cold]
+    #[inline(never)]
+    fn take_general(&mut self, now: Instant, general: u16) -> u16 {
+        // The other classes are rescheduled past `now`: none of their members is due.
+        let (due, uniform) = self.due_at(now);
+        self.reschedule(due & general, uniform, now);
+        due & general
     }
 
     /// The messages due at `now` and the classes of [`Pass::uniform`]; makes the bounds
