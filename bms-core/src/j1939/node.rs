@@ -729,19 +729,19 @@ impl J1939Node {
     /// ```
     pub fn drain_transmit(&mut self, now: Instant, mut send: impl FnMut(CanFrame)) {
         // Trick: the common step (a new instant before `calm_until`: nothing due but the
-        // running BAM's next packet and periodic messages) takes a short path that skips
-        // most checks before and after them; `calm_until` is non-zero only while the
-        // address is ours and with telemetry.
+        // running BAM's next packet, a single-frame DM1 and periodic messages) takes a
+        // short path that skips most checks before and after them; `calm_until` is
+        // non-zero only while the address is ours and with telemetry.
         if now < self.calm_until && now != self.pass.at {
             if let ClaimState::Claimed(sa) = self.claim {
                 if now >= self.urgent_at {
-                    // Only the BAM can be urgent (see `calm_bound`).
-                    let Some(dt) = self.bam_packet(now, sa) else {
+                    // Only the BAM or DM1 can be urgent (see `calm_bound`).
+                    let Some(f) = self.calm_urgent(now, sa) else {
                         return self.drain_slow(now, send);
                     };
-                    send(dt);
+                    send(f);
                     if self.quiet_at != Some(now) {
-                        return self.drain_slow(now, send); // more of the BAM at `now`
+                        return self.drain_slow(now, send); // more urgent frames at `now`
                     }
                 }
                 let due = self.take_new_pass(now);
@@ -794,37 +794,60 @@ impl J1939Node {
 
     /// With the address ours, no answer queued and everything due at the last instant
     /// sent: an instant before which `drain_transmit` finds nothing but the running
-    /// BAM's next packet and periodic messages, or `Instant::ZERO` without telemetry.
-    /// Before it, the checks before the periodic messages find nothing else (the receive
-    /// timeout, DM1) and no BAM starts (the DM1, DM2 and cell-voltage timers).
+    /// BAM's next packet, a single-frame DM1 and periodic messages, or `Instant::ZERO`
+    /// without telemetry. Before it, the checks before the periodic messages find nothing
+    /// else (the receive timeout) and no BAM starts (the timers of a multi-packet DM1,
+    /// DM2 and the cell voltages).
     ///
     /// It stays a lower bound until the events that reset `urgent_at` (see
-    /// [`J1939Node::wake`]), which reset it too; other changes only delay these instants.
+    /// [`J1939Node::wake`]), which reset it too; other changes only delay these instants
+    /// (whether DM1 fits a frame changes with the DTCs: `update` wakes the node then).
     fn calm_bound(&self) -> Instant {
         if self.telemetry.is_none() {
             return Instant::ZERO;
         }
         let never = Instant::from_millis(u64::MAX);
         let rx = self.rx.poll_timeout().unwrap_or(never);
-        [self.dm1_due, self.dm2_due, self.cells_due]
+        // A single-frame DM1 goes out before the periodic messages, never by BAM.
+        let dm1 = if self.dtcs.dm1_fits_frame() {
+            OptInstant::NONE
+        } else {
+            self.dm1_due
+        };
+        [dm1, self.dm2_due, self.cells_due]
             .into_iter()
             .fold(rx, |c, d| c.min(d.get().unwrap_or(never)))
     }
 
-    /// Before `calm_until`, at or after `urgent_at`: the running BAM's next packet as
-    /// `poll_before_periodic` gives it (with the same state after), or `None` (nothing
-    /// taken) when it has none due. `quiet_at` is then `now` when the checks before the
-    /// periodic messages have nothing more at `now`.
+    /// Before `calm_until`, at or after `urgent_at`: the frame `poll_before_periodic`
+    /// gives (the running BAM's next packet, or a single-frame DM1), with the same state
+    /// after, or `None` (nothing taken) when it has neither. `quiet_at` is then `now`
+    /// when the checks before the periodic messages have nothing more at `now`.
     ///
     /// Trick: out of line, so that the short path of `drain_transmit` stays small.
     #[inline(never)]
-    fn bam_packet(&mut self, now: Instant, sa: u8) -> Option<CanFrame> {
-        let dt = self.bam.as_mut()?.poll(now)?;
+    fn calm_urgent(&mut self, now: Instant, sa: u8) -> Option<CanFrame> {
         // Before `calm_until`, `advance` has nothing to do and no answer is queued (an
         // answer comes with `handle_frame`, which resets `calm_until`).
+        if let Some(bam) = self.bam.as_mut() {
+            if let Some(dt) = bam.poll(now) {
+                if bam.next_due().is_none() {
+                    // The last packet: the next check at `now`, which this drain makes,
+                    // ends the BAM.
+                    self.bam = None;
+                }
+                self.quiet_at = None;
+                self.settle(now);
+                return Some(CanFrame::extended8(TP_DT_ID | u32::from(sa), dt));
+            }
+            if bam.next_due().is_none() {
+                return None; // finished: `poll_before_periodic` clears it
+            }
+        }
+        let dm1 = self.poll_dm1_single(now, sa)?;
         self.quiet_at = None;
         self.settle(now);
-        Some(CanFrame::extended8(TP_DT_ID | u32::from(sa), dt))
+        Some(dm1)
     }
 
     /// Forgets `urgent_at` and `calm_until`: something may be due at once.
