@@ -166,15 +166,18 @@ pub struct J1939Node {
     payloads: [[u8; 8]; SLOTS],
     /// Bit `i`: `payloads[i]` is the encoding of the current telemetry.
     fresh: u16,
-    quiet_at: Option<Instant>,
+    // Trick: `OptInstant` (8 bytes) instead of `Option<Instant>` (16) for `quiet_at` and
+    // the timers.
+    /// The instant at which the checks before the periodic messages last found nothing,
+    /// until `update`, `handle_frame` or the end of the drain.
+    quiet_at: OptInstant,
     /// Before this instant the checks before the periodic messages find nothing (see
     /// [`J1939Node::next_urgent`]); `Instant::ZERO` when not known.
     urgent_at: Instant,
-    /// Before this instant, `drain_transmit` has nothing to send but the periodic
-    /// single-frame messages (see [`J1939Node::calm_bound`]); `Instant::ZERO` when not
-    /// known.
+    /// Before this instant, `drain_transmit` has nothing to send but the running BAM's
+    /// next packet, a single-frame DM1 and the periodic single-frame messages (see
+    /// [`J1939Node::calm_bound`]); `Instant::ZERO` when not known.
     calm_until: Instant,
-    // Trick: `OptInstant` (8 bytes) instead of `Option<Instant>` (16) for the timers.
     dm1_due: OptInstant,
     cells_due: OptInstant,
     dm2_due: OptInstant,
@@ -548,7 +551,7 @@ impl J1939Node {
             },
             payloads: [[0; 8]; SLOTS],
             fresh: 0,
-            quiet_at: None,
+            quiet_at: OptInstant::NONE,
             urgent_at: Instant::ZERO,
             calm_until: Instant::ZERO,
             dm1_due: OptInstant::NONE,
@@ -590,7 +593,7 @@ impl J1939Node {
     /// and starts a new receive budget.
     pub fn update(&mut self, now: Instant, telemetry: &Telemetry) {
         self.budget_used = 0;
-        self.quiet_at = None;
+        self.quiet_at = OptInstant::NONE;
         match &mut self.telemetry {
             Some(old) => {
                 self.fresh &= !changed_messages(old, telemetry);
@@ -624,7 +627,7 @@ impl J1939Node {
 
     /// Processes one received frame (within the step's receive budget).
     pub fn handle_frame(&mut self, now: Instant, frame: &CanFrame) {
-        self.quiet_at = None;
+        self.quiet_at = OptInstant::NONE;
         // A frame may queue an answer, request a claim, move DM1 or lose the address.
         self.wake();
         self.advance(now);
@@ -680,9 +683,9 @@ impl J1939Node {
         // `now`, they find nothing at `now` until `update`, `handle_frame` or a BAM start
         // (which reset `quiet_at`), so the following polls skip them. Before `urgent_at`
         // they find nothing either (one comparison instead of the call).
-        if self.quiet_at != Some(now) && now >= self.urgent_at {
+        if self.quiet_at.get() != Some(now) && now >= self.urgent_at {
             let urgent = self.poll_before_periodic(now);
-            if urgent.is_some() || self.quiet_at != Some(now) {
+            if urgent.is_some() || self.quiet_at.get() != Some(now) {
                 return urgent;
             }
         }
@@ -698,7 +701,7 @@ impl J1939Node {
     /// What follows the periodic messages at `now`: a BAM start, or nothing.
     #[inline]
     fn poll_after_periodic(&mut self, now: Instant, sa: u8) -> Option<CanFrame> {
-        self.quiet_at = None;
+        self.quiet_at = OptInstant::NONE;
         // Trick: the common "no BAM to start" is decided here, without the call.
         let due = |d: Option<Instant>| d.is_some_and(|d| d <= now);
         let cells = due(self.cells_due.get()) && self.telemetry.is_some();
@@ -740,12 +743,12 @@ impl J1939Node {
                         return self.drain_slow(now, send);
                     };
                     send(f);
-                    if self.quiet_at != Some(now) {
+                    if self.quiet_at.get() != Some(now) {
                         return self.drain_slow(now, send); // more urgent frames at `now`
                     }
                 }
                 let due = self.take_new_pass(now);
-                self.quiet_at = None; // as `poll_after_periodic` leaves it
+                self.quiet_at = OptInstant::NONE; // as `poll_after_periodic` leaves it
                 self.send_periodic(due, sa, &mut send);
                 return;
             }
@@ -759,12 +762,12 @@ impl J1939Node {
     #[inline(never)]
     fn drain_slow(&mut self, now: Instant, mut send: impl FnMut(CanFrame)) {
         loop {
-            if self.quiet_at != Some(now) && now >= self.urgent_at {
+            if self.quiet_at.get() != Some(now) && now >= self.urgent_at {
                 if let Some(f) = self.poll_before_periodic(now) {
                     send(f);
                     continue;
                 }
-                if self.quiet_at != Some(now) {
+                if self.quiet_at.get() != Some(now) {
                     return;
                 }
             }
@@ -836,7 +839,7 @@ impl J1939Node {
                     // ends the BAM.
                     self.bam = None;
                 }
-                self.quiet_at = None;
+                self.quiet_at = OptInstant::NONE;
                 self.settle(now);
                 return Some(CanFrame::extended8(TP_DT_ID | u32::from(sa), dt));
             }
@@ -845,7 +848,7 @@ impl J1939Node {
             }
         }
         let dm1 = self.poll_dm1_single(now, sa)?;
-        self.quiet_at = None;
+        self.quiet_at = OptInstant::NONE;
         self.settle(now);
         Some(dm1)
     }
@@ -884,7 +887,7 @@ impl J1939Node {
     /// result is a plain `Option` (no nested one to build and test).
     #[inline(never)]
     fn poll_before_periodic(&mut self, now: Instant) -> Option<CanFrame> {
-        self.quiet_at = None;
+        self.quiet_at = OptInstant::NONE;
         self.advance(now);
         let sa = match self.claim {
             ClaimState::Claimed(a) if !self.claim_requested => a,
@@ -906,7 +909,7 @@ impl J1939Node {
         }
         let dm1 = self.poll_dm1_single(now, sa);
         if dm1.is_none() {
-            self.quiet_at = Some(now);
+            self.quiet_at = OptInstant::some(now);
             self.urgent_at = self.next_urgent();
         } else {
             self.settle(now);
@@ -930,7 +933,7 @@ impl J1939Node {
         if self.dm1_due.get().is_some_and(|d| d <= now) && self.dtcs.dm1_fits_frame() {
             return;
         }
-        self.quiet_at = Some(now);
+        self.quiet_at = OptInstant::some(now);
         self.urgent_at = self.next_urgent();
     }
 
