@@ -1605,6 +1605,25 @@ mod test {
         assert_eq!((CLASSES[1].start, CLASSES[1].end), (6, 12));
     }
 
+    /// In the firmware's steady pattern (telemetry, then `drain_transmit`, every 100 ms)
+    /// the node takes `drain_transmit`'s short path at every step but the first ones
+    /// (claim) and the cell-voltage BAM starts (every 2 s), DM1 and BAM packets included.
+    #[test]
+    fn steady_steps_take_the_short_path() {
+        let mut n = J1939Node::new(J1939Config::default());
+        let tel = Telemetry::empty(16);
+        let mut short = 0;
+        for k in 0..100 {
+            let now = Instant::from_millis(100 * k);
+            n.update(now, &tel);
+            short += u32::from(now < n.calm_until && now != n.pass.at);
+            n.drain_transmit(now, |_| {});
+        }
+        // Long ones: 0..=300 ms (the claim, complete at 300 ms with the first cell
+        // BAM), then the BAM starts at 2.3, 4.3, 6.3 and 8.3 s.
+        assert_eq!(short, 100 - 4 - 4);
+    }
+
     /// `copy_telemetry` copies every field: into an empty snapshot, a snapshot with every
     /// field set gives its equal.
     #[test]
