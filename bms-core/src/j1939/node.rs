@@ -843,9 +843,8 @@ impl J1939Node {
                 self.settle(now);
                 return Some(CanFrame::extended8(TP_DT_ID | u32::from(sa), dt));
             }
-            if bam.next_due().is_none() {
-                return None; // finished: `poll_before_periodic` clears it
-            }
+            // Finished (no next packet): `poll_before_periodic` clears it.
+            bam.next_due()?;
         }
         let dm1 = self.poll_dm1_single(now, sa)?;
         self.quiet_at = OptInstant::NONE;
