@@ -337,11 +337,11 @@ const fn to_global_id(prio: u8, pgn: Pgn) -> u32 {
 /// Trick: the eight-byte transport frames take a constant identifier and no checks (the
 /// parts are valid by construction) instead of the general [`frame`].
 const TP_DT_ID: u32 = to_global_id(PRIO_TP, Pgn::TP_DT);
+const TP_CM_ID: u32 = to_global_id(PRIO_TP, Pgn::TP_CM);
 
 /// DM1 (PDU2, no destination byte) without the source address, in the tagged form of
 /// [`CanFrame::extended8_tagged`].
 const DM1_ID: u32 = CanFrame::extended_tag((PRIO_DIAG as u32) << 26 | Pgn::DM1.as_u32() << 8);
-const TP_CM_ID: u32 = to_global_id(PRIO_TP, Pgn::TP_CM);
 
 fn frame(prio: u8, pgn: Pgn, da: u8, sa: u8, data: &[u8]) -> Option<CanFrame> {
     let id = J1939Id::new(prio, pgn, da, sa).ok()?;
@@ -609,17 +609,16 @@ impl J1939Node {
             self.wake();
         }
         self.advance(now);
-        // Trick: the two messages encoded at nearly every step are encoded here, from the
-        // borrowed snapshot, when due at `now` (in the usual step they are sent at once):
-        // the pass of `now` then seldom needs a call of the encoder.
-        if u32::from(self.fresh) & HOT == 0 {
-            let [d1, d2, ..] = self.next_due;
-            if d1 <= now && d2 <= now {
-                let [p1, p2, ..] = &mut self.payloads;
-                *p1 = ENCODERS[0](telemetry).to_le_bytes();
-                *p2 = ENCODERS[1](telemetry).to_le_bytes();
-                self.fresh |= HOT as u16;
-            }
+        // Trick: the two messages encoded at nearly every step (stale now: they are
+        // [`ALWAYS_STALE`]) are encoded here, from the borrowed snapshot, when due at
+        // `now` (in the usual step they are sent at once): the pass of `now` then seldom
+        // needs a call of the encoder.
+        let [d1, d2, ..] = self.next_due;
+        if d1 <= now && d2 <= now {
+            let [p1, p2, ..] = &mut self.payloads;
+            *p1 = ENCODERS[0](telemetry).to_le_bytes();
+            *p2 = ENCODERS[1](telemetry).to_le_bytes();
+            self.fresh |= HOT as u16;
         }
         // New telemetry within a pass: what is left of it is encoded again.
         self.refresh(self.pass.due & !self.fresh);
