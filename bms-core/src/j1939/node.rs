@@ -915,8 +915,9 @@ impl J1939Node {
         dm1
     }
 
-    /// After `poll_before_periodic` gave a BAM packet or a DM1 at `now` with no answer
-    /// queued: does what its next call at `now` would do when that call finds nothing
+    /// After `poll_before_periodic` gave a BAM packet or a DM1, or a BAM started, at `now`
+    /// with no answer queued: does what the next call of `poll_before_periodic` at `now`
+    /// would do when that call finds nothing
     /// (it would find the running BAM's next packet if due at `now`, clear a finished
     /// BAM, or give a DM1 still due), and leaves the state alone otherwise.
     ///
@@ -1519,6 +1520,9 @@ impl J1939Node {
         let (sender, cm) = BamSender::start(now, pgn, data, self.config.bam_gap).ok()?;
         self.bam = Some(sender);
         self.wake(); // its packets are urgent
+                     // Trick: no answer is queued here (the checks before the periodic messages came
+                     // first), so the next check at `now` is the one `settle` spares.
+        self.settle(now);
         Some(CanFrame::extended8(TP_CM_ID | u32::from(sa), cm))
     }
 }
