@@ -68,6 +68,26 @@ impl CanFrame {
         }
     }
 
+    /// `raw` (29 bits) in the tagged form that [`CanFrame::extended8_tagged`] takes.
+    pub(crate) const fn extended_tag(raw: u32) -> u32 {
+        raw & 0x1FFF_FFFF | EXTENDED
+    }
+
+    /// [`CanFrame::extended8`] of `raw` from `tagged = extended_tag(raw) | low`, where `low`
+    /// fits the bits of `raw` that are zero (the J1939 node's source address).
+    ///
+    /// Trick: the identifier is built once per message (a constant) and completed with
+    /// one `or` per frame, not masked and tagged again.
+    pub(crate) const fn extended8_tagged(tagged: u32, data: [u8; 8]) -> Self {
+        debug_assert!(tagged & EXTENDED != 0);
+        CanFrame {
+            raw: tagged,
+            remote: false,
+            dlc: 8,
+            data,
+        }
+    }
+
     /// The raw identifier (11 or 29 bits) and whether it is extended.
     pub fn raw_id(&self) -> (u32, bool) {
         (self.raw & !EXTENDED, self.raw & EXTENDED != 0)

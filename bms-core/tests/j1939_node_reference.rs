@@ -880,3 +880,61 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Long runs of the firmware's pattern (new telemetry every `period` ms, then
+    /// `drain_transmit`), which keep the node on `drain_transmit`'s short path for many
+    /// BAM and DM1 cycles (the running BAM's packets, single-frame DM1, the 1 s class),
+    /// with now and then a fault change (DM1 at once, multi-packet when two are active),
+    /// a received frame (requests, claims, commands) or a changed slow input: every step
+    /// sends what the first version sends, and the timeouts agree.
+    #[test]
+    fn long_steady_runs_send_what_the_first_version_sent(
+        period in prop::sample::select(vec![100u16, 100, 50, 200, 60]),
+        gap in prop::sample::select(vec![0u32, 50, 60, 200]),
+        cells in 8u8..=20,
+        events in proptest::collection::vec(
+            (0u16..600, 0u32..64, proptest::option::of(received()), 0u8..FIELDS, 0u8..3),
+            0..6,
+        ),
+    ) {
+        let (ours, theirs) = configs(true, 32, gap);
+        let mut a = J1939Node::new(ours);
+        let mut b = original::J1939Node::new(theirs);
+        let mut tel = Telemetry::empty(cells);
+        let mut now = Instant::ZERO;
+        for k in 0..600u16 {
+            tel.now = now;
+            tel.current = MilliAmps::from_ma(-10_000 + i32::from(k % 7) * 13);
+            let c = usize::from(k) % usize::from(cells);
+            tel.cells[c] = MilliVolts::from_mv(3_298 + u32::from(k) % 5);
+            let mut frames = heapless::Vec::<CanFrame, 8>::new();
+            for (at, faults, frame, field, value) in &events {
+                if *at == k {
+                    tel.faults = FaultSet::from_bits(*faults);
+                    set_field(&mut tel, *field, *value);
+                    if let Some(f) = frame {
+                        frames.push(*f).unwrap();
+                    }
+                }
+            }
+            a.update(now, &tel);
+            b.update(now, &tel);
+            for f in &frames {
+                a.handle_frame(now, f);
+                b.handle_frame(now, f);
+            }
+            let mut fa = Vec::new();
+            a.drain_transmit(now, |f| fa.push(f));
+            let mut fb = Vec::new();
+            while let Some(f) = b.poll_transmit(now) {
+                fb.push(f);
+            }
+            prop_assert_eq!(fa, fb, "step {} at {}", k, now);
+            prop_assert_eq!(a.poll_timeout(), b.poll_timeout(), "step {}", k);
+            now += Duration::from_millis(period.into());
+        }
+    }
+}

@@ -228,11 +228,23 @@ impl DtcTable {
     /// Takes the current faults and warnings; returns `true` when the set of active DTCs
     /// changed (DM1 must be sent now). Each inactive-to-active transition counts one
     /// occurrence (saturating at 126; 127 means "not available" on the wire).
+    #[inline]
     pub fn update(&mut self, faults: FaultSet, warnings: FaultSet) -> bool {
         let new = [faults, warnings.difference(faults)];
         if new == self.active {
             return false; // the common case: nothing changed
         }
+        self.change(new);
+        true
+    }
+
+    /// The body of [`DtcTable::update`] when the active sets change to `new`.
+    ///
+    /// Trick: out of line (cold), so that the common "nothing changed" is inlined in the
+    /// caller's step.
+    #[cold]
+    #[inline(never)]
+    fn change(&mut self, new: [FaultSet; 2]) {
         let tiers = self.occurrences.iter_mut().zip(&mut self.previous);
         for ((counts, previous), (old, new)) in tiers.zip(self.active.iter().zip(new)) {
             let rose = new.difference(*old);
@@ -243,7 +255,6 @@ impl DtcTable {
             *previous = previous.difference(rose).union(old.difference(new));
         }
         self.active = new;
-        true
     }
 
     /// Active faults per tier (trip, warning without tripped ones).
@@ -315,6 +326,27 @@ impl DtcTable {
     pub fn dm1(&self, out: &mut [u8; MAX_DM_LEN]) -> usize {
         let lamps = self.lamps();
         self.emit(lamps, self.active, out)
+    }
+
+    /// The DM1 payload when it fits one frame (at most one active DTC, see
+    /// [`DtcTable::dm1_fits_frame`]): the bytes [`DtcTable::dm1`] writes, without its
+    /// buffer.
+    ///
+    /// Trick: the periodic single-frame DM1 is built in registers, not by filling and
+    /// copying out of a buffer of [`MAX_DM_LEN`] bytes.
+    pub fn dm1_single(&self) -> Option<[u8; 8]> {
+        if !self.dm1_fits_frame() {
+            return None;
+        }
+        let [l0, l1] = self.lamps().encode();
+        let dtc = [Tier::Trip, Tier::Warning]
+            .into_iter()
+            .find_map(|tier| {
+                let f = self.active(tier).iter().next()?;
+                Some(self.dtc(f, tier).encode())
+            })
+            .unwrap_or([0; 4]); // no active DTC: SPN 0, FMI 0, count 0
+        Some([l0, l1, dtc[0], dtc[1], dtc[2], dtc[3], 0xFF, 0xFF])
     }
 
     /// Writes the DM2 payload (previously active DTCs, lamps off) into `out`.
@@ -424,6 +456,31 @@ mod test {
                 ] {
                     t.update(faults, warnings);
                     assert_eq!(t.dm1_fits_frame(), t.active_count() <= 1, "{a:?} {b:?}");
+                }
+            }
+        }
+    }
+
+    /// `dm1_single` is the payload of `dm1` whenever it fits a frame, `None` otherwise,
+    /// for none, one and two active DTCs in either tier.
+    #[test]
+    fn dm1_single_is_dm1() {
+        let mut t = DtcTable::new();
+        for &a in Fault::ALL.iter() {
+            for &b in Fault::ALL.iter() {
+                for (faults, warnings) in [
+                    (FaultSet::EMPTY, FaultSet::EMPTY),
+                    (set(&[a]), FaultSet::EMPTY),
+                    (FaultSet::EMPTY, set(&[b])),
+                    (FaultSet::EMPTY, set(&[a, b])),
+                    (set(&[a, b]), FaultSet::EMPTY),
+                    (set(&[a]), set(&[b])),
+                ] {
+                    t.update(faults, warnings);
+                    let mut buf = [0; MAX_DM_LEN];
+                    let n = t.dm1(&mut buf);
+                    let expected = (n == 8).then(|| <[u8; 8]>::try_from(&buf[..8]).unwrap());
+                    assert_eq!(t.dm1_single(), expected, "{a:?} {b:?}");
                 }
             }
         }

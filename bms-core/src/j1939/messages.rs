@@ -158,24 +158,42 @@ impl Message {
     }
 }
 
-/// The encoder of each message of [`Message::SINGLE_FRAME`], in that order.
+/// Entries of [`ENCODERS`]: a power of two, so that an index masked to it needs no
+/// bounds check.
+pub(crate) const ENCODER_SLOTS: usize = Message::SINGLE_FRAME.len().next_power_of_two();
+
+/// The encoder of each message of [`Message::SINGLE_FRAME`], in that order, then
+/// encoders of "not available" (all `0xFF`) up to [`ENCODER_SLOTS`].
 ///
 /// Trick: a table of functions instead of a `match`: the node indexes it with the
 /// message's position (no second dispatch), and each encoder is one shared body.
-const ENCODERS: [fn(&Telemetry) -> u64; Message::SINGLE_FRAME.len()] = [
-    hves1d1,
-    hves1d2,
-    hves1d3,
-    hves1d5,
-    hves1s1,
-    status,
-    hves1d6,
-    hves1d7,
-    temperatures,
-    limits,
-    alarms,
-    capacity,
-];
+pub(crate) const ENCODERS: [fn(&Telemetry) -> u64; ENCODER_SLOTS] = {
+    let mut e: [fn(&Telemetry) -> u64; ENCODER_SLOTS] = [not_available; ENCODER_SLOTS];
+    let list: [fn(&Telemetry) -> u64; Message::SINGLE_FRAME.len()] = [
+        hves1d1,
+        hves1d2,
+        hves1d3,
+        hves1d5,
+        hves1s1,
+        status,
+        hves1d6,
+        hves1d7,
+        temperatures,
+        limits,
+        alarms,
+        capacity,
+    ];
+    let mut i = 0;
+    while i < list.len() {
+        e[i] = list[i];
+        i += 1;
+    }
+    e
+};
+
+fn not_available(_: &Telemetry) -> u64 {
+    u64::MAX
+}
 
 /// Encodes message `i` of [`Message::SINGLE_FRAME`] (all `0xFF` past its end).
 pub(crate) fn encode_single(i: usize, t: &Telemetry) -> [u8; 8] {
@@ -394,11 +412,9 @@ fn capacity(t: &Telemetry) -> u64 {
 pub fn encode_cell_voltages(t: &Telemetry, out: &mut [u8; CELL_VOLTAGES_LEN]) {
     out.fill(0xFF);
     out[0] = t.cell_count.min(MAX_CELLS as u8);
-    for (i, v) in t.cells().iter().enumerate() {
-        let raw = (v.as_mv().min(MAX_U16) as u16).to_le_bytes();
-        if let Some(slot) = out.get_mut(1 + 2 * i..3 + 2 * i) {
-            slot.copy_from_slice(&raw);
-        }
+    // Trick: the slots zipped with the cells, not indexed: no bounds check per cell.
+    for (slot, v) in out[1..].chunks_exact_mut(2).zip(t.cells()) {
+        slot.copy_from_slice(&(v.as_mv().min(MAX_U16) as u16).to_le_bytes());
     }
 }
 

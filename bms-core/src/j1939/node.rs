@@ -56,12 +56,15 @@ use heapless::Deque;
 use super::command::{Command, CommandError};
 use super::dm::{DtcTable, MAX_DM_LEN};
 use super::id::{J1939Id, Pgn, GLOBAL, NULL};
-use super::messages::{encode_cell_voltages, encode_single, Message, CELL_VOLTAGES_LEN};
+#[cfg(test)]
+use super::messages::encode_single;
+use super::messages::{encode_cell_voltages, Message, CELL_VOLTAGES_LEN, ENCODERS};
 use super::name::{Name, NameFields};
 use super::request::{Ack, AckControl, Request};
 use super::tp::{BamReceiver, BamSender};
 use crate::bits::set_bits;
 use crate::can::{CanFrame, Frame};
+use crate::measure::MAX_CELLS;
 use crate::telemetry::Telemetry;
 use crate::time::{Duration, Instant, OptInstant};
 
@@ -159,14 +162,22 @@ pub struct J1939Node {
     bounds: [Bounds; CLASS_COUNT],
     pass: Pass,
     /// The last payload encoded of each single-frame message.
-    payloads: [[u8; 8]; SINGLE_FRAMES],
+    /// (Entries past [`SINGLE_FRAMES`] are unused; see [`SLOTS`].)
+    payloads: [[u8; 8]; SLOTS],
     /// Bit `i`: `payloads[i]` is the encoding of the current telemetry.
     fresh: u16,
-    quiet_at: Option<Instant>,
+    // Trick: `OptInstant` (8 bytes) instead of `Option<Instant>` (16) for `quiet_at` and
+    // the timers.
+    /// The instant at which the checks before the periodic messages last found nothing,
+    /// until `update`, `handle_frame` or the end of the drain.
+    quiet_at: OptInstant,
     /// Before this instant the checks before the periodic messages find nothing (see
     /// [`J1939Node::next_urgent`]); `Instant::ZERO` when not known.
     urgent_at: Instant,
-    // Trick: `OptInstant` (8 bytes) instead of `Option<Instant>` (16) for the timers.
+    /// Before this instant, `drain_transmit` has nothing to send but the running BAM's
+    /// next packet, a single-frame DM1 and the periodic single-frame messages (see
+    /// [`J1939Node::calm_bound`]); `Instant::ZERO` when not known.
+    calm_until: Instant,
     dm1_due: OptInstant,
     cells_due: OptInstant,
     dm2_due: OptInstant,
@@ -179,6 +190,10 @@ pub struct J1939Node {
 }
 
 const SINGLE_FRAMES: usize = Message::SINGLE_FRAME.len();
+
+/// Entries of the per-message tables indexed on the per-frame path: a power of two at
+/// least [`SINGLE_FRAMES`], so that an index masked to it needs no bounds check.
+const SLOTS: usize = SINGLE_FRAMES.next_power_of_two();
 
 /// The messages of [`Message::SINGLE_FRAME`] still to send at one instant.
 ///
@@ -278,17 +293,24 @@ const CLASSES: [Class; CLASS_COUNT] = {
 /// Every class of [`CLASSES`].
 const ALL_CLASSES: u8 = (1 << CLASS_COUNT) - 1;
 
+/// The messages encoded at nearly every step: the first two of [`Message::SINGLE_FRAME`],
+/// 100 ms and [`ALWAYS_STALE`].
+const HOT: u32 = 0b11;
+const _: () = assert!(ALWAYS_STALE as u32 & HOT == HOT && PERIODS[0].as_millis() == 100);
+const _: () = assert!(PERIODS[1].as_millis() == 100 && SLOTS == super::messages::ENCODER_SLOTS);
+
 /// Every single-frame message.
 const ALL_DUE: u16 = (1 << SINGLE_FRAMES) - 1;
 
-/// Identifier of each single-frame message without its source address: priority and
-/// PGN (PDU2, so no destination byte).
-const IDS: [u32; SINGLE_FRAMES] = {
-    let mut ids = [0; SINGLE_FRAMES];
+/// Identifier of each single-frame message without its source address, in the tagged
+/// form of [`CanFrame::extended8_tagged`]: priority and PGN (PDU2, so no destination
+/// byte). (Entries past [`SINGLE_FRAMES`] are unused.)
+const IDS: [u32; SLOTS] = {
+    let mut ids = [0; SLOTS];
     let mut i = 0;
     while i < SINGLE_FRAMES {
         let m = Message::SINGLE_FRAME[i];
-        ids[i] = (m.priority() as u32) << 26 | m.pgn().as_u32() << 8;
+        ids[i] = CanFrame::extended_tag((m.priority() as u32) << 26 | m.pgn().as_u32() << 8);
         i += 1;
     }
     ids
@@ -316,6 +338,10 @@ const fn to_global_id(prio: u8, pgn: Pgn) -> u32 {
 /// parts are valid by construction) instead of the general [`frame`].
 const TP_DT_ID: u32 = to_global_id(PRIO_TP, Pgn::TP_DT);
 const TP_CM_ID: u32 = to_global_id(PRIO_TP, Pgn::TP_CM);
+
+/// DM1 (PDU2, no destination byte) without the source address, in the tagged form of
+/// [`CanFrame::extended8_tagged`].
+const DM1_ID: u32 = CanFrame::extended_tag((PRIO_DIAG as u32) << 26 | Pgn::DM1.as_u32() << 8);
 
 fn frame(prio: u8, pgn: Pgn, da: u8, sa: u8, data: &[u8]) -> Option<CanFrame> {
     let id = J1939Id::new(prio, pgn, da, sa).ok()?;
@@ -367,40 +393,45 @@ const fn bits(messages: &[Message]) -> u16 {
     b
 }
 
-/// Messages that carry measurements (voltages, current, charge): they change at nearly
-/// every step and are always encoded again.
-const MEASURED: u16 = {
+/// Messages encoded again from every new telemetry: those that carry measurements
+/// (voltages, current, charge), which change at nearly every step, and those of period
+/// 1 s, which are encoded at most once a second.
+///
+/// Trick: comparing the inputs of a 1 s message at every update costs more than encoding
+/// it once a second, so only the 100 ms messages built from slow inputs are compared.
+const ALWAYS_STALE: u16 = {
     use Message::*;
-    bits(&[Hves1D1, Hves1D2, Hves1D6, Hves1D7, Capacity])
+    bits(&[
+        Hves1D1,
+        Hves1D2,
+        Hves1D6,
+        Hves1D7,
+        Temperatures,
+        Limits,
+        Alarms,
+        Capacity,
+    ])
 };
 
 /// The single-frame messages whose payload may differ between `old` and `new`: the
-/// [`MEASURED`] ones, and the others when one of their inputs changed (the inputs as read
-/// by the encoders of [`super::messages`]).
+/// [`ALWAYS_STALE`] ones, and the others when one of their inputs changed (the inputs as
+/// read by the encoders of [`super::messages`]).
 ///
 /// Trick: a few comparisons of limits, temperatures and states per step spare the
-/// encoding of the messages built from them only, which hold still for long periods.
+/// encoding of the 100 ms messages built from them only, which hold still for long
+/// periods.
 fn changed_messages(old: &Telemetry, new: &Telemetry) -> u16 {
     use Message::*;
     let (o, n) = (&old.limits, &new.limits);
-    let mut m = MEASURED;
+    let mut m = ALWAYS_STALE;
     if o.charge_current != n.charge_current || o.discharge_current != n.discharge_current {
-        m |= bits(&[Hves1D5, Limits]);
-    }
-    if o.charge_voltage != n.charge_voltage || o.discharge_voltage != n.discharge_voltage {
-        m |= bits(&[Limits]);
+        m |= bits(&[Hves1D5]);
     }
     if old.faults != new.faults {
-        m |= bits(&[Hves1S1, Alarms]);
-    }
-    if old.warnings != new.warnings {
-        m |= bits(&[Alarms]);
+        m |= bits(&[Hves1S1]);
     }
     if old.cell_temps != new.cell_temps {
-        m |= bits(&[Hves1D3, Temperatures]);
-    }
-    if old.mos_temp != new.mos_temp || old.balance_temp != new.balance_temp {
-        m |= bits(&[Temperatures]);
+        m |= bits(&[Hves1D3]);
     }
     if old.precharge_fet != new.precharge_fet
         || old.charge_fet != new.charge_fet
@@ -413,6 +444,72 @@ fn changed_messages(old: &Telemetry, new: &Telemetry) -> u16 {
         m |= bits(&[Status]);
     }
     m
+}
+
+/// `*to = from.clone()`, in place and field by field.
+///
+/// Trick: a copy of the whole snapshot (about 200 bytes) is, on a Cortex-M, a call of the
+/// library's word-by-word `memcpy`; field stores and the cells in halves (copies the
+/// compiler inlines as multiple loads and stores) cost a fraction of it. The destructuring
+/// lists every field, so that a new field of `Telemetry` fails to compile here.
+fn copy_telemetry(to: &mut Telemetry, from: &Telemetry) {
+    let &Telemetry {
+        now,
+        cell_count,
+        cells: _,
+        cell_range,
+        pack_voltage,
+        load_voltage,
+        current,
+        cell_temps,
+        mos_temp,
+        balance_temp,
+        soc,
+        soh,
+        remaining,
+        full_capacity,
+        nominal_capacity,
+        cycles,
+        charge_fet,
+        discharge_fet,
+        precharge_fet,
+        balance_mask,
+        faults,
+        warnings,
+        mode,
+        limits,
+        total_charged,
+        total_discharged,
+    } = from;
+    let (to_lo, to_hi) = to.cells.split_at_mut(MAX_CELLS / 2);
+    let (lo, hi) = from.cells.split_at(MAX_CELLS / 2);
+    to_lo.copy_from_slice(lo);
+    to_hi.copy_from_slice(hi);
+    to.now = now;
+    to.cell_count = cell_count;
+    to.cell_range = cell_range;
+    to.pack_voltage = pack_voltage;
+    to.load_voltage = load_voltage;
+    to.current = current;
+    to.cell_temps = cell_temps;
+    to.mos_temp = mos_temp;
+    to.balance_temp = balance_temp;
+    to.soc = soc;
+    to.soh = soh;
+    to.remaining = remaining;
+    to.full_capacity = full_capacity;
+    to.nominal_capacity = nominal_capacity;
+    to.cycles = cycles;
+    to.charge_fet = charge_fet;
+    to.discharge_fet = discharge_fet;
+    to.precharge_fet = precharge_fet;
+    to.balance_mask = balance_mask;
+    to.faults = faults;
+    to.warnings = warnings;
+    to.mode = mode;
+    to.limits = limits;
+    to.total_charged = total_charged;
+    to.total_discharged = total_discharged;
 }
 
 fn reschedule(due: Instant, now: Instant, period: Duration) -> Instant {
@@ -452,10 +549,11 @@ impl J1939Node {
                 due: 0,
                 uniform: 0,
             },
-            payloads: [[0; 8]; SINGLE_FRAMES],
+            payloads: [[0; 8]; SLOTS],
             fresh: 0,
-            quiet_at: None,
+            quiet_at: OptInstant::NONE,
             urgent_at: Instant::ZERO,
+            calm_until: Instant::ZERO,
             dm1_due: OptInstant::NONE,
             cells_due: OptInstant::NONE,
             dm2_due: OptInstant::NONE,
@@ -495,26 +593,42 @@ impl J1939Node {
     /// and starts a new receive budget.
     pub fn update(&mut self, now: Instant, telemetry: &Telemetry) {
         self.budget_used = 0;
-        self.quiet_at = None;
-        self.fresh &= match &self.telemetry {
-            Some(old) => !changed_messages(old, telemetry),
-            None => 0,
-        };
-        self.telemetry = Some(telemetry.clone());
+        self.quiet_at = OptInstant::NONE;
+        match &mut self.telemetry {
+            Some(old) => {
+                self.fresh &= !changed_messages(old, telemetry);
+                copy_telemetry(old, telemetry);
+            }
+            None => {
+                self.fresh = 0;
+                self.telemetry = Some(telemetry.clone());
+            }
+        }
         if self.dtcs.update(telemetry.faults, telemetry.warnings) {
             self.dm1_due = OptInstant::some(now);
-            self.urgent_at = Instant::ZERO;
+            self.wake();
         }
         self.advance(now);
+        // Trick: the two messages encoded at nearly every step (stale now: they are
+        // [`ALWAYS_STALE`]) are encoded here, from the borrowed snapshot, when due at
+        // `now` (in the usual step they are sent at once): the pass of `now` then seldom
+        // needs a call of the encoder.
+        let [d1, d2, ..] = self.next_due;
+        if d1 <= now && d2 <= now {
+            let [p1, p2, ..] = &mut self.payloads;
+            *p1 = ENCODERS[0](telemetry).to_le_bytes();
+            *p2 = ENCODERS[1](telemetry).to_le_bytes();
+            self.fresh |= HOT as u16;
+        }
         // New telemetry within a pass: what is left of it is encoded again.
         self.refresh(self.pass.due & !self.fresh);
     }
 
     /// Processes one received frame (within the step's receive budget).
     pub fn handle_frame(&mut self, now: Instant, frame: &CanFrame) {
-        self.quiet_at = None;
+        self.quiet_at = OptInstant::NONE;
         // A frame may queue an answer, request a claim, move DM1 or lose the address.
-        self.urgent_at = Instant::ZERO;
+        self.wake();
         self.advance(now);
         if self.budget_used >= self.config.rx_budget {
             self.stats.rx_dropped = self.stats.rx_dropped.saturating_add(1);
@@ -568,9 +682,9 @@ impl J1939Node {
         // `now`, they find nothing at `now` until `update`, `handle_frame` or a BAM start
         // (which reset `quiet_at`), so the following polls skip them. Before `urgent_at`
         // they find nothing either (one comparison instead of the call).
-        if self.quiet_at != Some(now) && now >= self.urgent_at {
+        if self.quiet_at.get() != Some(now) && now >= self.urgent_at {
             let urgent = self.poll_before_periodic(now);
-            if urgent.is_some() || self.quiet_at != Some(now) {
+            if urgent.is_some() || self.quiet_at.get() != Some(now) {
                 return urgent;
             }
         }
@@ -586,7 +700,7 @@ impl J1939Node {
     /// What follows the periodic messages at `now`: a BAM start, or nothing.
     #[inline]
     fn poll_after_periodic(&mut self, now: Instant, sa: u8) -> Option<CanFrame> {
-        self.quiet_at = None;
+        self.quiet_at = OptInstant::NONE;
         // Trick: the common "no BAM to start" is decided here, without the call.
         let due = |d: Option<Instant>| d.is_some_and(|d| d <= now);
         let cells = due(self.cells_due.get()) && self.telemetry.is_some();
@@ -616,15 +730,43 @@ impl J1939Node {
     /// assert_eq!(node.poll_transmit(t), None);
     /// ```
     pub fn drain_transmit(&mut self, now: Instant, mut send: impl FnMut(CanFrame)) {
-        // The steps of `poll_transmit`, with each run of periodic messages sent in one
-        // loop (no call and no checks per frame).
+        // Trick: the common step (a new instant before `calm_until`: nothing due but the
+        // running BAM's next packet, a single-frame DM1 and periodic messages) takes a
+        // short path that skips most checks before and after them; `calm_until` is
+        // non-zero only while the address is ours and with telemetry.
+        if now < self.calm_until && now != self.pass.at {
+            if let ClaimState::Claimed(sa) = self.claim {
+                if now >= self.urgent_at {
+                    // Only the BAM or DM1 can be urgent (see `calm_bound`).
+                    let Some(f) = self.calm_urgent(now, sa) else {
+                        return self.drain_slow(now, send);
+                    };
+                    send(f);
+                    if self.quiet_at.get() != Some(now) {
+                        return self.drain_slow(now, send); // more urgent frames at `now`
+                    }
+                }
+                let due = self.take_new_pass(now);
+                self.quiet_at = OptInstant::NONE; // as `poll_after_periodic` leaves it
+                self.send_periodic(due, sa, &mut send);
+                return;
+            }
+        }
+        self.drain_slow(now, send);
+    }
+
+    /// [`J1939Node::drain_transmit`] in general: the steps of `poll_transmit`, with each
+    /// run of periodic messages sent in one loop (no call and no checks per frame); at
+    /// its end, computes `calm_until`.
+    #[inline(never)]
+    fn drain_slow(&mut self, now: Instant, mut send: impl FnMut(CanFrame)) {
         loop {
-            if self.quiet_at != Some(now) && now >= self.urgent_at {
+            if self.quiet_at.get() != Some(now) && now >= self.urgent_at {
                 if let Some(f) = self.poll_before_periodic(now) {
                     send(f);
                     continue;
                 }
-                if self.quiet_at != Some(now) {
+                if self.quiet_at.get() != Some(now) {
                     return;
                 }
             }
@@ -635,24 +777,100 @@ impl J1939Node {
                 // Trick: the pass is rescheduled at once, then each frame is a copy. (Should
                 // `send` panic, the frames of the pass not handed over yet are skipped until
                 // their next due time.)
-                let mut due = if now != self.pass.at {
+                let due = if now != self.pass.at {
                     self.take_new_pass(now)
                 } else {
                     self.reschedule_pass(now)
                 };
-                // Trick: the bit loop written out, not `set_bits`: on this per-frame path
-                // the iterator's end test costs a Cortex-M about 12 instructions a step.
-                while due != 0 {
-                    let i = due.trailing_zeros() as usize;
-                    due &= due - 1;
-                    if let (Some(&id), Some(&payload)) = (IDS.get(i), self.payloads.get(i)) {
-                        send(CanFrame::extended8(id | u32::from(sa), payload));
-                    }
-                }
+                self.send_periodic(due, sa, &mut send);
             }
             match self.poll_after_periodic(now, sa) {
                 Some(f) => send(f),
-                None => return,
+                None => {
+                    self.calm_until = self.calm_bound();
+                    return;
+                }
+            }
+        }
+    }
+
+    /// With the address ours, no answer queued and everything due at the last instant
+    /// sent: an instant before which `drain_transmit` finds nothing but the running
+    /// BAM's next packet, a single-frame DM1 and periodic messages, or `Instant::ZERO`
+    /// without telemetry. Before it, the checks before the periodic messages find nothing
+    /// else (the receive timeout) and no BAM starts (the timers of a multi-packet DM1,
+    /// DM2 and the cell voltages).
+    ///
+    /// It stays a lower bound until the events that reset `urgent_at` (see
+    /// [`J1939Node::wake`]), which reset it too; other changes only delay these instants
+    /// (whether DM1 fits a frame changes with the DTCs: `update` wakes the node then).
+    fn calm_bound(&self) -> Instant {
+        if self.telemetry.is_none() {
+            return Instant::ZERO;
+        }
+        let never = Instant::from_millis(u64::MAX);
+        let rx = self.rx.poll_timeout().unwrap_or(never);
+        // A single-frame DM1 goes out before the periodic messages, never by BAM.
+        let dm1 = if self.dtcs.dm1_fits_frame() {
+            OptInstant::NONE
+        } else {
+            self.dm1_due
+        };
+        [dm1, self.dm2_due, self.cells_due]
+            .into_iter()
+            .fold(rx, |c, d| c.min(d.get().unwrap_or(never)))
+    }
+
+    /// Before `calm_until`, at or after `urgent_at`: the frame `poll_before_periodic`
+    /// gives (the running BAM's next packet, or a single-frame DM1), with the same state
+    /// after, or `None` (nothing taken) when it has neither. `quiet_at` is then `now`
+    /// when the checks before the periodic messages have nothing more at `now`.
+    ///
+    /// Trick: out of line, so that the short path of `drain_transmit` stays small.
+    #[inline(never)]
+    fn calm_urgent(&mut self, now: Instant, sa: u8) -> Option<CanFrame> {
+        // Before `calm_until`, `advance` has nothing to do and no answer is queued (an
+        // answer comes with `handle_frame`, which resets `calm_until`).
+        if let Some(bam) = self.bam.as_mut() {
+            if let Some(dt) = bam.poll(now) {
+                if bam.next_due().is_none() {
+                    // The last packet: the next check at `now`, which this drain makes,
+                    // ends the BAM.
+                    self.bam = None;
+                }
+                self.quiet_at = OptInstant::NONE;
+                self.settle(now);
+                return Some(CanFrame::extended8(TP_DT_ID | u32::from(sa), dt));
+            }
+            // Finished (no next packet): `poll_before_periodic` clears it.
+            bam.next_due()?;
+        }
+        let dm1 = self.poll_dm1_single(now, sa)?;
+        self.quiet_at = OptInstant::NONE;
+        self.settle(now);
+        Some(dm1)
+    }
+
+    /// Forgets `urgent_at` and `calm_until`: something may be due at once.
+    fn wake(&mut self) {
+        self.urgent_at = Instant::ZERO;
+        self.calm_until = Instant::ZERO;
+    }
+
+    /// Hands the frames of the periodic messages `due` (rescheduled, with fresh payloads)
+    /// to `send`, from address `sa`.
+    #[inline(always)]
+    fn send_periodic(&self, due: u16, sa: u8, send: &mut impl FnMut(CanFrame)) {
+        let sa = u32::from(sa);
+        let mut due = u32::from(due);
+        // Trick: the bit loop written out, not `set_bits`: on this per-frame path the
+        // iterator's end test costs a Cortex-M about 12 instructions a step; the index
+        // masked to the tables' 16 entries needs no bounds check.
+        while due != 0 {
+            let i = due.trailing_zeros() as usize & (SLOTS - 1);
+            due &= due - 1;
+            if let (Some(&id), Some(&payload)) = (IDS.get(i), self.payloads.get(i)) {
+                send(CanFrame::extended8_tagged(id | sa, payload));
             }
         }
     }
@@ -667,7 +885,7 @@ impl J1939Node {
     /// result is a plain `Option` (no nested one to build and test).
     #[inline(never)]
     fn poll_before_periodic(&mut self, now: Instant) -> Option<CanFrame> {
-        self.quiet_at = None;
+        self.quiet_at = OptInstant::NONE;
         self.advance(now);
         let sa = match self.claim {
             ClaimState::Claimed(a) if !self.claim_requested => a,
@@ -680,6 +898,7 @@ impl J1939Node {
         }
         if let Some(bam) = self.bam.as_mut() {
             if let Some(dt) = bam.poll(now) {
+                self.settle(now);
                 return Some(CanFrame::extended8(TP_DT_ID | u32::from(sa), dt));
             }
             if bam.next_due().is_none() {
@@ -688,10 +907,33 @@ impl J1939Node {
         }
         let dm1 = self.poll_dm1_single(now, sa);
         if dm1.is_none() {
-            self.quiet_at = Some(now);
+            self.quiet_at = OptInstant::some(now);
             self.urgent_at = self.next_urgent();
+        } else {
+            self.settle(now);
         }
         dm1
+    }
+
+    /// After `poll_before_periodic` gave a BAM packet or a DM1, or a BAM started, at `now`
+    /// with no answer queued: does what the next call of `poll_before_periodic` at `now`
+    /// would do when that call finds nothing
+    /// (it would find the running BAM's next packet if due at `now`, clear a finished
+    /// BAM, or give a DM1 still due), and leaves the state alone otherwise.
+    ///
+    /// Trick: spares that second call (a whole check of the state) after most frames.
+    fn settle(&mut self, now: Instant) {
+        if let Some(bam) = &self.bam {
+            match bam.next_due() {
+                Some(d) if d > now => {}
+                _ => return,
+            }
+        }
+        if self.dm1_due.get().is_some_and(|d| d <= now) && self.dtcs.dm1_fits_frame() {
+            return;
+        }
+        self.quiet_at = OptInstant::some(now);
+        self.urgent_at = self.next_urgent();
     }
 
     /// With the address ours, no claim requested, no answer queued and nothing due at the
@@ -807,7 +1049,7 @@ impl J1939Node {
                 self.refresh(ALL_DUE & !self.fresh);
                 self.dm1_due = OptInstant::some(now);
                 self.cells_due = OptInstant::some(now);
-                self.urgent_at = Instant::ZERO;
+                self.wake();
             }
         }
     }
@@ -964,7 +1206,8 @@ impl J1939Node {
             return None; // multi-packet: started by poll_bam_start
         }
         self.dm1_due = OptInstant::some(reschedule(due, now, DM1_PERIOD));
-        self.dm_single_frame(Pgn::DM1, sa)
+        let payload = self.dtcs.dm1_single()?;
+        Some(CanFrame::extended8_tagged(DM1_ID | u32::from(sa), payload))
     }
 
     /// The DM1 or DM2 frame, `None` when the payload needs the transport protocol.
@@ -1025,7 +1268,7 @@ impl J1939Node {
         *next = reschedule(*next, now, period);
         // The payload is that of the current telemetry (the pass's messages are fresh).
         let payload = self.payloads.get(i)?;
-        Some(CanFrame::extended8(id | u32::from(sa), *payload))
+        Some(CanFrame::extended8_tagged(id | u32::from(sa), *payload))
     }
 
     /// Starts the pass of `now`: the messages due then.
@@ -1048,8 +1291,18 @@ impl J1939Node {
     /// `drain_transmit`.
     #[inline(never)]
     fn take_new_pass(&mut self, now: Instant) -> u16 {
-        let (due, uniform) = self.due_at(now);
-        self.reschedule(due, uniform, now);
+        // Trick: the steady state of each class (due whole, its members at one instant,
+        // or not due at all) is decided and rescheduled with a test or two, the classes
+        // written out (constant ranges, unrolled fills); the other cases take the general
+        // computation, out of line.
+        const _: () = assert!(CLASS_COUNT == 2);
+        let due = match (self.steady_class::<0>(now), self.steady_class::<1>(now)) {
+            (Some(a), Some(b)) => a | b,
+            (a, b) => {
+                let general = ALL_DUE & !(a.unwrap_or(0) | b.unwrap_or(0));
+                a.unwrap_or(0) | b.unwrap_or(0) | self.take_general(now, general)
+            }
+        };
         self.pass = Pass {
             at: now,
             due: 0,
@@ -1057,6 +1310,36 @@ impl J1939Node {
         };
         self.refresh(due & !self.fresh);
         due
+    }
+
+    /// Class `C` of [`CLASSES`] in its steady state at `now`: none of it due (`Some(0)`),
+    /// or all of it due at one instant (`Some` of its members, rescheduled); `None`
+    /// otherwise (nothing changed).
+    #[inline(always)]
+    fn steady_class<const C: usize>(&mut self, now: Instant) -> Option<u16> {
+        let class = CLASSES[C];
+        let b = self.bounds[C];
+        if now < b.lo {
+            return Some(0);
+        }
+        if now < b.hi || b.lo != b.hi || class.start == class.end {
+            return None;
+        }
+        let next = reschedule(b.lo, now, class.period);
+        self.next_due.get_mut(class.start..class.end)?.fill(next);
+        self.bounds[C] = Bounds { lo: next, hi: next };
+        Some(class.members)
+    }
+
+    /// The part of [`J1939Node::take_new_pass`] for the classes not in their steady
+    /// state (`general`: their members): their members due at `now`, rescheduled.
+    #[cold]
+    #[inline(never)]
+    fn take_general(&mut self, now: Instant, general: u16) -> u16 {
+        // The other classes are rescheduled past `now`: none of their members is due.
+        let (due, uniform) = self.due_at(now);
+        self.reschedule(due & general, uniform, now);
+        due & general
     }
 
     /// The messages due at `now` and the classes of [`Pass::uniform`]; makes the bounds
@@ -1170,12 +1453,21 @@ impl J1939Node {
         let Some(t) = self.telemetry.as_ref() else {
             return;
         };
-        let mut rest = stale;
+        let mut rest = u32::from(stale);
+        // Trick: the messages encoded at nearly every step (the first two) are encoded
+        // with direct, inlined calls, not through the table.
+        if rest & HOT == HOT {
+            let (d1, d2) = (ENCODERS[0](t), ENCODERS[1](t));
+            let [p1, p2, ..] = &mut self.payloads;
+            (*p1, *p2) = (d1.to_le_bytes(), d2.to_le_bytes());
+            rest &= !HOT;
+        }
         while rest != 0 {
-            let i = rest.trailing_zeros() as usize;
+            // Masked to the tables' 16 entries: no bounds check.
+            let i = rest.trailing_zeros() as usize & (SLOTS - 1);
             rest &= rest - 1;
-            if let Some(p) = self.payloads.get_mut(i) {
-                *p = encode_single(i, t);
+            if let (Some(p), Some(encode)) = (self.payloads.get_mut(i), ENCODERS.get(i)) {
+                *p = encode(t).to_le_bytes();
             }
         }
         self.fresh |= stale;
@@ -1227,7 +1519,10 @@ impl J1939Node {
         }
         let (sender, cm) = BamSender::start(now, pgn, data, self.config.bam_gap).ok()?;
         self.bam = Some(sender);
-        self.urgent_at = Instant::ZERO; // its packets are urgent
+        self.wake(); // its packets are urgent
+                     // Trick: no answer is queued here (the checks before the periodic messages came
+                     // first), so the next check at `now` is the one `settle` spares.
+        self.settle(now);
         Some(CanFrame::extended8(TP_CM_ID | u32::from(sa), cm))
     }
 }
@@ -1312,6 +1607,66 @@ mod test {
         assert_eq!((CLASSES[1].start, CLASSES[1].end), (6, 12));
     }
 
+    /// In the firmware's steady pattern (telemetry, then `drain_transmit`, every 100 ms)
+    /// the node takes `drain_transmit`'s short path at every step but the first ones
+    /// (claim) and the cell-voltage BAM starts (every 2 s), DM1 and BAM packets included.
+    #[test]
+    fn steady_steps_take_the_short_path() {
+        let mut n = J1939Node::new(J1939Config::default());
+        let tel = Telemetry::empty(16);
+        let mut short = 0;
+        for k in 0..100 {
+            let now = Instant::from_millis(100 * k);
+            n.update(now, &tel);
+            short += u32::from(now < n.calm_until && now != n.pass.at);
+            n.drain_transmit(now, |_| {});
+        }
+        // Long ones: 0..=300 ms (the claim, complete at 300 ms with the first cell
+        // BAM), then the BAM starts at 2.3, 4.3, 6.3 and 8.3 s.
+        assert_eq!(short, 100 - 4 - 4);
+    }
+
+    /// `copy_telemetry` copies every field: into an empty snapshot, a snapshot with every
+    /// field set gives its equal.
+    #[test]
+    fn copy_telemetry_is_clone() {
+        use crate::units::{DeciCelsius, MilliAmpHours, MilliAmps, MilliVolts, Permille, Soc};
+        use crate::PowerMode;
+        let mv = MilliVolts::from_mv;
+        let mut t = Telemetry::empty(20);
+        t.now = Instant::from_millis(12_345);
+        for (i, c) in t.cells.iter_mut().enumerate() {
+            *c = mv(3_000 + i as u32);
+        }
+        t.cell_range = Some((mv(3_000), mv(3_019)));
+        t.pack_voltage = mv(63_190);
+        t.load_voltage = mv(63_000);
+        t.current = MilliAmps::from_ma(-1_234);
+        t.cell_temps = [Some(DeciCelsius::from_deci(251)), None];
+        t.mos_temp = Some(DeciCelsius::from_deci(-5));
+        t.balance_temp = Some(DeciCelsius::from_deci(300));
+        t.soc = Soc::from_permille_clamped(777);
+        t.soh = Permille::from_permille(950);
+        t.remaining = MilliAmpHours::from_mah(1);
+        t.full_capacity = MilliAmpHours::from_mah(2);
+        t.nominal_capacity = MilliAmpHours::from_mah(3);
+        t.cycles = 4;
+        (t.charge_fet, t.discharge_fet, t.precharge_fet) = (true, true, true);
+        t.balance_mask = 0b1010;
+        t.faults = FaultSet::from_iter([Fault::CellOv]);
+        t.warnings = FaultSet::from_iter([Fault::MosOt]);
+        t.mode = PowerMode::Sleep;
+        t.limits.charge_voltage = mv(1);
+        t.limits.charge_current = MilliAmps::from_ma(2);
+        t.limits.discharge_current = MilliAmps::from_ma(3);
+        t.limits.discharge_voltage = mv(4);
+        t.total_charged = MilliAmpHours::from_mah(5);
+        t.total_discharged = MilliAmpHours::from_mah(6);
+        let mut copy = Telemetry::empty(1);
+        copy_telemetry(&mut copy, &t);
+        assert_eq!(copy, t);
+    }
+
     /// The constant transport identifiers are those of the general builder, for every
     /// source address the node can claim.
     #[test]
@@ -1321,6 +1676,11 @@ mod test {
             let cm = J1939Id::new(PRIO_TP, Pgn::TP_CM, GLOBAL, sa).unwrap();
             assert_eq!(dt.to_raw(), TP_DT_ID | u32::from(sa));
             assert_eq!(cm.to_raw(), TP_CM_ID | u32::from(sa));
+            let dm1 = frame(PRIO_DIAG, Pgn::DM1, GLOBAL, sa, &[1; 8]).unwrap();
+            assert_eq!(
+                CanFrame::extended8_tagged(DM1_ID | u32::from(sa), [1; 8]),
+                dm1
+            );
         }
     }
 
