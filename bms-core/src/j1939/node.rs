@@ -1519,9 +1519,10 @@ impl J1939Node {
         }
         let (sender, cm) = BamSender::start(now, pgn, data, self.config.bam_gap).ok()?;
         self.bam = Some(sender);
-        self.wake(); // its packets are urgent
-                     // Trick: no answer is queued here (the checks before the periodic messages came
-                     // first), so the next check at `now` is the one `settle` spares.
+        // Its packets are urgent. Trick: no answer is queued here (the checks before the
+        // periodic messages came first), so the next check at `now` is the one `settle`
+        // spares.
+        self.wake();
         self.settle(now);
         Some(CanFrame::extended8(TP_CM_ID | u32::from(sa), cm))
     }
