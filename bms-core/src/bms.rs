@@ -294,7 +294,7 @@ impl Bms {
         let same_count = m.cell_count.min(crate::MAX_CELLS as u8) == self.telemetry.cell_count;
         // The telemetry keeps the cells of the last snapshot the AFE answered: the summary
         // compares this snapshot with them and copies it over them in its one pass.
-        let mut summary = Summary::remembered(
+        let (mut summary, repeat) = Summary::remembered(
             m,
             &self.cfg.plausibility,
             &mut self.telemetry.cells,
@@ -316,8 +316,16 @@ impl Bms {
             || self.outputs.fets.discharge
             || self.outputs.fets.precharge);
         // Holds without a current reading; builds the `SocInput` only for a full step.
-        self.soc
-            .update_measurements(m, path_open, summary.exact_cell_range());
+        // `repeat` (the AFE answered with the cells of the last snapshot it answered) is the
+        // estimator's "cells of its previous step": every step gives it this snapshot,
+        // with no cells when the AFE did not answer (which `update_snapshot` ignores a
+        // repeat after), and `cell_memo` is reset with `telemetry.cells`.
+        self.soc.update_snapshot(
+            m,
+            path_open,
+            summary.exact_cell_range(),
+            repeat,
+        );
         while let Some(e) = self.soc.poll_event() {
             self.push(now, Event::Soc(e));
         }

@@ -200,6 +200,8 @@ trait StepSource<'a>: Copy {
     fn path_open(self) -> bool;
     fn cells(self) -> &'a [MilliVolts];
     fn temperature(self) -> Option<DeciCelsius>;
+    /// The caller vouches that `cells` are those of the previous step (see `Snapshot`).
+    fn repeat(self) -> bool;
     /// The full step over these inputs.
     fn full_step(
         self,
@@ -230,6 +232,10 @@ impl<'a> StepSource<'a> for &SocInput<'a> {
         self.temperature
     }
     #[inline(always)]
+    fn repeat(self) -> bool {
+        false
+    }
+    #[inline(always)]
     fn full_step(
         self,
         est: &mut SocEstimator,
@@ -245,6 +251,10 @@ struct Snapshot<'a> {
     m: &'a Measurements,
     current: MilliAmps,
     path_open: bool,
+    /// The valid cells of `m` are, in number and reading for reading, those of the
+    /// snapshot of the previous step of the estimator (see
+    /// [`SocEstimator::update_snapshot`]).
+    repeat: bool,
 }
 
 impl<'a> StepSource<'a> for Snapshot<'a> {
@@ -267,6 +277,10 @@ impl<'a> StepSource<'a> for Snapshot<'a> {
     #[inline(always)]
     fn temperature(self) -> Option<DeciCelsius> {
         ntc_mean(self.m)
+    }
+    #[inline(always)]
+    fn repeat(self) -> bool {
+        self.repeat
     }
     #[inline(always)]
     fn full_step(
@@ -498,6 +512,12 @@ pub struct SocEstimator {
     /// An empty band sends every step the full way.
     band: Band,
     band_rest: bool,
+    /// The last step was a quick rest step, whose cells were `filt_in`: set by it, cleared by
+    /// the full step, `hold` and `set_soc` (the quick counting steps leave it, but between
+    /// them and a quick rest step lies a full step: only it and `set_soc` set the band). A
+    /// quick rest step whose caller vouches that its cells are those of the last step
+    /// (`StepSource::repeat`) then need not compare them with `filt_in` again.
+    rest_matched: bool,
     /// The readings of the band within a calibration's current window: quick steps only
     /// when the caller's lowest and highest cell are within `cells_ok` (mV, inclusive),
     /// short of the window's voltage condition.
@@ -761,6 +781,7 @@ impl SocEstimator {
             run_end: i64::MAX,
             band: Band::EMPTY,
             band_rest: false,
+            rest_matched: false,
             window: Band::EMPTY,
             cells_ok: (0, 0),
             last_refine: Instant::ZERO,
@@ -938,6 +959,24 @@ impl SocEstimator {
         current_path_open: bool,
         range: Option<(MilliVolts, MilliVolts)>,
     ) -> Option<SocOutput> {
+        self.update_snapshot(m, current_path_open, range, false)
+    }
+
+    /// [`update_measurements`](Self::update_measurements), told by `repeat` that the valid
+    /// cells of `m` are, in number and reading for reading, the cells of the previous step
+    /// (the last `update*`; `repeat` is ignored after a [`hold`](Self::hold), a
+    /// [`set_soc`](Self::set_soc) or a step without cells, and at the first step): a
+    /// settled rest then skips its comparison of the cells (`Bms::step`'s summary has
+    /// compared them already). A wrong `true` may take a changed reading for the last one.
+    // Inline: as `update_measurements`.
+    #[inline(always)]
+    pub(crate) fn update_snapshot(
+        &mut self,
+        m: &Measurements,
+        current_path_open: bool,
+        range: Option<(MilliVolts, MilliVolts)>,
+        repeat: bool,
+    ) -> Option<SocOutput> {
         let Some(current) = m.current else {
             self.hold(m.timestamp);
             return None;
@@ -946,6 +985,7 @@ impl SocEstimator {
             m,
             current,
             path_open: current_path_open,
+            repeat,
         };
         Some(self.step_from(snapshot, range))
     }
@@ -986,10 +1026,14 @@ impl SocEstimator {
             None => 0,
         };
         if self.band_rest {
-            // The filters stay idle (the band holds the rest and the idle gain).
-            if dt != self.filt_gain.0 || differ(input.cells(), &self.filt_in) {
+            // The filters stay idle (the band holds the rest and the idle gain). The cells
+            // of a repeat are those of the last step, which were `filt_in` if it was a quick
+            // rest step (every other step clears `rest_matched`): no comparison then.
+            let matched = input.repeat() && self.rest_matched;
+            if dt != self.filt_gain.0 || !matched && differ(input.cells(), &self.filt_in) {
                 return None;
             }
+            self.rest_matched = true;
             self.last = input.now();
             // A refinement that is due is all the full step would do, and with the key of
             // the last one it changes nothing but its time (see `quiet_end`).
@@ -1180,6 +1224,7 @@ impl SocEstimator {
     ) -> SocOutput {
         self.fold();
         self.quiet_end = 0;
+        self.rest_matched = false;
         let now = input.now;
         // `now.duration_since(prev)` (saturated to u32) capped at `max_step_ms`, shorter.
         let dt = match now.as_millis().checked_sub(self.last.as_millis()) {
@@ -1810,6 +1855,7 @@ impl SocEstimator {
     pub fn hold(&mut self, now: Instant) {
         // The rest band's rest ends: the next step is a full one.
         self.band = Band::EMPTY;
+        self.rest_matched = false;
         self.last = now;
         self.clock_set = true;
         self.in_rest = false;
@@ -1823,6 +1869,7 @@ impl SocEstimator {
         self.set_ppm(i64::from(soc.as_permille()) * 1_000);
         self.reanchor(u32::from(self.cfg.stored_sigma_permille) * 1_000);
         self.rest_cal = None;
+        self.rest_matched = false;
         self.plan();
     }
 
