@@ -30,7 +30,7 @@
 
 use heapless::Deque;
 
-use crate::balance::{BalanceInput, Balancer};
+use crate::balance::{BalanceInput, Balancer, SettledInput};
 use crate::config::{ConfigError, PackConfig};
 use crate::measure::Measurements;
 use crate::ports::FetState;
@@ -353,21 +353,33 @@ impl Bms {
         // balancer then sees an inhibit, so its bled-charge accounting stays true.
         let inhibit = d.mode != PowerMode::Active || !self.switches.balance;
         let faults_present = inhibit || !self.protection.faults().is_empty();
-        // The gates that need no cells first (e.g. discharging): the input is built only
-        // when the cells decide.
-        let quick = self.balancer.update_idle(
+        // What needs no cell readings first (the gates, e.g. discharging, and a settled
+        // pack at rest): the input is built only when the cells decide.
+        let floor = self.balance_floor;
+        let settled = || SettledInput {
+            uv_warning: floor,
+            board_temp: m.balance_temp.or(s.mos_temp),
+            cell_range: s.exact_cell_range(),
+        };
+        let quick = self.balancer.update_unread(
             m.timestamp,
             m.cells().len(),
             m.current,
             faults_present || !m.afe_ok || m.open_wire != 0,
+            settled,
         );
         if let Some(mask) = quick {
             return mask;
         }
+        let SettledInput {
+            board_temp,
+            cell_range,
+            ..
+        } = settled();
         let input = BalanceInput {
-            cell_range: s.exact_cell_range(),
-            board_temp: m.balance_temp.or(s.mos_temp),
-            ..BalanceInput::from_measurements(m, faults_present, self.balance_floor)
+            cell_range,
+            board_temp,
+            ..BalanceInput::from_measurements(m, faults_present, floor)
         };
         self.balancer.update(&input)
     }

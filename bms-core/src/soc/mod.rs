@@ -513,10 +513,11 @@ pub struct SocEstimator {
     band: Band,
     band_rest: bool,
     /// The last step was a quick rest step, whose cells were `filt_in`: set by it, cleared by
-    /// the full step, `hold` and `set_soc` (the quick counting steps leave it, but between
-    /// them and a quick rest step lies a full step: only it and `set_soc` set the band). A
-    /// quick rest step whose caller vouches that its cells are those of the last step
-    /// (`StepSource::repeat`) then need not compare them with `filt_in` again.
+    /// the full step. (The quick counting steps leave it, but only a full step can change
+    /// the band to a rest band; after `hold` (no band) and `set_soc` (no calibration, which
+    /// a rest band needs) the next step is a full one.) A quick rest step whose caller
+    /// vouches that its cells are those of the last step (`StepSource::repeat`) then need
+    /// not compare them with `filt_in` again.
     rest_matched: bool,
     /// The readings of the band within a calibration's current window: quick steps only
     /// when the caller's lowest and highest cell are within `cells_ok` (mV, inclusive),
@@ -1855,7 +1856,6 @@ impl SocEstimator {
     pub fn hold(&mut self, now: Instant) {
         // The rest band's rest ends: the next step is a full one.
         self.band = Band::EMPTY;
-        self.rest_matched = false;
         self.last = now;
         self.clock_set = true;
         self.in_rest = false;
@@ -1869,7 +1869,6 @@ impl SocEstimator {
         self.set_ppm(i64::from(soc.as_permille()) * 1_000);
         self.reanchor(u32::from(self.cfg.stored_sigma_permille) * 1_000);
         self.rest_cal = None;
-        self.rest_matched = false;
         self.plan();
     }
 
