@@ -658,17 +658,75 @@ fn div_wide(n: u128, d: u64) -> u64 {
 
 /// `charge * PPM_FULL / full_mams` (floor, `charge >= 0`), reduced by 200_000 so that no
 /// capacity overflows (a capacity of 0, possible only with 1 mAh nominal, has no charge).
-// Out of line (as `ppm_charge`): one copy of the 64-bit division for all callers.
+// Out of line (as `ppm_charge`): one copy of the division for all callers.
 #[inline(never)]
 fn charge_ppm(charge: i64, full_mah: u32) -> i64 {
-    charge * 5 / (i64::from(full_mah) * 18).max(1)
+    let d = (u64::from(full_mah) * 18).max(1);
+    match u64::try_from(charge) {
+        // Below 2^57 (at most `u32::MAX` mAh): no overflow.
+        Ok(c) => div_u64(c * 5, d) as i64,
+        Err(_) => charge * 5 / d as i64,
+    }
 }
 
 /// `ppm * full_mams / PPM_FULL` (floor) for `ppm` clamped to `0..=PPM_FULL`, reduced by
 /// 200_000 so that no capacity overflows.
 #[inline(never)]
 fn ppm_charge(ppm: i64, full_mah: u32) -> i64 {
-    ppm.clamp(0, PPM_FULL) * i64::from(full_mah) * 18 / 5
+    // Without a 64-bit division (a library routine on a Cortex-M): with `full_mah = 5 a + b`,
+    // `18 p full / 5 = 18 p a + 18 p b / 5`, where `18 p b < 2^27` and `18 p a < 2^55`.
+    let p = ppm.clamp(0, PPM_FULL) as u32;
+    let (a, b) = (full_mah / 5, full_mah % 5);
+    (u64::from(p) * u64::from(a) * 18 + u64::from(p * 18 * b / 5)) as i64
+}
+
+/// `n / d` (floor, `d > 0`), with 32-bit divisions only when `d` fits 32 bits (as in every
+/// use at a usual capacity): the 64-bit division is a long library routine on a Cortex-M,
+/// which divides 32 bits in hardware.
+// Out of line: one copy for the rest refinement's divisions.
+#[inline(never)]
+fn div_u64(n: u64, d: u64) -> u64 {
+    let Ok(d) = u32::try_from(d) else {
+        return n / d;
+    };
+    let (hi, lo) = ((n >> 32) as u32, n as u32);
+    if hi == 0 {
+        return u64::from(lo / d);
+    }
+    let (q_hi, r) = (hi / d, hi % d);
+    u64::from(q_hi) << 32 | u64::from(div_2by1(r, lo, d))
+}
+
+/// `(hi * 2^32 + lo) / d` (floor) for `hi < d` (so the quotient fits 32 bits), by long
+/// division in two 16-bit digits, each estimated with one 32-bit division and corrected
+/// (at most twice) as in Knuth's algorithm D (Hacker's Delight, `divlu`).
+fn div_2by1(hi: u32, lo: u32, d: u32) -> u32 {
+    const B: u32 = 1 << 16;
+    // Normalised: the divisor's top bit set, so that each estimate is at most 2 too large.
+    let s = d.leading_zeros();
+    let v = d << s;
+    let (v1, v0) = (v >> 16, v & 0xFFFF);
+    // `hi < d` keeps the shifted-out bits of `hi` zero.
+    let n32 = if s == 0 { hi } else { hi << s | lo >> (32 - s) };
+    let u10 = lo << s;
+    let (u1, u0) = (u10 >> 16, u10 & 0xFFFF);
+    // One 16-bit digit of the quotient of `top * 2^16 + next` (below `v * 2^16`) by `v`.
+    let digit = |top: u32, next: u32| -> u32 {
+        let (mut q, mut r) = (top / v1, top % v1);
+        while q >= B || q * v0 > (r << 16 | next) {
+            q -= 1;
+            r += v1;
+            if r >= B {
+                break;
+            }
+        }
+        q
+    };
+    let q1 = digit(n32, u1);
+    // The remainder after the first digit, below `v`: the wrapped arithmetic is exact.
+    let u21 = (n32 << 16 | u1).wrapping_sub(q1.wrapping_mul(v));
+    let q0 = digit(u21, u0);
+    q1 << 16 | q0
 }
 
 /// `a + b`, saturated: an add and a branch in the usual case, shorter than the branch-free
@@ -1620,8 +1678,10 @@ impl SocEstimator {
     /// `temp_uv` for the temperature: the table's, the relaxation's, the temperature's.
     fn voltage_s16(&self, rested: Duration, temp_uv: u64) -> i32 {
         let tau = u64::from(self.cfg.relax_tau_ms.as_millis()).max(1);
-        let relax_uv = u64::from(self.cfg.relax_sigma_mv) * 1_000 * tau
-            / (tau + u64::from(rested.as_millis()));
+        let relax_uv = div_u64(
+            u64::from(self.cfg.relax_sigma_mv) * 1_000 * tau,
+            tau + u64::from(rested.as_millis()),
+        );
         let sigma_uv = (u64::from(self.cfg.ocv_sigma_mv) * 1_000 + relax_uv + temp_uv)
             .min(u64::from(u32::MAX));
         sigma16(sigma_uv as u32)
@@ -1644,7 +1704,7 @@ impl SocEstimator {
             return u64::MAX;
         }
         let tau = u64::from(self.cfg.relax_tau_ms.as_millis()).max(1);
-        (u64::from(self.cfg.relax_sigma_mv) * 1_000 * tau / x).saturating_sub(tau)
+        div_u64(u64::from(self.cfg.relax_sigma_mv) * 1_000 * tau, x).saturating_sub(tau)
     }
 
     /// The mean SOC (ppm) of the filtered cells referenced to 25 °C by `tc_x16` (1/16 mV),
@@ -2102,7 +2162,76 @@ mod test {
         }
     }
 
+    /// Dividends and divisors of every width, and the edges of the 16-bit digits.
+    fn wide_u64() -> impl Strategy<Value = u64> {
+        prop_oneof![
+            any::<u64>(),
+            (0u32..64, any::<u64>()).prop_map(|(bits, v)| v >> bits),
+            (0u32..64).prop_map(|bits| 1u64 << bits),
+            (0u32..64).prop_map(|bits| (1u64 << bits) - 1),
+        ]
+    }
+
+    fn wide_u32() -> impl Strategy<Value = u32> {
+        prop_oneof![
+            any::<u32>(),
+            (0u32..32, any::<u32>()).prop_map(|(bits, v)| (v >> bits).max(1)),
+            (0u32..32).prop_map(|bits| 1u32 << bits),
+            (1u32..32).prop_map(|bits| (1u32 << bits) - 1),
+            Just(u32::MAX),
+            Just(1 << 16 | 1),
+        ]
+    }
+
+    #[test]
+    fn div_u64_is_exact_at_the_edges() {
+        let edges = [0u64, 1, 2, 0xFFFF, 1 << 16, 1 << 31, (1 << 32) - 1, 1 << 32, u64::MAX];
+        for n in edges.iter().flat_map(|&e| [e, e.wrapping_sub(1), e.wrapping_add(1)]) {
+            for d in edges.iter().flat_map(|&e| [e, e.wrapping_sub(1), e.wrapping_add(1)]) {
+                if d != 0 {
+                    assert_eq!(div_u64(n, d), n / d, "{n} / {d}");
+                }
+            }
+        }
+    }
+
     proptest! {
+        /// The 32-bit long division is the 64-bit one, for 32-bit divisors (and the
+        /// fallback for wider ones).
+        #[test]
+        fn div_u64_is_the_64_bit_division(
+            n in wide_u64(),
+            d in prop_oneof![wide_u32().prop_map(u64::from), wide_u64().prop_map(|d| d.max(1))],
+        ) {
+            prop_assert_eq!(div_u64(n, d), n / d);
+        }
+
+        /// A quotient's digits from dividends near multiples of the divisor (where the
+        /// estimates need their corrections).
+        #[test]
+        fn div_u64_is_exact_near_multiples(
+            d in wide_u32(),
+            q in wide_u64(),
+            r in -3i64..=3,
+        ) {
+            let n = (q / u64::from(d).max(1)).wrapping_mul(u64::from(d)).wrapping_add_signed(r);
+            prop_assert_eq!(div_u64(n, u64::from(d)), n / u64::from(d));
+        }
+
+        /// The SOC's conversions are the 64-bit formulas they replace, at any capacity.
+        #[test]
+        fn ppm_conversions_are_the_64_bit_formulas(
+            full_mah in prop_oneof![any::<u32>(), 0u32..1_000_000, Just(u32::MAX / 18), Just(u32::MAX / 18 + 1)],
+            frac in 0u64..=1_000_000,
+            ppm in prop_oneof![-1_000i64..1_001_000, 0i64..=1_000_000],
+        ) {
+            let full = i64::from(full_mah) * MAMS_PER_MAH;
+            let charge = (full as u64 / 1_000_000 * frac) as i64;
+            prop_assert_eq!(charge_ppm(charge, full_mah), charge * 5 / (i64::from(full_mah) * 18).max(1));
+            prop_assert_eq!(charge_ppm(full, full_mah), full * 5 / (i64::from(full_mah) * 18).max(1));
+            prop_assert_eq!(ppm_charge(ppm, full_mah), ppm.clamp(0, PPM_FULL) * i64::from(full_mah) * 18 / 5);
+        }
+
         /// The 64-bit path with its 128-bit fallback is the 128-bit formula, saturated.
         #[test]
         fn mul_div_is_the_wide_formula(
