@@ -822,7 +822,7 @@ impl Balancer {
                 return 0;
             }
         }
-        self.update_changed(input)
+        self.update_full(input)
     }
 
     /// The update when the last one found the pack balanced from the same inputs (see
@@ -844,8 +844,9 @@ impl Balancer {
     /// read its cells): `Some(0)` when either decides (all an update with an input of these
     /// fields, any cell readings whose lowest and highest are those of `settled`, and no
     /// `cell_soc`, would do is move the clock and record why), `None` otherwise, and then
-    /// nothing happened: call [`Balancer::update`]. `settled` is called only when the gates
-    /// pass and the last update found the pack balanced.
+    /// nothing happened: call [`Balancer::update`] (or [`Balancer::update_full`]).
+    /// `settled` is called only when the gates pass and the last update found the pack
+    /// balanced.
     ///
     /// ```
     /// use bms_core::balance::{BalanceConfig, BalanceInput, Balancer, SettledInput};
@@ -898,9 +899,11 @@ impl Balancer {
         }
     }
 
-    /// [`Balancer::update`] past the settled shortcut.
+    /// [`Balancer::update`] without its shortcuts: the same decision the long way, for a
+    /// caller that knows they do not apply (its [`Balancer::update_unread`] with these
+    /// inputs just returned `None`), which spares it their second check.
     #[inline(never)] // One copy; the callers stay small.
-    fn update_changed(&mut self, input: &BalanceInput<'_>) -> u32 {
+    pub fn update_full(&mut self, input: &BalanceInput<'_>) -> u32 {
         let gate = self.gate(input);
         self.settled = None;
         if let Err(why) = gate {

@@ -381,7 +381,8 @@ impl Bms {
             board_temp,
             ..BalanceInput::from_measurements(m, faults_present, floor)
         };
-        self.balancer.update(&input)
+        // No shortcut of `update` applies: `update_unread` just checked them.
+        self.balancer.update_full(&input)
     }
 
     fn apply_switches(&self, d: &Decision) -> FetState {
