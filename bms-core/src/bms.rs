@@ -326,8 +326,11 @@ impl Bms {
             summary.exact_cell_range(),
             repeat,
         );
-        while let Some(e) = self.soc.poll_event() {
-            self.push(now, Event::Soc(e));
+        // Checked first: an empty poll costs more than the check (events are rare).
+        if self.soc.has_event() {
+            while let Some(e) = self.soc.poll_event() {
+                self.push(now, Event::Soc(e));
+            }
         }
         let balance_mask = self.balance(m, &summary, &d);
         let fets = self.apply_switches(&d);

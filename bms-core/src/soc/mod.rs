@@ -578,6 +578,9 @@ pub struct SocEstimator {
     /// `read_cells` (0: none, and always 0 unless `ocv_sorted`): a reading still inside it
     /// needs no search (see `ocv::soc_in_segment`).
     ocv_seg: [u8; MAX_CELLS],
+    /// The OCV table segments of the last refinement's two look-ups at the voltage's sigma
+    /// around the mean (`meas_sigma`), as `ocv_seg`: the next ones mostly fall in them too.
+    sigma_seg: [u8; 2],
     /// The OCV table is non-decreasing (what `SocConfig::validate` requires; set in `new`,
     /// the configuration is fixed): only then is a segment exact for another reading.
     ocv_sorted: bool,
@@ -661,12 +664,8 @@ fn div_wide(n: u128, d: u64) -> u64 {
 // Out of line (as `ppm_charge`): one copy of the division for all callers.
 #[inline(never)]
 fn charge_ppm(charge: i64, full_mah: u32) -> i64 {
-    let d = (u64::from(full_mah) * 18).max(1);
-    match u64::try_from(charge) {
-        // Below 2^57 (at most `u32::MAX` mAh): no overflow.
-        Ok(c) => div_u64(c * 5, d) as i64,
-        Err(_) => charge * 5 / d as i64,
-    }
+    // `charge` within `0..=full_mams`, below 2^56: no overflow.
+    div_u64(charge.max(0) as u64 * 5, (u64::from(full_mah) * 18).max(1)) as i64
 }
 
 /// `ppm * full_mams / PPM_FULL` (floor) for `ppm` clamped to `0..=PPM_FULL`, reduced by
@@ -710,7 +709,8 @@ fn div_2by1(hi: u32, lo: u32, d: u32) -> u32 {
     let n32 = if s == 0 { hi } else { hi << s | lo >> (32 - s) };
     let u10 = lo << s;
     let (u1, u0) = (u10 >> 16, u10 & 0xFFFF);
-    // One 16-bit digit of the quotient of `top * 2^16 + next` (below `v * 2^16`) by `v`.
+    // One 16-bit digit of the quotient of `top * 2^16 + next` (below `v * 2^16`) by `v`:
+    // estimated from the divisor's top half, then corrected.
     let digit = |top: u32, next: u32| -> u32 {
         let (mut q, mut r) = (top / v1, top % v1);
         while q >= B || q * v0 > (r << 16 | next) {
@@ -765,6 +765,21 @@ fn rounded_ma(fx: i64) -> i32 {
 /// The readings `lo..=hi` within `clip` (at most 2^32 - 1: no band takes every reading).
 fn readings((lo, hi): (i64, i64), clip: (i64, i64)) -> Band {
     Band::inclusive(lo.max(clip.0), hi.min(clip.1))
+}
+
+/// `soc_from_ocv(table, mv16)`, trying the segment `seg` first (`soc_in_segment`) and
+/// keeping the one the search found in it when the table is non-decreasing (`sorted`).
+// Out of line: one copy for the cells' and the voltage sigma's look-ups.
+#[inline(never)]
+fn soc_hinted(table: &[u16; OCV_POINTS], mv16: i32, seg: &mut u8, sorted: bool) -> i64 {
+    match soc_in_segment(table, mv16, *seg) {
+        Some(p) => p,
+        None => {
+            let (p, at) = soc_and_segment(table, mv16);
+            *seg = if sorted { at } else { 0 };
+            p
+        }
+    }
 }
 
 /// Whether any of `a` differs from the same cell of `b`; without an early exit, so that the
@@ -866,6 +881,7 @@ impl SocEstimator {
             refined_tc: NO_TC,
             cell_delta: [0; MAX_CELLS],
             ocv_seg: [0; MAX_CELLS],
+            sigma_seg: [0; 2],
             ocv_sorted: false,
             last_ocv: -1,
             cv_seen: false,
@@ -1724,15 +1740,7 @@ impl SocEstimator {
             let mv16 = mv16.saturating_sub(tc_x16);
             // A resting cell mostly stays within the segment of its last reading: then the
             // interpolation alone, without the table search.
-            let p = match soc_in_segment(table, mv16, *seg) {
-                Some(p) => p,
-                None => {
-                    let (p, at) = soc_and_segment(table, mv16);
-                    *seg = if self.ocv_sorted { at } else { 0 };
-                    p
-                }
-            };
-            *d = p as i32;
+            *d = soc_hinted(table, mv16, seg, self.ocv_sorted) as i32;
             sum += *d;
         }
         let mean = i64::from(sum / n.max(1) as i32);
@@ -1747,10 +1755,9 @@ impl SocEstimator {
     /// A rest refinement's outcome: the Kalman step from the calibration's prior, less the
     /// charge moved since, kept between the present SOC and the voltage's, so that no step
     /// moves the SOC away from what the cells say. It replaces the previous refinement.
-    fn refine(&self, k: &RefineKey) -> Refined {
-        let table = &self.cfg.ocv_mv;
+    fn refine(&mut self, k: &RefineKey) -> Refined {
         let (mean, prior) = (i64::from(k.mean), i64::from(k.prior));
-        let meas_sigma = soc_sigma(table, ocv_at(table, mean), k.s16);
+        let meas_sigma = self.meas_sigma(ocv_at(&self.cfg.ocv_mv, mean), k.s16);
         let f = fuse(prior, k.prior_sigma, mean, meas_sigma);
         // `moved * PPM_FULL / full_mams`, reduced by 200_000 (rounded toward zero); beyond
         // twice the capacity the target is clamped to the same bound whatever the amount.
@@ -1769,6 +1776,19 @@ impl SocEstimator {
             sigma: f.sigma,
             gain: f.gain,
         }
+    }
+
+    /// `soc_sigma` at `mv16` with `s16`, its two look-ups first within the segments of the
+    /// last ones (`sigma_seg`): exact, as in `read_cells`.
+    fn meas_sigma(&mut self, mv16: i32, s16: i32) -> u32 {
+        let hi = self.soc_at(mv16.saturating_add(s16), 0);
+        let lo = self.soc_at(mv16.saturating_sub(s16), 1);
+        ((hi - lo) / 2).clamp(1, PPM_FULL) as u32
+    }
+
+    /// `soc_from_ocv` at `mv16`, with `sigma_seg[which]` as the segment to try first.
+    fn soc_at(&mut self, mv16: i32, which: usize) -> i64 {
+        soc_hinted(&self.cfg.ocv_mv, mv16, &mut self.sigma_seg[which], self.ocv_sorted)
     }
 
     /// The end-of-charge calibration within the taper's current window (and with the
@@ -2055,6 +2075,12 @@ impl SocEstimator {
         self.events.pop_front()
     }
 
+    /// Whether an event waits for [`poll_event`](Self::poll_event) (shorter than a
+    /// `poll_event` that finds none).
+    pub fn has_event(&self) -> bool {
+        !self.events.is_empty()
+    }
+
     /// OCV of one cell at the present SOC and 25 °C, from the table.
     pub fn expected_ocv(&self) -> MilliVolts {
         MilliVolts::from_mv((ocv_at(&self.cfg.ocv_mv, self.soc_ppm()) / 16).max(0) as u32)
@@ -2314,7 +2340,14 @@ mod test {
         }
         // The refinement memo is what the refinement computes for its key.
         if let Some((k, out)) = e.refined {
-            prop_assert_eq!(e.refine(&k), out);
+            prop_assert_eq!(e.clone().refine(&k), out);
+        }
+        // The segment hints change no look-up, and the quotient's SOC is the direct one.
+        let (mut a, mut b) = (e.clone(), e.clone());
+        b.sigma_seg = [0; 2];
+        for (mv16, s16) in [(52_800, 16), (52_800, 560), (40_000, 1), (60_000, 3_000)] {
+            prop_assert_eq!(a.meas_sigma(mv16, s16), soc_sigma(&e.cfg.ocv_mv, mv16, s16));
+            prop_assert_eq!(b.meas_sigma(mv16, s16), soc_sigma(&e.cfg.ocv_mv, mv16, s16));
         }
         Ok(())
     }

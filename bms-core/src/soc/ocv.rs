@@ -153,9 +153,8 @@ pub(crate) fn isqrt(v: u64) -> u64 {
 /// `|x| h = 1000 q + r` (below 2^30), `|x| gain / 10^6 = q + (1000 r + |x| l) / 10^6`,
 /// whose numerator stays below 2^30 too.
 pub(crate) fn scale_ppm(x: i64, gain: u32) -> i64 {
-    let u = x.unsigned_abs().min(PPM_FULL as u64) as u32;
-    let g = gain.min(PPM_FULL as u32);
-    let (h, l) = (g / 1_000, g % 1_000);
+    let u = x.unsigned_abs() as u32;
+    let (h, l) = (gain / 1_000, gain % 1_000);
     let (q, r) = (u * h / 1_000, u * h % 1_000);
     let m = i64::from(q + (r * 1_000 + u * l) / 1_000_000);
     if x < 0 {
