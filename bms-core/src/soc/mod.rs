@@ -1686,8 +1686,9 @@ impl SocEstimator {
                 },
             };
             self.push(ev);
+            // Only `applied` changed (nothing above writes `rest_cal`): stored only then.
+            self.rest_cal = Some(rc);
         }
-        self.rest_cal = Some(rc);
     }
 
     /// The uncertainty (1/16 mV) of a relaxed cell voltage after a rest of `rested`, with
