@@ -317,9 +317,9 @@ impl Bms {
             || self.outputs.fets.precharge);
         // Holds without a current reading; builds the `SocInput` only for a full step.
         // `repeat` (the AFE answered with the cells of the last snapshot it answered) is the
-        // estimator's "cells of its previous step": every step gives it this snapshot,
-        // with no cells when the AFE did not answer (which `update_snapshot` ignores a
-        // repeat after), and `cell_memo` is reset with `telemetry.cells`.
+        // estimator's "cells of the last step with cells": every step gives it this
+        // snapshot (no cells when the AFE did not answer), or holds it (after which it
+        // ignores a repeat), and `cell_memo` is reset with `telemetry.cells`.
         self.soc.update_snapshot(
             m,
             path_open,

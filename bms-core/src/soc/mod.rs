@@ -251,9 +251,8 @@ struct Snapshot<'a> {
     m: &'a Measurements,
     current: MilliAmps,
     path_open: bool,
-    /// The valid cells of `m` are, in number and reading for reading, those of the
-    /// snapshot of the previous step of the estimator (see
-    /// [`SocEstimator::update_snapshot`]).
+    /// The valid cells of `m` are, in number and reading for reading, those of the last
+    /// step with valid cells (see [`SocEstimator::update_snapshot`]).
     repeat: bool,
 }
 
@@ -512,13 +511,6 @@ pub struct SocEstimator {
     /// An empty band sends every step the full way.
     band: Band,
     band_rest: bool,
-    /// The last step was a quick rest step, whose cells were `filt_in`: set by it, cleared by
-    /// the full step. (The quick counting steps leave it, but only a full step can change
-    /// the band to a rest band; after `hold` (no band) and `set_soc` (no calibration, which
-    /// a rest band needs) the next step is a full one.) A quick rest step whose caller
-    /// vouches that its cells are those of the last step (`StepSource::repeat`) then need
-    /// not compare them with `filt_in` again.
-    rest_matched: bool,
     /// The readings of the band within a calibration's current window: quick steps only
     /// when the caller's lowest and highest cell are within `cells_ok` (mV, inclusive),
     /// short of the window's voltage condition.
@@ -855,7 +847,6 @@ impl SocEstimator {
             run_end: i64::MAX,
             band: Band::EMPTY,
             band_rest: false,
-            rest_matched: false,
             window: Band::EMPTY,
             cells_ok: (0, 0),
             last_refine: Instant::ZERO,
@@ -1038,11 +1029,11 @@ impl SocEstimator {
     }
 
     /// [`update_measurements`](Self::update_measurements), told by `repeat` that the valid
-    /// cells of `m` are, in number and reading for reading, the cells of the previous step
-    /// (the last `update*`; `repeat` is ignored after a [`hold`](Self::hold), a
-    /// [`set_soc`](Self::set_soc) or a step without cells, and at the first step): a
-    /// settled rest then skips its comparison of the cells (`Bms::step`'s summary has
-    /// compared them already). A wrong `true` may take a changed reading for the last one.
+    /// cells of `m` are, in number and reading for reading, those of the last step that had
+    /// valid cells (the last `update*` with some; `repeat` is ignored up to the first such
+    /// step after a [`hold`](Self::hold) or a [`set_soc`](Self::set_soc)): a settled rest
+    /// then skips its comparison of the cells (`Bms::step`'s summary has compared them
+    /// already). A wrong `true` may take a changed reading for the last one.
     // Inline: as `update_measurements`.
     #[inline(always)]
     pub(crate) fn update_snapshot(
@@ -1101,14 +1092,16 @@ impl SocEstimator {
             None => 0,
         };
         if self.band_rest {
-            // The filters stay idle (the band holds the rest and the idle gain). The cells
-            // of a repeat are those of the last step, which were `filt_in` if it was a quick
-            // rest step (every other step clears `rest_matched`): no comparison then.
-            let matched = input.repeat() && self.rest_matched;
-            if dt != self.filt_gain.0 || !matched && differ(input.cells(), &self.filt_in) {
+            // The filters stay idle (the band holds the rest and the idle gain). A repeat
+            // needs no comparison: its cells are those of the last step with cells, which a
+            // rest band keeps in `filt_in`. The full step that planned the band rested, so
+            // it passed its cells through the filters, which keeps them there (or found them
+            // there), and every quick rest step since found its own there; a full step
+            // without cells keeps `filt_in`, and keeps the band only in a rest that a step
+            // with cells began (`in_rest`). A hold or `set_soc` leaves no rest band.
+            if dt != self.filt_gain.0 || !input.repeat() && differ(input.cells(), &self.filt_in) {
                 return None;
             }
-            self.rest_matched = true;
             self.last = input.now();
             // A refinement that is due is all the full step would do, and with the key of
             // the last one it changes nothing but its time (see `quiet_end`).
@@ -1299,7 +1292,6 @@ impl SocEstimator {
     ) -> SocOutput {
         self.fold();
         self.quiet_end = 0;
-        self.rest_matched = false;
         let now = input.now;
         // `now.duration_since(prev)` (saturated to u32) capped at `max_step_ms`, shorter.
         let dt = match now.as_millis().checked_sub(self.last.as_millis()) {
