@@ -1651,15 +1651,19 @@ impl SocEstimator {
         // At a fixed point of the charge, the next refinements with the same cells and
         // temperature find this key in the memo again (and change nothing but
         // `last_refine`) as long as the voltage's sigma stays at `key.s16`.
-        self.quiet_end = if f.charge == self.charge {
+        self.quiet_end = if f.charge != self.charge
+            || self.quiet_passes(key.s16, temp_uv, now, since, rested)
+        {
+            // Not quiet, or quiet only until the next refinement is due, which `0` says as
+            // well: the end is compared only with the time of a due refinement.
+            0
+        } else {
             let until = self.relax_until(key.s16, temp_uv);
             if until >= u64::from(u32::MAX) {
                 u64::MAX
             } else {
                 since.as_millis().saturating_add(until + 1)
             }
-        } else {
-            0
         };
         self.quiet_temp = temperature;
         self.set_charge(f.charge);
@@ -1714,6 +1718,41 @@ impl SocEstimator {
         }
         let tau = u64::from(self.cfg.relax_tau_ms.as_millis()).max(1);
         div_u64(u64::from(self.cfg.relax_sigma_mv) * 1_000 * tau, x).saturating_sub(tau)
+    }
+
+    /// Whether the quiet end `relax_until` gives (`since + until + 1`) is at most
+    /// `now + REFINE_EVERY`, the earliest next due refinement (`rested` is
+    /// `now.duration_since(since)`): then that refinement is not quiet whatever the end, and
+    /// the division is spared (`false` where this cannot tell with 32-bit factors). With
+    /// `r = rested + REFINE_EVERY`, `until + 1 <= r` is `a / x <= tau + r - 1`, i.e.
+    /// `a < (tau + r) x`, one multiplication.
+    fn quiet_passes(
+        &self,
+        s16: i32,
+        temp_uv: u64,
+        now: Instant,
+        since: Instant,
+        rested: Duration,
+    ) -> bool {
+        // In 32 bits (64-bit arithmetic is long code on 32-bit targets); `false` beyond.
+        // `rested` exact (not saturated) and `until` below `u32::MAX` (else the end is never).
+        let Some(r) = rested.as_millis().checked_add(REFINE_EVERY.as_millis()) else {
+            return false;
+        };
+        if now < since || r == u32::MAX || s16 <= 1 || s16 >= 1 << 25 {
+            return false;
+        }
+        // As in `relax_until`: `need = ceil(1000 s16 / 16) = ceil(125 s16 / 2)`, below 2^32.
+        let need = (125 * s16 as u32).div_ceil(2);
+        let base = u64::from(self.cfg.ocv_sigma_mv) * 1_000 + temp_uv;
+        let x = match u32::try_from(base) {
+            Ok(base) if base < need => need - base,
+            _ => return false,
+        };
+        let tau = self.cfg.relax_tau_ms.as_millis().max(1);
+        let a = u64::from(u32::from(self.cfg.relax_sigma_mv) * 1_000) * u64::from(tau);
+        tau.checked_add(r)
+            .is_some_and(|t| a < u64::from(t) * u64::from(x))
     }
 
     /// The mean SOC (ppm) of the filtered cells referenced to 25 °C by `tc_x16` (1/16 mV),
@@ -2294,6 +2333,63 @@ mod test {
                 prop_assert!(at(until + 1) < s16);
             } else {
                 prop_assert_eq!(e.voltage_s16(Duration::MAX, temp_uv), s16);
+            }
+        }
+
+        /// `quiet_passes` says exactly whether the quiet end `relax_until` gives lies within
+        /// `REFINE_EVERY` of now where its 32-bit arithmetic reaches (as at a usual
+        /// configuration), and never wrongly beyond: tried mostly right at that boundary.
+        #[test]
+        fn quiet_passes_is_the_division(
+            ocv_sigma_mv in prop_oneof![0u16..20, any::<u16>()],
+            relax_sigma_mv in prop_oneof![0u16..100, any::<u16>()],
+            relax_tau_ms in prop_oneof![0u32..1_000_000, any::<u32>()],
+            temp_uv in prop_oneof![0u64..20_000, 0u64..=u64::from(u32::MAX)],
+            rested in prop_oneof![0u32..10_000_000, any::<u32>()],
+            since in prop_oneof![0u64..1_000_000, any::<u64>()],
+            s16 in prop_oneof![-2i32..3, 0i32..100_000, any::<i32>()],
+            kind in 0u8..3,
+            delta in -3i64..=3,
+        ) {
+            let cfg = SocConfig {
+                ocv_sigma_mv,
+                relax_sigma_mv,
+                relax_tau_ms: Duration::from_millis(relax_tau_ms),
+                ..SocConfig::lfp()
+            };
+            let e = SocEstimator::new(cfg, MilliAmpHours::from_mah(100_000), None);
+            // The sigma a refinement at this rest derives (or any), and a rest at `rested`
+            // or right where the end of that sigma is `REFINE_EVERY` away.
+            let s16 = if kind == 0 { s16 } else { e.voltage_s16(Duration::from_millis(rested), temp_uv) };
+            let until = e.relax_until(s16, temp_uv);
+            let rested = if kind == 2 {
+                (until as i64 + 1 - 1_000 + delta).clamp(0, i64::from(u32::MAX)) as u32
+            } else {
+                rested
+            };
+            let since = Instant::from_millis(since);
+            let now = Instant::from_millis(since.as_millis().wrapping_add(u64::from(rested)));
+            let rested = now.duration_since(since);
+            let end = if until >= u64::from(u32::MAX) {
+                u64::MAX
+            } else {
+                since.as_millis().saturating_add(until + 1)
+            };
+            let passes = e.quiet_passes(s16, temp_uv, now, since, rested);
+            let r = u64::from(rested.as_millis()) + 1_000;
+            let need = (1_000 * u64::from(s16.unsigned_abs())).div_ceil(16);
+            let x = need.saturating_sub(u64::from(ocv_sigma_mv) * 1_000 + temp_uv);
+            let tau = u64::from(relax_tau_ms.max(1));
+            let reach = now >= since
+                && r < u64::from(u32::MAX)
+                && s16 > 1
+                && s16 < 1 << 25
+                && x > 0
+                && tau + r <= u64::from(u32::MAX);
+            if reach {
+                prop_assert_eq!(passes, end <= now.as_millis() + 1_000);
+            } else {
+                prop_assert!(!passes);
             }
         }
     }
