@@ -988,7 +988,14 @@ impl Balancer {
     fn still_settled(&self, s: Settled, input: &BalanceInput<'_>) -> bool {
         let n = input.cells.len().min(MAX_CELLS);
         let soc = input.cell_soc.is_some_and(|c| c.len() == n);
-        self.settled_on(s, n, input.cell_range, input.uv_warning, input.board_temp, soc)
+        self.settled_on(
+            s,
+            n,
+            input.cell_range,
+            input.uv_warning,
+            input.board_temp,
+            soc,
+        )
     }
 
     /// `still_settled` over the fields it reads: `n` cells (at most `MAX_CELLS`), `soc`

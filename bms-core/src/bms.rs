@@ -320,12 +320,8 @@ impl Bms {
         // estimator's "cells of the last step with cells": every step gives it this
         // snapshot (no cells when the AFE did not answer), or holds it (after which it
         // ignores a repeat), and `cell_memo` is reset with `telemetry.cells`.
-        self.soc.update_snapshot(
-            m,
-            path_open,
-            summary.exact_cell_range(),
-            repeat,
-        );
+        self.soc
+            .update_snapshot(m, path_open, summary.exact_cell_range(), repeat);
         // Checked first: an empty poll costs more than the check (events are rare).
         if self.soc.has_event() {
             while let Some(e) = self.soc.poll_event() {

@@ -1651,20 +1651,19 @@ impl SocEstimator {
         // At a fixed point of the charge, the next refinements with the same cells and
         // temperature find this key in the memo again (and change nothing but
         // `last_refine`) as long as the voltage's sigma stays at `key.s16`.
-        self.quiet_end = if f.charge != self.charge
-            || self.quiet_passes(key.s16, temp_uv, now, since, rested)
-        {
-            // Not quiet, or quiet only until the next refinement is due, which `0` says as
-            // well: the end is compared only with the time of a due refinement.
-            0
-        } else {
-            let until = self.relax_until(key.s16, temp_uv);
-            if until >= u64::from(u32::MAX) {
-                u64::MAX
+        self.quiet_end =
+            if f.charge != self.charge || self.quiet_passes(key.s16, temp_uv, now, since, rested) {
+                // Not quiet, or quiet only until the next refinement is due, which `0` says as
+                // well: the end is compared only with the time of a due refinement.
+                0
             } else {
-                since.as_millis().saturating_add(until + 1)
-            }
-        };
+                let until = self.relax_until(key.s16, temp_uv);
+                if until >= u64::from(u32::MAX) {
+                    u64::MAX
+                } else {
+                    since.as_millis().saturating_add(until + 1)
+                }
+            };
         self.quiet_temp = temperature;
         self.set_charge(f.charge);
         self.reanchor(f.sigma);
@@ -1820,7 +1819,12 @@ impl SocEstimator {
 
     /// `soc_from_ocv` at `mv16`, with `sigma_seg[which]` as the segment to try first.
     fn soc_at(&mut self, mv16: i32, which: usize) -> i64 {
-        soc_hinted(&self.cfg.ocv_mv, mv16, &mut self.sigma_seg[which], self.ocv_sorted)
+        soc_hinted(
+            &self.cfg.ocv_mv,
+            mv16,
+            &mut self.sigma_seg[which],
+            self.ocv_sorted,
+        )
     }
 
     /// The end-of-charge calibration within the taper's current window (and with the
@@ -2243,9 +2247,25 @@ mod test {
 
     #[test]
     fn div_u64_is_exact_at_the_edges() {
-        let edges = [0u64, 1, 2, 0xFFFF, 1 << 16, 1 << 31, (1 << 32) - 1, 1 << 32, u64::MAX];
-        for n in edges.iter().flat_map(|&e| [e, e.wrapping_sub(1), e.wrapping_add(1)]) {
-            for d in edges.iter().flat_map(|&e| [e, e.wrapping_sub(1), e.wrapping_add(1)]) {
+        let edges = [
+            0u64,
+            1,
+            2,
+            0xFFFF,
+            1 << 16,
+            1 << 31,
+            (1 << 32) - 1,
+            1 << 32,
+            u64::MAX,
+        ];
+        for n in edges
+            .iter()
+            .flat_map(|&e| [e, e.wrapping_sub(1), e.wrapping_add(1)])
+        {
+            for d in edges
+                .iter()
+                .flat_map(|&e| [e, e.wrapping_sub(1), e.wrapping_add(1)])
+            {
                 if d != 0 {
                     assert_eq!(div_u64(n, d), n / d, "{n} / {d}");
                 }

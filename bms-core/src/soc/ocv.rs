@@ -348,9 +348,15 @@ mod test {
 
     #[test]
     fn scale_ppm_is_exact_at_the_extremes() {
-        for x in [-PPM_FULL, -999_999, -1_001, -1, 0, 1, 999, 1_000, 999_999, PPM_FULL] {
+        for x in [
+            -PPM_FULL, -999_999, -1_001, -1, 0, 1, 999, 1_000, 999_999, PPM_FULL,
+        ] {
             for gain in [0, 1, 999, 1_000, 1_001, 999_999, 1_000_000] {
-                assert_eq!(scale_ppm(x, gain), x * i64::from(gain) / PPM_FULL, "{x} {gain}");
+                assert_eq!(
+                    scale_ppm(x, gain),
+                    x * i64::from(gain) / PPM_FULL,
+                    "{x} {gain}"
+                );
             }
         }
     }
