@@ -543,6 +543,19 @@ impl<'a> BalanceInput<'a> {
     }
 }
 
+/// The fields of a [`BalanceInput`] that the settled shortcut of [`Balancer::update`]
+/// compares with those of the update that found the pack balanced (see
+/// [`Balancer::update_unread`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SettledInput {
+    /// [`BalanceInput::uv_warning`].
+    pub uv_warning: MilliVolts,
+    /// [`BalanceInput::board_temp`].
+    pub board_temp: Option<DeciCelsius>,
+    /// [`BalanceInput::cell_range`].
+    pub cell_range: Option<(MilliVolts, MilliVolts)>,
+}
+
 /// Why the balancer keeps every switch open.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -805,25 +818,92 @@ impl Balancer {
     pub fn update(&mut self, input: &BalanceInput<'_>) -> u32 {
         if let Some(s) = self.settled {
             if self.gate(input).is_ok() && self.still_settled(s, input) {
-                // The last update found the pack balanced from the same inputs, so this one
-                // decides the same: only the clock moves (nothing is on, so nothing is
-                // booked). `account` and `mark` reduced to what they change: the
-                // measurement window was marked with the same configuration (a new one
-                // clears `settled`).
-                if self.opportunity {
-                    let dt = input.now.duration_since(self.last_update);
-                    self.allowed_ms = self.allowed_ms.saturating_add(dt.as_millis() as u64);
-                }
-                self.last_update = input.now;
+                self.settled_step(input.now);
                 return 0;
             }
         }
-        self.update_changed(input)
+        self.update_full(input)
     }
 
-    /// [`Balancer::update`] past the settled shortcut.
+    /// The update when the last one found the pack balanced from the same inputs (see
+    /// `still_settled`), so this one decides the same: only the clock moves (nothing is
+    /// on, so nothing is booked). `account` and `mark` reduced to what they change: the
+    /// measurement window was marked with the same configuration (a new one clears
+    /// `settled`).
+    #[inline(always)]
+    fn settled_step(&mut self, now: Instant) {
+        if self.opportunity {
+            let dt = now.duration_since(self.last_update);
+            self.allowed_ms = self.allowed_ms.saturating_add(dt.as_millis() as u64);
+        }
+        self.last_update = now;
+    }
+
+    /// [`Balancer::update_idle`] and, past its gates, the settled shortcut of
+    /// [`Balancer::update`], for a caller that has not built its [`BalanceInput`] yet (nor
+    /// read its cells): `Some(0)` when either decides (all an update with an input of these
+    /// fields, any cell readings whose lowest and highest are those of `settled`, and no
+    /// `cell_soc`, would do is move the clock and record why), `None` otherwise, and then
+    /// nothing happened: call [`Balancer::update`] (or [`Balancer::update_full`]).
+    /// `settled` is called only when the gates pass and the last update found the pack
+    /// balanced.
+    ///
+    /// ```
+    /// use bms_core::balance::{BalanceConfig, BalanceInput, Balancer, SettledInput};
+    /// use bms_core::{Instant, MilliAmps, MilliVolts};
+    /// let mut b = Balancer::new(BalanceConfig::default());
+    /// let cells = [MilliVolts::from_mv(3_300); 16];
+    /// let mut input = BalanceInput {
+    ///     now: Instant::ZERO,
+    ///     cells: &cells,
+    ///     current: Some(MilliAmps::ZERO),
+    ///     faults_present: false,
+    ///     uv_warning: MilliVolts::from_mv(2_900),
+    ///     board_temp: None,
+    ///     cell_soc: None,
+    ///     cell_range: Some((cells[0], cells[0])),
+    /// };
+    /// let settled = || SettledInput {
+    ///     uv_warning: input.uv_warning,
+    ///     board_temp: input.board_temp,
+    ///     cell_range: input.cell_range,
+    /// };
+    /// // The first update at rest decides from the cells: a balanced pack.
+    /// assert_eq!(b.update_unread(input.now, 16, input.current, false, settled), None);
+    /// assert_eq!(b.update(&input), 0);
+    /// // The next with the same range decides the same without the cells.
+    /// let later = Instant::from_millis(100);
+    /// assert_eq!(b.update_unread(later, 16, input.current, false, settled), Some(0));
+    /// ```
+    #[inline(always)]
+    pub fn update_unread(
+        &mut self,
+        now: Instant,
+        cells: usize,
+        current: Option<MilliAmps>,
+        faults_present: bool,
+        settled: impl FnOnce() -> SettledInput,
+    ) -> Option<u32> {
+        match self.gate_parts(cells == 0, faults_present, current) {
+            Err(why) => self.inhibited_idle(now, why),
+            Ok(()) => {
+                let s = self.settled?;
+                let q = settled();
+                let n = cells.min(MAX_CELLS);
+                if !self.settled_on(s, n, q.cell_range, q.uv_warning, q.board_temp, false) {
+                    return None;
+                }
+                self.settled_step(now);
+                Some(0)
+            }
+        }
+    }
+
+    /// [`Balancer::update`] without its shortcuts: the same decision the long way, for a
+    /// caller that knows they do not apply (its [`Balancer::update_unread`] with these
+    /// inputs just returned `None`), which spares it their second check.
     #[inline(never)] // One copy; the callers stay small.
-    fn update_changed(&mut self, input: &BalanceInput<'_>) -> u32 {
+    pub fn update_full(&mut self, input: &BalanceInput<'_>) -> u32 {
         let gate = self.gate(input);
         self.settled = None;
         if let Err(why) = gate {
@@ -864,6 +944,12 @@ impl Balancer {
     ) -> Option<u32> {
         // The steady-inhibit shortcut of `update`, which reads nothing else.
         let why = self.gate_parts(cells == 0, faults_present, current).err()?;
+        self.inhibited_idle(now, why)
+    }
+
+    /// [`Balancer::update_idle`] past gates that failed for `why`.
+    #[inline(always)]
+    fn inhibited_idle(&mut self, now: Instant, why: Inhibit) -> Option<u32> {
         // The last update was this one for the same reason (e.g. every step of a
         // discharge): all but the time is already what it would store.
         if self.steady == Some(why) {
@@ -901,11 +987,34 @@ impl Balancer {
     #[inline(always)]
     fn still_settled(&self, s: Settled, input: &BalanceInput<'_>) -> bool {
         let n = input.cells.len().min(MAX_CELLS);
-        input.cell_range == Some(s.range)
-            && input.uv_warning == s.uv
+        let soc = input.cell_soc.is_some_and(|c| c.len() == n);
+        self.settled_on(
+            s,
+            n,
+            input.cell_range,
+            input.uv_warning,
+            input.board_temp,
+            soc,
+        )
+    }
+
+    /// `still_settled` over the fields it reads: `n` cells (at most `MAX_CELLS`), `soc`
+    /// when there is a SOC per cell.
+    #[inline(always)]
+    fn settled_on(
+        &self,
+        s: Settled,
+        n: usize,
+        range: Option<(MilliVolts, MilliVolts)>,
+        uv: MilliVolts,
+        board_temp: Option<DeciCelsius>,
+        soc: bool,
+    ) -> bool {
+        range == Some(s.range)
+            && uv == s.uv
             && n == usize::from(s.cells)
-            && input.board_temp == self.derate_temp
-            && !(self.cfg.soc_based && input.cell_soc.is_some_and(|c| c.len() == n))
+            && board_temp == self.derate_temp
+            && !(self.cfg.soc_based && soc)
     }
 
     /// [`Balancer::update`] past the steady-inhibit shortcut.

@@ -30,7 +30,7 @@
 
 use heapless::Deque;
 
-use crate::balance::{BalanceInput, Balancer};
+use crate::balance::{BalanceInput, Balancer, SettledInput};
 use crate::config::{ConfigError, PackConfig};
 use crate::measure::Measurements;
 use crate::ports::FetState;
@@ -294,7 +294,7 @@ impl Bms {
         let same_count = m.cell_count.min(crate::MAX_CELLS as u8) == self.telemetry.cell_count;
         // The telemetry keeps the cells of the last snapshot the AFE answered: the summary
         // compares this snapshot with them and copies it over them in its one pass.
-        let mut summary = Summary::remembered(
+        let (mut summary, repeat) = Summary::remembered(
             m,
             &self.cfg.plausibility,
             &mut self.telemetry.cells,
@@ -316,10 +316,17 @@ impl Bms {
             || self.outputs.fets.discharge
             || self.outputs.fets.precharge);
         // Holds without a current reading; builds the `SocInput` only for a full step.
+        // `repeat` (the AFE answered with the cells of the last snapshot it answered) is the
+        // estimator's "cells of the last step with cells": every step gives it this
+        // snapshot (no cells when the AFE did not answer), or holds it (after which it
+        // ignores a repeat), and `cell_memo` is reset with `telemetry.cells`.
         self.soc
-            .update_measurements(m, path_open, summary.exact_cell_range());
-        while let Some(e) = self.soc.poll_event() {
-            self.push(now, Event::Soc(e));
+            .update_snapshot(m, path_open, summary.exact_cell_range(), repeat);
+        // Checked first: an empty poll costs more than the check (events are rare).
+        if self.soc.has_event() {
+            while let Some(e) = self.soc.poll_event() {
+                self.push(now, Event::Soc(e));
+            }
         }
         let balance_mask = self.balance(m, &summary, &d);
         let fets = self.apply_switches(&d);
@@ -345,23 +352,36 @@ impl Bms {
         // balancer then sees an inhibit, so its bled-charge accounting stays true.
         let inhibit = d.mode != PowerMode::Active || !self.switches.balance;
         let faults_present = inhibit || !self.protection.faults().is_empty();
-        // The gates that need no cells first (e.g. discharging): the input is built only
-        // when the cells decide.
-        let quick = self.balancer.update_idle(
+        // What needs no cell readings first (the gates, e.g. discharging, and a settled
+        // pack at rest): the input is built only when the cells decide.
+        let floor = self.balance_floor;
+        let settled = || SettledInput {
+            uv_warning: floor,
+            board_temp: m.balance_temp.or(s.mos_temp),
+            cell_range: s.exact_cell_range(),
+        };
+        let quick = self.balancer.update_unread(
             m.timestamp,
             m.cells().len(),
             m.current,
             faults_present || !m.afe_ok || m.open_wire != 0,
+            settled,
         );
         if let Some(mask) = quick {
             return mask;
         }
+        let SettledInput {
+            board_temp,
+            cell_range,
+            ..
+        } = settled();
         let input = BalanceInput {
-            cell_range: s.exact_cell_range(),
-            board_temp: m.balance_temp.or(s.mos_temp),
-            ..BalanceInput::from_measurements(m, faults_present, self.balance_floor)
+            cell_range,
+            board_temp,
+            ..BalanceInput::from_measurements(m, faults_present, floor)
         };
-        self.balancer.update(&input)
+        // No shortcut of `update` applies: `update_unread` just checked them.
+        self.balancer.update_full(&input)
     }
 
     fn apply_switches(&self, d: &Decision) -> FetState {

@@ -9,7 +9,8 @@
 //! state after every operation.
 
 use bms_core::balance::{
-    BalanceConfig, BalanceInput, BalanceStatus, Balancer, Inhibit, OcvSlope, SwitchTiming,
+    BalanceConfig, BalanceInput, BalanceStatus, Balancer, Inhibit, OcvSlope, SettledInput,
+    SwitchTiming,
 };
 use bms_core::time::{Duration, Instant};
 use bms_core::units::{
@@ -723,12 +724,27 @@ fn run(cfg: BalanceConfig, start: &[u32], ops: &[Op]) {
                     cell_range: range,
                 };
                 let want = r.update(&input);
-                // Half the updates try the cell-free gates first, as `Bms` does.
-                let got = if s.dt % 2 == 0 {
-                    b.update_idle(input.now, cells.len(), input.current, input.faults_present)
-                        .unwrap_or_else(|| b.update(&input))
-                } else {
-                    b.update(&input)
+                // Some updates try the cell-free gates first; without per-cell SOCs, some
+                // the gates and the settled shortcut before the full update, as `Bms` does.
+                let settled = || SettledInput {
+                    uv_warning: input.uv_warning,
+                    board_temp: input.board_temp,
+                    cell_range: input.cell_range,
+                };
+                let got = match s.dt % 3 {
+                    0 => b
+                        .update_idle(input.now, cells.len(), input.current, input.faults_present)
+                        .unwrap_or_else(|| b.update(&input)),
+                    1 if input.cell_soc.is_none() => b
+                        .update_unread(
+                            input.now,
+                            cells.len(),
+                            input.current,
+                            input.faults_present,
+                            settled,
+                        )
+                        .unwrap_or_else(|| b.update_full(&input)),
+                    _ => b.update(&input),
                 };
                 assert_eq!(got, want, "update mask");
             }

@@ -115,13 +115,17 @@ impl Summary {
         p: &PlausibilityConfig,
         last: &mut [MilliVolts; MAX_CELLS],
     ) -> Summary {
-        Summary::remembered(m, p, last, &mut CellMemo::default())
+        Summary::remembered(m, p, last, &mut CellMemo::default()).0
     }
 
     /// [`Summary::of`], with the cell part of the last summary of the readings in `last`
     /// in `memo`: readings equal to those are not walked again (nor copied: the entries of
     /// `last` past the cell count keep what they held). `memo` must be reset
     /// ([`CellMemo::default`]) whenever `last` is changed by anything but this function.
+    ///
+    /// Also returns whether the memo served: the AFE answered, and the cell count and every
+    /// reading of `m` are those of the last snapshot given here with the AFE answering
+    /// (since `memo` was last reset).
     // Always inlined: its one caller is `Bms::step`, which then keeps the summary in its
     // own frame instead of receiving it through a call.
     #[inline(always)]
@@ -130,7 +134,8 @@ impl Summary {
         p: &PlausibilityConfig,
         last: &mut [MilliVolts; MAX_CELLS],
         memo: &mut CellMemo,
-    ) -> Summary {
+    ) -> (Summary, bool) {
+        let mut repeat = false;
         let mut s = Summary {
             current: m.current.unwrap_or_default(),
             ..Summary::default()
@@ -147,7 +152,10 @@ impl Summary {
             let (min, max, sum) = match memo.0 {
                 // Nothing moved: the extremes and the sum are those of the last pass (a
                 // pack at rest reads the same for many steps).
-                Some((count, parts)) if same && count == n => parts,
+                Some((count, parts)) if same && count == n => {
+                    repeat = true;
+                    parts
+                }
                 _ => {
                     let parts = cell_pass(cells);
                     copy_cells(&m.cells, last);
@@ -205,7 +213,7 @@ impl Summary {
             Some(t) if plausible(t) => s.mos_temp = Some(t),
             _ => s.causes.insert(SensorCauses::MOS_TEMPERATURE),
         }
-        s
+        (s, repeat)
     }
 
     /// Lowest and highest cell when every reading was plausible (then they are the extremes
@@ -396,8 +404,9 @@ mod test {
         }
 
         /// Over a run of snapshots that often repeat their readings (with dropouts, cell
-        /// count and plausibility changes), the remembered summary is the fresh one, and
-        /// `last` holds the readings of the last snapshot the AFE answered.
+        /// count and plausibility changes), the remembered summary is the fresh one, `last`
+        /// holds the readings of the last snapshot the AFE answered, and a repeat is
+        /// reported exactly when the AFE answered with those again.
         #[test]
         fn remembered_is_the_fresh_summary(
             steps in proptest::collection::vec(
@@ -418,6 +427,8 @@ mod test {
             let mut memo = CellMemo::default();
             let mut last = [MilliVolts::from_mv(7); MAX_CELLS];
             let mut m = Measurements::uniform(16, MilliVolts::from_mv(3_295), Instant::ZERO);
+            // The cells of the last snapshot the AFE answered.
+            let mut answered: Option<Vec<MilliVolts>> = None;
             for (kind, cells, count, afe_ok, lo, current) in steps {
                 if kind != 0 {
                     for (c, v) in m.cells.iter_mut().zip(cells) {
@@ -430,8 +441,13 @@ mod test {
                 let p = plaus(lo, 4_000);
                 let mut fresh_last = last;
                 let fresh = Summary::of(&m, &p, &mut fresh_last);
-                let s = Summary::remembered(&m, &p, &mut last, &mut memo);
+                let (s, repeat) = Summary::remembered(&m, &p, &mut last, &mut memo);
                 prop_assert_eq!(s, fresh);
+                // A repeat: the AFE answered with the cells it gave last time it answered.
+                prop_assert_eq!(repeat, m.afe_ok && answered.as_deref() == Some(m.cells()));
+                if m.afe_ok {
+                    answered = Some(m.cells().to_vec());
+                }
                 let n = m.cells().len();
                 prop_assert_eq!(&last[..n], &fresh_last[..n]);
             }

@@ -200,6 +200,8 @@ trait StepSource<'a>: Copy {
     fn path_open(self) -> bool;
     fn cells(self) -> &'a [MilliVolts];
     fn temperature(self) -> Option<DeciCelsius>;
+    /// The caller vouches that `cells` are those of the previous step (see `Snapshot`).
+    fn repeat(self) -> bool;
     /// The full step over these inputs.
     fn full_step(
         self,
@@ -230,6 +232,10 @@ impl<'a> StepSource<'a> for &SocInput<'a> {
         self.temperature
     }
     #[inline(always)]
+    fn repeat(self) -> bool {
+        false
+    }
+    #[inline(always)]
     fn full_step(
         self,
         est: &mut SocEstimator,
@@ -245,6 +251,9 @@ struct Snapshot<'a> {
     m: &'a Measurements,
     current: MilliAmps,
     path_open: bool,
+    /// The valid cells of `m` are, in number and reading for reading, those of the last
+    /// step with valid cells (see [`SocEstimator::update_snapshot`]).
+    repeat: bool,
 }
 
 impl<'a> StepSource<'a> for Snapshot<'a> {
@@ -267,6 +276,10 @@ impl<'a> StepSource<'a> for Snapshot<'a> {
     #[inline(always)]
     fn temperature(self) -> Option<DeciCelsius> {
         ntc_mean(self.m)
+    }
+    #[inline(always)]
+    fn repeat(self) -> bool {
+        self.repeat
     }
     #[inline(always)]
     fn full_step(
@@ -557,6 +570,9 @@ pub struct SocEstimator {
     /// `read_cells` (0: none, and always 0 unless `ocv_sorted`): a reading still inside it
     /// needs no search (see `ocv::soc_in_segment`).
     ocv_seg: [u8; MAX_CELLS],
+    /// The OCV table segments of the last refinement's two look-ups at the voltage's sigma
+    /// around the mean (`meas_sigma`), as `ocv_seg`: the next ones mostly fall in them too.
+    sigma_seg: [u8; 2],
     /// The OCV table is non-decreasing (what `SocConfig::validate` requires; set in `new`,
     /// the configuration is fixed): only then is a segment exact for another reading.
     ocv_sorted: bool,
@@ -637,17 +653,72 @@ fn div_wide(n: u128, d: u64) -> u64 {
 
 /// `charge * PPM_FULL / full_mams` (floor, `charge >= 0`), reduced by 200_000 so that no
 /// capacity overflows (a capacity of 0, possible only with 1 mAh nominal, has no charge).
-// Out of line (as `ppm_charge`): one copy of the 64-bit division for all callers.
+// Out of line (as `ppm_charge`): one copy of the division for all callers.
 #[inline(never)]
 fn charge_ppm(charge: i64, full_mah: u32) -> i64 {
-    charge * 5 / (i64::from(full_mah) * 18).max(1)
+    // `charge` within `0..=full_mams`, below 2^56: no overflow.
+    div_u64(charge.max(0) as u64 * 5, (u64::from(full_mah) * 18).max(1)) as i64
 }
 
 /// `ppm * full_mams / PPM_FULL` (floor) for `ppm` clamped to `0..=PPM_FULL`, reduced by
 /// 200_000 so that no capacity overflows.
 #[inline(never)]
 fn ppm_charge(ppm: i64, full_mah: u32) -> i64 {
-    ppm.clamp(0, PPM_FULL) * i64::from(full_mah) * 18 / 5
+    // Without a 64-bit division (a library routine on a Cortex-M): with `full_mah = 5 a + b`,
+    // `18 p full / 5 = 18 p a + 18 p b / 5`, where `18 p b < 2^27` and `18 p a < 2^55`.
+    let p = ppm.clamp(0, PPM_FULL) as u32;
+    let (a, b) = (full_mah / 5, full_mah % 5);
+    (u64::from(p) * u64::from(a) * 18 + u64::from(p * 18 * b / 5)) as i64
+}
+
+/// `n / d` (floor, `d > 0`), with 32-bit divisions only when `d` fits 32 bits (as in every
+/// use at a usual capacity): the 64-bit division is a long library routine on a Cortex-M,
+/// which divides 32 bits in hardware.
+// Out of line: one copy for the rest refinement's divisions.
+#[inline(never)]
+fn div_u64(n: u64, d: u64) -> u64 {
+    let Ok(d) = u32::try_from(d) else {
+        return n / d;
+    };
+    let (hi, lo) = ((n >> 32) as u32, n as u32);
+    if hi == 0 {
+        return u64::from(lo / d);
+    }
+    let (q_hi, r) = (hi / d, hi % d);
+    u64::from(q_hi) << 32 | u64::from(div_2by1(r, lo, d))
+}
+
+/// `(hi * 2^32 + lo) / d` (floor) for `hi < d` (so the quotient fits 32 bits), by long
+/// division in two 16-bit digits, each estimated with one 32-bit division and corrected
+/// (at most twice) as in Knuth's algorithm D (Hacker's Delight, `divlu`).
+fn div_2by1(hi: u32, lo: u32, d: u32) -> u32 {
+    const B: u32 = 1 << 16;
+    // Normalised: the divisor's top bit set, so that each estimate is at most 2 too large.
+    let s = d.leading_zeros();
+    let v = d << s;
+    let (v1, v0) = (v >> 16, v & 0xFFFF);
+    // `hi < d` keeps the shifted-out bits of `hi` zero.
+    let n32 = if s == 0 { hi } else { hi << s | lo >> (32 - s) };
+    let u10 = lo << s;
+    let (u1, u0) = (u10 >> 16, u10 & 0xFFFF);
+    // One 16-bit digit of the quotient of `top * 2^16 + next` (below `v * 2^16`) by `v`:
+    // estimated from the divisor's top half, then corrected.
+    let digit = |top: u32, next: u32| -> u32 {
+        let (mut q, mut r) = (top / v1, top % v1);
+        while q >= B || q * v0 > (r << 16 | next) {
+            q -= 1;
+            r += v1;
+            if r >= B {
+                break;
+            }
+        }
+        q
+    };
+    let q1 = digit(n32, u1);
+    // The remainder after the first digit, below `v`: the wrapped arithmetic is exact.
+    let u21 = (n32 << 16 | u1).wrapping_sub(q1.wrapping_mul(v));
+    let q0 = digit(u21, u0);
+    q1 << 16 | q0
 }
 
 /// `a + b`, saturated: an add and a branch in the usual case, shorter than the branch-free
@@ -686,6 +757,21 @@ fn rounded_ma(fx: i64) -> i32 {
 /// The readings `lo..=hi` within `clip` (at most 2^32 - 1: no band takes every reading).
 fn readings((lo, hi): (i64, i64), clip: (i64, i64)) -> Band {
     Band::inclusive(lo.max(clip.0), hi.min(clip.1))
+}
+
+/// `soc_from_ocv(table, mv16)`, trying the segment `seg` first (`soc_in_segment`) and
+/// keeping the one the search found in it when the table is non-decreasing (`sorted`).
+// Out of line: one copy for the cells' and the voltage sigma's look-ups.
+#[inline(never)]
+fn soc_hinted(table: &[u16; OCV_POINTS], mv16: i32, seg: &mut u8, sorted: bool) -> i64 {
+    match soc_in_segment(table, mv16, *seg) {
+        Some(p) => p,
+        None => {
+            let (p, at) = soc_and_segment(table, mv16);
+            *seg = if sorted { at } else { 0 };
+            p
+        }
+    }
 }
 
 /// Whether any of `a` differs from the same cell of `b`; without an early exit, so that the
@@ -786,6 +872,7 @@ impl SocEstimator {
             refined_tc: NO_TC,
             cell_delta: [0; MAX_CELLS],
             ocv_seg: [0; MAX_CELLS],
+            sigma_seg: [0; 2],
             ocv_sorted: false,
             last_ocv: -1,
             cv_seen: false,
@@ -938,6 +1025,24 @@ impl SocEstimator {
         current_path_open: bool,
         range: Option<(MilliVolts, MilliVolts)>,
     ) -> Option<SocOutput> {
+        self.update_snapshot(m, current_path_open, range, false)
+    }
+
+    /// [`update_measurements`](Self::update_measurements), told by `repeat` that the valid
+    /// cells of `m` are, in number and reading for reading, those of the last step that had
+    /// valid cells (the last `update*` with some; `repeat` is ignored up to the first such
+    /// step after a [`hold`](Self::hold) or a [`set_soc`](Self::set_soc)): a settled rest
+    /// then skips its comparison of the cells (`Bms::step`'s summary has compared them
+    /// already). A wrong `true` may take a changed reading for the last one.
+    // Inline: as `update_measurements`.
+    #[inline(always)]
+    pub(crate) fn update_snapshot(
+        &mut self,
+        m: &Measurements,
+        current_path_open: bool,
+        range: Option<(MilliVolts, MilliVolts)>,
+        repeat: bool,
+    ) -> Option<SocOutput> {
         let Some(current) = m.current else {
             self.hold(m.timestamp);
             return None;
@@ -946,6 +1051,7 @@ impl SocEstimator {
             m,
             current,
             path_open: current_path_open,
+            repeat,
         };
         Some(self.step_from(snapshot, range))
     }
@@ -986,8 +1092,14 @@ impl SocEstimator {
             None => 0,
         };
         if self.band_rest {
-            // The filters stay idle (the band holds the rest and the idle gain).
-            if dt != self.filt_gain.0 || differ(input.cells(), &self.filt_in) {
+            // The filters stay idle (the band holds the rest and the idle gain). A repeat
+            // needs no comparison: its cells are those of the last step with cells, which a
+            // rest band keeps in `filt_in`. The full step that planned the band rested, so
+            // it passed its cells through the filters, which keeps them there (or found them
+            // there), and every quick rest step since found its own there; a full step
+            // without cells keeps `filt_in`, and keeps the band only in a rest that a step
+            // with cells began (`in_rest`). A hold or `set_soc` leaves no rest band.
+            if dt != self.filt_gain.0 || !input.repeat() && differ(input.cells(), &self.filt_in) {
                 return None;
             }
             self.last = input.now();
@@ -1539,16 +1651,19 @@ impl SocEstimator {
         // At a fixed point of the charge, the next refinements with the same cells and
         // temperature find this key in the memo again (and change nothing but
         // `last_refine`) as long as the voltage's sigma stays at `key.s16`.
-        self.quiet_end = if f.charge == self.charge {
-            let until = self.relax_until(key.s16, temp_uv);
-            if until >= u64::from(u32::MAX) {
-                u64::MAX
+        self.quiet_end =
+            if f.charge != self.charge || self.quiet_passes(key.s16, temp_uv, now, since, rested) {
+                // Not quiet, or quiet only until the next refinement is due, which `0` says as
+                // well: the end is compared only with the time of a due refinement.
+                0
             } else {
-                since.as_millis().saturating_add(until + 1)
-            }
-        } else {
-            0
-        };
+                let until = self.relax_until(key.s16, temp_uv);
+                if until >= u64::from(u32::MAX) {
+                    u64::MAX
+                } else {
+                    since.as_millis().saturating_add(until + 1)
+                }
+            };
         self.quiet_temp = temperature;
         self.set_charge(f.charge);
         self.reanchor(f.sigma);
@@ -1566,16 +1681,19 @@ impl SocEstimator {
                 },
             };
             self.push(ev);
+            // Only `applied` changed (nothing above writes `rest_cal`): stored only then.
+            self.rest_cal = Some(rc);
         }
-        self.rest_cal = Some(rc);
     }
 
     /// The uncertainty (1/16 mV) of a relaxed cell voltage after a rest of `rested`, with
     /// `temp_uv` for the temperature: the table's, the relaxation's, the temperature's.
     fn voltage_s16(&self, rested: Duration, temp_uv: u64) -> i32 {
         let tau = u64::from(self.cfg.relax_tau_ms.as_millis()).max(1);
-        let relax_uv = u64::from(self.cfg.relax_sigma_mv) * 1_000 * tau
-            / (tau + u64::from(rested.as_millis()));
+        let relax_uv = div_u64(
+            u64::from(self.cfg.relax_sigma_mv) * 1_000 * tau,
+            tau + u64::from(rested.as_millis()),
+        );
         let sigma_uv = (u64::from(self.cfg.ocv_sigma_mv) * 1_000 + relax_uv + temp_uv)
             .min(u64::from(u32::MAX));
         sigma16(sigma_uv as u32)
@@ -1598,7 +1716,42 @@ impl SocEstimator {
             return u64::MAX;
         }
         let tau = u64::from(self.cfg.relax_tau_ms.as_millis()).max(1);
-        (u64::from(self.cfg.relax_sigma_mv) * 1_000 * tau / x).saturating_sub(tau)
+        div_u64(u64::from(self.cfg.relax_sigma_mv) * 1_000 * tau, x).saturating_sub(tau)
+    }
+
+    /// Whether the quiet end `relax_until` gives (`since + until + 1`) is at most
+    /// `now + REFINE_EVERY`, the earliest next due refinement (`rested` is
+    /// `now.duration_since(since)`): then that refinement is not quiet whatever the end, and
+    /// the division is spared (`false` where this cannot tell with 32-bit factors). With
+    /// `r = rested + REFINE_EVERY`, `until + 1 <= r` is `a / x <= tau + r - 1`, i.e.
+    /// `a < (tau + r) x`, one multiplication.
+    fn quiet_passes(
+        &self,
+        s16: i32,
+        temp_uv: u64,
+        now: Instant,
+        since: Instant,
+        rested: Duration,
+    ) -> bool {
+        // In 32 bits (64-bit arithmetic is long code on 32-bit targets); `false` beyond.
+        // `rested` exact (not saturated) and `until` below `u32::MAX` (else the end is never).
+        let Some(r) = rested.as_millis().checked_add(REFINE_EVERY.as_millis()) else {
+            return false;
+        };
+        if now < since || r == u32::MAX || s16 <= 1 || s16 >= 1 << 25 {
+            return false;
+        }
+        // As in `relax_until`: `need = ceil(1000 s16 / 16) = ceil(125 s16 / 2)`, below 2^32.
+        let need = (125 * s16 as u32).div_ceil(2);
+        let base = u64::from(self.cfg.ocv_sigma_mv) * 1_000 + temp_uv;
+        let x = match u32::try_from(base) {
+            Ok(base) if base < need => need - base,
+            _ => return false,
+        };
+        let tau = self.cfg.relax_tau_ms.as_millis().max(1);
+        let a = u64::from(u32::from(self.cfg.relax_sigma_mv) * 1_000) * u64::from(tau);
+        tau.checked_add(r)
+            .is_some_and(|t| a < u64::from(t) * u64::from(x))
     }
 
     /// The mean SOC (ppm) of the filtered cells referenced to 25 °C by `tc_x16` (1/16 mV),
@@ -1618,15 +1771,7 @@ impl SocEstimator {
             let mv16 = mv16.saturating_sub(tc_x16);
             // A resting cell mostly stays within the segment of its last reading: then the
             // interpolation alone, without the table search.
-            let p = match soc_in_segment(table, mv16, *seg) {
-                Some(p) => p,
-                None => {
-                    let (p, at) = soc_and_segment(table, mv16);
-                    *seg = if self.ocv_sorted { at } else { 0 };
-                    p
-                }
-            };
-            *d = p as i32;
+            *d = soc_hinted(table, mv16, seg, self.ocv_sorted) as i32;
             sum += *d;
         }
         let mean = i64::from(sum / n.max(1) as i32);
@@ -1641,10 +1786,9 @@ impl SocEstimator {
     /// A rest refinement's outcome: the Kalman step from the calibration's prior, less the
     /// charge moved since, kept between the present SOC and the voltage's, so that no step
     /// moves the SOC away from what the cells say. It replaces the previous refinement.
-    fn refine(&self, k: &RefineKey) -> Refined {
-        let table = &self.cfg.ocv_mv;
+    fn refine(&mut self, k: &RefineKey) -> Refined {
         let (mean, prior) = (i64::from(k.mean), i64::from(k.prior));
-        let meas_sigma = soc_sigma(table, ocv_at(table, mean), k.s16);
+        let meas_sigma = self.meas_sigma(ocv_at(&self.cfg.ocv_mv, mean), k.s16);
         let f = fuse(prior, k.prior_sigma, mean, meas_sigma);
         // `moved * PPM_FULL / full_mams`, reduced by 200_000 (rounded toward zero); beyond
         // twice the capacity the target is clamped to the same bound whatever the amount.
@@ -1663,6 +1807,24 @@ impl SocEstimator {
             sigma: f.sigma,
             gain: f.gain,
         }
+    }
+
+    /// `soc_sigma` at `mv16` with `s16`, its two look-ups first within the segments of the
+    /// last ones (`sigma_seg`): exact, as in `read_cells`.
+    fn meas_sigma(&mut self, mv16: i32, s16: i32) -> u32 {
+        let hi = self.soc_at(mv16.saturating_add(s16), 0);
+        let lo = self.soc_at(mv16.saturating_sub(s16), 1);
+        ((hi - lo) / 2).clamp(1, PPM_FULL) as u32
+    }
+
+    /// `soc_from_ocv` at `mv16`, with `sigma_seg[which]` as the segment to try first.
+    fn soc_at(&mut self, mv16: i32, which: usize) -> i64 {
+        soc_hinted(
+            &self.cfg.ocv_mv,
+            mv16,
+            &mut self.sigma_seg[which],
+            self.ocv_sorted,
+        )
     }
 
     /// The end-of-charge calibration within the taper's current window (and with the
@@ -1949,6 +2111,12 @@ impl SocEstimator {
         self.events.pop_front()
     }
 
+    /// Whether an event waits for [`poll_event`](Self::poll_event) (shorter than a
+    /// `poll_event` that finds none).
+    pub fn has_event(&self) -> bool {
+        !self.events.is_empty()
+    }
+
     /// OCV of one cell at the present SOC and 25 °C, from the table.
     pub fn expected_ocv(&self) -> MilliVolts {
         MilliVolts::from_mv((ocv_at(&self.cfg.ocv_mv, self.soc_ppm()) / 16).max(0) as u32)
@@ -2056,7 +2224,92 @@ mod test {
         }
     }
 
+    /// Dividends and divisors of every width, and the edges of the 16-bit digits.
+    fn wide_u64() -> impl Strategy<Value = u64> {
+        prop_oneof![
+            any::<u64>(),
+            (0u32..64, any::<u64>()).prop_map(|(bits, v)| v >> bits),
+            (0u32..64).prop_map(|bits| 1u64 << bits),
+            (0u32..64).prop_map(|bits| (1u64 << bits) - 1),
+        ]
+    }
+
+    fn wide_u32() -> impl Strategy<Value = u32> {
+        prop_oneof![
+            any::<u32>(),
+            (0u32..32, any::<u32>()).prop_map(|(bits, v)| (v >> bits).max(1)),
+            (0u32..32).prop_map(|bits| 1u32 << bits),
+            (1u32..32).prop_map(|bits| (1u32 << bits) - 1),
+            Just(u32::MAX),
+            Just(1 << 16 | 1),
+        ]
+    }
+
+    #[test]
+    fn div_u64_is_exact_at_the_edges() {
+        let edges = [
+            0u64,
+            1,
+            2,
+            0xFFFF,
+            1 << 16,
+            1 << 31,
+            (1 << 32) - 1,
+            1 << 32,
+            u64::MAX,
+        ];
+        for n in edges
+            .iter()
+            .flat_map(|&e| [e, e.wrapping_sub(1), e.wrapping_add(1)])
+        {
+            for d in edges
+                .iter()
+                .flat_map(|&e| [e, e.wrapping_sub(1), e.wrapping_add(1)])
+            {
+                if d != 0 {
+                    assert_eq!(div_u64(n, d), n / d, "{n} / {d}");
+                }
+            }
+        }
+    }
+
     proptest! {
+        /// The 32-bit long division is the 64-bit one, for 32-bit divisors (and the
+        /// fallback for wider ones).
+        #[test]
+        fn div_u64_is_the_64_bit_division(
+            n in wide_u64(),
+            d in prop_oneof![wide_u32().prop_map(u64::from), wide_u64().prop_map(|d| d.max(1))],
+        ) {
+            prop_assert_eq!(div_u64(n, d), n / d);
+        }
+
+        /// A quotient's digits from dividends near multiples of the divisor (where the
+        /// estimates need their corrections).
+        #[test]
+        fn div_u64_is_exact_near_multiples(
+            d in wide_u32(),
+            q in wide_u64(),
+            r in -3i64..=3,
+        ) {
+            let n = (q / u64::from(d).max(1)).wrapping_mul(u64::from(d)).wrapping_add_signed(r);
+            prop_assert_eq!(div_u64(n, u64::from(d)), n / u64::from(d));
+        }
+
+        /// The SOC's conversions are the 64-bit formulas they replace, at any capacity.
+        #[test]
+        fn ppm_conversions_are_the_64_bit_formulas(
+            full_mah in prop_oneof![any::<u32>(), 0u32..1_000_000, Just(u32::MAX / 18), Just(u32::MAX / 18 + 1)],
+            frac in 0u64..=1_000_000,
+            ppm in prop_oneof![-1_000i64..1_001_000, 0i64..=1_000_000],
+        ) {
+            let full = i64::from(full_mah) * MAMS_PER_MAH;
+            let charge = (full as u64 / 1_000_000 * frac) as i64;
+            prop_assert_eq!(charge_ppm(charge, full_mah), charge * 5 / (i64::from(full_mah) * 18).max(1));
+            prop_assert_eq!(charge_ppm(full, full_mah), full * 5 / (i64::from(full_mah) * 18).max(1));
+            prop_assert_eq!(ppm_charge(ppm, full_mah), ppm.clamp(0, PPM_FULL) * i64::from(full_mah) * 18 / 5);
+        }
+
         /// The 64-bit path with its 128-bit fallback is the 128-bit formula, saturated.
         #[test]
         fn mul_div_is_the_wide_formula(
@@ -2102,6 +2355,63 @@ mod test {
                 prop_assert_eq!(e.voltage_s16(Duration::MAX, temp_uv), s16);
             }
         }
+
+        /// `quiet_passes` says exactly whether the quiet end `relax_until` gives lies within
+        /// `REFINE_EVERY` of now where its 32-bit arithmetic reaches (as at a usual
+        /// configuration), and never wrongly beyond: tried mostly right at that boundary.
+        #[test]
+        fn quiet_passes_is_the_division(
+            ocv_sigma_mv in prop_oneof![0u16..20, any::<u16>()],
+            relax_sigma_mv in prop_oneof![0u16..100, any::<u16>()],
+            relax_tau_ms in prop_oneof![0u32..1_000_000, any::<u32>()],
+            temp_uv in prop_oneof![0u64..20_000, 0u64..=u64::from(u32::MAX)],
+            rested in prop_oneof![0u32..10_000_000, any::<u32>()],
+            since in prop_oneof![0u64..1_000_000, any::<u64>()],
+            s16 in prop_oneof![-2i32..3, 0i32..100_000, any::<i32>()],
+            kind in 0u8..3,
+            delta in -3i64..=3,
+        ) {
+            let cfg = SocConfig {
+                ocv_sigma_mv,
+                relax_sigma_mv,
+                relax_tau_ms: Duration::from_millis(relax_tau_ms),
+                ..SocConfig::lfp()
+            };
+            let e = SocEstimator::new(cfg, MilliAmpHours::from_mah(100_000), None);
+            // The sigma a refinement at this rest derives (or any), and a rest at `rested`
+            // or right where the end of that sigma is `REFINE_EVERY` away.
+            let s16 = if kind == 0 { s16 } else { e.voltage_s16(Duration::from_millis(rested), temp_uv) };
+            let until = e.relax_until(s16, temp_uv);
+            let rested = if kind == 2 {
+                (until as i64 + 1 - 1_000 + delta).clamp(0, i64::from(u32::MAX)) as u32
+            } else {
+                rested
+            };
+            let since = Instant::from_millis(since);
+            let now = Instant::from_millis(since.as_millis().wrapping_add(u64::from(rested)));
+            let rested = now.duration_since(since);
+            let end = if until >= u64::from(u32::MAX) {
+                u64::MAX
+            } else {
+                since.as_millis().saturating_add(until + 1)
+            };
+            let passes = e.quiet_passes(s16, temp_uv, now, since, rested);
+            let r = u64::from(rested.as_millis()) + 1_000;
+            let need = (1_000 * u64::from(s16.unsigned_abs())).div_ceil(16);
+            let x = need.saturating_sub(u64::from(ocv_sigma_mv) * 1_000 + temp_uv);
+            let tau = u64::from(relax_tau_ms.max(1));
+            let reach = now >= since
+                && r < u64::from(u32::MAX)
+                && s16 > 1
+                && s16 < 1 << 25
+                && x > 0
+                && tau + r <= u64::from(u32::MAX);
+            if reach {
+                prop_assert_eq!(passes, end <= now.as_millis() + 1_000);
+            } else {
+                prop_assert!(!passes);
+            }
+        }
     }
 
     /// One planned update: dt ms, mA, cells, temperature, path open.
@@ -2139,7 +2449,14 @@ mod test {
         }
         // The refinement memo is what the refinement computes for its key.
         if let Some((k, out)) = e.refined {
-            prop_assert_eq!(e.refine(&k), out);
+            prop_assert_eq!(e.clone().refine(&k), out);
+        }
+        // The segment hints change no look-up, and the quotient's SOC is the direct one.
+        let (mut a, mut b) = (e.clone(), e.clone());
+        b.sigma_seg = [0; 2];
+        for (mv16, s16) in [(52_800, 16), (52_800, 560), (40_000, 1), (60_000, 3_000)] {
+            prop_assert_eq!(a.meas_sigma(mv16, s16), soc_sigma(&e.cfg.ocv_mv, mv16, s16));
+            prop_assert_eq!(b.meas_sigma(mv16, s16), soc_sigma(&e.cfg.ocv_mv, mv16, s16));
         }
         Ok(())
     }

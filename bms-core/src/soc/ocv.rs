@@ -148,6 +148,22 @@ pub(crate) fn isqrt(v: u64) -> u64 {
     }
 }
 
+/// `x * gain / PPM_FULL` (toward zero) for `|x|, gain <= PPM_FULL`, in 32-bit steps (a
+/// 64-bit division is a library routine on 32-bit targets): with `gain = 1000 h + l` and
+/// `|x| h = 1000 q + r` (below 2^30), `|x| gain / 10^6 = q + (1000 r + |x| l) / 10^6`,
+/// whose numerator stays below 2^30 too.
+pub(crate) fn scale_ppm(x: i64, gain: u32) -> i64 {
+    let u = x.unsigned_abs() as u32;
+    let (h, l) = (gain / 1_000, gain % 1_000);
+    let (q, r) = (u * h / 1_000, u * h % 1_000);
+    let m = i64::from(q + (r * 1_000 + u * l) / 1_000_000);
+    if x < 0 {
+        -m
+    } else {
+        m
+    }
+}
+
 /// The result of weighing a measurement against a prior.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Fused {
@@ -208,7 +224,7 @@ pub(crate) fn fuse(prior: i64, prior_sigma: u32, meas: i64, meas_sigma: u32) -> 
         (gain, isqrt(post_var).min(full))
     };
     Fused {
-        soc: (prior + innov * gain as i64 / PPM_FULL).clamp(0, PPM_FULL),
+        soc: (prior + scale_ppm(innov, gain as u32)).clamp(0, PPM_FULL),
         sigma: sigma as u32,
         gain: gain as u32,
     }
@@ -318,6 +334,30 @@ mod test {
             ms in proptest::prop_oneof![1u32..=1_000_000, proptest::strategy::Just(1_000_000)],
         ) {
             proptest::prop_assert_eq!(fuse(prior, ps, meas, ms), fuse_wide(prior, ps, meas, ms));
+        }
+
+        /// The 32-bit steps are the 64-bit formula over their whole domain.
+        #[test]
+        fn scale_ppm_is_the_64_bit_formula(
+            x in proptest::prop_oneof![-PPM_FULL..=PPM_FULL, -1_000i64..1_000],
+            gain in proptest::prop_oneof![0u32..=1_000_000, 999_000u32..=1_000_000],
+        ) {
+            proptest::prop_assert_eq!(scale_ppm(x, gain), x * i64::from(gain) / PPM_FULL);
+        }
+    }
+
+    #[test]
+    fn scale_ppm_is_exact_at_the_extremes() {
+        for x in [
+            -PPM_FULL, -999_999, -1_001, -1, 0, 1, 999, 1_000, 999_999, PPM_FULL,
+        ] {
+            for gain in [0, 1, 999, 1_000, 1_001, 999_999, 1_000_000] {
+                assert_eq!(
+                    scale_ppm(x, gain),
+                    x * i64::from(gain) / PPM_FULL,
+                    "{x} {gain}"
+                );
+            }
         }
     }
 
