@@ -54,7 +54,7 @@ fn full_step(c: &mut Criterion) {
 /// Each part on its own, 20S steady state.
 fn parts(c: &mut Criterion) {
     let (w, bms) = warmed(20, State::Steady);
-    let cfg = bms.config().clone();
+    let cfg = *bms.config();
     let m = &w.measured()[0];
     let mut g = c.benchmark_group("part 20S");
     let mut last = bms.telemetry().cells;

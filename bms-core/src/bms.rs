@@ -153,7 +153,7 @@ impl Bms {
     /// The [`ConfigError`] of [`PackConfig::validate`].
     pub fn with_stored(cfg: PackConfig, stored: Option<StoredSoc>) -> Result<Self, ConfigError> {
         cfg.validate()?;
-        let soc = SocEstimator::new(cfg.soc.clone(), cfg.capacity_mah, stored);
+        let soc = SocEstimator::new(cfg.soc, cfg.capacity_mah, stored);
         let balancer = Balancer::new(cfg.balance);
         let mut telemetry = Telemetry::empty(cfg.cells);
         telemetry.nominal_capacity = cfg.capacity_mah;
@@ -202,7 +202,7 @@ impl Bms {
             if cfg.capacity_mah != self.cfg.capacity_mah {
                 stored.full_capacity = cfg.capacity_mah;
             }
-            self.soc = SocEstimator::new(cfg.soc.clone(), cfg.capacity_mah, Some(stored));
+            self.soc = SocEstimator::new(cfg.soc, cfg.capacity_mah, Some(stored));
         }
         self.balancer.set_config(cfg.balance);
         self.protection.set_table(&cfg.protection);

@@ -246,7 +246,7 @@ impl InverterNode {
     // and stack.
     #[inline(never)]
     pub fn update(&mut self, now: Instant, telemetry: &Telemetry) {
-        self.telemetry = Some(telemetry.clone());
+        self.telemetry = Some(*telemetry);
         if self.next_due.is_none() {
             self.next_due = Some(now);
         }

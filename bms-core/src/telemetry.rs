@@ -55,7 +55,7 @@ pub struct Limits {
 }
 
 /// A snapshot of the BMS state for reporting.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Telemetry {
     /// Time of the step that produced this snapshot.

@@ -101,7 +101,7 @@ proptest! {
         start in 3_296u32..3_304,
     ) {
         let mut cfg = config(16);
-        let mut bms = Bms::new(cfg.clone()).unwrap();
+        let mut bms = Bms::new(cfg).unwrap();
         let mut plain = bms.soc().clone();
         let mut m = Measurements::uniform(16, MilliVolts::from_mv(start), Instant::ZERO);
         m.current = Some(MilliAmps::ZERO);
@@ -149,7 +149,7 @@ proptest! {
                     let next = config(n);
                     assert_eq!(next.soc, cfg.soc);
                     cfg = next;
-                    bms.set_config(Instant::from_millis(t), cfg.clone()).unwrap();
+                    bms.set_config(Instant::from_millis(t), cfg).unwrap();
                 }
             }
             prop_assert_eq!(state(bms.soc()), state(&plain), "after op {}", i);

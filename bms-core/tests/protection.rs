@@ -100,7 +100,7 @@ fn check_fault(chem: Chemistry, fault: Fault) {
     cfg.protection.get_mut(fault).retries = 0;
     let rule = *cfg.protection.get(fault);
     let (trip, band, release) = sides(fault, &cfg);
-    let mut run = Run::new(cfg.clone());
+    let mut run = Run::new(cfg);
     assert!(!run.active(fault), "{fault} active at start");
 
     // Trips exactly when the value has been at the threshold for the delay.
@@ -264,7 +264,7 @@ fn repeated_short_circuits_latch_after_the_retry_budget() {
 #[test]
 fn afe_silence_opens_both_and_holds_cell_faults() {
     let cfg = config(Chemistry::Lfp);
-    let mut run = Run::new(cfg.clone());
+    let mut run = Run::new(cfg);
     run.hold(Fault::CellUv, cfg.protection.get(Fault::CellUv).trip, 2_000);
     assert!(run.active(Fault::CellUv));
     run.hold(Fault::AfeComm, 1, 1_000);

@@ -125,7 +125,7 @@ proptest! {
     #[test]
     fn blocked_direction_opens_after_trip_delay((chem, cells, amps) in chemistry(), seq in sequence(1_000, 4_600)) {
         let cfg = config(chem, cells, amps);
-        let mut bms = Bms::new(cfg.clone()).unwrap();
+        let mut bms = Bms::new(cfg).unwrap();
         let mut since: [Option<u64>; Fault::COUNT] = [None; Fault::COUNT];
         let bd = cfg.limits.body_diode_current.as_ma();
         let mut t = 0u64;

@@ -264,7 +264,7 @@ fn same_events(e: &mut SocEstimator, r: &mut Reference) -> Result<u32, TestCaseE
 }
 
 fn config(chem: usize, tweak: (u16, u16, u32, u32, bool)) -> SocConfig {
-    let mut cfg = [SocConfig::lfp(), SocConfig::nmc(), SocConfig::lto()][chem].clone();
+    let mut cfg = [SocConfig::lfp(), SocConfig::nmc(), SocConfig::lto()][chem];
     let (coeff, tail, hold_ms, rest_ms, uncapped) = tweak;
     cfg.ocv_temp_coeff_uv_per_k = coeff as i16;
     cfg.tail_current_ma_per_ah = tail;
@@ -301,8 +301,8 @@ proptest! {
             cycles,
             current_offset: MilliAmps::from_ma(offset),
         });
-        let mut e = SocEstimator::new(cfg.clone(), MilliAmpHours::from_mah(cap), stored);
-        let mut r = Reference::new(cfg.clone(), MilliAmpHours::from_mah(cap), stored);
+        let mut e = SocEstimator::new(cfg, MilliAmpHours::from_mah(cap), stored);
+        let mut r = Reference::new(cfg, MilliAmpHours::from_mah(cap), stored);
         same(&e, &r)?;
         let mut t = 0u64;
         for (k, op) in ops.iter().enumerate() {
@@ -388,10 +388,10 @@ proptest! {
 #[test]
 fn settled_rest_then_temperature_change() {
     for chem in 0..3 {
-        let cfg = [SocConfig::lfp(), SocConfig::nmc(), SocConfig::lto()][chem].clone();
+        let cfg = [SocConfig::lfp(), SocConfig::nmc(), SocConfig::lto()][chem];
         let cap = MilliAmpHours::from_mah(100_000);
-        let mut e = SocEstimator::new(cfg.clone(), cap, None);
-        let mut r = Reference::new(cfg.clone(), cap, None);
+        let mut e = SocEstimator::new(cfg, cap, None);
+        let mut r = Reference::new(cfg, cap, None);
         let mid = u32::from(cfg.ocv_mv[12]);
         let mut t = 0;
         let phases: [(Option<i16>, i32, u32); 6] = [
@@ -471,8 +471,8 @@ fn rest_readings_sweep_the_ocv_table() {
         // Rest calibrations after 2 s, so that refinements read the cells every second.
         cfg.rest_time_ms = Duration::from_millis(2_000);
         let cap = MilliAmpHours::from_mah(100_000);
-        let mut e = SocEstimator::new(cfg.clone(), cap, None);
-        let mut r = Reference::new(cfg.clone(), cap, None);
+        let mut e = SocEstimator::new(cfg, cap, None);
+        let mut r = Reference::new(cfg, cap, None);
         let (lo, hi) = (
             u32::from(cfg.ocv_mv[0]).saturating_sub(30),
             u32::from(cfg.ocv_mv[20]) + 30,
@@ -545,12 +545,12 @@ fn rest_readings_sweep_the_ocv_table() {
 #[test]
 fn long_still_stretch_then_a_change() {
     for chem in 0..3 {
-        let cfg = [SocConfig::lfp(), SocConfig::nmc(), SocConfig::lto()][chem].clone();
+        let cfg = [SocConfig::lfp(), SocConfig::nmc(), SocConfig::lto()][chem];
         let mid = u32::from(cfg.ocv_mv[9]);
         for change in 0..5 {
             let cap = MilliAmpHours::from_mah(50_000);
-            let mut e = SocEstimator::new(cfg.clone(), cap, None);
-            let mut r = Reference::new(cfg.clone(), cap, None);
+            let mut e = SocEstimator::new(cfg, cap, None);
+            let mut r = Reference::new(cfg, cap, None);
             let cells: Vec<_> = (0..20u32)
                 .map(|i| MilliVolts::from_mv(mid + i % 4))
                 .collect();

@@ -68,7 +68,7 @@ proptest! {
         uncapped in any::<bool>(),
         steps in prop::collection::vec(step(), 1..300),
     ) {
-        let mut cfg = [SocConfig::lfp(), SocConfig::nmc(), SocConfig::lto()][chem].clone();
+        let mut cfg = [SocConfig::lfp(), SocConfig::nmc(), SocConfig::lto()][chem];
         if uncapped {
             cfg.max_step_ms = bms_core::time::Duration::MAX;
         }

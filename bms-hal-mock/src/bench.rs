@@ -99,7 +99,7 @@ impl Workload {
     /// # Errors
     /// The configuration does not validate.
     pub fn bms(&self) -> Result<Bms, String> {
-        Bms::new(self.cfg.clone()).map_err(|e| e.to_string())
+        Bms::new(self.cfg).map_err(|e| e.to_string())
     }
 
     /// Steps the warm-up snapshots.

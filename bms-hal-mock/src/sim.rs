@@ -540,7 +540,7 @@ pub fn run(sc: Scenario, opts: &RunOptions) -> Result<RunSummary, String> {
     }
     let board = MockBoard::new(sim);
     let shared = board.sim();
-    let bms = Bms::new(sc.config.clone()).map_err(|e| format!("scenario configuration: {e}"))?;
+    let bms = Bms::new(sc.config).map_err(|e| format!("scenario configuration: {e}"))?;
     let mut ctl = Controller::new(board, bms);
     let mut can_port = CanPort::new(opts.can_protocol, None);
     let mut summary = RunSummary {

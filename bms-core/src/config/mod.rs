@@ -182,7 +182,7 @@ impl OutputsConfig {
 }
 
 /// The whole configuration of one pack.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
@@ -617,7 +617,7 @@ mod test {
             ),
         ];
         for (edit, err) in cases {
-            let mut c = base.clone();
+            let mut c = base;
             edit(&mut c);
             assert_eq!(c.validate(), Err(err));
         }

@@ -88,7 +88,7 @@ mod test {
         prev.faults = FaultSet::from_iter([Fault::Sc, Fault::ChgOt]);
         prev.warnings = FaultSet::from_iter([Fault::CellUv]);
         prev.discharge_fet = true;
-        let mut now = prev.clone();
+        let mut now = prev;
         now.faults = FaultSet::from_iter([Fault::ChgOt, Fault::CellOv]);
         now.warnings = FaultSet::from_iter([Fault::PackUv]);
         now.discharge_fet = false;

@@ -165,7 +165,7 @@ mod test {
     #[test]
     fn settings_restore_a_changed_configuration() {
         let preset = PackConfig::preset("ANT16S-300A-C".parse().unwrap(), Chemistry::Nmc);
-        let mut bms = Bms::new(preset.clone()).unwrap();
+        let mut bms = Bms::new(preset).unwrap();
         // Two interdependent changes: the warning must stay below the trip.
         assert_eq!(bms.write(0x00, 4_280), Ok(()));
         assert_eq!(bms.write(0x20, 4_260), Ok(()));
@@ -182,7 +182,7 @@ mod test {
     #[test]
     fn an_invalid_stored_setting_is_skipped_not_applied() {
         let preset = PackConfig::preset("ANT16S-300A-C".parse().unwrap(), Chemistry::Lfp);
-        let mut bms = Bms::new(preset.clone()).unwrap();
+        let mut bms = Bms::new(preset).unwrap();
         let s = Settings {
             values: Vec::from_slice(&[(0x00, 3_900)]).unwrap(),
         };

@@ -601,7 +601,7 @@ impl J1939Node {
             }
             None => {
                 self.fresh = 0;
-                self.telemetry = Some(telemetry.clone());
+                self.telemetry = Some(*telemetry);
             }
         }
         if self.dtcs.update(telemetry.faults, telemetry.warnings) {

@@ -295,7 +295,7 @@ impl fmt::Display for RuleError {
 }
 
 /// The protection table: one rule per fault, indexed by [`Fault`].
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ProtectionTable {
     rules: [ProtectionRule; Fault::COUNT],

@@ -152,7 +152,7 @@ impl ParameterAccess for Bms {
     }
 
     fn write(&mut self, reg: u16, value: u32) -> Result<(), ParamError> {
-        let mut cfg = self.config().clone();
+        let mut cfg = *self.config();
         write(&mut cfg, reg, value)?;
         let now = self.telemetry().now;
         self.set_config(now, cfg).map_err(|_| ParamError::Invalid)
@@ -302,7 +302,7 @@ mod test {
         ) {
             let chem = if lfp { Chemistry::Lfp } else { Chemistry::Nmc };
             let base = PackConfig::preset("ANT16S-300A-C".parse().unwrap(), chem);
-            let (mut a, mut b) = (base.clone(), base);
+            let (mut a, mut b) = (base, base);
             for (i, wild, delta, use_wild) in ops {
                 let reg = FIELDS.get(i).map_or(0x9C + 2 * i as u16, |e| e.0);
                 proptest::prop_assert_eq!(read(&a, reg), ref_read(&b, reg));
@@ -311,7 +311,7 @@ mod test {
                 } else {
                     read(&a, reg).unwrap_or(0).wrapping_add_signed(delta)
                 };
-                let (mut ta, mut tb) = (a.clone(), b.clone());
+                let (mut ta, mut tb) = (a, b);
                 let ra = write(&mut ta, reg, value);
                 let rb = ref_write(&mut tb, reg, value);
                 proptest::prop_assert_eq!(ra, rb);
@@ -372,7 +372,7 @@ mod test {
     #[test]
     fn rejected_writes_change_nothing() {
         let mut b = bms();
-        let before = b.config().clone();
+        let before = *b.config();
         // Beyond LFP's absolute limit, release above trip, warn above trip, OC order broken.
         for (reg, v, e) in [
             (0x00, 3_900, ParamError::OutOfRange),

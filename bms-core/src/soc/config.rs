@@ -22,7 +22,7 @@ pub const OCV_POINTS: usize = 21;
 /// assert!(lfp.validate().is_ok());
 /// assert_eq!(lfp.ocv_mv.len(), 21);
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(default))]

@@ -2473,7 +2473,7 @@ mod test {
             cap in prop_oneof![Just(100_000u32), 1u32..2_000_000, Just(1), any::<u32>()],
             ops in prop::collection::vec(op(), 1..40),
         ) {
-            let cfg = [SocConfig::lfp(), SocConfig::nmc(), SocConfig::lto()][chem].clone();
+            let cfg = [SocConfig::lfp(), SocConfig::nmc(), SocConfig::lto()][chem];
             let stored = stored.map(|(soc, full, offset)| StoredSoc {
                 soc: Soc::from_permille_clamped(soc.into()),
                 full_capacity: MilliAmpHours::from_mah(full),
