@@ -862,6 +862,17 @@ impl J1939Node {
     #[inline(always)]
     fn send_periodic(&self, due: u16, sa: u8, send: &mut impl FnMut(CanFrame)) {
         let sa = u32::from(sa);
+        // Trick: the usual pass (the 100 ms class whole, its members consecutive) is sent
+        // by a loop of constant bounds, which the compiler unrolls: no bit scan per frame.
+        const FIRST: Class = CLASSES[0];
+        if due == FIRST.members && FIRST.start != FIRST.end {
+            for i in FIRST.start..FIRST.end {
+                if let (Some(&id), Some(&payload)) = (IDS.get(i), self.payloads.get(i)) {
+                    send(CanFrame::extended8_tagged(id | sa, payload));
+                }
+            }
+            return;
+        }
         let mut due = u32::from(due);
         // Trick: the bit loop written out, not `set_bits`: on this per-frame path the
         // iterator's end test costs a Cortex-M about 12 instructions a step; the index
