@@ -302,6 +302,11 @@ const _: () = assert!(PERIODS[1].as_millis() == 100 && SLOTS == super::messages:
 /// Every single-frame message.
 const ALL_DUE: u16 = (1 << SINGLE_FRAMES) - 1;
 
+/// The answer of [`J1939Node::steady_class`] for a class not in its steady state: a bit
+/// of no message.
+const NOT_STEADY: u16 = 1 << 15;
+const _: () = assert!(ALL_DUE & NOT_STEADY == 0);
+
 /// Identifier of each single-frame message without its source address, in the tagged
 /// form of [`CanFrame::extended8_tagged`]: priority and PGN (PDU2, so no destination
 /// byte). (Entries past [`SINGLE_FRAMES`] are unused.)
@@ -862,6 +867,17 @@ impl J1939Node {
     #[inline(always)]
     fn send_periodic(&self, due: u16, sa: u8, send: &mut impl FnMut(CanFrame)) {
         let sa = u32::from(sa);
+        // Trick: the usual pass (the 100 ms class whole, its members consecutive) is sent
+        // by a loop of constant bounds, which the compiler unrolls: no bit scan per frame.
+        const FIRST: Class = CLASSES[0];
+        if due == FIRST.members && FIRST.start != FIRST.end {
+            for i in FIRST.start..FIRST.end {
+                if let (Some(&id), Some(&payload)) = (IDS.get(i), self.payloads.get(i)) {
+                    send(CanFrame::extended8_tagged(id | sa, payload));
+                }
+            }
+            return;
+        }
         let mut due = u32::from(due);
         // Trick: the bit loop written out, not `set_bits`: on this per-frame path the
         // iterator's end test costs a Cortex-M about 12 instructions a step; the index
@@ -1296,12 +1312,14 @@ impl J1939Node {
         // written out (constant ranges, unrolled fills); the other cases take the general
         // computation, out of line.
         const _: () = assert!(CLASS_COUNT == 2);
-        let due = match (self.steady_class::<0>(now), self.steady_class::<1>(now)) {
-            (Some(a), Some(b)) => a | b,
-            (a, b) => {
-                let general = ALL_DUE & !(a.unwrap_or(0) | b.unwrap_or(0));
-                a.unwrap_or(0) | b.unwrap_or(0) | self.take_general(now, general)
-            }
+        // Trick: "not steady" is a bit no message uses, so one test of the union of the two
+        // answers finds the steady case (no option to build and take apart).
+        let (a, b) = (self.steady_class::<0>(now), self.steady_class::<1>(now));
+        let due = if (a | b) & NOT_STEADY == 0 {
+            a | b
+        } else {
+            let steady = (a & !NOT_STEADY) | (b & !NOT_STEADY);
+            steady | self.take_general(now, ALL_DUE & !steady)
         };
         self.pass = Pass {
             at: now,
@@ -1312,23 +1330,26 @@ impl J1939Node {
         due
     }
 
-    /// Class `C` of [`CLASSES`] in its steady state at `now`: none of it due (`Some(0)`),
-    /// or all of it due at one instant (`Some` of its members, rescheduled); `None`
-    /// otherwise (nothing changed).
+    /// Class `C` of [`CLASSES`] in its steady state at `now`: none of it due (`0`), or all
+    /// of it due at one instant (its members, rescheduled); [`NOT_STEADY`] otherwise
+    /// (nothing changed).
     #[inline(always)]
-    fn steady_class<const C: usize>(&mut self, now: Instant) -> Option<u16> {
+    fn steady_class<const C: usize>(&mut self, now: Instant) -> u16 {
         let class = CLASSES[C];
         let b = self.bounds[C];
         if now < b.lo {
-            return Some(0);
+            return 0;
         }
         if now < b.hi || b.lo != b.hi || class.start == class.end {
-            return None;
+            return NOT_STEADY;
         }
         let next = reschedule(b.lo, now, class.period);
-        self.next_due.get_mut(class.start..class.end)?.fill(next);
+        let Some(run) = self.next_due.get_mut(class.start..class.end) else {
+            return NOT_STEADY;
+        };
+        run.fill(next);
         self.bounds[C] = Bounds { lo: next, hi: next };
-        Some(class.members)
+        class.members
     }
 
     /// The part of [`J1939Node::take_new_pass`] for the classes not in their steady

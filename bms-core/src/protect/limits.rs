@@ -160,6 +160,10 @@ impl LimitsPlan {
 
     /// The limits for this step. `charge_ok`/`discharge_ok`: protection allows that
     /// direction.
+    ///
+    /// Trick: inlined, so that the usual step (nothing derates) makes no call and copies
+    /// no result through memory; the derating itself stays out of line.
+    #[inline(always)]
     pub fn limits(&self, s: &Summary, soc: Soc, charge_ok: bool, discharge_ok: bool) -> Limits {
         let (Some(hi), Some(lo), Some(t_hi), Some(t_lo)) =
             (s.max_cell, s.min_cell, s.max_temp, s.min_temp)
@@ -185,6 +189,7 @@ impl LimitsPlan {
         }
     }
 
+    #[inline(never)]
     fn derated(&self, s: &Summary, soc: Soc, charge_ok: bool, discharge_ok: bool) -> Limits {
         let temp = |hot: Ramp, cold: Ramp| match (s.max_temp, s.min_temp) {
             (Some(hi), Some(lo)) => hot
