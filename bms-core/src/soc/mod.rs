@@ -2273,6 +2273,29 @@ mod test {
         }
     }
 
+    /// Exact multiples and their neighbours, for divisors of every width: they reach the
+    /// bounds of a digit's correction (a corrected remainder of exactly 2^16, a zero
+    /// partial remainder), which random dividends seldom do.
+    #[test]
+    fn div_u64_is_exact_on_exact_multiples() {
+        for shift in 0..32 {
+            for d in [
+                1u64 << shift,
+                (1 << shift) + 1,
+                (3 << shift) / 2 + 7,
+                u64::from(u32::MAX) >> shift,
+            ] {
+                let d = d.clamp(1, u64::from(u32::MAX));
+                for k in [1u64 << 32, (1 << 32) + 1, 0x1234_5678_9ABC, u64::MAX / d] {
+                    let n = k.saturating_mul(d);
+                    for n in [n, n - 1, n.saturating_add(1)] {
+                        assert_eq!(div_u64(n, d), n / d, "{n} / {d}");
+                    }
+                }
+            }
+        }
+    }
+
     proptest! {
         /// The 32-bit long division is the 64-bit one, for 32-bit divisors (and the
         /// fallback for wider ones).
