@@ -203,39 +203,49 @@ pub(crate) fn encode_single(i: usize, t: &Telemetry) -> [u8; 8] {
         .to_le_bytes()
 }
 
-/// `num / den` rounded half up, without the overflow of `(num + den / 2) / den`.
-const fn round_div(num: u32, den: u32) -> u32 {
-    num / den + (num % den >= den - den / 2) as u32
-}
-
-/// Rounded `num / den`, clamped to a valid 16-bit parameter.
+/// Rounded `num / den` (half up), clamped to a valid 16-bit parameter (`den` at most 100).
+///
+/// Trick: clamping the dividend first keeps `num + den / 2` from overflowing and makes the
+/// quotient at most `MAX_U16`, so one add and one multiply-shift (the division by a
+/// constant) do it all.
 fn scale_u16(num: u32, den: u32) -> u16 {
-    round_div(num, den).min(MAX_U16) as u16
+    ((num.min(MAX_U16 * den) + den / 2) / den) as u16
 }
 
 /// Current in the HVES form: 0.05 A/bit, -1600 A offset, from a current positive when
 /// charging (the callers negate the core's convention).
 fn hves_current(charging_ma: i64) -> u16 {
-    let raw = (charging_ma + 1_600_000).clamp(0, i64::from(u32::MAX));
-    scale_u16(raw as u32, 50)
+    const CAP: i64 = MAX_U16 as i64 * 50;
+    scale_u16((charging_ma + 1_600_000).clamp(0, CAP) as u32, 50)
 }
+
+/// The divisor of [`power_50w`]: 0.05 kW in mV * mA.
+const POWER_DIVISOR: u64 = 50_000_000;
 
 /// `mv * ma` in 0.05 kW, rounded, clamped to a valid 16-bit parameter:
 /// `round(floor(mv * ma / 10^6) / 50) = floor((mv * ma + D / 2) / D)` with `D = 5 * 10^7`.
-///
-/// Trick: no 64-bit division (a library call on Cortex-M). Below the clamp the dividend is
-/// under 2^42, so the estimate `(x >> 10) * floor(2^42 / D) >> 32` is less than one below
-/// `x / D` (the ten dropped bits cost under 2^-15, the reciprocal's rounding under 0.94):
-/// it is the quotient or one below, and one multiply-and-compare settles it.
 fn power_50w(mv: u32, ma: u32) -> u16 {
-    const D: u64 = 50_000_000;
-    const RECIPROCAL: u64 = (1 << 42) / D;
-    let x = u64::from(mv) * u64::from(ma) + D / 2;
-    if x >= (MAX_U16 as u64 + 1) * D {
-        return MAX_U16 as u16;
+    const D: u64 = POWER_DIVISOR;
+    let x = (u64::from(mv) * u64::from(ma)).min(MAX_U16 as u64 * D) + D / 2;
+    // Trick: a 64-bit target divides by the constant with one wide multiply; elsewhere a
+    // 64-bit division is a library call, which `div_power_narrow` avoids.
+    if cfg!(target_pointer_width = "64") {
+        (x / D) as u16
+    } else {
+        div_power_narrow(x) as u16
     }
+}
+
+/// `x / D` for `x < 2^42` with 32x32 multiplies only (`D` = [`POWER_DIVISOR`]).
+///
+/// Trick: the estimate `(x >> 10) * floor(2^42 / D) >> 32` is less than one below `x / D`
+/// (the ten dropped bits cost under 2^-15, the reciprocal's rounding under 0.94): it is
+/// the quotient or one below, and one multiply-and-compare settles it.
+fn div_power_narrow(x: u64) -> u64 {
+    const D: u64 = POWER_DIVISOR;
+    const RECIPROCAL: u64 = (1 << 42) / D;
     let estimate = (u64::from((x >> 10) as u32) * RECIPROCAL) >> 32;
-    (estimate + u64::from((estimate + 1) * D <= x)) as u16
+    estimate + u64::from((estimate + 1) * D <= x)
 }
 
 fn mv_times_ma_to_w(mv: u32, ma: u32) -> u64 {
@@ -439,6 +449,28 @@ mod test {
         t.remaining = MilliAmpHours::from_mah(50_000);
         t.full_capacity = MilliAmpHours::from_mah(100_000);
         t
+    }
+
+    /// The 32-bit quotient of [`power_50w`] is exact over its whole range: at and around
+    /// every multiple of the divisor near the ends and at random points between.
+    #[test]
+    fn test_div_power_narrow_is_exact() {
+        let top = MAX_U16 as u64 * POWER_DIVISOR + POWER_DIVISOR / 2;
+        let mut x = 0x9E37_79B9_7F4A_7C15_u64;
+        let mut points = [0, 1, top, top - 1].to_vec();
+        for q in [1, 2, 3, MAX_U16 as u64 - 1, MAX_U16 as u64] {
+            let m = q * POWER_DIVISOR;
+            points.extend([m - 1, m, m + 1]);
+        }
+        for _ in 0..100_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            points.push(x % (top + 1));
+        }
+        for p in points {
+            assert_eq!(div_power_narrow(p), p / POWER_DIVISOR, "x = {p}");
+        }
     }
 
     #[test]
