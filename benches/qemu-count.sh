@@ -4,10 +4,11 @@
 # bench`: 10 A discharge, cells 3298..3302 mV, from a ring of 16 snapshots built once,
 # after a warm-up of 100 steps) for 0 and for N measured steps (BMS_STEPS at compile time)
 # and run under `-singlestep -d exec,nochain`, which logs one `Trace` line per executed
-# instruction. Prints (lines(N) - lines(0)) / N three times:
+# instruction. Prints (lines(N) - lines(0)) / N for each of:
 # - decision step: one `Bms::step` (plus storing the timestamp and draining its events);
-# - with CAN (`BMS_CAN=1`): the same plus a J1939 node update and every due frame drained
-#   from `poll_transmit` (encoded), as the firmware's CAN port does after each step;
+# - with CAN (`BMS_CAN=1`): the same plus a J1939 node update and every due frame
+#   handed out by `drain_transmit` (encoded): the frames `poll_transmit` returns one by
+#   one, which the reference firmware's CAN port polls after each step;
 # - at rest (`BMS_REST=1`): the decision step with the current within ±50 mA of zero;
 # - nothing changing (`BMS_STILL=1`): the decision step at 0 A with every cell at 3300 mV
 #   in every snapshot (only the time moves).

@@ -22,8 +22,9 @@
 //! at 3300 mV).
 //!
 //! With `BMS_CAN=1` at compile time, each step also feeds a J1939 node the step's
-//! telemetry and drains every due frame from it (address claim, periodic PGNs, DM1), as
-//! the firmware's CAN port does; the program then prints the number of frames and bytes.
+//! telemetry and drains every due frame from it (address claim, periodic PGNs, DM1) with
+//! `drain_transmit` (the firmware's CAN port polls the same frames one by one); the
+//! program then prints the number of frames and bytes.
 #![no_std]
 #![no_main]
 
