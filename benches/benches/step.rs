@@ -6,12 +6,13 @@
 #![allow(missing_docs)]
 
 use std::hint::black_box;
+use std::time::{Duration, Instant};
 
 use bms_core::protect::{limits, Summary};
 use bms_core::soc::SocInput;
 use bms_core::Bms;
 use bms_hal_mock::bench::{State, Workload};
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use criterion::{criterion_group, criterion_main, Criterion};
 
 /// Measured snapshots per workload; the bench cycles through them.
 const SNAPSHOTS: usize = 1_000;
@@ -21,6 +22,30 @@ fn warmed(cells: u8, state: State) -> (Workload, Bms) {
     let mut bms = w.bms().expect("bms");
     w.warm_up(&mut bms, None);
     (w, bms)
+}
+
+/// Times `iters` calls of `step` on `state`'s clones: each clone (made outside the timed
+/// part) takes up to [`SNAPSHOTS`] consecutive snapshots in order, so the time moves
+/// forward from one call to the next as in a running BMS.
+fn consecutive<S: Clone>(
+    iters: u64,
+    state: &S,
+    snapshots: &[bms_core::Measurements],
+    mut step: impl FnMut(&mut S, &bms_core::Measurements),
+) -> Duration {
+    let mut total = Duration::ZERO;
+    let mut left = iters;
+    while left > 0 {
+        let n = left.min(snapshots.len() as u64);
+        let mut s = state.clone();
+        let start = Instant::now();
+        for m in &snapshots[..n as usize] {
+            step(&mut s, black_box(m));
+        }
+        total += start.elapsed();
+        left -= n;
+    }
+    total
 }
 
 /// `Bms::step` over consecutive snapshots (time advances 100 ms per step).
@@ -36,16 +61,11 @@ fn full_step(c: &mut Criterion) {
     ] {
         let (w, bms) = warmed(cells, state);
         g.bench_function(name, |b| {
-            // A fresh copy of the warmed BMS per batch, so time always moves forward.
-            b.iter_batched_ref(
-                || (bms.clone(), 0usize),
-                |(bms, k)| {
-                    let m = &w.measured()[*k % SNAPSHOTS];
-                    *k += 1;
-                    black_box(bms.step(black_box(m)))
-                },
-                BatchSize::NumIterations(SNAPSHOTS as u64),
-            );
+            b.iter_custom(|iters| {
+                consecutive(iters, &bms, w.measured(), |bms, m| {
+                    black_box(bms.step(m));
+                })
+            });
         });
     }
     g.finish();
@@ -63,29 +83,21 @@ fn parts(c: &mut Criterion) {
     });
     let s = Summary::of(m, &cfg.plausibility, &mut last);
     g.bench_function("Protection::step", |b| {
-        b.iter_batched_ref(
-            || (bms.protection().clone(), 0usize),
-            |(p, k)| {
-                let m = &w.measured()[*k % SNAPSHOTS];
-                *k += 1;
+        b.iter_custom(|iters| {
+            consecutive(iters, bms.protection(), w.measured(), |p, m| {
                 black_box(p.step(&cfg, m, black_box(&s), &mut |t| {
                     black_box(t);
-                }))
-            },
-            BatchSize::NumIterations(SNAPSHOTS as u64),
-        )
+                }));
+            })
+        })
     });
     g.bench_function("SocEstimator::update", |b| {
-        b.iter_batched_ref(
-            || (bms.soc().clone(), 0usize),
-            |(soc, k)| {
-                let m = &w.measured()[*k % SNAPSHOTS];
-                *k += 1;
+        b.iter_custom(|iters| {
+            consecutive(iters, bms.soc(), w.measured(), |soc, m| {
                 let input = SocInput::from_measurements(m, false).expect("current");
-                black_box(soc.update(black_box(&input)))
-            },
-            BatchSize::NumIterations(SNAPSHOTS as u64),
-        )
+                black_box(soc.update(&input));
+            })
+        })
     });
     let soc = bms.telemetry().soc;
     g.bench_function("limits", |b| {
