@@ -2349,24 +2349,56 @@ mod test {
         }
     }
 
+    /// At an exact quotient (`a = (tau + r) x`) the quiet end lies one past
+    /// `now + REFINE_EVERY`: the boundary the random cases seldom reach.
+    #[test]
+    fn quiet_passes_at_an_exact_quotient() {
+        let cfg = SocConfig {
+            ocv_sigma_mv: 0,
+            relax_sigma_mv: 10,
+            relax_tau_ms: Duration::from_millis(1_000),
+            ..SocConfig::lfp()
+        };
+        let e = SocEstimator::new(cfg, MilliAmpHours::from_mah(100_000), None);
+        // x = ceil(1000 * 16 / 16) = 1000 µV and a = 10 mV * 1000 ms: 10 s, less tau.
+        assert_eq!(e.relax_until(16, 0), 9_000);
+        let since = Instant::from_millis(5_000);
+        for rested in [7_999, 8_000, 8_001] {
+            let now = Instant::from_millis(5_000 + u64::from(rested));
+            let passes = e.quiet_passes(16, 0, now, since, Duration::from_millis(rested));
+            // The end, `since + 9001`, is at most `now + 1000` from a rest of 8001 ms on.
+            assert_eq!(passes, rested >= 8_001, "rested {rested} ms");
+        }
+    }
+
+    /// An estimator over the relaxation parameters `relax_until` and `quiet_passes` read
+    /// (small, usual values and any).
+    fn relaxing() -> impl Strategy<Value = SocEstimator> {
+        (
+            prop_oneof![0u16..20, any::<u16>()],
+            prop_oneof![0u16..100, any::<u16>()],
+            prop_oneof![0u32..1_000_000, any::<u32>()],
+        )
+            .prop_map(|(ocv_sigma_mv, relax_sigma_mv, relax_tau_ms)| {
+                let cfg = SocConfig {
+                    ocv_sigma_mv,
+                    relax_sigma_mv,
+                    relax_tau_ms: Duration::from_millis(relax_tau_ms),
+                    ..SocConfig::lfp()
+                };
+                SocEstimator::new(cfg, MilliAmpHours::from_mah(100_000), None)
+            })
+    }
+
     proptest! {
         /// `relax_until` is the last rest at which `voltage_s16` still gives the value it
         /// gave at a shorter rest: the next millisecond gives less.
         #[test]
         fn relax_until_is_where_the_voltage_sigma_steps(
-            ocv_sigma_mv in prop_oneof![0u16..20, any::<u16>()],
-            relax_sigma_mv in prop_oneof![0u16..100, any::<u16>()],
-            relax_tau_ms in prop_oneof![0u32..1_000_000, any::<u32>()],
+            e in relaxing(),
             temp_uv in prop_oneof![0u64..20_000, 0u64..=u64::from(u32::MAX)],
             rested in prop_oneof![0u32..10_000_000, any::<u32>()],
         ) {
-            let cfg = SocConfig {
-                ocv_sigma_mv,
-                relax_sigma_mv,
-                relax_tau_ms: Duration::from_millis(relax_tau_ms),
-                ..SocConfig::lfp()
-            };
-            let e = SocEstimator::new(cfg, MilliAmpHours::from_mah(100_000), None);
             let s16 = e.voltage_s16(Duration::from_millis(rested), temp_uv);
             let until = e.relax_until(s16, temp_uv);
             prop_assert!(until >= u64::from(rested));
@@ -2384,9 +2416,7 @@ mod test {
         /// configuration), and never wrongly beyond: tried mostly right at that boundary.
         #[test]
         fn quiet_passes_is_the_division(
-            ocv_sigma_mv in prop_oneof![0u16..20, any::<u16>()],
-            relax_sigma_mv in prop_oneof![0u16..100, any::<u16>()],
-            relax_tau_ms in prop_oneof![0u32..1_000_000, any::<u32>()],
+            e in relaxing(),
             temp_uv in prop_oneof![0u64..20_000, 0u64..=u64::from(u32::MAX)],
             rested in prop_oneof![0u32..10_000_000, any::<u32>()],
             since in prop_oneof![0u64..1_000_000, any::<u64>()],
@@ -2394,13 +2424,6 @@ mod test {
             kind in 0u8..3,
             delta in -3i64..=3,
         ) {
-            let cfg = SocConfig {
-                ocv_sigma_mv,
-                relax_sigma_mv,
-                relax_tau_ms: Duration::from_millis(relax_tau_ms),
-                ..SocConfig::lfp()
-            };
-            let e = SocEstimator::new(cfg, MilliAmpHours::from_mah(100_000), None);
             // The sigma a refinement at this rest derives (or any), and a rest at `rested`
             // or right where the end of that sigma is `REFINE_EVERY` away.
             let s16 = if kind == 0 { s16 } else { e.voltage_s16(Duration::from_millis(rested), temp_uv) };
@@ -2421,8 +2444,8 @@ mod test {
             let passes = e.quiet_passes(s16, temp_uv, now, since, rested);
             let r = u64::from(rested.as_millis()) + 1_000;
             let need = (1_000 * u64::from(s16.unsigned_abs())).div_ceil(16);
-            let x = need.saturating_sub(u64::from(ocv_sigma_mv) * 1_000 + temp_uv);
-            let tau = u64::from(relax_tau_ms.max(1));
+            let x = need.saturating_sub(u64::from(e.cfg.ocv_sigma_mv) * 1_000 + temp_uv);
+            let tau = u64::from(e.cfg.relax_tau_ms.as_millis().max(1));
             let reach = now >= since
                 && r < u64::from(u32::MAX)
                 && s16 > 1
