@@ -238,6 +238,53 @@ mod test {
             prop_assert_eq!(o.get(), t.filter(|_| t != end));
             prop_assert_eq!(o.is_some(), t.is_some() && t != end);
         }
+
+        /// The arithmetic saturates and never wraps: an interval longer than `Duration`
+        /// holds (about 49.7 days) reads as the longest one, not as its low 32 bits.
+        #[test]
+        fn arithmetic_saturates(
+            a in prop_oneof![any::<u64>(), 0u64..1 << 33, Just(u64::MAX)],
+            b in prop_oneof![any::<u64>(), 0u64..1 << 33],
+            d in prop_oneof![any::<u32>(), Just(u32::MAX)],
+            e in any::<u32>(),
+        ) {
+            let (ta, tb, dd) = (Instant::from_millis(a), Instant::from_millis(b), Duration::from_millis(d));
+            let since = a.saturating_sub(b).min(u64::from(u32::MAX)) as u32;
+            prop_assert_eq!(ta.duration_since(tb).as_millis(), since);
+            prop_assert_eq!((ta - tb).as_millis(), since);
+            let later = Instant::from_millis(a.saturating_add(u64::from(d)));
+            prop_assert_eq!(ta + dd, later);
+            let mut t = ta;
+            t += dd;
+            prop_assert_eq!(t, later);
+            prop_assert_eq!((dd + Duration::from_millis(e)).as_millis(), d.saturating_add(e));
+        }
+    }
+
+    #[test]
+    fn intervals_at_the_end_of_a_duration() {
+        let t = Instant::from_millis(1 << 40);
+        let max = u64::from(u32::MAX);
+        for (back, want) in [
+            (max - 1, u32::MAX - 1),
+            (max, u32::MAX),
+            (max + 1, u32::MAX),
+        ] {
+            let earlier = Instant::from_millis((1 << 40) - back);
+            assert_eq!(
+                t.duration_since(earlier).as_millis(),
+                want,
+                "{back} ms back"
+            );
+        }
+        // A later "earlier" gives zero.
+        assert_eq!(Instant::ZERO.duration_since(t), Duration::ZERO);
+    }
+
+    #[test]
+    fn display_shows_the_unit() {
+        assert_eq!(Instant::from_millis(61_005).to_string(), "61.005s");
+        assert_eq!(Duration::from_millis(250).to_string(), "250 ms");
     }
 
     #[test]
