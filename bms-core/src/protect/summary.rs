@@ -377,13 +377,26 @@ mod test {
         #[test]
         fn extremes_match_the_plain_definition(
             cells in proptest::collection::vec(
-                prop_oneof![0u32..6_000, 3_290u32..3_300, Just(u32::MAX), (1u32 << 27)..(1 << 28)],
+                (
+                    prop_oneof![0u32..6_000, 3_290u32..3_300, Just(u32::MAX), (1u32 << 27)..(1 << 28)],
+                    0u8..10, // 1..=4: the value is at or just beyond a bound instead
+                ),
                 0..=20,
             ),
             lo in 0u32..3_000,
             hi in 2_000u32..200_000_000,
             current in proptest::option::of(-3_000i32..3_000),
         ) {
+            let cells: Vec<u32> = cells
+                .iter()
+                .map(|&(v, edge)| match edge {
+                    1 => lo.saturating_sub(1),
+                    2 => lo,
+                    3 => hi,
+                    4 => hi + 1,
+                    _ => v,
+                })
+                .collect();
             let mut m = Measurements::uniform(cells.len() as u8, MilliVolts::ZERO, Instant::ZERO);
             for (c, &v) in m.cells.iter_mut().zip(&cells) {
                 *c = MilliVolts::from_mv(v);
@@ -403,15 +416,22 @@ mod test {
             prop_assert_eq!(u64::from(s.cell_sum.as_mv()), sum);
         }
 
-        /// Over a run of snapshots that often repeat their readings (with dropouts, cell
-        /// count and plausibility changes), the remembered summary is the fresh one, `last`
-        /// holds the readings of the last snapshot the AFE answered, and a repeat is
-        /// reported exactly when the AFE answered with those again.
+        /// Over a run of snapshots that often repeat their readings or move a run of cells
+        /// (one, two, up to all) by the same 1 mV (with dropouts, cell count and plausibility changes), the remembered
+        /// summary is the fresh one, `last` holds the readings of the last snapshot the AFE
+        /// answered, and a repeat (and, under current, "unchanged") is reported exactly when
+        /// the AFE answered with those again.
         #[test]
         fn remembered_is_the_fresh_summary(
             steps in proptest::collection::vec(
                 (
-                    0u8..4,                                   // 0: repeat, else new readings
+                    // 0: repeat, 1: `len` cells from `at` move by 1 mV, else new readings
+                    (
+                        0u8..4,
+                        0usize..MAX_CELLS,
+                        prop_oneof![Just(1usize), Just(2), 1usize..=MAX_CELLS],
+                        any::<bool>(),
+                    ),
                     proptest::collection::vec(
                         prop_oneof![3_290u32..3_300, 0u32..6_000, Just(u32::MAX)],
                         MAX_CELLS,
@@ -429,22 +449,38 @@ mod test {
             let mut m = Measurements::uniform(16, MilliVolts::from_mv(3_295), Instant::ZERO);
             // The cells of the last snapshot the AFE answered.
             let mut answered: Option<Vec<MilliVolts>> = None;
-            for (kind, cells, count, afe_ok, lo, current) in steps {
-                if kind != 0 {
-                    for (c, v) in m.cells.iter_mut().zip(cells) {
-                        *c = MilliVolts::from_mv(v);
+            for ((kind, at, len, up), cells, count, afe_ok, lo, current) in steps {
+                match kind {
+                    0 => {}
+                    1 => {
+                        for c in &mut m.cells[at..(at + len).min(MAX_CELLS)] {
+                            let v = c.as_mv();
+                            let v = if up { v.saturating_add(1) } else { v.saturating_sub(1) };
+                            *c = MilliVolts::from_mv(v);
+                        }
                     }
-                    m.cell_count = count;
+                    _ => {
+                        for (c, v) in m.cells.iter_mut().zip(cells) {
+                            *c = MilliVolts::from_mv(v);
+                        }
+                        m.cell_count = count;
+                    }
                 }
                 m.afe_ok = afe_ok;
                 m.current = current.map(MilliAmps::from_ma);
                 let p = plaus(lo, 4_000);
+                let before = last;
                 let mut fresh_last = last;
                 let fresh = Summary::of(&m, &p, &mut fresh_last);
                 let (s, repeat) = Summary::remembered(&m, &p, &mut last, &mut memo);
                 prop_assert_eq!(s, fresh);
                 // A repeat: the AFE answered with the cells it gave last time it answered.
                 prop_assert_eq!(repeat, m.afe_ok && answered.as_deref() == Some(m.cells()));
+                // "Unchanged" (for the stuck check): the readings are those in `last`, and
+                // current flows (`plaus` asks for 1 A).
+                let flowing = current.is_some_and(|i| i.unsigned_abs() >= 1_000);
+                let same = m.cells() == &before[..m.cells().len()];
+                prop_assert_eq!(s.cells_unchanged, m.afe_ok && flowing && same);
                 if m.afe_ok {
                     answered = Some(m.cells().to_vec());
                 }
@@ -474,5 +510,85 @@ mod test {
             prop_assert_eq!(s.mos_temp.map(|t| t.as_deci()), mos.filter(ok));
             prop_assert_eq!(s.causes.contains(SensorCauses::MOS_TEMPERATURE), !mos.is_some_and(|t| ok(&t)));
         }
+    }
+
+    #[test]
+    fn causes_are_distinct_bits() {
+        let all = [
+            SensorCauses::CELL_RANGE,
+            SensorCauses::TEMPERATURE,
+            SensorCauses::PACK_MISMATCH,
+            SensorCauses::STUCK,
+            SensorCauses::CURRENT,
+            SensorCauses::PACK,
+            SensorCauses::MOS_TEMPERATURE,
+        ];
+        let mut seen = 0u8;
+        for c in all {
+            assert_eq!(c.bits().count_ones(), 1, "{c:?}");
+            assert_eq!(seen & c.bits(), 0, "{c:?}");
+            seen |= c.bits();
+        }
+        assert_eq!(SensorCauses::NONE.bits(), 0);
+    }
+
+    /// Open wires are counted over the cells in use only.
+    #[test]
+    fn open_wires_beyond_the_cell_count_do_not_count() {
+        let mut m = Measurements::uniform(16, MilliVolts::from_mv(3_300), Instant::ZERO);
+        m.open_wire = 0b110 | 1 << 16 | 1 << 20;
+        let s = Summary::of(&m, &plaus(2_000, 4_000), &mut [MilliVolts::ZERO; MAX_CELLS]);
+        assert_eq!(s.open_wires, 2);
+        m.open_wire = 0;
+        let s = Summary::of(&m, &plaus(2_000, 4_000), &mut [MilliVolts::ZERO; MAX_CELLS]);
+        assert_eq!(s.open_wires, 0);
+    }
+
+    /// The pack reading may differ from the cell sum by up to the tolerance; a missing
+    /// current or pack reading is a cause of its own (the cell sum stands in for the pack).
+    #[test]
+    fn pack_and_current_causes() {
+        let p = plaus(2_000, 4_000); // tolerance 1000 mV
+        let mut m = Measurements::uniform(16, MilliVolts::from_mv(3_300), Instant::ZERO);
+        let sum = 16 * 3_300;
+        for (pack, bad) in [
+            (sum + 1_000, false),
+            (sum + 1_001, true),
+            (sum - 1_000, false),
+            (sum - 1_001, true),
+        ] {
+            m.pack = Some(MilliVolts::from_mv(pack));
+            let s = Summary::of(&m, &p, &mut [MilliVolts::ZERO; MAX_CELLS]);
+            assert_eq!(
+                s.causes.contains(SensorCauses::PACK_MISMATCH),
+                bad,
+                "pack {pack}"
+            );
+            assert!(!s.causes.contains(SensorCauses::PACK));
+            assert_eq!(s.pack, Some(MilliVolts::from_mv(pack)));
+        }
+        m.pack = None;
+        m.current = None;
+        let s = Summary::of(&m, &p, &mut [MilliVolts::ZERO; MAX_CELLS]);
+        assert!(s.causes.contains(SensorCauses::PACK));
+        assert!(s.causes.contains(SensorCauses::CURRENT));
+        assert!(!s.causes.contains(SensorCauses::PACK_MISMATCH));
+        assert_eq!(s.pack, Some(MilliVolts::from_mv(sum)));
+    }
+
+    /// The exact range is the extremes when every reading was plausible, else unknown.
+    #[test]
+    fn exact_cell_range_only_when_every_reading_is_plausible() {
+        let p = plaus(2_000, 4_000);
+        let mut m = Measurements::uniform(16, MilliVolts::from_mv(3_300), Instant::ZERO);
+        m.cells[3] = MilliVolts::from_mv(3_310);
+        m.cells[7] = MilliVolts::from_mv(3_290);
+        let s = Summary::of(&m, &p, &mut [MilliVolts::ZERO; MAX_CELLS]);
+        let range = (MilliVolts::from_mv(3_290), MilliVolts::from_mv(3_310));
+        assert_eq!(s.exact_cell_range(), Some(range));
+        m.cells[9] = MilliVolts::from_mv(4_001);
+        let s = Summary::of(&m, &p, &mut [MilliVolts::ZERO; MAX_CELLS]);
+        assert_eq!((s.min_cell, s.max_cell), (Some(range.0), Some(range.1)));
+        assert_eq!(s.exact_cell_range(), None);
     }
 }
