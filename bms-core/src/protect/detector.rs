@@ -277,3 +277,76 @@ impl Detectors {
         }
     }
 }
+
+#[cfg(test)]
+mod test {
+    use super::*;
+    use crate::config::{Chemistry, PackConfig, Port, Variant};
+
+    fn rule(retries: u8) -> ProtectionRule {
+        ProtectionRule {
+            trip: 100,
+            release: 90,
+            delay: Duration::ZERO,
+            release_delay: Duration::ZERO,
+            latch: Latch::Auto,
+            warn: None,
+            retries,
+            enabled: true,
+        }
+    }
+
+    /// A trip within [`RETRY_WINDOW`] of the last release is a retry; one at the window's
+    /// end starts the count again.
+    #[test]
+    fn retries_count_within_the_window_only() {
+        let f = Fault::CellOv;
+        let r = rule(1);
+        let cond = ReleaseConditions::default();
+        let at = |ms: u64| Instant::from_millis(ms);
+        let window = u64::from(RETRY_WINDOW.as_millis());
+        for (again, latched) in [(window - 1, true), (window, false)] {
+            let mut d = Detectors::default();
+            let mut seen = Vec::new();
+            let mut out = |t| seen.push(t);
+            d.update(at(0), f, &r, Some(100), cond, &mut out);
+            d.update(at(1), f, &r, Some(80), cond, &mut out);
+            d.update(at(1 + again), f, &r, Some(100), cond, &mut out);
+            assert_eq!(
+                seen,
+                [
+                    Transition::Tripped(f),
+                    Transition::Released(f),
+                    Transition::Tripped(f)
+                ]
+            );
+            assert_eq!(d.latched().contains(f), latched, "again after {again} ms");
+        }
+    }
+
+    /// `update_all` is `update` for each fault in table order.
+    #[test]
+    fn update_all_is_update_per_fault() {
+        let variant = Variant::new(16, 300, Port::Can).expect("variant");
+        let table = PackConfig::preset(variant, Chemistry::Lfp).protection;
+        let cond = ReleaseConditions::default();
+        let (mut all, mut each) = (Detectors::default(), Detectors::default());
+        let (mut seen_all, mut seen_each) = (Vec::new(), Vec::new());
+        // Every value far beyond any threshold in both directions, then back.
+        for (step, v) in [i32::MAX, i32::MAX, i32::MIN, 0].into_iter().enumerate() {
+            let now = Instant::from_millis(step as u64 * 600_000);
+            let values = [Some(v); Fault::COUNT];
+            all.update_all(now, &table, &values, cond, &mut |t| seen_all.push(t));
+            for (f, r) in table.iter() {
+                each.update(now, f, r, values[f.index()], cond, &mut |t| {
+                    seen_each.push(t)
+                });
+            }
+            assert_eq!(seen_all, seen_each, "step {step}");
+            assert_eq!(all.active(), each.active());
+            assert_eq!(all.warnings(), each.warnings());
+            assert_eq!(all.latched(), each.latched());
+        }
+        assert!(!seen_all.is_empty());
+    }
+}
