@@ -286,14 +286,27 @@ fn implausible_pack_and_stuck_readings_are_sensor_faults() {
         bms.step(&m);
     }
     assert!(bms.telemetry().faults.contains(Fault::SensorFault));
-    let mut bms = Bms::new(config(Chemistry::Lfp)).unwrap();
-    // Frozen readings under 20 A for 30 s.
+    let cfg = config(Chemistry::Lfp);
+    let stuck_after = u64::from(cfg.plausibility.stuck_after.as_millis());
+    let mut bms = Bms::new(cfg).unwrap();
+    // Frozen readings under 20 A: stuck once they held for `stuck_after`, not before.
+    let start = t + STEP_MS;
+    let mut first = None;
     for _ in 0..=310 {
         t += STEP_MS;
         let mut m = base(t);
         m.current = Some(MilliAmps::from_amps(20));
         bms.step(&m);
+        if bms.telemetry().faults.contains(Fault::SensorFault) {
+            first.get_or_insert(t);
+        }
     }
+    let first = first.expect("frozen readings never judged stuck");
+    assert!(
+        first - start >= stuck_after,
+        "stuck after {} ms",
+        first - start
+    );
     assert!(bms.telemetry().faults.contains(Fault::SensorFault));
     assert!(!bms.telemetry().charge_fet && !bms.telemetry().discharge_fet);
 }

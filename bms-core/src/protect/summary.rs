@@ -512,6 +512,32 @@ mod test {
         }
     }
 
+    /// Readings are stuck once they held still under current for `stuck_after`, not
+    /// before; a move or a pause of the current starts the count again.
+    #[test]
+    fn stuck_after_the_configured_time() {
+        let p = plaus(2_000, 4_000); // stuck after 10 s at 1 A or more
+        let mut m = Measurements::uniform(16, MilliVolts::from_mv(3_300), Instant::ZERO);
+        m.current = Some(MilliAmps::from_amps(2));
+        let mut last = [MilliVolts::ZERO; MAX_CELLS];
+        let mut d = StuckDetector::default();
+        let mut at = |m: &mut Measurements, ms: u64, d: &mut StuckDetector| {
+            m.timestamp = Instant::from_millis(ms);
+            let s = Summary::of(m, &p, &mut last);
+            d.update(m, &s, &p)
+        };
+        assert!(!at(&mut m, 0, &mut d)); // the first reading only fills `last`
+        assert!(!at(&mut m, 100, &mut d)); // unchanged from here
+        assert!(!at(&mut m, 10_099, &mut d));
+        assert!(at(&mut m, 10_100, &mut d));
+        m.current = Some(MilliAmps::from_ma(999));
+        assert!(!at(&mut m, 10_200, &mut d));
+        m.current = Some(MilliAmps::from_amps(2));
+        assert!(!at(&mut m, 10_300, &mut d));
+        assert!(!at(&mut m, 20_299, &mut d));
+        assert!(at(&mut m, 20_300, &mut d));
+    }
+
     #[test]
     fn causes_are_distinct_bits() {
         let all = [
