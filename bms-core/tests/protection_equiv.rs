@@ -447,16 +447,10 @@ fn inputs(
 }
 
 fn causes_bit(b: u32) -> SensorCauses {
-    [
-        SensorCauses::CELL_RANGE,
-        SensorCauses::TEMPERATURE,
-        SensorCauses::PACK_MISMATCH,
-        SensorCauses::STUCK,
-        SensorCauses::CURRENT,
-        SensorCauses::PACK,
-        SensorCauses::MOS_TEMPERATURE,
-        SensorCauses::NONE,
-    ][b as usize]
+    SensorCauses::ALL
+        .get(b as usize)
+        .copied()
+        .unwrap_or(SensorCauses::NONE)
 }
 
 /// Runs `ops` on both implementations, comparing every output after every step.

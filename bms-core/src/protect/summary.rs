@@ -34,6 +34,17 @@ impl SensorCauses {
     /// No cause.
     pub const NONE: SensorCauses = SensorCauses(0);
 
+    /// Every cause, lowest bit first.
+    pub const ALL: [SensorCauses; 7] = [
+        SensorCauses::CELL_RANGE,
+        SensorCauses::TEMPERATURE,
+        SensorCauses::PACK_MISMATCH,
+        SensorCauses::STUCK,
+        SensorCauses::CURRENT,
+        SensorCauses::PACK,
+        SensorCauses::MOS_TEMPERATURE,
+    ];
+
     /// The raw bits.
     pub const fn bits(self) -> u8 {
         self.0
@@ -540,17 +551,9 @@ mod test {
 
     #[test]
     fn causes_are_distinct_bits() {
-        let all = [
-            SensorCauses::CELL_RANGE,
-            SensorCauses::TEMPERATURE,
-            SensorCauses::PACK_MISMATCH,
-            SensorCauses::STUCK,
-            SensorCauses::CURRENT,
-            SensorCauses::PACK,
-            SensorCauses::MOS_TEMPERATURE,
-        ];
         let mut seen = 0u8;
-        for c in all {
+        for (n, c) in SensorCauses::ALL.into_iter().enumerate() {
+            assert_eq!(c.bits(), 1 << n, "{c:?}");
             assert_eq!(c.bits().count_ones(), 1, "{c:?}");
             assert_eq!(seen & c.bits(), 0, "{c:?}");
             seen |= c.bits();
